@@ -1,0 +1,3 @@
+from batchgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""/files: upload (streamed to storage), list, get, delete, content (streamed back)."""
+
+from __future__ import annotations
+
+import hashlib
+import mimetypes
+import re
+import urllib.parse
+
+from aiohttp import BodyPartReader, web
+
+from batchgate import ids
+from batchgate.api.middleware import not_found
+from batchgate.api.services import services
+from batchgate.api.wire import json_response, scope_of
+from batchgate.blobs import CHUNK
+from batchgate.domain.records import FileRecord, list_page
+from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, parse_expires_after, parse_page,
+                                       parse_purpose, parse_sha256)
+from batchgate.errors import Conflict, InvalidRequest, PayloadTooLarge
+
+MAX_FIELD_BYTES = 4096
+MAX_FILES_PAGE = 10_000  # the MKA1 SDK asks for 10,000 by default
+UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+async def upload(request: web.Request) -> web.Response:
+    svc = services(request)
+    limit = svc.settings.max_file_bytes
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise PayloadTooLarge(f"The upload is {request.content_length} bytes; the limit is {limit} bytes.")
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidRequest("Upload a file as multipart/form-data with fields 'purpose' and 'file'.",
+                             code="invalid_content_type")
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    stored: tuple[str, str, int, str] | None = None  # key, filename, bytes, sha256
+    try:
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
+            if part.name == "file":
+                if stored is not None:
+                    raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
+                stored = await _store_part(svc, part, limit)
+            elif part.name:
+                fields[part.name] = await _read_field(part)
+        if stored is None:
+            raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+        purpose = parse_purpose(fields.get("purpose"), (INPUT_PURPOSE,))
+        expires_after = _expires_after(fields)
+    except BaseException:
+        if stored is not None:
+            await svc.blobs.delete(stored[0])
+        raise
+    key, filename, size, sha256 = stored
+    now = svc.now()
+    retention = expires_after or svc.settings.file_retention_seconds
+    record = FileRecord(key, scope_of(request), filename, purpose, size, sha256, key, now, now + retention)
+    await svc.store.insert_file(record)
+    return json_response(record.to_wire())
+
+
+async def _store_part(svc, part: BodyPartReader, limit: int) -> tuple[str, str, int, str]:
+    filename = safe_filename(part.filename)
+    key = ids.file_id()
+    digest = hashlib.sha256()
+
+    async def chunks():
+        seen = 0
+        while chunk := await part.read_chunk(CHUNK):
+            seen += len(chunk)
+            if seen > limit:
+                raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes.", param="file")
+            digest.update(chunk)
+            yield chunk
+
+    size = await svc.blobs.write(key, chunks())
+    return key, filename, size, digest.hexdigest()
+
+
+async def _read_field(part: BodyPartReader) -> str:
+    raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
+    if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
+        raise InvalidRequest(f"Form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes.", param=part.name,
+                             code="invalid_multipart")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"Form field {part.name!r} is not UTF-8.", param=part.name,
+                             code="invalid_multipart") from None
+
+
+def _expires_after(fields: dict[str, str]) -> int | None:
+    if "expires_after[seconds]" not in fields and "expires_after[anchor]" not in fields:
+        return None
+    seconds = fields.get("expires_after[seconds]", "")
+    value = {"anchor": fields.get("expires_after[anchor]", "created_at"),
+             "seconds": int(seconds) if seconds.strip().isdigit() else seconds}
+    return parse_expires_after(value, "expires_after")
+
+
+def safe_filename(name: str | None) -> str:
+    """The client's filename as metadata: no path, no control characters, bounded length."""
+    if name is None or not name.strip() or name == "blob":
+        raise InvalidRequest("The 'file' part needs a filename (for example requests.jsonl).", param="file",
+                             code="missing_filename")
+    base = re.split(r"[/\\]", name)[-1]
+    cleaned = UNSAFE_FILENAME.sub("_", base).strip()[:255]
+    if not cleaned or cleaned in (".", ".."):
+        raise InvalidRequest(f"The filename {name!r} is not usable.", param="file", code="invalid_filename")
+    return cleaned
+
+
+async def list_files(request: web.Request) -> web.Response:
+    svc, query = services(request), request.query
+    page = parse_page(query, with_order=True, max_limit=MAX_FILES_PAGE, default_limit=MAX_FILES_PAGE)
+    purpose = parse_purpose(query["purpose"], FILE_PURPOSES) if query.get("purpose") else None
+    items, has_more = await svc.store.list_files(scope_of(request), page, purpose, parse_sha256(query.get("sha256")))
+    return json_response(list_page(items, has_more))
+
+
+async def _owned(request: web.Request) -> FileRecord:
+    file_id = request.match_info["file_id"]
+    file = await services(request).store.get_file(scope_of(request), file_id)
+    if file is None:
+        raise not_found("file", file_id, "file_id")
+    return file
+
+
+async def get_file(request: web.Request) -> web.Response:
+    return json_response((await _owned(request)).to_wire())
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    svc = services(request)
+    file = await _owned(request)
+    user = await svc.store.active_batch_using(file.id)
+    if user is not None:
+        raise Conflict(f"File {file.id} is in use by batch {user}, which has not finished; cancel it first.",
+                       param="file_id", code="file_in_use")
+    if await svc.store.delete_file(file.id) is not None:
+        await svc.blobs.delete(file.storage_key)
+    return json_response({"id": file.id, "object": "file", "deleted": True})
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    svc = services(request)
+    file = await _owned(request)
+    response = web.StreamResponse(headers={
+        "Content-Type": content_type(file.filename),
+        "Content-Length": str(file.bytes),
+        "Content-Disposition": content_disposition(file.filename),
+    })
+    await response.prepare(request)
+    async for chunk in svc.blobs.read(file.storage_key):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def content_type(filename: str) -> str:
+    if filename.lower().endswith((".jsonl", ".ndjson")):
+        return "application/jsonl"
+    guessed, _ = mimetypes.guess_type(filename)
+    return guessed or "application/jsonl"
+
+
+def content_disposition(filename: str) -> str:
+    ascii_name = re.sub(r'[^A-Za-z0-9._ -]', "_", filename) or "file"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{urllib.parse.quote(filename)}"
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    app.router.add_post(f"{prefix}/files", upload)
+    app.router.add_get(f"{prefix}/files", list_files)
+    app.router.add_get(f"{prefix}/files/{{file_id}}", get_file)
+    app.router.add_delete(f"{prefix}/files/{{file_id}}", delete_file)
+    app.router.add_get(f"{prefix}/files/{{file_id}}/content", file_content)

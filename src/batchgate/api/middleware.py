@@ -1,0 +1,72 @@
+"""Every failure becomes {"error": {...}} JSON; every call but /healthz needs a valid key."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from batchgate.api.wire import json_response
+from batchgate.domain.records import Scope
+from batchgate.domain.requests import parse_on_behalf_of
+from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthorized
+from batchgate.ids import hash_secret
+
+log = logging.getLogger("batchgate.api")
+PUBLIC_PATHS = frozenset({"/healthz"})
+HTTP_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
+                    405: "invalid_request_error", 413: "invalid_request_error"}
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except BatchgateError as exc:
+        body = exc.to_wire()
+        if request.path.endswith("/content"):
+            # The MKA1 SDK reads this route's error code as an integer; a null code suits both SDKs.
+            body["error"]["code"] = None
+        return json_response(body, status=exc.status)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 404:
+            message = f"No route for {request.method} {request.path}."
+        elif exc.status == 405:
+            message = f"Method {request.method} is not allowed on {request.path}."
+        body = {"error": {"message": message, "type": HTTP_ERROR_TYPES.get(exc.status, "invalid_request_error"),
+                          "param": None, "code": None}}
+        return json_response(body, status=exc.status)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {"error": {"message": "The server had an error while processing your request.",
+                          "type": "server_error", "param": None, "code": None}}
+        return json_response(body, status=500)
+
+
+def authenticate(store):
+    @web.middleware
+    async def auth(request: web.Request, handler):
+        if request.path in PUBLIC_PATHS:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'. "
+                               "Create one with 'batchgate keys create --name NAME'.")
+        owner = await store.owner_of_key(hash_secret(secret.strip()))
+        if owner is None:
+            raise Unauthorized("Incorrect API key provided.")
+        request["scope"] = Scope(owner, parse_on_behalf_of(request.headers.get("X-On-Behalf-Of")))
+        return await handler(request)
+
+    return auth
+
+
+def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
+    return NotFound(f"No {kind} found with id '{object_id}'.", param=param)
+
+
+__all__ = ["InvalidRequest", "authenticate", "errors_as_json", "not_found"]

@@ -1,0 +1,64 @@
+"""Blobs as files in a local folder; written to a temporary name, then renamed into place."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from pathlib import Path
+from typing import AsyncIterable, AsyncIterator
+
+from batchgate.blobs.base import CHUNK
+
+
+class LocalBlobStore:
+    def __init__(self, root: Path):
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / ".partial").mkdir(exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        # Keys are the server's own ("file-<hex>"), never a client's filename.
+        if not key or "/" in key or key.startswith("."):
+            raise ValueError(f"invalid blob key {key!r}")
+        return self.root / key[-2:] / key
+
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        final = self._path(key)
+        partial = self.root / ".partial" / f"{key}.{secrets.token_hex(4)}"
+        handle = await asyncio.to_thread(open, partial, "wb")
+        size = 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                await asyncio.to_thread(handle.write, chunk)
+            await asyncio.to_thread(_sync_close, handle)
+            final.parent.mkdir(exist_ok=True)
+            await asyncio.to_thread(os.replace, partial, final)
+        except BaseException:
+            handle.close()
+            partial.unlink(missing_ok=True)
+            raise
+        return size
+
+    async def read(self, key: str, offset: int = 0) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(open, self._path(key), "rb")
+        try:
+            if offset:
+                handle.seek(offset)
+            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+                yield chunk
+        finally:
+            handle.close()
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._path(key).unlink, True)
+
+    async def close(self) -> None:
+        return None
+
+
+def _sync_close(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+    handle.close()

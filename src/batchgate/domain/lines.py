@@ -1,0 +1,123 @@
+"""The JSONL request line: parsing and validation, one line at a time.
+
+A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {...}}`.
+Every problem is a LineError carrying its 1-based line number and a stable code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
+MAX_CUSTOM_ID_CHARS = 512
+
+
+@dataclass(frozen=True, slots=True)
+class LineError(Exception):
+    line: int
+    code: str
+    message: str
+    param: str | None = None
+
+    def to_wire(self) -> dict:
+        return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestLine:
+    line: int
+    custom_id: str
+    body: dict
+
+    @property
+    def model(self) -> str:
+        return self.body["model"]
+
+
+def is_blank(raw: bytes) -> bool:
+    return not raw.strip()
+
+
+def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int) -> RequestLine:
+    """Parse one non-blank line (without its newline) or raise LineError."""
+    if len(raw) > max_line_bytes:
+        raise LineError(line, "line_too_long", f"Line {line} is {len(raw)} bytes; the limit is {max_line_bytes} bytes.")
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LineError(line, "invalid_utf8", f"Line {line} is not valid UTF-8 (byte {exc.start + 1}).") from None
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise LineError(line, "invalid_json_line", f"Line {line} is not valid JSON: {exc}.") from None
+    if not isinstance(obj, dict):
+        raise LineError(line, "invalid_json_line", f"Line {line} must be a JSON object, not {_json_kind(obj)}.")
+    return RequestLine(line, _custom_id(obj, line), _body(obj, line, endpoint))
+
+
+def _custom_id(obj: dict, line: int) -> str:
+    if "custom_id" not in obj:
+        raise LineError(line, "missing_custom_id", f"Line {line} has no 'custom_id'.", "custom_id")
+    custom_id = obj["custom_id"]
+    if not isinstance(custom_id, str) or not custom_id:
+        raise LineError(line, "invalid_custom_id", f"Line {line}: 'custom_id' must be a non-empty string.", "custom_id")
+    if len(custom_id) > MAX_CUSTOM_ID_CHARS:
+        raise LineError(line, "invalid_custom_id",
+                        f"Line {line}: 'custom_id' is longer than {MAX_CUSTOM_ID_CHARS} characters.", "custom_id")
+    return custom_id
+
+
+def _body(obj: dict, line: int, endpoint: str) -> dict:
+    method = obj.get("method")
+    if method is None:
+        raise LineError(line, "missing_method", f"Line {line} has no 'method'; it must be \"POST\".", "method")
+    if method != "POST":
+        raise LineError(line, "invalid_method", f"Line {line}: 'method' must be \"POST\", not {method!r}.", "method")
+    url = obj.get("url")
+    if url is None:
+        raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {endpoint!r}.", "url")
+    if url != endpoint:
+        raise LineError(line, "url_mismatch",
+                        f"Line {line}: 'url' is {url!r} but the batch endpoint is {endpoint!r}.", "url")
+    body = obj.get("body")
+    if body is None:
+        raise LineError(line, "missing_body", f"Line {line} has no 'body'.", "body")
+    if not isinstance(body, dict):
+        raise LineError(line, "invalid_body", f"Line {line}: 'body' must be a JSON object.", "body")
+    model = body.get("model")
+    if model is None:
+        raise LineError(line, "missing_model", f"Line {line}: 'body.model' is required.", "body.model")
+    if not isinstance(model, str) or not model:
+        raise LineError(line, "invalid_model", f"Line {line}: 'body.model' must be a non-empty string.", "body.model")
+    return body
+
+
+def _json_kind(value: object) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+class ValidationReport:
+    """Collects the outcome of validating a whole file, keeping the first `keep` errors."""
+
+    def __init__(self, keep: int):
+        self.keep = keep
+        self.errors: list[LineError] = []
+        self.error_count = 0
+        self.request_count = 0
+
+    def add_error(self, error: LineError) -> None:
+        self.error_count += 1
+        if len(self.errors) < self.keep:
+            self.errors.append(error)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def to_wire(self) -> dict | None:
+        if self.ok:
+            return None
+        ordered = sorted(self.errors, key=lambda e: e.line)
+        return {"object": "list", "data": [e.to_wire() for e in ordered]}

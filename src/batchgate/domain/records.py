@@ -1,0 +1,133 @@
+"""What the store keeps about files and batches, and how each looks on the wire."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from batchgate.domain.status import BatchStatus
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is asking: the key's owner and the X-On-Behalf-Of value ('' when absent)."""
+
+    owner: str
+    on_behalf_of: str = ""
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    id: str
+    scope: Scope
+    filename: str
+    purpose: str
+    bytes: int
+    sha256: str
+    storage_key: str
+    created_at: int
+    expires_at: int | None
+
+    def to_wire(self) -> dict:
+        return {
+            "id": self.id,
+            "object": "file",
+            "bytes": self.bytes,
+            "created_at": self.created_at,
+            "filename": self.filename,
+            "purpose": self.purpose,
+            "expires_at": self.expires_at,
+            "status": "processed",
+            "status_details": None,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: "Usage") -> "Usage":
+        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (self.input_tokens, self.output_tokens, self.total_tokens, self.cached_tokens, self.reasoning_tokens)
+
+    def to_wire(self) -> dict:
+        return {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "output_tokens": self.output_tokens,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    id: str
+    scope: Scope
+    endpoint: str
+    input_file_id: str
+    completion_window: str
+    status: BatchStatus
+    created_at: int
+    expires_at: int
+    max_concurrency: int
+    metadata: dict[str, str] | None = None
+    output_expires_seconds: int | None = None
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    errors: dict | None = None
+    in_progress_at: int | None = None
+    finalizing_at: int | None = None
+    completed_at: int | None = None
+    failed_at: int | None = None
+    expired_at: int | None = None
+    cancelling_at: int | None = None
+    cancelled_at: int | None = None
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+    def to_wire(self) -> dict:
+        return {
+            "id": self.id,
+            "object": "batch",
+            "endpoint": self.endpoint,
+            "model": None,
+            "errors": self.errors,
+            "input_file_id": self.input_file_id,
+            "completion_window": self.completion_window,
+            "status": self.status.value,
+            "output_file_id": self.output_file_id,
+            "error_file_id": self.error_file_id,
+            "created_at": self.created_at,
+            "in_progress_at": self.in_progress_at,
+            "expires_at": self.expires_at,
+            "finalizing_at": self.finalizing_at,
+            "completed_at": self.completed_at,
+            "failed_at": self.failed_at,
+            "expired_at": self.expired_at,
+            "cancelling_at": self.cancelling_at,
+            "cancelled_at": self.cancelled_at,
+            "request_counts": {"total": self.total, "completed": self.completed, "failed": self.failed},
+            "usage": self.usage.to_wire(),
+            "metadata": self.metadata,
+            "max_concurrency": self.max_concurrency,
+        }
+
+
+def list_page(items: list, has_more: bool) -> dict:
+    data = [item.to_wire() for item in items]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": has_more,
+    }

@@ -1,0 +1,56 @@
+"""When to retry an upstream call, and how long to wait first."""
+
+from __future__ import annotations
+
+import email.utils
+from dataclasses import dataclass
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_STATUSES
+
+
+def parse_retry_after(headers: dict[str, str] | None, now: float) -> float | None:
+    """Seconds to wait from `retry-after-ms`, or `retry-after` as seconds or an HTTP date."""
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if (ms := lowered.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_seconds: float = 0.5
+    max_seconds: float = 60.0
+
+    def should_retry(self, attempt: int) -> bool:
+        """`attempt` is the 1-based number of the attempt that just failed."""
+        return attempt < self.max_attempts
+
+    def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> float:
+        """Full-jitter exponential backoff; `jitter` is a uniform draw in [0, 1).
+
+        A server's Retry-After is a floor: we never come back sooner than it asked.
+        """
+        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        backoff = ceiling / 2 + jitter * ceiling / 2
+        return backoff if retry_after is None else max(backoff, retry_after)

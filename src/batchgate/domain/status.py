@@ -1,0 +1,54 @@
+"""Batch statuses and the transitions between them.
+
+    validating ─► in_progress ─► finalizing ─► completed
+        │              │
+        ├─► failed     ├─► cancelling ─► cancelled
+        └─► cancelling └─► expired   (validating and finalizing may expire too)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class BatchStatus(StrEnum):
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+S = BatchStatus
+
+TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
+    S.VALIDATING: frozenset({S.IN_PROGRESS, S.FAILED, S.CANCELLING, S.EXPIRED}),
+    S.IN_PROGRESS: frozenset({S.FINALIZING, S.CANCELLING, S.EXPIRED}),
+    S.FINALIZING: frozenset({S.COMPLETED, S.EXPIRED}),
+    S.CANCELLING: frozenset({S.CANCELLED}),
+    S.COMPLETED: frozenset(),
+    S.FAILED: frozenset(),
+    S.EXPIRED: frozenset(),
+    S.CANCELLED: frozenset(),
+}
+
+TERMINAL = frozenset(s for s, nexts in TRANSITIONS.items() if not nexts)
+ACTIVE = frozenset(BatchStatus) - TERMINAL
+CANCELLABLE = frozenset({S.VALIDATING, S.IN_PROGRESS})
+
+
+def can_move(current: BatchStatus, target: BatchStatus) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def timestamp_field(status: BatchStatus) -> str | None:
+    """The batch field stamped when a batch enters `status` (validating has created_at)."""
+    return None if status is S.VALIDATING else f"{status.value}_at"
+
+
+def unfinished_line_code(status: BatchStatus) -> str | None:
+    """Error code given to lines that never got an answer when a batch ends in `status`."""
+    return {S.CANCELLED: "batch_cancelled", S.EXPIRED: "batch_expired"}.get(status)

@@ -1,0 +1,67 @@
+"""One exception root for everything batchgate raises on purpose.
+
+    BatchgateError                 500 server_error
+    ├── ConfigError                bad settings or upstream config (never reaches HTTP)
+    ├── InvalidRequest             400 invalid_request_error
+    │   └── PayloadTooLarge        413
+    ├── Unauthorized               401 authentication_error
+    ├── NotFound                   404 invalid_request_error
+    ├── Conflict                   409 invalid_request_error (wrong state for the action)
+    └── LeaseLost                  a worker lost its claim on a batch; it must stop writing
+
+Each error knows its HTTP status and OpenAI error type, so the API layer renders
+every one of them the same way: {"error": {"message", "type", "param", "code"}}.
+"""
+
+from __future__ import annotations
+
+
+class BatchgateError(Exception):
+    status = 500
+    type = "server_error"
+    default_code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code or self.default_code
+
+    def to_wire(self) -> dict:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class ConfigError(BatchgateError):
+    default_code = "invalid_config"
+
+
+class InvalidRequest(BatchgateError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class PayloadTooLarge(InvalidRequest):
+    status = 413
+    default_code = "payload_too_large"
+
+
+class Unauthorized(BatchgateError):
+    status = 401
+    type = "authentication_error"
+    default_code = "invalid_api_key"
+
+
+class NotFound(BatchgateError):
+    status = 404
+    type = "invalid_request_error"
+    default_code = "not_found"
+
+
+class Conflict(BatchgateError):
+    status = 409
+    type = "invalid_request_error"
+    default_code = "conflict"
+
+
+class LeaseLost(BatchgateError):
+    default_code = "lease_lost"

@@ -1,0 +1,177 @@
+"""One Settings object, built once at the entry point and passed down.
+
+Precedence, lowest first: defaults < top-level keys of the TOML config file <
+`BATCHGATE_<FIELD>` environment variables < command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from batchgate.errors import ConfigError
+
+ENV_PREFIX = "BATCHGATE_"
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    """One `[[upstreams]]` table: where requests for some models go."""
+
+    name: str
+    base_url: str
+    models: tuple[str, ...] = ("*",)
+    kind: str = "openai"
+    api_key: str | None = None
+    max_concurrency: int | None = None
+    timeout_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Where and how to serve
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".batchgate")
+    config: Path | None = None
+    database_url: str | None = None  # default: sqlite inside data_dir
+    storage_url: str | None = None  # default: a folder inside data_dir
+    log_level: str = "info"
+    no_worker: bool = False  # serve the API only; run `batchgate worker` processes elsewhere
+
+    # Batch limits
+    completion_window_seconds: int = 86400
+    file_retention_seconds: int = 30 * 86400
+    default_max_concurrency: int = 64
+    max_concurrency_ceiling: int = 1024
+    max_lines: int = 1_000_000
+    max_line_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 2 * 1024**3
+    max_reported_errors: int = 100
+
+    # Calling upstreams
+    max_attempts: int = 5
+    retry_base_seconds: float = 0.5
+    retry_max_seconds: float = 60.0
+    request_timeout_seconds: float = 600.0
+    cancel_grace_seconds: float = 30.0
+
+    # Worker cadence
+    poll_interval_seconds: float = 0.5
+    commit_interval_seconds: float = 0.05
+    lease_seconds: float = 30.0
+    retention_interval_seconds: float = 60.0
+
+    upstreams: tuple[UpstreamConfig, ...] = field(default=())
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'batchgate.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str((self.data_dir / "files").resolve())
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "Settings":
+        """Build settings from the config file, the environment and explicit overrides."""
+        env = os.environ if env is None else env
+        overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+        from_env = {name: env[env_var(name)] for name in scalar_fields() if env_var(name) in env}
+        config_path = overrides.get("config") or from_env.get("config")
+        from_file, upstreams = _read_config_file(Path(config_path)) if config_path else ({}, ())
+        values: dict[str, Any] = {}
+        for source in (from_file, from_env, overrides):
+            for name, raw in source.items():
+                values[name] = _coerce(name, raw)
+        settings = cls(**values, upstreams=upstreams)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
+                    "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.default_max_concurrency > self.max_concurrency_ceiling:
+            raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
+
+
+def env_var(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def scalar_fields() -> dict[str, type]:
+    hints = typing.get_type_hints(Settings)
+    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(Settings) if f.name != "upstreams"}
+
+
+def _base_type(hint: Any) -> type:
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return next(a for a in typing.get_args(hint) if a is not type(None))
+    return hint
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    kind = scalar_fields()[name]
+    try:
+        if kind is bool and isinstance(raw, str):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if kind is int and isinstance(raw, float) and not raw.is_integer():
+            raise ValueError("not an integer")
+        return raw if isinstance(raw, kind) else kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {name} ({env_var(name)}) must be {kind.__name__}, got {raw!r}") from None
+
+
+def _read_config_file(path: Path) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    tables = data.pop("upstreams", [])
+    unknown = set(data) - set(scalar_fields()) - {"config"}
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
+    if not isinstance(tables, list):
+        raise ConfigError(f"config file {path}: upstreams must be an array of tables ([[upstreams]])")
+    return data, tuple(_upstream(i, t, path) for i, t in enumerate(tables, 1))
+
+
+def _upstream(index: int, table: Any, path: Path) -> UpstreamConfig:
+    where = f"config file {path}, upstream #{index}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    table = dict(table)
+    key_env = table.pop("api_key_env", None)
+    if key_env is not None:
+        if key_env not in os.environ:
+            raise ConfigError(f"{where}: api_key_env names {key_env}, which is not set")
+        table["api_key"] = os.environ[key_env]
+    known = {f.name for f in dataclasses.fields(UpstreamConfig)}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    for required in ("name", "base_url"):
+        if not isinstance(table.get(required), str) or not table[required]:
+            raise ConfigError(f"{where}: '{required}' is required and must be a string")
+    models = table.get("models", ["*"])
+    if isinstance(models, str):
+        models = [models]
+    if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
+        raise ConfigError(f"{where}: 'models' must be a list of glob patterns")
+    table["models"] = tuple(models)
+    table["base_url"] = table["base_url"].rstrip("/")
+    cap = table.get("max_concurrency")
+    if cap is not None and (not isinstance(cap, int) or cap <= 0):
+        raise ConfigError(f"{where}: 'max_concurrency' must be a positive integer")
+    return UpstreamConfig(**table)

@@ -1,0 +1,82 @@
+"""An OpenAI-compatible HTTP upstream (vLLM, SGLang, Ollama, llama.cpp, hosted APIs), over aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import aiohttp
+import orjson
+
+from batchgate.domain.results import Outcome
+from batchgate.domain.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from batchgate.settings import Settings, UpstreamConfig
+
+
+class HttpUpstream:
+    def __init__(self, config: UpstreamConfig, settings: Settings):
+        self.name = config.name
+        self._config = config
+        self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds or settings.request_timeout_seconds)
+        self._slots = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
+        self._session: aiohttp.ClientSession | None = None
+        self._headers = {"Content-Type": "application/json"}
+        if config.api_key:
+            self._headers["Authorization"] = f"Bearer {config.api_key}"
+
+    def url_for(self, endpoint: str) -> str:
+        # base_url is the part before /chat/completions, so drop the endpoint's own /v1.
+        return self._config.base_url + endpoint.removeprefix("/v1")
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+                                                  json_serialize=lambda o: orjson.dumps(o).decode())
+        return self._session
+
+    async def send(self, endpoint: str, body: dict) -> Outcome:
+        url, payload = self.url_for(endpoint), orjson.dumps(body)
+        attempt = 0
+        while True:
+            attempt += 1
+            outcome, retry_after = await self._attempt(url, payload)
+            retryable = outcome.error_code is not None or is_retryable_status(outcome.status_code)
+            if outcome.ok or not retryable or not self._policy.should_retry(attempt):
+                return outcome
+            await asyncio.sleep(self._policy.delay(attempt, random.random(), retry_after))
+
+    async def _attempt(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
+        try:
+            if self._slots is None:
+                return await self._post(url, payload)
+            async with self._slots:
+                return await self._post(url, payload)
+        except asyncio.TimeoutError:
+            return Outcome(error_code="timeout", error_message=f"The upstream {self.name!r} did not answer in time."), None
+        except aiohttp.ClientError as exc:
+            return Outcome(error_code="upstream_unreachable",
+                           error_message=f"Could not reach upstream {self.name!r}: {exc.__class__.__name__}: {exc}"), None
+
+    async def _post(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
+        async with self._client().post(url, data=payload, headers=self._headers) as response:
+            raw = await response.read()
+            body = _decode(raw)
+            outcome = Outcome(status_code=response.status, body=body,
+                              request_id=response.headers.get("x-request-id"))
+            return outcome, parse_retry_after(dict(response.headers), time.time())
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+def _decode(raw: bytes) -> object:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {"error": {"message": raw.decode("utf-8", "replace")[:2000], "type": "upstream_error",
+                          "code": "invalid_upstream_response"}}

@@ -1,0 +1,1 @@
+"""Running batches: claim with a lease, validate, execute a sliding window, finalize."""

@@ -1,0 +1,96 @@
+"""The in_progress stage: a sliding window of requests in flight, never a chunked gather.
+
+Lines whose result is already recorded are skipped (invariant I3), so a resumed batch
+picks up exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from enum import Enum
+
+from batchgate import ids
+from batchgate.blobs.lines import numbered_lines
+from batchgate.domain.lines import RequestLine, is_blank, parse_line
+from batchgate.domain.records import BatchRecord, Usage
+from batchgate.domain.results import result_line, usage_of
+from batchgate.store import ResultRow
+from batchgate.worker.context import WorkerContext
+from batchgate.worker.writer import ResultWriter
+
+
+class StopReason(Enum):
+    CANCELLED = "cancelled"  # let in-flight lines finish within a grace period
+    EXPIRED = "expired"  # the window is over: abandon in-flight lines now
+    LEASE_LOST = "lease_lost"  # another worker owns the batch: stop writing at once
+
+
+class StopSignal:
+    """Why a run must stop, plus one event that wakes the run to look again (on stop or a freed slot)."""
+
+    def __init__(self) -> None:
+        self.reason: StopReason | None = None
+        self.wake = asyncio.Event()
+
+    def stop(self, reason: StopReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self.wake.set()
+
+    async def wait(self) -> None:
+        self.wake.clear()
+        await self.wake.wait()
+
+
+async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> None:
+    """Send every unanswered line of `batch`; return when all are recorded or `stop` fires."""
+    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
+    inflight: set[asyncio.Task] = set()
+
+    def finished(task: asyncio.Task) -> None:
+        inflight.discard(task)
+        stop.wake.set()
+
+    writer = ResultWriter(ctx.store, batch.id, ctx.worker_id, ctx.settings.commit_interval_seconds)
+    try:
+        async with writer:
+            done = aiter(ctx.store.done_lines(batch.id))
+            next_done = await anext(done, None)
+            lines = numbered_lines(ctx.blobs.read(file.storage_key), ctx.settings.max_line_bytes)
+            async for line, raw in lines:
+                if raw is None or is_blank(raw):
+                    continue
+                while next_done is not None and next_done < line:
+                    next_done = await anext(done, None)
+                if next_done == line:
+                    continue
+                while len(inflight) >= batch.max_concurrency and stop.reason is None:
+                    await stop.wait()
+                if stop.reason is not None or writer.failed:
+                    break
+                request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
+                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer))
+                inflight.add(task)
+                task.add_done_callback(finished)
+            await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
+    finally:
+        for task in inflight:
+            task.cancel()
+
+
+async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer: ResultWriter) -> None:
+    outcome = await ctx.router.send(endpoint, request.body)
+    record = result_line(ids.request_id(), request.custom_id, outcome)
+    writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
+
+
+async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:
+    """Wait for in-flight lines: all of them normally, `grace` seconds after a cancel, none after expiry."""
+    while inflight and stop.reason is None:
+        await stop.wait()
+    if stop.reason is StopReason.CANCELLED and inflight:
+        await asyncio.wait(set(inflight), timeout=grace)
+    for task in list(inflight):
+        task.cancel()
+    if inflight:
+        await asyncio.wait(set(inflight))

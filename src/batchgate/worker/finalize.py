@@ -1,0 +1,101 @@
+"""Writing the output file (2xx answers) and the error file (everything else), in input order.
+
+Lines that never got an answer (cancel, expiry) go to the error file with the batch's
+reason, so the two files together hold every input line exactly once (invariant I1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import AsyncIterable, AsyncIterator
+
+from batchgate import ids
+from batchgate.blobs import CHUNK
+from batchgate.blobs.lines import numbered_lines
+from batchgate.domain.lines import is_blank, parse_line
+from batchgate.domain.records import BatchRecord, FileRecord
+from batchgate.domain.results import unanswered_line
+from batchgate.domain.status import BatchStatus, unfinished_line_code
+from batchgate.worker.context import WorkerContext
+
+OUTPUT_PURPOSE = "batch_output"
+
+
+async def finalize(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus) -> bool:
+    """Write the files and move `batch` to `target` in one transaction. False if the status moved under us."""
+    unanswered = batch.total - batch.completed - batch.failed
+    code = unfinished_line_code(target) or "batch_incomplete"
+    output = errors = None
+    try:
+        if batch.completed:
+            output = await _write(ctx, batch, "output", _output_lines(ctx, batch))
+        if batch.failed or unanswered:
+            errors = await _write(ctx, batch, "errors", _error_lines(ctx, batch, code))
+        changes = {"output_file_id": output and output.id, "error_file_id": errors and errors.id,
+                   "total": batch.total, "failed": batch.failed + unanswered}
+        moved = await ctx.store.transition(batch.id, batch.status, target, ctx.now(), changes,
+                                           [f for f in (output, errors) if f])
+    except BaseException:
+        await _discard(ctx, output, errors)
+        raise
+    if not moved:
+        await _discard(ctx, output, errors)
+    return moved
+
+
+async def _discard(ctx: WorkerContext, *files: FileRecord | None) -> None:
+    for file in files:
+        if file is not None:
+            await ctx.blobs.delete(file.storage_key)
+
+
+async def _write(ctx: WorkerContext, batch: BatchRecord, kind: str, lines: AsyncIterable[bytes]) -> FileRecord:
+    key = ids.file_id()
+    digest = hashlib.sha256()
+
+    async def chunks() -> AsyncIterator[bytes]:
+        async for chunk in _chunked(lines):
+            digest.update(chunk)
+            yield chunk
+
+    size = await ctx.blobs.write(key, chunks())
+    now = ctx.now()
+    retention = batch.output_expires_seconds or ctx.settings.file_retention_seconds
+    return FileRecord(key, batch.scope, f"{batch.id}_{kind}.jsonl", OUTPUT_PURPOSE, size, digest.hexdigest(), key,
+                      now, now + retention)
+
+
+async def _chunked(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    buffer = bytearray()
+    async for line in lines:
+        buffer += line
+        buffer += b"\n"
+        if len(buffer) >= CHUNK:
+            yield bytes(buffer)
+            buffer.clear()
+    if buffer:
+        yield bytes(buffer)
+
+
+async def _output_lines(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator[bytes]:
+    async for row in ctx.store.results(batch.id):
+        if row.ok:
+            yield row.record
+
+
+async def _error_lines(ctx: WorkerContext, batch: BatchRecord, code: str) -> AsyncIterator[bytes]:
+    """Failed answers and unanswered lines, merged in input order."""
+    results = aiter(ctx.store.results(batch.id))
+    row = await anext(results, None)
+    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
+    async for line, raw in numbered_lines(ctx.blobs.read(file.storage_key), ctx.settings.max_line_bytes):
+        if raw is None or is_blank(raw):
+            continue
+        while row is not None and row.line < line:
+            row = await anext(results, None)
+        if row is not None and row.line == line:
+            if not row.ok:
+                yield row.record
+            continue
+        request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
+        yield unanswered_line(ids.request_id(), request.custom_id, code)

@@ -1,0 +1,54 @@
+"""Grouped commits: results gather in memory for a few milliseconds, then land in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+
+from batchgate.domain.records import Usage
+from batchgate.store import ResultRow, Store
+
+
+class ResultWriter:
+    def __init__(self, store: Store, batch_id: str, worker_id: str, interval: float):
+        self._store, self._batch_id, self._worker_id, self._interval = store, batch_id, worker_id, interval
+        self._rows: list[ResultRow] = []
+        self._usage = Usage()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._closing = False
+
+    def add(self, row: ResultRow, usage: Usage) -> None:
+        self._rows.append(row)
+        if usage.total_tokens or usage.input_tokens or usage.output_tokens:
+            self._usage = self._usage + usage
+        self._wake.set()
+
+    async def __aenter__(self) -> "ResultWriter":
+        self._task = asyncio.create_task(self._loop(), name=f"writer-{self._batch_id}")
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._closing = True
+        self._wake.set()
+        await self._task  # the last flush; a LeaseLost or store error surfaces here
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._closing:
+                await asyncio.sleep(self._interval)  # let a group gather
+            await self.flush()
+            if self._closing and not self._rows:
+                return
+
+    async def flush(self) -> None:
+        if not self._rows:
+            return
+        rows, usage = self._rows, self._usage
+        self._rows, self._usage = [], Usage()
+        await self._store.record_results(self._batch_id, self._worker_id, rows, usage)
+
+    @property
+    def failed(self) -> bool:
+        return self._task is not None and self._task.done() and not self._closing

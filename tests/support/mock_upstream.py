@@ -1,0 +1,116 @@
+"""An OpenAI-compatible upstream for tests, run as its own process.
+
+Its answers depend on the request, so a test can tell that each output line carries the
+answer to its own request. Directives inside the text steer it:
+
+    [status:400]   answer that HTTP status (with an OpenAI-style error body) every time
+    [flaky:N]      answer 500 to the first N attempts of this exact text, then succeed
+    [429:N]        answer 429 with Retry-After: 0 to the first N attempts, then succeed
+    [sleep:S]      wait S seconds before answering
+
+Every request is appended to the --log file as one JSON line: {"text", "status", "t"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import re
+import time
+from collections import Counter
+
+import orjson
+from aiohttp import web
+
+DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep):([0-9.]+)\]")
+
+
+def request_text(endpoint: str, body: dict) -> str:
+    if endpoint == "chat/completions":
+        messages = body.get("messages") or [{}]
+        content = messages[-1].get("content", "")
+        return content if isinstance(content, str) else orjson.dumps(content).decode()
+    if endpoint in ("embeddings", "responses", "images/generations"):
+        value = body.get("input", body.get("prompt", ""))
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
+    return ""
+
+
+def answer(endpoint: str, body: dict, text: str) -> dict:
+    model = body.get("model", "unknown")
+    words = len(text.split()) or 1
+    if endpoint == "chat/completions":
+        return {"id": "chatcmpl-" + hashlib.md5(text.encode()).hexdigest()[:12], "object": "chat.completion",
+                "created": int(time.time()), "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": f"echo: {text}"}}],
+                "usage": {"prompt_tokens": words, "completion_tokens": words + 1, "total_tokens": 2 * words + 1}}
+    if endpoint == "embeddings":
+        digest = hashlib.sha256(text.encode()).digest()
+        return {"object": "list", "model": model,
+                "data": [{"object": "embedding", "index": 0, "embedding": [b / 255 for b in digest[:8]]}],
+                "usage": {"prompt_tokens": words, "total_tokens": words}}
+    if endpoint == "responses":
+        return {"id": "resp_" + hashlib.md5(text.encode()).hexdigest()[:12], "object": "response", "model": model,
+                "status": "completed", "output_text": f"echo: {text}",
+                "output": [{"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": f"echo: {text}"}]}],
+                "usage": {"input_tokens": words, "output_tokens": words + 1, "total_tokens": 2 * words + 1}}
+    return {"created": int(time.time()), "data": [{"url": f"https://images.invalid/{hashlib.md5(text.encode()).hexdigest()}"}]}
+
+
+class MockUpstream:
+    def __init__(self, log_path: str | None, latency: float):
+        self.attempts: Counter[str] = Counter()
+        self.latency = latency
+        self.log = open(log_path, "ab", buffering=0) if log_path else None
+
+    async def handle(self, request: web.Request) -> web.Response:
+        endpoint = request.match_info["endpoint"]
+        body = orjson.loads(await request.read())
+        text = request_text(endpoint, body)
+        self.attempts[text] += 1
+        status, headers = self.decide(text)
+        if self.log:
+            self.log.write(orjson.dumps({"text": text, "status": status, "t": time.time(),
+                                         "auth": request.headers.get("Authorization")}) + b"\n")
+        delay = self.latency + sum(float(v) for k, v in DIRECTIVE.findall(text) if k == "sleep")
+        if delay:
+            await asyncio.sleep(delay)
+        if status != 200:
+            payload = {"error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}}
+            return web.json_response(payload, status=status, headers=headers)
+        return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
+                            headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
+
+    def decide(self, text: str) -> tuple[int, dict]:
+        seen = self.attempts[text]
+        for kind, value in DIRECTIVE.findall(text):
+            if kind == "status":
+                return int(value), {}
+            if kind == "flaky" and seen <= int(value):
+                return 500, {}
+            if kind == "429" and seen <= int(value):
+                return 429, {"Retry-After": "0"}
+        return 200, {}
+
+
+def make_app(log_path: str | None = None, latency: float = 0.0) -> web.Application:
+    mock = MockUpstream(log_path, latency)
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/v1/{endpoint:.+}", mock.handle)
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--log")
+    parser.add_argument("--latency", type=float, default=0.0)
+    args = parser.parse_args()
+    web.run_app(make_app(args.log, args.latency), host="127.0.0.1", port=args.port, print=None, access_log=None)
+
+
+if __name__ == "__main__":
+    main()
