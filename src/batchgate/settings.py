@@ -65,7 +65,7 @@ class Settings:
     # Worker cadence
     poll_interval_seconds: float = 0.5
     commit_interval_seconds: float = 0.05
-    lease_seconds: float = 30.0
+    lease_seconds: float = 20.0
     retention_interval_seconds: float = 60.0
 
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
