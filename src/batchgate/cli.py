@@ -123,7 +123,9 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
         if worker:
             log.info("worker %s started", worker_id)
         waiters = [asyncio.create_task(stopping.wait())] + ([worker_task] if worker_task else [])
-        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if worker_task and worker_task.done() and worker_task.exception():
+            log.error("the worker stopped", exc_info=worker_task.exception())
         if worker_task:
             worker_task.cancel()
             await asyncio.gather(worker_task, return_exceptions=True)

@@ -38,6 +38,7 @@ class ConfigError(BatchgateError):
 class InvalidRequest(BatchgateError):
     status = 400
     type = "invalid_request_error"
+    default_code = "invalid_request"
 
 
 class PayloadTooLarge(InvalidRequest):

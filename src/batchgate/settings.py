@@ -85,7 +85,7 @@ class Settings:
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         from_env = {name: env[env_var(name)] for name in scalar_fields() if env_var(name) in env}
         config_path = overrides.get("config") or from_env.get("config")
-        from_file, upstreams = _read_config_file(Path(config_path)) if config_path else ({}, ())
+        from_file, upstreams = _read_config_file(Path(config_path), env) if config_path else ({}, ())
         values: dict[str, Any] = {}
         for source in (from_file, from_env, overrides):
             for name, raw in source.items():
@@ -119,19 +119,24 @@ def _base_type(hint: Any) -> type:
     return hint
 
 
+BOOL_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
 def _coerce(name: str, raw: Any) -> Any:
     kind = scalar_fields()[name]
     try:
-        if kind is bool and isinstance(raw, str):
-            return raw.strip().lower() in ("1", "true", "yes", "on")
-        if kind is int and isinstance(raw, float) and not raw.is_integer():
-            raise ValueError("not an integer")
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            return BOOL_WORDS[str(raw).strip().lower()]
+        if isinstance(raw, bool) or (kind is int and isinstance(raw, float) and not raw.is_integer()):
+            raise ValueError(f"not {kind.__name__}")
         return raw if isinstance(raw, kind) else kind(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError):
         raise ConfigError(f"setting {name} ({env_var(name)}) must be {kind.__name__}, got {raw!r}") from None
 
 
-def _read_config_file(path: Path) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...]]:
+def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -144,19 +149,19 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], tuple[UpstreamConfig,
         raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
     if not isinstance(tables, list):
         raise ConfigError(f"config file {path}: upstreams must be an array of tables ([[upstreams]])")
-    return data, tuple(_upstream(i, t, path) for i, t in enumerate(tables, 1))
+    return data, tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1))
 
 
-def _upstream(index: int, table: Any, path: Path) -> UpstreamConfig:
+def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> UpstreamConfig:
     where = f"config file {path}, upstream #{index}"
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table")
     table = dict(table)
     key_env = table.pop("api_key_env", None)
     if key_env is not None:
-        if key_env not in os.environ:
+        if key_env not in env:
             raise ConfigError(f"{where}: api_key_env names {key_env}, which is not set")
-        table["api_key"] = os.environ[key_env]
+        table["api_key"] = env[key_env]
     known = {f.name for f in dataclasses.fields(UpstreamConfig)}
     unknown = set(table) - known
     if unknown:
@@ -172,6 +177,9 @@ def _upstream(index: int, table: Any, path: Path) -> UpstreamConfig:
     table["models"] = tuple(models)
     table["base_url"] = table["base_url"].rstrip("/")
     cap = table.get("max_concurrency")
-    if cap is not None and (not isinstance(cap, int) or cap <= 0):
+    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
         raise ConfigError(f"{where}: 'max_concurrency' must be a positive integer")
+    timeout = table.get("timeout_seconds")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+        raise ConfigError(f"{where}: 'timeout_seconds' must be a positive number")
     return UpstreamConfig(**table)

@@ -8,6 +8,7 @@ import re
 import urllib.parse
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from batchgate import ids
 from batchgate.api.middleware import not_found
@@ -32,19 +33,24 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest("Upload a file as multipart/form-data with fields 'purpose' and 'file'.",
                              code="invalid_content_type")
-    reader = await request.multipart()
     fields: dict[str, str] = {}
     stored: tuple[str, str, int, str] | None = None  # key, filename, bytes, sha256
     try:
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
-                raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
-            if part.name == "file":
-                if stored is not None:
-                    raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
-                stored = await _store_part(svc, part, limit)
-            elif part.name:
-                fields[part.name] = await _read_field(part)
+        try:
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader):
+                    raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
+                if part.name == "file":
+                    if stored is not None:
+                        raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
+                    if "purpose" in fields:  # both SDKs send it first: refuse before reading the bytes
+                        parse_purpose(fields["purpose"], (INPUT_PURPOSE,))
+                    stored = await _store_part(svc, part, limit)
+                elif part.name:
+                    fields[part.name] = await _read_field(part)
+        except (ValueError, AssertionError, HttpProcessingError) as exc:
+            raise InvalidRequest(f"The multipart body is malformed: {exc}.", code="invalid_multipart") from None
         if stored is None:
             raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
         purpose = parse_purpose(fields.get("purpose"), (INPUT_PURPOSE,))

@@ -26,9 +26,9 @@ async def numbered_lines(chunks: AsyncIterable[bytes], max_line_bytes: int) -> A
                 yield line_no, None
                 skipping = False
             else:
-                line = pending + chunk[start:end] if pending else chunk[start:end]
+                line = (pending + chunk[start:end] if pending else chunk[start:end]).removesuffix(b"\r")
                 pending = b""
-                yield line_no, (None if len(line) > max_line_bytes + 1 else line.removesuffix(b"\r"))
+                yield line_no, None if len(line) > max_line_bytes else line
             start = end + 1
         if not skipping:
             pending += chunk[start:]
@@ -37,4 +37,5 @@ async def numbered_lines(chunks: AsyncIterable[bytes], max_line_bytes: int) -> A
     if skipping:
         yield line_no + 1, None
     elif pending:
-        yield line_no + 1, pending.removesuffix(b"\r")
+        line = pending.removesuffix(b"\r")
+        yield line_no + 1, None if len(line) > max_line_bytes else line

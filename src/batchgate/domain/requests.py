@@ -120,11 +120,10 @@ def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit:
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit is not None:
-        try:
-            limit = int(raw_limit)
-        except ValueError:
+        if not re.fullmatch(r"-?[0-9]+", raw_limit):
             raise InvalidRequest(f"'limit' must be an integer; got {raw_limit!r}.", param="limit",
-                                 code="invalid_limit") from None
+                                 code="invalid_limit")
+        limit = int(raw_limit)
         if not 1 <= limit <= max_limit:
             raise InvalidRequest(f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit",
                                  code="invalid_limit")
@@ -151,7 +150,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 def parse_sha256(value: str | None) -> str | None:
     if value is None:
         return None
-    if not _SHA256.match(value.lower()):
+    if not _SHA256.fullmatch(value.lower()):
         raise InvalidRequest("'sha256' must be 64 hexadecimal characters.", param="sha256", code="invalid_sha256")
     return value.lower()
 
@@ -163,7 +162,7 @@ def parse_on_behalf_of(value: str | None) -> str:
     """The X-On-Behalf-Of header, or '' when absent."""
     if value is None or value == "":
         return ""
-    if not _ON_BEHALF_OF.match(value):
+    if not _ON_BEHALF_OF.fullmatch(value):
         raise InvalidRequest("X-On-Behalf-Of must be 1-256 printable ASCII characters.", param="X-On-Behalf-Of",
                              code="invalid_header")
     return value.strip()

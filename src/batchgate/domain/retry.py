@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import math
 from dataclasses import dataclass
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
@@ -18,22 +19,28 @@ def parse_retry_after(headers: dict[str, str] | None, now: float) -> float | Non
         return None
     lowered = {k.lower(): v for k, v in headers.items()}
     if (ms := lowered.get("retry-after-ms")) is not None:
-        try:
-            return max(0.0, float(ms) / 1000)
-        except ValueError:
-            pass
+        seconds = _finite(ms)
+        if seconds is not None:
+            return max(0.0, seconds / 1000)
     value = lowered.get("retry-after")
     if value is None:
         return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    seconds = _finite(value)
+    if seconds is not None:
+        return max(0.0, seconds)
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - now)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,10 @@ class RetryPolicy:
         return attempt < self.max_attempts
 
     def delay(self, attempt: int, jitter: float, retry_after: float | None = None) -> float:
-        """Full-jitter exponential backoff; `jitter` is a uniform draw in [0, 1).
+        """Exponential backoff with equal jitter (half fixed, half random); `jitter` is a uniform draw in [0, 1).
 
         A server's Retry-After is a floor: we never come back sooner than it asked.
         """
-        ceiling = min(self.max_seconds, self.base_seconds * 2 ** (attempt - 1))
+        ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** min(attempt - 1, 64))
         backoff = ceiling / 2 + jitter * ceiling / 2
         return backoff if retry_after is None else max(backoff, retry_after)

@@ -24,7 +24,7 @@ class CustomIdLedger:
     async def duplicates(self, limit: int) -> list[tuple[str, int, int]]:
         """(custom_id, first line, repeating line) for each repeat, earliest repeats first."""
         def query() -> list[tuple[str, int, int]]:
-            self._db.execute("CREATE INDEX ids_by_id ON ids (custom_id, line)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS ids_by_id ON ids (custom_id, line)")
             return self._db.execute(
                 "SELECT d.custom_id, (SELECT MIN(line) FROM ids f WHERE f.custom_id = d.custom_id), d.line "
                 "FROM ids d WHERE EXISTS (SELECT 1 FROM ids e WHERE e.custom_id = d.custom_id AND e.line < d.line) "

@@ -11,12 +11,14 @@ from batchgate.worker.context import WorkerContext
 
 log = logging.getLogger("batchgate.worker")
 SWEEP_PAGE = 500
+MAX_RETRY_DELAY = 60.0
 
 
 class Worker:
     def __init__(self, ctx: WorkerContext):
         self.ctx = ctx
         self._runs: dict[str, asyncio.Task] = {}
+        self._failures: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, retry not before)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -44,18 +46,23 @@ class Worker:
         except Exception:
             log.exception("could not list unfinished batches; retrying")
             return
+        now = self.ctx.clock()
         for batch_id in batch_ids:
-            if batch_id not in self._runs:
+            if batch_id not in self._runs and self._failures.get(batch_id, (0, 0.0))[1] <= now:
                 self._runs[batch_id] = asyncio.create_task(self._run(batch_id), name=f"batch-{batch_id}")
 
     async def _run(self, batch_id: str) -> None:
         try:
             await BatchRun(self.ctx, batch_id).run()
+            self._failures.pop(batch_id, None)
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("batch %s: run failed; it will be resumed", batch_id)
-            await asyncio.sleep(self.ctx.settings.poll_interval_seconds)
+            # Resume later, backing off so a persistent fault (a broken disk, say) does not spin.
+            count = self._failures.get(batch_id, (0, 0.0))[0] + 1
+            delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
+            self._failures[batch_id] = (count, self.ctx.clock() + delay)
+            log.exception("batch %s: run failed (%d in a row); resuming in %.1fs", batch_id, count, delay)
         finally:
             self._runs.pop(batch_id, None)
 

@@ -1,0 +1,89 @@
+"""batchgate.worker.ledger.CustomIdLedger: duplicate custom_ids from a scratch SQLite file."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchgate.worker.ledger import CustomIdLedger
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    made = CustomIdLedger(tmp_path / "scratch")
+    yield made
+    made.close()
+
+
+async def test_no_duplicates(ledger):
+    await ledger.add([("a", 1), ("b", 2), ("c", 3), ("A", 4)])
+    assert await ledger.duplicates(100) == []
+
+
+async def test_empty_ledger(ledger):
+    await ledger.add([])
+    assert await ledger.duplicates(10) == []
+
+
+async def test_duplicates_with_first_and_repeating_line(ledger):
+    await ledger.add([("a", 1), ("b", 2), ("a", 3), ("c", 4), ("b", 5), ("a", 6)])
+    assert await ledger.duplicates(100) == [("a", 1, 3), ("b", 2, 5), ("a", 1, 6)]
+
+
+async def test_duplicates_across_several_adds(ledger):
+    await ledger.add([("x", 1), ("y", 2)])
+    await ledger.add([("z", 10)])
+    await ledger.add([("y", 11), ("x", 12)])
+    assert await ledger.duplicates(100) == [("y", 2, 11), ("x", 1, 12)]
+
+
+async def test_earliest_repeats_first_even_if_added_out_of_order(ledger):
+    await ledger.add([("q", 50), ("q", 40)])
+    await ledger.add([("p", 7), ("q", 3), ("p", 9)])
+    assert await ledger.duplicates(100) == [("p", 7, 9), ("q", 3, 40), ("q", 3, 50)]
+
+
+@pytest.mark.parametrize("limit", [0, 1, 2, 5])
+async def test_limit(ledger, limit):
+    await ledger.add([("same", line) for line in range(1, 11)])
+    expected = [("same", 1, line) for line in range(2, 11)][:limit]
+    assert await ledger.duplicates(limit) == expected
+
+
+async def test_many_ids(ledger):
+    pairs = [(f"id-{i}", i + 1) for i in range(20_000)]
+    pairs += [("id-123", 20_001), ("id-19999", 20_002)]
+    await ledger.add(pairs)
+    assert await ledger.duplicates(100) == [("id-123", 124, 20_001), ("id-19999", 20_000, 20_002)]
+
+
+async def test_unicode_and_odd_ids(ledger):
+    await ledger.add([("naïve ✓", 1), ("naive ✓", 2), ("naïve ✓", 3), ("'; DROP TABLE ids; --", 4),
+                      ("'; DROP TABLE ids; --", 5)])
+    assert await ledger.duplicates(10) == [("naïve ✓", 1, 3), ("'; DROP TABLE ids; --", 4, 5)]
+
+
+def test_file_is_created_in_the_folder_and_removed_on_close(tmp_path):
+    folder = tmp_path / "nested" / "tmp"
+    ledger = CustomIdLedger(folder)
+    files = list(folder.iterdir())
+    assert len(files) == 1 and files[0].name.startswith("ids-") and files[0].suffix == ".db"
+    ledger.close()
+    assert list(folder.iterdir()) == []
+
+
+async def test_file_removed_on_close_after_use(tmp_path):
+    ledger = CustomIdLedger(tmp_path)
+    await ledger.add([("a", 1), ("a", 2)])
+    assert await ledger.duplicates(5) == [("a", 1, 2)]
+    ledger.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_ledgers_in_one_folder_do_not_collide(tmp_path):
+    first, second = CustomIdLedger(tmp_path), CustomIdLedger(tmp_path)
+    try:
+        assert len(list(tmp_path.iterdir())) == 2
+    finally:
+        first.close()
+        second.close()
+    assert list(tmp_path.iterdir()) == []

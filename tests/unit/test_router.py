@@ -1,0 +1,119 @@
+"""batchgate.upstream.router and HttpUpstream.url_for: routing body.model to an upstream, without network."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from batchgate.domain.lines import ENDPOINTS
+from batchgate.domain.results import result_line
+from batchgate.errors import ConfigError
+from batchgate.settings import Settings, UpstreamConfig
+from batchgate.upstream.http import HttpUpstream
+from batchgate.upstream.router import KINDS, Router
+
+
+def settings(*upstreams: tuple[str, list[str]], **extra) -> Settings:
+    return Settings(upstreams=tuple(UpstreamConfig(name=name, base_url=f"http://{name}.invalid/v1",
+                                                   models=tuple(models), **extra) for name, models in upstreams))
+
+
+@pytest.fixture
+async def router_factory():
+    made: list[Router] = []
+
+    def make(s: Settings) -> Router:
+        router = Router(s)
+        made.append(router)
+        return router
+
+    yield make
+    for router in made:
+        await router.close()
+
+
+def name_of(upstream) -> str | None:
+    return None if upstream is None else upstream.name
+
+
+async def test_first_matching_upstream_in_config_order(router_factory):
+    router = router_factory(settings(("special", ["llama-3-70b"]), ("llamas", ["llama-*"]), ("rest", ["*"])))
+    assert name_of(router.route("llama-3-70b")) == "special"
+    assert name_of(router.route("llama-3-8b")) == "llamas"
+    assert name_of(router.route("gpt-4o")) == "rest"
+
+
+async def test_catch_all_first_shadows_the_rest(router_factory):
+    router = router_factory(settings(("all", ["*"]), ("llamas", ["llama-*"])))
+    assert name_of(router.route("llama-3")) == "all"
+
+
+@pytest.mark.parametrize("model, expected", [
+    ("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("o1", "reasoning"), ("o3", "reasoning"),
+    ("qwen2.5-7b", "local"), ("mistral-7b", "local"), ("Qwen/Qwen2-7B", "hf"),
+    ("mixtral", None), ("gpt4", None), ("o10", None), ("", None),
+])
+async def test_glob_patterns(router_factory, model, expected):
+    router = router_factory(settings(("openai", ["gpt-*"]), ("reasoning", ["o[0-9]"]),
+                                     ("local", ["qwen*", "mistral-?b"]), ("hf", ["*/*"])))
+    assert name_of(router.route(model)) == expected
+
+
+async def test_no_upstreams_routes_nothing(router_factory):
+    assert router_factory(Settings()).route("anything") is None
+
+
+async def test_route_returns_http_upstreams(router_factory):
+    router = router_factory(settings(("a", ["*"])))
+    assert isinstance(router.route("m"), HttpUpstream)
+
+
+async def test_send_for_unroutable_model_is_model_not_found(router_factory):
+    router = router_factory(settings(("llamas", ["llama-*"])))
+    outcome = await router.send("/v1/chat/completions", {"model": "gpt-4o", "messages": []})
+    assert outcome.error_code == "model_not_found"
+    assert outcome.status_code is None and not outcome.ok
+    assert "'gpt-4o'" in outcome.error_message
+    assert "[[upstreams]]" in outcome.error_message
+    line = orjson.loads(result_line("batch_req_1", "c1", outcome))
+    assert line["response"] is None and line["error"]["code"] == "model_not_found"
+
+
+async def test_send_with_no_upstreams_is_model_not_found(router_factory):
+    outcome = await router_factory(Settings()).send("/v1/embeddings", {"model": "bge"})
+    assert outcome.error_code == "model_not_found"
+
+
+def test_unknown_kind_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        Router(Settings(upstreams=(UpstreamConfig(name="weird", base_url="http://x", kind="grpc"),)))
+    assert "'weird'" in info.value.message
+    assert "'grpc'" in info.value.message
+    for kind in KINDS:
+        assert kind in info.value.message
+
+
+# --- HttpUpstream.url_for ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("base_url, endpoint, url", [
+    ("http://10.0.0.5:8000/v1", "/v1/chat/completions", "http://10.0.0.5:8000/v1/chat/completions"),
+    ("http://10.0.0.5:8000/v1", "/v1/responses", "http://10.0.0.5:8000/v1/responses"),
+    ("http://10.0.0.5:8000/v1", "/v1/embeddings", "http://10.0.0.5:8000/v1/embeddings"),
+    ("http://10.0.0.5:8000/v1", "/v1/images/generations", "http://10.0.0.5:8000/v1/images/generations"),
+    ("https://api.example.com/openai/v1", "/v1/chat/completions", "https://api.example.com/openai/v1/chat/completions"),
+    ("http://localhost:11434/api", "/v1/embeddings", "http://localhost:11434/api/embeddings"),
+])
+def test_url_for(base_url, endpoint, url):
+    upstream = HttpUpstream(UpstreamConfig(name="u", base_url=base_url), Settings())
+    assert upstream.url_for(endpoint) == url
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_url_for_from_a_config_file_with_trailing_slash(tmp_path, endpoint):
+    path = tmp_path / "c.toml"
+    path.write_text('[[upstreams]]\nname = "u"\nbase_url = "http://gpu:8000/v1/"\n')
+    loaded = Settings.load({"config": str(path)}, {})
+    upstream = HttpUpstream(loaded.upstreams[0], loaded)
+    assert upstream.url_for(endpoint) == "http://gpu:8000/v1" + endpoint.removeprefix("/v1")
+    assert "//" not in upstream.url_for(endpoint).removeprefix("http://")
