@@ -119,6 +119,10 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             await web.TCPSite(runner, settings.host, settings.port).start()
             log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
                      settings.port, settings.resolved_database_url)
+            if not any(key.revoked_at is None for key in await store.list_keys()):
+                log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
+        if not settings.upstreams:
+            log.warning("no [[upstreams]] configured (--config): every line will fail with model_not_found")
         worker_task = asyncio.create_task(worker.run()) if worker else None
         if worker:
             log.info("worker %s started", worker_id)

@@ -265,13 +265,13 @@ def test_empty_report_is_ok_and_has_no_wire_errors():
     assert report.to_wire() is None
 
 
-def test_report_keeps_first_n_and_counts_all():
+def test_report_keeps_the_earliest_n_lines_and_counts_all():
     report = ValidationReport(keep=3)
     for line in (9, 4, 7, 1, 5, 2):
         report.add_error(err(line))
     assert not report.ok
     assert report.error_count == 6
-    assert [e.line for e in report.errors] == [9, 4, 7]
+    assert sorted(e.line for e in report.errors) == [1, 2, 4]
 
 
 def test_report_to_wire_is_sorted_by_line_and_has_the_openai_shape():
@@ -294,7 +294,7 @@ def test_report_to_wire_holds_only_the_kept_errors():
     for line in range(10, 0, -1):
         report.add_error(err(line))
     wire = report.to_wire()
-    assert [d["line"] for d in wire["data"]] == [9, 10]
+    assert [d["line"] for d in wire["data"]] == [1, 2]
     assert report.error_count == 10
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import mimetypes
+import logging
 import re
 import urllib.parse
 
@@ -18,8 +18,9 @@ from batchgate.blobs import CHUNK
 from batchgate.domain.records import FileRecord, list_page
 from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, parse_expires_after, parse_page,
                                        parse_purpose, parse_sha256)
-from batchgate.errors import Conflict, InvalidRequest, PayloadTooLarge
+from batchgate.errors import InvalidRequest, PayloadTooLarge
 
+log = logging.getLogger("batchgate.api")
 MAX_FIELD_BYTES = 4096
 MAX_FILES_PAGE = 10_000  # the MKA1 SDK asks for 10,000 by default
 UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
@@ -141,10 +142,6 @@ async def get_file(request: web.Request) -> web.Response:
 async def delete_file(request: web.Request) -> web.Response:
     svc = services(request)
     file = await _owned(request)
-    user = await svc.store.active_batch_using(file.id)
-    if user is not None:
-        raise Conflict(f"File {file.id} is in use by batch {user}, which has not finished; cancel it first.",
-                       param="file_id", code="file_in_use")
     if await svc.store.delete_file(file.id) is not None:
         await svc.blobs.delete(file.storage_key)
     return json_response({"id": file.id, "object": "file", "deleted": True})
@@ -154,22 +151,20 @@ async def file_content(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     file = await _owned(request)
     response = web.StreamResponse(headers={
-        "Content-Type": content_type(file.filename),
+        # Every purpose batchgate accepts or writes is JSONL, whatever the client called the file.
+        "Content-Type": "application/jsonl",
         "Content-Length": str(file.bytes),
         "Content-Disposition": content_disposition(file.filename),
     })
     await response.prepare(request)
-    async for chunk in svc.blobs.read(file.storage_key):
-        await response.write(chunk)
-    await response.write_eof()
+    try:
+        if request.method != "HEAD":
+            async for chunk in svc.blobs.read(file.storage_key):
+                await response.write(chunk)
+        await response.write_eof()
+    except ConnectionError:
+        log.debug("client left during the download of %s", file.id)
     return response
-
-
-def content_type(filename: str) -> str:
-    if filename.lower().endswith((".jsonl", ".ndjson")):
-        return "application/jsonl"
-    guessed, _ = mimetypes.guess_type(filename)
-    return guessed or "application/jsonl"
 
 
 def content_disposition(filename: str) -> str:

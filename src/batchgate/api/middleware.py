@@ -14,6 +14,7 @@ from batchgate.ids import hash_secret
 
 log = logging.getLogger("batchgate.api")
 PUBLIC_PATHS = frozenset({"/healthz"})
+CLIENT_CLOSED_REQUEST = 499  # never seen by anyone: the connection is gone
 HTTP_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
                     405: "invalid_request_error", 413: "invalid_request_error"}
 
@@ -28,6 +29,10 @@ async def errors_as_json(request: web.Request, handler):
             # The MKA1 SDK reads this route's error code as an integer; a null code suits both SDKs.
             body["error"]["code"] = None
         return json_response(body, status=exc.status)
+    except ConnectionError:
+        # The client went away mid-request: nothing to answer, and nothing went wrong here.
+        log.debug("client disconnected during %s %s", request.method, request.path)
+        return web.Response(status=CLIENT_CLOSED_REQUEST)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -38,7 +43,10 @@ async def errors_as_json(request: web.Request, handler):
             message = f"Method {request.method} is not allowed on {request.path}."
         body = {"error": {"message": message, "type": HTTP_ERROR_TYPES.get(exc.status, "invalid_request_error"),
                           "param": None, "code": None}}
-        return json_response(body, status=exc.status)
+        response = json_response(body, status=exc.status)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": {"message": "The server had an error while processing your request.",

@@ -99,7 +99,10 @@ def _json_kind(value: object) -> str:
 
 
 class ValidationReport:
-    """Collects the outcome of validating a whole file, keeping the first `keep` errors."""
+    """Collects the outcome of validating a whole file, keeping the `keep` earliest errors by line.
+
+    Errors may arrive out of line order (duplicates are found after the whole file is read).
+    """
 
     def __init__(self, keep: int):
         self.keep = keep
@@ -110,6 +113,11 @@ class ValidationReport:
     def add_error(self, error: LineError) -> None:
         self.error_count += 1
         if len(self.errors) < self.keep:
+            self.errors.append(error)
+            return
+        latest = max(self.errors, key=lambda e: e.line)
+        if error.line < latest.line:
+            self.errors.remove(latest)
             self.errors.append(error)
 
     @property

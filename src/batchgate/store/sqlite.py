@@ -13,7 +13,7 @@ import orjson
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.status import ACTIVE, BatchStatus, timestamp_field
-from batchgate.errors import ConfigError, LeaseLost
+from batchgate.errors import ConfigError, Conflict, LeaseLost
 from batchgate.store.base import KeyRecord, ResultRow
 from batchgate.store.migrations import migration_scripts
 
@@ -27,6 +27,7 @@ BATCH_COLUMNS = (
     "finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, total, completed, failed, "
     "input_tokens, output_tokens, total_tokens, cached_tokens, reasoning_tokens"
 )
+_ACTIVE = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))  # an SQL list of the unfinished statuses
 # Columns a status transition may set besides the status and its timestamp.
 TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id"})
 
@@ -158,9 +159,10 @@ class SqliteStore:
 
     async def _page(self, table: str, columns: str, where: list[str], params: list, page: Page) -> list[tuple]:
         if page.after:
-            # An unknown cursor compares with NULL and so yields an empty page.
-            where.append(f"seq {'<' if page.descending else '>'} (SELECT seq FROM {table} WHERE id = ?)")
-            params.append(page.after)
+            # The cursor must be the caller's own; an unknown one compares with NULL: an empty page.
+            where.append(f"seq {'<' if page.descending else '>'} "
+                         f"(SELECT seq FROM {table} WHERE id = ? AND owner = ? AND on_behalf_of = ?)")
+            params.extend([page.after, params[0], params[1]])
         order = "DESC" if page.descending else "ASC"
         sql = f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?"
         return await self._all(sql, (*params, page.limit + 1))
@@ -168,26 +170,26 @@ class SqliteStore:
     async def delete_file(self, file_id: str) -> FileRecord | None:
         def delete(db: sqlite3.Connection) -> FileRecord | None:
             row = db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
-            if row:
-                db.execute("DELETE FROM files WHERE id = ?", (file_id,))
-            return _file(row) if row else None
+            if row is None:
+                return None
+            # Checked in the same transaction as the delete, so no batch can start using it in between.
+            user = db.execute(f"SELECT id FROM batches WHERE status IN ({_ACTIVE}) AND input_file_id = ? LIMIT 1",
+                              (file_id,)).fetchone()
+            if user is not None:
+                raise Conflict(f"File {file_id} is in use by batch {user[0]}, which has not finished; "
+                               f"cancel it first.", param="file_id", code="file_in_use")
+            db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+            return _file(row)
 
         return await self._write(delete)
 
     async def expired_files(self, now: int, limit: int) -> list[FileRecord]:
         # A file some unfinished batch still reads or writes is kept alive until that batch ends.
-        active = ", ".join(f"'{s.value}'" for s in ACTIVE)
         rows = await self._all(
             f"SELECT {FILE_COLUMNS} FROM files f WHERE expires_at IS NOT NULL AND expires_at <= ? "
-            f"AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.status IN ({active}) "
+            f"AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.status IN ({_ACTIVE}) "
             f"AND f.id IN (b.input_file_id, b.output_file_id, b.error_file_id)) LIMIT ?", (now, limit))
         return [_file(r) for r in rows]
-
-    async def active_batch_using(self, file_id: str) -> str | None:
-        active = ", ".join("?" for _ in ACTIVE)
-        rows = await self._all(f"SELECT id FROM batches WHERE status IN ({active}) AND input_file_id = ? LIMIT 1",
-                               (*(s.value for s in ACTIVE), file_id))
-        return rows[0][0] if rows else None
 
     # batches ------------------------------------------------------------------------------
 
@@ -240,9 +242,7 @@ class SqliteStore:
         return await self._write(apply)
 
     async def active_batch_ids(self) -> list[str]:
-        active = ", ".join("?" for _ in ACTIVE)
-        rows = await self._all(f"SELECT id FROM batches WHERE status IN ({active}) ORDER BY seq",
-                               tuple(s.value for s in ACTIVE))
+        rows = await self._all(f"SELECT id FROM batches WHERE status IN ({_ACTIVE}) ORDER BY seq")
         return [r[0] for r in rows]
 
     # leases and results -------------------------------------------------------------------

@@ -33,8 +33,10 @@ class BatchRun:
 
     async def run(self) -> None:
         ctx = self.ctx
-        if not await ctx.store.claim(self.batch_id, ctx.worker_id, ctx.clock(), ctx.settings.lease_seconds):
+        claimed_at = ctx.clock()
+        if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.settings.lease_seconds):
             return
+        self.stop.renewed(claimed_at + self._safe_lease())
         heartbeat = asyncio.create_task(self._heartbeat())
         try:
             while (batch := await ctx.store.get_batch(self.batch_id)) and batch.status not in TERMINAL:
@@ -48,23 +50,31 @@ class BatchRun:
             heartbeat.cancel()
             await ctx.store.release(self.batch_id, ctx.worker_id)
 
+    def _heartbeat_interval(self) -> float:
+        return min(self.ctx.settings.poll_interval_seconds, self.ctx.settings.lease_seconds / 3)
+
+    def _safe_lease(self) -> float:
+        # Stop dispatching one heartbeat before the lease could lapse.
+        return self.ctx.settings.lease_seconds - self._heartbeat_interval()
+
     def _expired(self, batch: BatchRecord) -> bool:
         return batch.status in EXPIRABLE and self.ctx.clock() >= batch.expires_at
 
     async def _heartbeat(self) -> None:
         ctx = self.ctx
-        interval = min(ctx.settings.poll_interval_seconds, ctx.settings.lease_seconds / 3)
         expires_at = (await ctx.store.get_batch(self.batch_id)).expires_at
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self._heartbeat_interval())
+            renewing_at = ctx.clock()
             try:
-                status = await ctx.store.renew(self.batch_id, ctx.worker_id, ctx.clock(), ctx.settings.lease_seconds)
+                status = await ctx.store.renew(self.batch_id, ctx.worker_id, renewing_at, ctx.settings.lease_seconds)
             except LeaseLost:
                 self.stop.stop(StopReason.LEASE_LOST)
                 return
             except Exception:
                 log.exception("batch %s: heartbeat failed; retrying", self.batch_id)
                 continue
+            self.stop.renewed(renewing_at + self._safe_lease())
             if status is S.CANCELLING:
                 self.stop.stop(StopReason.CANCELLED)
             elif status in EXPIRABLE and ctx.clock() >= expires_at:

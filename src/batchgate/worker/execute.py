@@ -26,11 +26,21 @@ class StopReason(Enum):
 
 
 class StopSignal:
-    """Why a run must stop, plus one event that wakes the run to look again (on stop or a freed slot)."""
+    """Why a run must stop, plus one event that wakes the run to look again (on stop or a freed slot).
+
+    `lease_until` is when our lease may lapse, by the clock of the last successful renewal: past it
+    another worker may own the batch, so nothing new is dispatched until a renewal succeeds. A
+    process frozen past its lease (a long pause, a suspended VM) thus sends nothing on waking.
+    """
 
     def __init__(self) -> None:
         self.reason: StopReason | None = None
         self.wake = asyncio.Event()
+        self.lease_until = float("inf")
+
+    def renewed(self, until: float) -> None:
+        self.lease_until = until
+        self.wake.set()
 
     def stop(self, reason: StopReason) -> None:
         if self.reason is None:
@@ -64,7 +74,8 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
                     next_done = await anext(done, None)
                 if next_done == line:
                     continue
-                while len(inflight) >= batch.max_concurrency and stop.reason is None:
+                while stop.reason is None and (len(inflight) >= batch.max_concurrency
+                                               or ctx.clock() >= stop.lease_until):
                     await stop.wait()
                 if stop.reason is not None or writer.failed:
                     break

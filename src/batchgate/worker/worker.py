@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 
+from batchgate.errors import Conflict
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 
@@ -79,7 +80,11 @@ class Worker:
         deleted = 0
         while files := await self.ctx.store.expired_files(self.ctx.now(), SWEEP_PAGE):
             for file in files:
-                if await self.ctx.store.delete_file(file.id) is not None:
+                try:
+                    gone = await self.ctx.store.delete_file(file.id)
+                except Conflict:
+                    continue  # a batch started using it since we looked; it lives until that batch ends
+                if gone is not None:
                     await self.ctx.blobs.delete(file.storage_key)
                     deleted += 1
             if len(files) < SWEEP_PAGE:
