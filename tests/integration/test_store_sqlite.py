@@ -1,0 +1,336 @@
+"""The SQLite store in-process: migrations, compare-and-set transitions (I6), leases and fenced results (I3)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+
+import pytest
+
+import batchgate.store
+from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
+from batchgate.domain.requests import Page
+from batchgate.domain.status import BatchStatus as S
+from batchgate.errors import Conflict, LeaseLost
+from batchgate.store import ResultRow
+from batchgate.store.migrations import migration_scripts
+from batchgate.store.sqlite import PAGE_ROWS
+
+ALICE = Scope("alice")
+ALICE_FOR_X = Scope("alice", "x")
+BOB = Scope("bob")
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "t.db"
+
+
+@pytest.fixture
+async def store(db_path):
+    opened = await batchgate.store.open_store("sqlite:///" + str(db_path))
+    yield opened
+    await opened.close()
+
+
+def make_file(file_id: str, scope: Scope = ALICE, *, created_at: int = 1000, expires_at: int | None = 999_999,
+              purpose: str = "batch") -> FileRecord:
+    return FileRecord(file_id, scope, f"{file_id}.jsonl", purpose, 10, "0" * 64, file_id, created_at, expires_at)
+
+
+def make_batch(batch_id: str, scope: Scope = ALICE, *, input_file_id: str = "file-in", created_at: int = 1000,
+               status: S = S.VALIDATING) -> BatchRecord:
+    return BatchRecord(batch_id, scope, "/v1/chat/completions", input_file_id, "24h", status, created_at,
+                       created_at + 86400, 8)
+
+
+def rows(*lines: int, ok: bool = True) -> list[ResultRow]:
+    return [ResultRow(line, ok, b'{"line": %d}' % line) for line in lines]
+
+
+async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> BatchRecord:
+    """A batch in in_progress with a live lease held by `worker`."""
+    await store.insert_batch(make_batch(batch_id))
+    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10})
+    assert await store.claim(batch_id, worker, now, 30)
+    return await store.get_batch(batch_id)
+
+
+# --- migrations -----------------------------------------------------------------------------------
+
+
+async def test_migrations_are_idempotent_across_reopen(db_path):
+    first = await batchgate.store.open_store("sqlite:///" + str(db_path))
+    await first.insert_file(make_file("file-a"))
+    await first.close()
+
+    second = await batchgate.store.open_store("sqlite:///" + str(db_path))
+    try:
+        assert (await second.get_file(ALICE, "file-a")).filename == "file-a.jsonl"
+    finally:
+        await second.close()
+
+    db = sqlite3.connect(db_path)
+    try:
+        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
+    finally:
+        db.close()
+    assert versions == [version for version, _ in migration_scripts()]
+    assert len(versions) == len(set(versions)) >= 1
+
+
+# --- transitions (I6) -----------------------------------------------------------------------------
+
+
+async def test_transition_is_compare_and_set_and_stamps_its_timestamp(store):
+    await store.insert_batch(make_batch("batch_cas"))
+    results = await asyncio.gather(
+        store.transition("batch_cas", S.VALIDATING, S.IN_PROGRESS, 1111, {"total": 3}),
+        store.transition("batch_cas", S.VALIDATING, S.CANCELLING, 2222))
+    assert sorted(results) == [False, True], "exactly one of two racing transitions wins"
+    batch = await store.get_batch("batch_cas")
+    if results[0]:
+        assert batch.status is S.IN_PROGRESS and batch.in_progress_at == 1111 and batch.total == 3
+        assert batch.cancelling_at is None
+    else:
+        assert batch.status is S.CANCELLING and batch.cancelling_at == 2222
+        assert batch.in_progress_at is None and batch.total == 0
+
+    # A stale expectation changes nothing at all, files included.
+    before = await store.get_batch("batch_cas")
+    assert not await store.transition("batch_cas", S.VALIDATING, S.FAILED, 3333, {"errors": {"x": 1}},
+                                      [make_file("file-never")])
+    assert await store.get_batch("batch_cas") == before
+    assert await store.get_file(ALICE, "file-never") is None
+
+
+async def test_transition_is_compare_and_set_across_two_connections(store, db_path):
+    """Two processes (two connections to one file) racing on many batches: one winner per batch."""
+    other = await batchgate.store.open_store("sqlite:///" + str(db_path))
+    try:
+        ids = [f"batch_race{i}" for i in range(20)]
+        for batch_id in ids:
+            await store.insert_batch(make_batch(batch_id))
+        wins = await asyncio.gather(*(s.transition(b, S.VALIDATING, target, 1234)
+                                      for b in ids
+                                      for s, target in ((store, S.IN_PROGRESS), (other, S.CANCELLING))))
+        for i, batch_id in enumerate(ids):
+            mine, theirs = wins[2 * i], wins[2 * i + 1]
+            assert mine != theirs, f"{batch_id}: both or neither transition won"
+            batch = await other.get_batch(batch_id)
+            assert batch.status is (S.IN_PROGRESS if mine else S.CANCELLING)
+    finally:
+        await other.close()
+
+
+async def test_transition_writes_new_files_with_the_status_change(store):
+    await started_batch(store, "batch_f")
+    assert await store.transition("batch_f", S.IN_PROGRESS, S.FINALIZING, 1500)
+    out = make_file("file-out", purpose="batch_output")
+    assert await store.transition("batch_f", S.FINALIZING, S.COMPLETED, 1600,
+                                  {"output_file_id": "file-out", "failed": 0}, [out])
+    batch = await store.get_batch("batch_f")
+    assert (batch.status, batch.finalizing_at, batch.completed_at) == (S.COMPLETED, 1500, 1600)
+    assert batch.output_file_id == "file-out"
+    assert await store.get_file(ALICE, "file-out") == out
+
+
+async def test_transition_refuses_columns_it_may_not_set(store):
+    await store.insert_batch(make_batch("batch_cols"))
+    with pytest.raises(ValueError):
+        await store.transition("batch_cols", S.VALIDATING, S.IN_PROGRESS, 1, {"completed": 5})
+    assert (await store.get_batch("batch_cols")).status is S.VALIDATING
+
+
+# --- leases ---------------------------------------------------------------------------------------
+
+
+async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(store):
+    await store.insert_batch(make_batch("batch_l"))
+    assert await store.claim("batch_l", "w1", 1000.0, 10)
+    assert await store.claim("batch_l", "w1", 1001.0, 10), "the holder may claim again (lease now ends at 1011)"
+    assert not await store.claim("batch_l", "w2", 1010.5, 10), "a live lease belongs to its holder"
+    assert await store.renew("batch_l", "w1", 1005.0, 10) is S.VALIDATING  # lease now ends at 1015
+    assert not await store.claim("batch_l", "w2", 1014.0, 10)
+    assert await store.claim("batch_l", "w2", 1015.5, 10), "an expired lease can be taken over"
+
+    with pytest.raises(LeaseLost):
+        await store.renew("batch_l", "w1", 1016.0, 10)
+    assert await store.renew("batch_l", "w2", 1016.0, 10) is S.VALIDATING
+
+    await store.release("batch_l", "w1")  # not the holder: no effect
+    assert not await store.claim("batch_l", "w1", 1017.0, 10)
+    await store.release("batch_l", "w2")
+    assert await store.claim("batch_l", "w1", 1017.0, 10), "a released batch is free at once"
+
+
+async def test_renew_reports_the_current_status(store):
+    await started_batch(store, "batch_r")
+    assert await store.transition("batch_r", S.IN_PROGRESS, S.CANCELLING, 1200)
+    assert await store.renew("batch_r", "w1", 1001.0, 30) is S.CANCELLING
+
+
+# --- results (I3) ---------------------------------------------------------------------------------
+
+
+async def test_record_results_is_fenced_by_the_lease(store):
+    await started_batch(store, "batch_x", worker="w1")
+    with pytest.raises(LeaseLost):
+        await store.record_results("batch_x", "w2", rows(1, 2), Usage(5, 5, 10))
+    assert [line async for line in store.done_lines("batch_x")] == []
+    batch = await store.get_batch("batch_x")
+    assert (batch.completed, batch.failed, batch.usage) == (0, 0, Usage())
+
+    # After a takeover the old holder is fenced out too.
+    assert await store.claim("batch_x", "w2", 2000.0, 30)
+    with pytest.raises(LeaseLost):
+        await store.record_results("batch_x", "w1", rows(3), Usage())
+    assert [line async for line in store.done_lines("batch_x")] == []
+
+
+async def test_record_results_counts_and_refuses_duplicates(store):
+    await started_batch(store, "batch_c")
+    await store.record_results("batch_c", "w1", rows(1, 3) + rows(2, ok=False), Usage(3, 4, 7, 1, 2))
+    await store.record_results("batch_c", "w1", rows(5), Usage(1, 1, 2))
+    batch = await store.get_batch("batch_c")
+    assert (batch.completed, batch.failed) == (3, 1)
+    assert batch.usage == Usage(4, 5, 9, 1, 2)
+
+    with pytest.raises(LeaseLost):
+        await store.record_results("batch_c", "w1", rows(6) + rows(3, ok=False), Usage(100, 100, 200))
+    batch = await store.get_batch("batch_c")
+    assert (batch.completed, batch.failed) == (3, 1), "a duplicate must not count twice"
+    assert batch.usage == Usage(4, 5, 9, 1, 2)
+    recorded = [row async for row in store.results("batch_c")]
+    assert [(r.line, r.ok) for r in recorded] == [(1, True), (2, False), (3, True), (5, True)]
+    assert recorded[2].record == b'{"line": 3}', "the first recorded result stays the truth"
+
+
+async def test_done_lines_and_results_page_through_in_line_order(store):
+    await started_batch(store, "batch_big")
+    count = 2 * PAGE_ROWS + 501
+    lines = list(range(1, count + 1))
+    random.Random(7).shuffle(lines)
+    for start in range(0, count, 700):
+        chunk = lines[start:start + 700]
+        await store.record_results("batch_big", "w1", [ResultRow(l, l % 3 != 0, b"r%d" % l) for l in chunk], Usage())
+    # Another batch's rows must not leak in.
+    await started_batch(store, "batch_other")
+    await store.record_results("batch_other", "w1", rows(1, 2, 4001), Usage())
+
+    done = [line async for line in store.done_lines("batch_big")]
+    assert done == list(range(1, count + 1))
+    results = [row async for row in store.results("batch_big")]
+    assert [r.line for r in results] == list(range(1, count + 1))
+    assert all(r.ok == (r.line % 3 != 0) and r.record == b"r%d" % r.line for r in results)
+    batch = await store.get_batch("batch_big")
+    assert batch.completed + batch.failed == count
+    assert batch.failed == count // 3
+
+
+@pytest.mark.parametrize("end", [S.COMPLETED, S.CANCELLED, S.EXPIRED])
+async def test_terminal_transitions_delete_result_rows(store, end):
+    await started_batch(store, "batch_t")
+    await started_batch(store, "batch_keep")
+    await store.record_results("batch_t", "w1", rows(1, 2, 3), Usage())
+    await store.record_results("batch_keep", "w1", rows(1, 2), Usage())
+    before_end = {S.COMPLETED: S.FINALIZING, S.CANCELLED: S.CANCELLING, S.EXPIRED: S.IN_PROGRESS}[end]
+    if before_end is not S.IN_PROGRESS:
+        assert await store.transition("batch_t", S.IN_PROGRESS, before_end, 1100)
+        assert [l async for l in store.done_lines("batch_t")] == [1, 2, 3], "non-terminal moves keep the rows"
+    assert await store.transition("batch_t", before_end, end, 1200)
+    assert [l async for l in store.done_lines("batch_t")] == []
+    assert [l async for l in store.done_lines("batch_keep")] == [1, 2]
+    batch = await store.get_batch("batch_t")
+    assert batch.completed == 3, "the counts survive the rows"
+
+
+# --- listing and scopes ---------------------------------------------------------------------------
+
+
+async def test_list_batches_pages_newest_first_within_a_scope(store):
+    ids = [f"batch_a{i}" for i in range(5)]
+    for i, batch_id in enumerate(ids):
+        await store.insert_batch(make_batch(batch_id, ALICE, created_at=1000 + i))
+        await store.insert_batch(make_batch(f"batch_b{i}", BOB, created_at=1000 + i))
+    await store.insert_batch(make_batch("batch_ax", ALICE_FOR_X))
+
+    page, more = await store.list_batches(ALICE, Page(limit=2, after=None))
+    assert [b.id for b in page] == ["batch_a4", "batch_a3"] and more
+    page, more = await store.list_batches(ALICE, Page(limit=2, after="batch_a3"))
+    assert [b.id for b in page] == ["batch_a2", "batch_a1"] and more
+    page, more = await store.list_batches(ALICE, Page(limit=2, after="batch_a1"))
+    assert [b.id for b in page] == ["batch_a0"] and not more
+    page, more = await store.list_batches(ALICE, Page(limit=5, after=None))
+    assert [b.id for b in page] == ids[::-1] and not more, "exactly `limit` left: has_more is false"
+
+    assert [b.id for b in (await store.list_batches(BOB, Page(limit=100, after=None)))[0]] == \
+        [f"batch_b{i}" for i in range(4, -1, -1)]
+    assert [b.id for b in (await store.list_batches(ALICE_FOR_X, Page(limit=100, after=None)))[0]] == ["batch_ax"]
+    assert await store.get_batch("batch_a0", BOB) is None
+    assert await store.get_batch("batch_a0", ALICE_FOR_X) is None
+    assert (await store.get_batch("batch_a0", ALICE)).id == "batch_a0"
+    # Another scope's id as a cursor leaks nothing of that scope.
+    page, _ = await store.list_batches(ALICE, Page(limit=100, after="batch_b2"))
+    assert all(b.scope == ALICE for b in page)
+
+
+async def test_list_files_pages_in_both_orders_with_filters_and_scopes(store):
+    for i in range(4):
+        await store.insert_file(make_file(f"file-a{i}", ALICE, purpose="batch" if i % 2 == 0 else "batch_output"))
+    await store.insert_file(make_file("file-b0", BOB))
+
+    page, more = await store.list_files(ALICE, Page(limit=3, after=None), None, None)
+    assert [f.id for f in page] == ["file-a3", "file-a2", "file-a1"] and more
+    page, more = await store.list_files(ALICE, Page(limit=3, after="file-a1"), None, None)
+    assert [f.id for f in page] == ["file-a0"] and not more
+    page, more = await store.list_files(ALICE, Page(limit=2, after=None, descending=False), None, None)
+    assert [f.id for f in page] == ["file-a0", "file-a1"] and more
+    page, more = await store.list_files(ALICE, Page(limit=2, after="file-a1", descending=False), None, None)
+    assert [f.id for f in page] == ["file-a2", "file-a3"] and not more
+    page, _ = await store.list_files(ALICE, Page(limit=10, after=None), "batch_output", None)
+    assert [f.id for f in page] == ["file-a3", "file-a1"]
+    page, _ = await store.list_files(BOB, Page(limit=10, after=None), None, None)
+    assert [f.id for f in page] == ["file-b0"]
+    assert await store.get_file(BOB, "file-a0") is None
+    assert await store.get_file(ALICE_FOR_X, "file-a0") is None
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+async def test_expired_files_skips_files_an_unfinished_batch_uses(store):
+    await store.insert_file(make_file("file-old", expires_at=500))
+    await store.insert_file(make_file("file-busy", expires_at=500))
+    await store.insert_file(make_file("file-done", expires_at=500))
+    await store.insert_file(make_file("file-fresh", expires_at=5000))
+    await store.insert_file(make_file("file-forever", expires_at=None))
+    await store.insert_batch(make_batch("batch_busy", input_file_id="file-busy"))  # validating: active
+    await store.insert_batch(make_batch("batch_done", input_file_id="file-done"))
+    assert await store.transition("batch_done", S.VALIDATING, S.FAILED, 900, {"errors": {"object": "list"}})
+
+    assert sorted(f.id for f in await store.expired_files(1000, 100)) == ["file-done", "file-old"]
+    assert len(await store.expired_files(1000, 1)) == 1
+
+    # Each active status protects the file; a terminal one releases it.
+    for expected, target in [(S.VALIDATING, S.IN_PROGRESS), (S.IN_PROGRESS, S.CANCELLING)]:
+        assert await store.transition("batch_busy", expected, target, 950)
+        assert "file-busy" not in [f.id for f in await store.expired_files(1000, 100)]
+    assert await store.transition("batch_busy", S.CANCELLING, S.CANCELLED, 960)
+    assert "file-busy" in [f.id for f in await store.expired_files(1000, 100)]
+
+    assert (await store.delete_file("file-old")).id == "file-old"
+    assert await store.delete_file("file-old") is None
+    assert sorted(f.id for f in await store.expired_files(1000, 100)) == ["file-busy", "file-done"]
+
+
+async def test_delete_file_refuses_the_input_of_an_unfinished_batch(store):
+    await store.insert_file(make_file("file-in-use", expires_at=500))
+    await store.insert_batch(make_batch("batch_user", input_file_id="file-in-use"))
+    with pytest.raises(Conflict):
+        await store.delete_file("file-in-use")
+    assert await store.get_file(ALICE, "file-in-use") is not None
+    assert await store.transition("batch_user", S.VALIDATING, S.FAILED, 900, {"errors": {"object": "list"}})
+    assert (await store.delete_file("file-in-use")).id == "file-in-use"
+    assert await store.get_file(ALICE, "file-in-use") is None
