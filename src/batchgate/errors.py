@@ -7,7 +7,8 @@
     ├── Unauthorized               401 authentication_error
     ├── NotFound                   404 invalid_request_error
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
-    └── LeaseLost                  a worker lost its claim on a batch; it must stop writing
+    ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
+    └── Abandoned                  a request given up without an answer because its run stopped
 
 Each error knows its HTTP status and OpenAI error type, so the API layer renders
 every one of them the same way: {"error": {"message", "type", "param", "code"}}.
@@ -66,3 +67,7 @@ class Conflict(BatchgateError):
 
 class LeaseLost(BatchgateError):
     default_code = "lease_lost"
+
+
+class Abandoned(BatchgateError):
+    default_code = "abandoned"

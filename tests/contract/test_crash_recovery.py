@@ -215,8 +215,6 @@ def test_a_frozen_gateway_sends_no_recorded_line_after_another_worker_took_over(
         stop_mock(mock)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a line waiting out a retry backoff when its gateway froze is retried "
-                                       "on waking, after the worker that took over recorded it (I3)")
 def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gateway, tmp_path):
     """The lease check guards new dispatches only; a retry already scheduled inside the upstream call is not."""
     mock = MockUpstream(tmp_path)

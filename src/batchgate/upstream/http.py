@@ -11,7 +11,9 @@ import orjson
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from batchgate.errors import Abandoned
 from batchgate.settings import Settings, UpstreamConfig
+from batchgate.upstream.base import RetryGate
 
 
 class HttpUpstream:
@@ -37,7 +39,7 @@ class HttpUpstream:
                                                   json_serialize=lambda o: orjson.dumps(o).decode())
         return self._session
 
-    async def send(self, endpoint: str, body: dict) -> Outcome:
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
         url, payload = self.url_for(endpoint), orjson.dumps(body)
         attempt = 0
         while True:
@@ -47,6 +49,8 @@ class HttpUpstream:
             if outcome.ok or not retryable or not self._policy.should_retry(attempt):
                 return outcome
             await asyncio.sleep(self._policy.delay(attempt, random.random(), retry_after))
+            if gate is not None and not await gate():
+                raise Abandoned(f"a retry to {self.name!r} was abandoned: its run stopped")
 
     async def _attempt(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
         try:

@@ -8,7 +8,7 @@ from typing import Callable
 from batchgate.domain.results import Outcome
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import Upstream
+from batchgate.upstream.base import RetryGate, Upstream
 from batchgate.upstream.http import HttpUpstream
 
 UpstreamFactory = Callable[[UpstreamConfig, Settings], Upstream]
@@ -33,13 +33,13 @@ class Router:
                 return upstream
         return None
 
-    async def send(self, endpoint: str, body: dict) -> Outcome:
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
         upstream = self.route(body["model"])
         if upstream is None:
             return Outcome(error_code="model_not_found",
                            error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
                                          f"table's 'models' in the config.")
-        return await upstream.send(endpoint, body)
+        return await upstream.send(endpoint, body, gate)
 
     async def close(self) -> None:
         for _, upstream in self._routes:

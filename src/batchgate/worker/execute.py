@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from enum import Enum
+from typing import Callable
 
 from batchgate import ids
 from batchgate.blobs.lines import numbered_lines
 from batchgate.domain.lines import RequestLine, is_blank, parse_line
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import result_line, usage_of
+from batchgate.errors import Abandoned
 from batchgate.store import ResultRow
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.writer import ResultWriter
@@ -51,6 +53,15 @@ class StopSignal:
         self.wake.clear()
         await self.wake.wait()
 
+    async def may_retry(self, clock: Callable[[], float]) -> bool:
+        """Before a retry: wait while the lease may have lapsed; False once the line must be left unanswered.
+
+        A cancel still lets in-flight lines finish (their retries included) within its grace period.
+        """
+        while self.reason is None and clock() >= self.lease_until:
+            await self.wait()
+        return self.reason in (None, StopReason.CANCELLED)
+
 
 async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> None:
     """Send every unanswered line of `batch`; return when all are recorded or `stop` fires."""
@@ -80,7 +91,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
                 if stop.reason is not None or writer.failed:
                     break
                 request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
-                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer))
+                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop))
                 inflight.add(task)
                 task.add_done_callback(finished)
             await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
@@ -89,8 +100,12 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
             task.cancel()
 
 
-async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer: ResultWriter) -> None:
-    outcome = await ctx.router.send(endpoint, request.body)
+async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer: ResultWriter,
+                stop: StopSignal) -> None:
+    try:
+        outcome = await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock))
+    except Abandoned:
+        return  # no result: the line stays unanswered for whoever carries the batch on
     record = result_line(ids.request_id(), request.custom_id, outcome)
     writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
 
