@@ -8,6 +8,7 @@
     ├── NotFound                   404 invalid_request_error
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
+    ├── InputMissing               a batch's input file vanished from the store or the blobs
     └── Abandoned                  a request given up without an answer because its run stopped
 
 Each error knows its HTTP status and OpenAI error type, so the API layer renders
@@ -67,6 +68,10 @@ class Conflict(BatchgateError):
 
 class LeaseLost(BatchgateError):
     default_code = "lease_lost"
+
+
+class InputMissing(BatchgateError):
+    default_code = "input_file_missing"
 
 
 class Abandoned(BatchgateError):

@@ -67,6 +67,7 @@ class Settings:
     commit_interval_seconds: float = 0.05
     lease_seconds: float = 20.0
     retention_interval_seconds: float = 60.0
+    stale_temp_seconds: float = 3600.0  # scratch files untouched this long were left by a crash
 
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
 

@@ -42,8 +42,10 @@ def test_terminal_statuses_have_no_transitions(status):
     (S.CANCELLING, S.CANCELLED),
     (S.IN_PROGRESS, S.EXPIRED),
     (S.VALIDATING, S.EXPIRED),
-    (S.FINALIZING, S.EXPIRED),
     (S.VALIDATING, S.CANCELLING),
+    (S.IN_PROGRESS, S.FAILED),  # the input file was lost from storage
+    (S.CANCELLING, S.FAILED),
+    (S.FINALIZING, S.FAILED),
 ])
 def test_allowed_transitions(current, target):
     assert can_move(current, target)
@@ -54,7 +56,7 @@ def test_allowed_transitions(current, target):
     (S.VALIDATING, S.FINALIZING),
     (S.IN_PROGRESS, S.COMPLETED),
     (S.IN_PROGRESS, S.VALIDATING),
-    (S.IN_PROGRESS, S.FAILED),
+    (S.FINALIZING, S.EXPIRED),  # every line is answered: it completes, however late
     (S.FINALIZING, S.IN_PROGRESS),
     (S.FINALIZING, S.CANCELLING),
     (S.CANCELLING, S.IN_PROGRESS),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import AsyncIterable, AsyncIterator
 
@@ -54,8 +55,24 @@ class LocalBlobStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)
 
+    async def sweep_partial(self, older_than: float) -> int:
+        return await asyncio.to_thread(remove_stale, self.root / ".partial", "*", older_than)
+
     async def close(self) -> None:
         return None
+
+
+def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
+    """Delete files in `folder` matching `pattern` whose last write is over `older_than` seconds ago."""
+    cutoff, removed = time.time() - older_than, 0
+    for path in folder.glob(pattern):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            pass  # someone else cleaned it
+    return removed
 
 
 def _sync_close(handle) -> None:

@@ -3,7 +3,9 @@
     validating ─► in_progress ─► finalizing ─► completed
         │              │
         ├─► failed     ├─► cancelling ─► cancelled
-        └─► cancelling └─► expired   (validating and finalizing may expire too)
+        └─► cancelling └─► expired   (validating may expire too)
+
+    Any running status goes to failed if the input file is lost from storage.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ S = BatchStatus
 
 TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
     S.VALIDATING: frozenset({S.IN_PROGRESS, S.FAILED, S.CANCELLING, S.EXPIRED}),
-    S.IN_PROGRESS: frozenset({S.FINALIZING, S.CANCELLING, S.EXPIRED}),
-    S.FINALIZING: frozenset({S.COMPLETED, S.EXPIRED}),
-    S.CANCELLING: frozenset({S.CANCELLED}),
+    # Running batches fail only when their input file is lost from storage.
+    S.IN_PROGRESS: frozenset({S.FINALIZING, S.CANCELLING, S.EXPIRED, S.FAILED}),
+    S.FINALIZING: frozenset({S.COMPLETED, S.FAILED}),
+    S.CANCELLING: frozenset({S.CANCELLED, S.FAILED}),
     S.COMPLETED: frozenset(),
     S.FAILED: frozenset(),
     S.EXPIRED: frozenset(),

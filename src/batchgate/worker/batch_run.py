@@ -14,10 +14,10 @@ from typing import Awaitable, Callable
 
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.status import TERMINAL, BatchStatus
-from batchgate.errors import LeaseLost
+from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import StopReason, StopSignal, execute
-from batchgate.worker.finalize import finalize
+from batchgate.worker.finalize import fail_without_input, finalize
 from batchgate.worker.validate import validate_input
 
 log = logging.getLogger("batchgate.worker")
@@ -41,7 +41,11 @@ class BatchRun:
         try:
             while (batch := await ctx.store.get_batch(self.batch_id)) and batch.status not in TERMINAL:
                 step = _expire if self._expired(batch) else STEPS[batch.status]
-                await step(self, batch)
+                try:
+                    await step(self, batch)
+                except InputMissing as missing:
+                    log.error("batch %s ends failed with the results it has: %s", batch.id, missing.message)
+                    await fail_without_input(ctx, batch, missing)
                 if self.stop.reason is StopReason.LEASE_LOST:
                     return
         except LeaseLost:

@@ -11,13 +11,13 @@ from enum import Enum
 from typing import Callable
 
 from batchgate import ids
-from batchgate.blobs.lines import numbered_lines
-from batchgate.domain.lines import RequestLine, is_blank, parse_line
+from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import result_line, usage_of
 from batchgate.errors import Abandoned
 from batchgate.store import ResultRow
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.inputs import input_lines
 from batchgate.worker.writer import ResultWriter
 
 
@@ -65,7 +65,6 @@ class StopSignal:
 
 async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> None:
     """Send every unanswered line of `batch`; return when all are recorded or `stop` fires."""
-    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
     inflight: set[asyncio.Task] = set()
 
     def finished(task: asyncio.Task) -> None:
@@ -77,10 +76,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
         async with writer:
             done = aiter(ctx.store.done_lines(batch.id))
             next_done = await anext(done, None)
-            lines = numbered_lines(ctx.blobs.read(file.storage_key), ctx.settings.max_line_bytes)
-            async for line, raw in lines:
-                if raw is None or is_blank(raw):
-                    continue
+            async for line, raw in input_lines(ctx, batch):
                 while next_done is not None and next_done < line:
                     next_done = await anext(done, None)
                 if next_done == line:

@@ -11,28 +11,46 @@ from typing import AsyncIterable, AsyncIterator
 
 from batchgate import ids
 from batchgate.blobs import CHUNK
-from batchgate.blobs.lines import numbered_lines
-from batchgate.domain.lines import is_blank, parse_line
+from batchgate.domain.lines import parse_line
 from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.results import unanswered_line
 from batchgate.domain.status import BatchStatus, unfinished_line_code
+from batchgate.errors import InputMissing
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.inputs import input_lines
 
 OUTPUT_PURPOSE = "batch_output"
 
 
 async def finalize(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus) -> bool:
     """Write the files and move `batch` to `target` in one transaction. False if the status moved under us."""
-    unanswered = batch.total - batch.completed - batch.failed
     code = unfinished_line_code(target) or "batch_incomplete"
+    unanswered = batch.total - batch.completed - batch.failed
+    return await _commit(ctx, batch, target, _error_lines(ctx, batch, code) if batch.failed or unanswered else None)
+
+
+async def fail_without_input(ctx: WorkerContext, batch: BatchRecord, reason: InputMissing) -> bool:
+    """The input file is gone: keep every recorded result in the files and end the batch `failed`.
+
+    Lines that never got an answer cannot be written without their custom_id; `errors` says why.
+    """
+    error = {"code": reason.code, "message": reason.message, "param": None, "line": None}
+    return await _commit(ctx, batch, BatchStatus.FAILED, _failed_lines(ctx, batch) if batch.failed else None,
+                         {"errors": {"object": "list", "data": [error]}})
+
+
+async def _commit(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus,
+                  error_lines: AsyncIterable[bytes] | None, extra: dict | None = None) -> bool:
+    """Write the output file (if any line succeeded) and the error file (if `error_lines`), then move the status."""
+    unanswered = batch.total - batch.completed - batch.failed
     output = errors = None
     try:
         if batch.completed:
             output = await _write(ctx, batch, "output", _output_lines(ctx, batch))
-        if batch.failed or unanswered:
-            errors = await _write(ctx, batch, "errors", _error_lines(ctx, batch, code))
+        if error_lines is not None:
+            errors = await _write(ctx, batch, "errors", error_lines)
         changes = {"output_file_id": output and output.id, "error_file_id": errors and errors.id,
-                   "total": batch.total, "failed": batch.failed + unanswered}
+                   "total": batch.total, "failed": batch.failed + unanswered, **(extra or {})}
         moved = await ctx.store.transition(batch.id, batch.status, target, ctx.now(), changes,
                                            [f for f in (output, errors) if f])
     except BaseException:
@@ -83,14 +101,17 @@ async def _output_lines(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator
             yield row.record
 
 
+async def _failed_lines(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator[bytes]:
+    async for row in ctx.store.results(batch.id):
+        if not row.ok:
+            yield row.record
+
+
 async def _error_lines(ctx: WorkerContext, batch: BatchRecord, code: str) -> AsyncIterator[bytes]:
     """Failed answers and unanswered lines, merged in input order."""
     results = aiter(ctx.store.results(batch.id))
     row = await anext(results, None)
-    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
-    async for line, raw in numbered_lines(ctx.blobs.read(file.storage_key), ctx.settings.max_line_bytes):
-        if raw is None or is_blank(raw):
-            continue
+    async for line, raw in input_lines(ctx, batch):
         while row is not None and row.line < line:
             row = await anext(results, None)
         if row is not None and row.line == line:

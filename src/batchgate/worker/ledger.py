@@ -7,6 +7,12 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+from batchgate.settings import Settings
+
+
+def scratch_folder(settings: Settings) -> Path:
+    return settings.data_dir / "tmp"
+
 
 class CustomIdLedger:
     def __init__(self, folder: Path):

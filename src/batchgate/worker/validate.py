@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from batchgate.blobs.lines import numbered_lines
-from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_line
+from batchgate.domain.lines import LineError, ValidationReport, parse_line
 from batchgate.domain.records import BatchRecord
+from batchgate.errors import InputMissing
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.ledger import CustomIdLedger
+from batchgate.worker.inputs import input_lines
+from batchgate.worker.ledger import CustomIdLedger, scratch_folder
 
 LEDGER_CHUNK = 10_000
 
@@ -14,17 +15,11 @@ LEDGER_CHUNK = 10_000
 async def validate_input(ctx: WorkerContext, batch: BatchRecord) -> ValidationReport:
     settings = ctx.settings
     report = ValidationReport(keep=settings.max_reported_errors)
-    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
-    if file is None:
-        report.add_error(LineError(1, "input_file_not_found",
-                                   f"The input file {batch.input_file_id} was deleted before the batch started."))
-        return report
-    ledger = CustomIdLedger(settings.data_dir / "tmp")
+    ledger = CustomIdLedger(scratch_folder(settings))
     try:
-        await _check_lines(ctx, batch, file.storage_key, report, ledger)
-    except FileNotFoundError:
-        report.add_error(LineError(1, "input_file_not_found",
-                                   f"The bytes of input file {batch.input_file_id} are missing from storage."))
+        await _check_lines(ctx, batch, report, ledger)
+    except InputMissing as missing:
+        report.add_error(LineError(1, "input_file_not_found", missing.message))
     finally:
         ledger.close()
     if report.request_count == 0 and report.ok:
@@ -32,13 +27,11 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord) -> ValidationRe
     return report
 
 
-async def _check_lines(ctx: WorkerContext, batch: BatchRecord, key: str, report: ValidationReport,
+async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: ValidationReport,
                        ledger: CustomIdLedger) -> None:
     settings = ctx.settings
     pending: list[tuple[str, int]] = []
-    async for line, raw in numbered_lines(ctx.blobs.read(key), settings.max_line_bytes):
-        if raw is not None and is_blank(raw):
-            continue
+    async for line, raw in input_lines(ctx, batch):
         report.request_count += 1
         if report.request_count > settings.max_lines:
             report.add_error(LineError(line, "too_many_tasks",

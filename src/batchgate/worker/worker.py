@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 
+from batchgate.blobs.local import remove_stale
 from batchgate.errors import Conflict
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.ledger import scratch_folder
 
 log = logging.getLogger("batchgate.worker")
 SWEEP_PAGE = 500
@@ -71,9 +73,16 @@ class Worker:
         while True:
             try:
                 await self.sweep_expired_files()
+                await self.sweep_stale_scratch()
             except Exception:
                 log.exception("file retention sweep failed; retrying later")
             await asyncio.sleep(self.ctx.settings.retention_interval_seconds)
+
+    async def sweep_stale_scratch(self) -> int:
+        """Remove scratch files that a crashed process left behind (half-written blobs, duplicate ledgers)."""
+        age = self.ctx.settings.stale_temp_seconds
+        ledgers = await asyncio.to_thread(remove_stale, scratch_folder(self.ctx.settings), "ids-*.db", age)
+        return ledgers + await self.ctx.blobs.sweep_partial(age)
 
     async def sweep_expired_files(self) -> int:
         """Delete files past their expires_at (unless an unfinished batch uses them). Returns how many."""
