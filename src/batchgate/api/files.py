@@ -6,6 +6,7 @@ import hashlib
 import logging
 import re
 import urllib.parse
+from dataclasses import dataclass
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -26,6 +27,14 @@ MAX_FILES_PAGE = 10_000  # the MKA1 SDK asks for 10,000 by default
 UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
+@dataclass(frozen=True)
+class StoredPart:
+    key: str
+    filename: str
+    bytes: int
+    sha256: str
+
+
 async def upload(request: web.Request) -> web.Response:
     svc = services(request)
     limit = svc.settings.max_file_bytes
@@ -34,41 +43,50 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest("Upload a file as multipart/form-data with fields 'purpose' and 'file'.",
                              code="invalid_content_type")
-    fields: dict[str, str] = {}
-    stored: tuple[str, str, int, str] | None = None  # key, filename, bytes, sha256
+    fields, stored = await _receive_form(svc, request, limit)
     try:
-        try:
-            reader = await request.multipart()
-            while (part := await reader.next()) is not None:
-                if not isinstance(part, BodyPartReader):
-                    raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
-                if part.name == "file":
-                    if stored is not None:
-                        raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
-                    if "purpose" in fields:  # both SDKs send it first: refuse before reading the bytes
-                        parse_purpose(fields["purpose"], (INPUT_PURPOSE,))
-                    stored = await _store_part(svc, part, limit)
-                elif part.name:
-                    fields[part.name] = await _read_field(part)
-        except (ValueError, AssertionError, HttpProcessingError) as exc:
-            raise InvalidRequest(f"The multipart body is malformed: {exc}.", code="invalid_multipart") from None
         if stored is None:
             raise InvalidRequest("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
         purpose = parse_purpose(fields.get("purpose"), (INPUT_PURPOSE,))
-        expires_after = _expires_after(fields)
+        now = svc.now()
+        expires_at = now + (_expires_after(fields) or svc.settings.file_retention_seconds)
+        record = FileRecord(stored.key, scope_of(request), stored.filename, purpose, stored.bytes, stored.sha256,
+                            stored.key, now, expires_at)
+        await svc.store.insert_file(record)
     except BaseException:
         if stored is not None:
-            await svc.blobs.delete(stored[0])
+            await svc.blobs.delete(stored.key)
         raise
-    key, filename, size, sha256 = stored
-    now = svc.now()
-    retention = expires_after or svc.settings.file_retention_seconds
-    record = FileRecord(key, scope_of(request), filename, purpose, size, sha256, key, now, now + retention)
-    await svc.store.insert_file(record)
     return json_response(record.to_wire())
 
 
-async def _store_part(svc, part: BodyPartReader, limit: int) -> tuple[str, str, int, str]:
+async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str, str], StoredPart | None]:
+    """Text fields in memory, the file part streamed into storage. Nothing stays stored if this raises."""
+    fields: dict[str, str] = {}
+    stored: StoredPart | None = None
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
+            if part.name == "file":
+                if stored is not None:
+                    raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
+                if "purpose" in fields:  # both SDKs send it first: refuse before reading the bytes
+                    parse_purpose(fields["purpose"], (INPUT_PURPOSE,))
+                stored = await _store_part(svc, part, limit)
+            elif part.name:
+                fields[part.name] = await _read_field(part)
+    except BaseException as exc:
+        if stored is not None:
+            await svc.blobs.delete(stored.key)
+        if isinstance(exc, (ValueError, AssertionError, HttpProcessingError)):
+            raise InvalidRequest(f"The multipart body is malformed: {exc}.", code="invalid_multipart") from None
+        raise
+    return fields, stored
+
+
+async def _store_part(svc, part: BodyPartReader, limit: int) -> StoredPart:
     filename = safe_filename(part.filename)
     key = ids.file_id()
     digest = hashlib.sha256()
@@ -83,7 +101,7 @@ async def _store_part(svc, part: BodyPartReader, limit: int) -> tuple[str, str, 
             yield chunk
 
     size = await svc.blobs.write(key, chunks())
-    return key, filename, size, digest.hexdigest()
+    return StoredPart(key, filename, size, digest.hexdigest())
 
 
 async def _read_field(part: BodyPartReader) -> str:
