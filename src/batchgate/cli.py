@@ -19,7 +19,7 @@ from batchgate import __version__, ids
 from batchgate.api.app import create_app
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
-from batchgate.errors import BatchgateError
+from batchgate.errors import BatchgateError, ConfigError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
 from batchgate.upstream.router import Router
@@ -116,7 +116,10 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             app = create_app(Services(settings, store, blobs, wake_worker=worker.wake if worker else (lambda: None)))
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
             await runner.setup()
-            await web.TCPSite(runner, settings.host, settings.port).start()
+            try:
+                await web.TCPSite(runner, settings.host, settings.port).start()
+            except OSError as exc:
+                raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
             log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
                      settings.port, settings.resolved_database_url)
             if not any(key.revoked_at is None for key in await store.list_keys()):
