@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.servers import Gateway, MockUpstream, upstream_config
+from tests.support.servers import GatewayFactory, MockUpstream, upstream_config
 
 
 @pytest.fixture
@@ -17,18 +17,9 @@ def mock_upstream(tmp_path):
 @pytest.fixture
 def make_gateway(tmp_path):
     """make_gateway(config_text="", env={}) → a running Gateway; all are stopped at the end."""
-    started: list[Gateway] = []
-
-    def make(config: str = "", env: dict[str, str] | None = None, name: str = "gw") -> Gateway:
-        folder = tmp_path / f"{name}{len(started)}"
-        folder.mkdir()
-        gateway = Gateway(folder, config, env)
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
+    factory = GatewayFactory(tmp_path)
+    yield factory
+    factory.stop_all()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 
 import pytest
 
-from tests.support.servers import Gateway, MockUpstream, upstream_config
+from tests.support.servers import Gateway, GatewayFactory, MockUpstream, upstream_config
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/images/generations")
 TERMINAL = ("completed", "failed", "cancelled", "expired")
@@ -60,20 +60,11 @@ def make_module_upstream(module_dir):
 @pytest.fixture(scope="module")
 def make_module_gateway(module_dir):
     """make(config_text="", env={}) → a running Gateway that lives for the whole module."""
-    started: list[Gateway] = []
-
-    def make(config: str = "", env: dict[str, str] | None = None, name: str = "gw") -> Gateway:
-        folder = module_dir / f"{name}{len(started)}"
-        folder.mkdir()
-        gateway = Gateway(folder, config, env)
-        started.append(gateway)
-        return gateway
-
-    yield make
-    for gateway in started:
-        gateway.stop()
+    factory = GatewayFactory(module_dir)
+    yield factory
+    factory.stop_all()
     # Whatever the module's tests did, no gateway may have hit an unhandled exception.
-    troubled = [(g.folder, serve_log(g)) for g in started
+    troubled = [(g.folder, serve_log(g)) for g in factory.started
                 if "unhandled error" in serve_log(g) or "Traceback" in serve_log(g)]
     if troubled:
         folder, log = troubled[0]

@@ -113,6 +113,25 @@ class Gateway:
         self.kill(signal.SIGTERM)
 
 
+class GatewayFactory:
+    """make(config_text="", env={}) → a running Gateway in its own folder under `root`; stop_all() at the end."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.started: list[Gateway] = []
+
+    def __call__(self, config: str = "", env: dict[str, str] | None = None, name: str = "gw") -> Gateway:
+        folder = self.root / f"{name}{len(self.started)}"
+        folder.mkdir()
+        gateway = Gateway(folder, config, env)
+        self.started.append(gateway)
+        return gateway
+
+    def stop_all(self) -> None:
+        for gateway in self.started:
+            gateway.stop()
+
+
 def upstream_config(*upstreams: tuple[str, str, list[str]], extra: str = "") -> str:
     """TOML for settings lines in `extra` plus [[upstreams]] tables of (name, base_url, models)."""
     tables = [f'[[upstreams]]\nname = "{name}"\nbase_url = "{url}"\nmodels = {orjson.dumps(models).decode()}\n'
