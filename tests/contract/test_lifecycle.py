@@ -235,6 +235,28 @@ def test_retries_follow_the_status_of_each_answer(make_gateway, make_mock):
     assert (done.request_counts.completed, done.request_counts.failed) == (3, 2)
 
 
+def test_a_2xx_that_is_not_json_is_retried_then_reported(make_gateway, make_mock):
+    mock = make_mock()
+    gw = make_gateway(mock_config(mock), env={"BATCHGATE_MAX_ATTEMPTS": "3"})
+    api = client(gw)
+    texts = {"glitch": "glitch [garbage:1]", "broken": "broken [garbage:9]"}
+    _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()])
+    done = wait_status(api, batch.id, timeout=30)
+    assert done.status == "completed"
+    attempts = [r["text"] for r in mock.requests()]
+    assert attempts.count(texts["glitch"]) == 2 and attempts.count(texts["broken"]) == 3
+
+    output, errors = outputs(api, done)
+    assert_partition(output, errors, texts)
+    assert [l["custom_id"] for l in output] == ["glitch"]
+    assert_answers_match(output, texts)
+    [broken] = errors
+    assert broken["error"]["code"] == "invalid_upstream_response"
+    assert broken["response"]["status_code"] == 200
+    assert "upstream proxy error" in broken["response"]["body"]["error"]["message"]
+    assert (done.request_counts.completed, done.request_counts.failed) == (1, 1)
+
+
 def test_unreachable_upstream_and_timeouts_fail_only_their_lines(make_gateway, make_mock):
     mock = make_mock()
     gw = make_gateway(

@@ -7,6 +7,7 @@ answer to its own request. Directives inside the text steer it:
     [flaky:N]      answer 500 to the first N attempts of this exact text, then succeed
     [429:N]        answer 429 with Retry-After: 0 to the first N attempts, then succeed
     [sleep:S]      wait S seconds before answering
+    [garbage:N]    answer 200 with an HTML page (not JSON) to the first N attempts, then succeed
 
 Every request is appended to the --log file as one JSON line: {"text", "status", "t"}.
 """
@@ -23,7 +24,8 @@ from collections import Counter
 import orjson
 from aiohttp import web
 
-DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep):([0-9.]+)\]")
+GARBAGE = -200  # a 200 whose body is not JSON
+DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage):([0-9.]+)\]")
 
 
 def request_text(endpoint: str, body: dict) -> str:
@@ -78,6 +80,8 @@ class MockUpstream:
         delay = self.latency + sum(float(v) for k, v in DIRECTIVE.findall(text) if k == "sleep")
         if delay:
             await asyncio.sleep(delay)
+        if status == GARBAGE:
+            return web.Response(text="<html>upstream proxy error</html>", content_type="text/html")
         if status != 200:
             payload = {"error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}}
             return web.json_response(payload, status=status, headers=headers)
@@ -93,6 +97,8 @@ class MockUpstream:
                 return 500, {}
             if kind == "429" and seen <= int(value):
                 return 429, {"Retry-After": "0"}
+            if kind == "garbage" and seen <= int(value):
+                return GARBAGE, {}
         return 200, {}
 
 

@@ -311,3 +311,9 @@ def test_errors_from_parse_line_feed_the_report():
     assert [(d["line"], d["code"]) for d in wire["data"]] == [
         (1, "invalid_json_line"), (3, "missing_body"), (4, "invalid_json_line")]
     assert report.request_count == 1
+
+
+def test_a_streaming_body_is_refused_with_its_line():
+    raw = line_of(**valid(body={**valid()["body"], "stream": True}))
+    expect_error(raw, 7, "stream_not_supported", param="body.stream")
+    assert parse_line(line_of(**valid(body={**valid()["body"], "stream": False})), 7, CHAT, LIMIT).custom_id == "req-1"

@@ -167,3 +167,12 @@ def test_usage_adds_up():
         usage_of({"usage": {"input_tokens": 10, "output_tokens": 20, "input_tokens_details": {"cached_tokens": 4},
                             "output_tokens_details": {"reasoning_tokens": 6}}})
     assert total == Usage(11, 22, 33, 4, 6)
+
+
+def test_a_2xx_with_an_error_code_is_not_ok_and_keeps_its_response():
+    outcome = Outcome(status_code=200, body={"error": {"message": "<html>"}}, error_code="invalid_upstream_response",
+                      error_message="not JSON")
+    assert not outcome.ok
+    line = orjson.loads(result_line("batch_req_1", "c1", outcome))
+    assert line["response"]["status_code"] == 200
+    assert line["error"] == {"code": "invalid_upstream_response", "message": "not JSON"}

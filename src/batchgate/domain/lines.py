@@ -86,6 +86,9 @@ def _body(obj: dict, line: int, endpoint: str) -> dict:
         raise LineError(line, "missing_body", f"Line {line} has no 'body'.", "body")
     if not isinstance(body, dict):
         raise LineError(line, "invalid_body", f"Line {line}: 'body' must be a JSON object.", "body")
+    if body.get("stream") is True:
+        raise LineError(line, "stream_not_supported",
+                        f"Line {line}: 'body.stream' must not be true; a batch stores whole answers.", "body.stream")
     model = body.get("model")
     if model is None:
         raise LineError(line, "missing_model", f"Line {line}: 'body.model' is required.", "body.model")

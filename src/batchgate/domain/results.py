@@ -21,7 +21,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
+        return self.error_code is None and self.status_code is not None and 200 <= self.status_code < 300
 
 
 def result_line(request_id: str, custom_id: str, outcome: Outcome) -> bytes:

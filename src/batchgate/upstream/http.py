@@ -67,20 +67,23 @@ class HttpUpstream:
     async def _post(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
         async with self._client().post(url, data=payload, headers=self._headers) as response:
             raw = await response.read()
-            body = _decode(raw)
-            outcome = Outcome(status_code=response.status, body=body,
-                              request_id=response.headers.get("x-request-id"))
-            return outcome, parse_retry_after(dict(response.headers), time.time())
+            request_id = response.headers.get("x-request-id")
+            retry_after = parse_retry_after(dict(response.headers), time.time())
+            try:
+                return Outcome(status_code=response.status, body=orjson.loads(raw), request_id=request_id), retry_after
+            except orjson.JSONDecodeError:
+                pass
+            text = raw.decode("utf-8", "replace")[:2000]
+            body = {"error": {"message": text, "type": "upstream_error", "code": "invalid_upstream_response"}}
+            if not 200 <= response.status < 300:
+                return Outcome(status_code=response.status, body=body, request_id=request_id), retry_after
+            # A 2xx that is not JSON is no answer (a proxy's page, a cut body): an error, and worth a retry.
+            return Outcome(status_code=response.status, body=body, request_id=request_id,
+                           error_code="invalid_upstream_response",
+                           error_message=f"The upstream answered HTTP {response.status} with a body that is not "
+                                         f"JSON."), retry_after
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
-
-
-def _decode(raw: bytes) -> object:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return {"error": {"message": raw.decode("utf-8", "replace")[:2000], "type": "upstream_error",
-                          "code": "invalid_upstream_response"}}
