@@ -7,18 +7,21 @@ picks up exactly where it stopped.
 from __future__ import annotations
 
 import asyncio
+import logging
 from enum import Enum
 from typing import Callable
 
 from batchgate import ids
 from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
-from batchgate.domain.results import result_line, usage_of
+from batchgate.domain.results import Outcome, result_line, usage_of
 from batchgate.errors import Abandoned
 from batchgate.store import ResultRow
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import input_lines
 from batchgate.worker.writer import ResultWriter
+
+log = logging.getLogger("batchgate.worker")
 
 
 class StopReason(Enum):
@@ -102,6 +105,9 @@ async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer:
         outcome = await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock))
     except Abandoned:
         return  # no result: the line stays unanswered for whoever carries the batch on
+    except Exception as exc:  # a bug must cost one line, not the run (I5)
+        log.exception("line %d of a %s batch failed inside batchgate", request.line, endpoint)
+        outcome = Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
     record = result_line(ids.request_id(), request.custom_id, outcome)
     writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
 

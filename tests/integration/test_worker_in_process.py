@@ -1,0 +1,94 @@
+"""The worker's stages in one process, with an upstream kind of the test's own registered in the registry."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+
+from batchgate.blobs import open_blobs
+from batchgate.domain.records import BatchRecord, FileRecord, Scope
+from batchgate.domain.results import Outcome
+from batchgate.domain.status import BatchStatus as S
+from batchgate.settings import Settings, UpstreamConfig
+from batchgate.store import open_store
+from batchgate.upstream import router as router_module
+from batchgate.upstream.router import Router
+from batchgate.worker.batch_run import BatchRun
+from batchgate.worker.context import WorkerContext
+
+ALICE = Scope("alice")
+
+
+class ExplodingUpstream:
+    """Answers every request at once, except that a request mentioning "boom" raises: a bug inside batchgate."""
+
+    def __init__(self, config: UpstreamConfig, settings: Settings):
+        self.name = config.name
+
+    async def send(self, endpoint, body, gate=None) -> Outcome:
+        text = body["messages"][0]["content"]
+        if "boom" in text:
+            raise RuntimeError("kaboom")
+        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}})
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def parts(tmp_path, monkeypatch):
+    monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
+    settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2,
+                        upstreams=(UpstreamConfig("x", "http://unused/v1", kind="exploding"),))
+    store = await open_store(settings.resolved_database_url)
+    blobs = open_blobs(settings.resolved_storage_url)
+    router = Router(settings)
+    yield WorkerContext(settings, store, blobs, router, "w1")
+    await router.close()
+    await store.close()
+
+
+async def add_batch(ctx: WorkerContext, texts: list[str]) -> str:
+    lines = b"".join(orjson.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
+                                   "body": {"model": "m", "messages": [{"role": "user", "content": t}]}}) + b"\n"
+                     for i, t in enumerate(texts))
+
+    async def chunks():
+        yield lines
+
+    await ctx.blobs.write("file-in", chunks())
+    now = int(time.time())
+    await ctx.store.insert_file(FileRecord("file-in", ALICE, "in.jsonl", "batch", len(lines), "0" * 64, "file-in",
+                                           now, now + 3600))
+    await ctx.store.insert_batch(BatchRecord("batch_1", ALICE, "/v1/chat/completions", "file-in", "24h",
+                                             S.VALIDATING, now, now + 3600, 4))
+    return "batch_1"
+
+
+async def read_file(ctx: WorkerContext, file_id: str | None) -> list[dict]:
+    if file_id is None:
+        return []
+    file = await ctx.store.get_file(ALICE, file_id)
+    data = b"".join([chunk async for chunk in ctx.blobs.read(file.storage_key)])
+    return [orjson.loads(line) for line in data.splitlines()]
+
+
+async def test_a_bug_on_one_line_costs_that_line_only(parts):
+    ctx = parts
+    batch_id = await add_batch(ctx, ["fine 0", "boom", "fine 2"])
+    await asyncio.wait_for(BatchRun(ctx, batch_id).run(), 20)
+
+    batch = await ctx.store.get_batch(batch_id)
+    assert batch.status is S.COMPLETED
+    assert (batch.total, batch.completed, batch.failed) == (3, 2, 1)
+    output = await read_file(ctx, batch.output_file_id)
+    errors = await read_file(ctx, batch.error_file_id)
+    assert [l["custom_id"] for l in output] == ["c0", "c2"]
+    assert [l["response"]["body"]["echo"] for l in output] == ["fine 0", "fine 2"]
+    [error] = errors
+    assert error["custom_id"] == "c1" and error["response"] is None
+    assert error["error"]["code"] == "internal_error" and "kaboom" in error["error"]["message"]
+    assert (batch.usage.input_tokens, batch.usage.output_tokens, batch.usage.total_tokens) == (4, 6, 10)
