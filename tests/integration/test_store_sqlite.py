@@ -143,6 +143,13 @@ async def test_transition_refuses_columns_it_may_not_set(store):
     assert (await store.get_batch("batch_cols")).status is S.VALIDATING
 
 
+async def test_transition_refuses_moves_the_status_table_forbids(store):
+    await store.insert_batch(make_batch("batch_jump"))
+    with pytest.raises(ValueError, match="validating to completed"):
+        await store.transition("batch_jump", S.VALIDATING, S.COMPLETED, 1)
+    assert (await store.get_batch("batch_jump")).status is S.VALIDATING
+
+
 # --- leases ---------------------------------------------------------------------------------------
 
 

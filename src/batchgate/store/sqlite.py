@@ -12,7 +12,7 @@ import orjson
 
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
-from batchgate.domain.status import ACTIVE, BatchStatus, timestamp_field
+from batchgate.domain.status import ACTIVE, BatchStatus, can_move, timestamp_field
 from batchgate.errors import ConfigError, Conflict, LeaseLost
 from batchgate.store.base import KeyRecord, ResultRow
 from batchgate.store.migrations import migration_scripts
@@ -217,6 +217,8 @@ class SqliteStore:
 
     async def transition(self, batch_id: str, expected: BatchStatus, target: BatchStatus, now: int,
                          changes: dict | None = None, new_files: Iterable[FileRecord] = ()) -> bool:
+        if not can_move(expected, target):
+            raise ValueError(f"a batch cannot move from {expected.value} to {target.value}")
         changes = dict(changes or {})
         if set(changes) - TRANSITION_COLUMNS:
             raise ValueError(f"transition cannot set {set(changes) - TRANSITION_COLUMNS}")
