@@ -142,6 +142,7 @@ def test_full_flow_batch_object_carries_every_field(sdk, recorder, gw, obo):
     assert not missing, f"batch JSON lacks {missing}: {raw}"
     assert raw["status"] == "completed" and raw["expires_at"] == raw["created_at"] + 86400
     assert raw["request_counts"] == {"total": 3, "completed": 3, "failed": 0}
+    assert raw["model"] == "m", "every line names model m"
     n = [words(t) for t in texts.values()]
     usage = raw["usage"]
     assert usage["input_tokens"] == sum(n)

@@ -92,3 +92,4 @@ async def test_a_bug_on_one_line_costs_that_line_only(parts):
     assert error["custom_id"] == "c1" and error["response"] is None
     assert error["error"]["code"] == "internal_error" and "kaboom" in error["error"]["message"]
     assert (batch.usage.input_tokens, batch.usage.output_tokens, batch.usage.total_tokens) == (4, 6, 10)
+    assert batch.model == "m" and batch.to_wire()["model"] == "m", "every line names model m"

@@ -317,3 +317,14 @@ def test_a_streaming_body_is_refused_with_its_line():
     raw = line_of(**valid(body={**valid()["body"], "stream": True}))
     expect_error(raw, 7, "stream_not_supported", param="body.stream")
     assert parse_line(line_of(**valid(body={**valid()["body"], "stream": False})), 7, CHAT, LIMIT).custom_id == "req-1"
+
+
+def test_report_names_the_one_model_of_a_file_and_none_for_a_mix():
+    report = ValidationReport(keep=5)
+    assert report.model is None
+    for line in (1, 2):
+        report.add_request(RequestLine(line, f"c{line}", {"model": "llama"}))
+    assert report.model == "llama"
+    report.add_request(RequestLine(3, "c3", {"model": "qwen"}))
+    report.add_request(RequestLine(4, "c4", {"model": "llama"}))
+    assert report.model is None

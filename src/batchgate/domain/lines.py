@@ -112,6 +112,16 @@ class ValidationReport:
         self.errors: list[LineError] = []
         self.error_count = 0
         self.request_count = 0
+        self._models: set[str] = set()  # at most two are kept: one model, or "more than one"
+
+    def add_request(self, request: RequestLine) -> None:
+        if len(self._models) < 2:
+            self._models.add(request.model)
+
+    @property
+    def model(self) -> str | None:
+        """The model every line names, as OpenAI's batch object reports it; None for a mix."""
+        return next(iter(self._models)) if len(self._models) == 1 else None
 
     def add_error(self, error: LineError) -> None:
         self.error_count += 1

@@ -93,13 +93,14 @@ class BatchRecord:
     completed: int = 0
     failed: int = 0
     usage: Usage = field(default_factory=Usage)
+    model: str | None = None  # the one model all lines name, once validated
 
     def to_wire(self) -> dict:
         return {
             "id": self.id,
             "object": "batch",
             "endpoint": self.endpoint,
-            "model": None,
+            "model": self.model,
             "errors": self.errors,
             "input_file_id": self.input_file_id,
             "completion_window": self.completion_window,

@@ -25,11 +25,11 @@ BATCH_COLUMNS = (
     "id, owner, on_behalf_of, endpoint, input_file_id, completion_window, status, created_at, expires_at, "
     "max_concurrency, metadata, output_expires_seconds, output_file_id, error_file_id, errors, in_progress_at, "
     "finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, total, completed, failed, "
-    "input_tokens, output_tokens, total_tokens, cached_tokens, reasoning_tokens"
+    "input_tokens, output_tokens, total_tokens, cached_tokens, reasoning_tokens, model"
 )
 _ACTIVE = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))  # an SQL list of the unfinished statuses
 # Columns a status transition may set besides the status and its timestamp.
-TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id"})
+TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id", "model"})
 
 
 def _file(row: tuple) -> FileRecord:
@@ -39,11 +39,11 @@ def _file(row: tuple) -> FileRecord:
 def _batch(row: tuple) -> BatchRecord:
     (id_, owner, obo, endpoint, input_file_id, window, status, created_at, expires_at, concurrency, metadata,
      output_expires, output_file_id, error_file_id, errors, *rest) = row
-    stamps, counts, tokens = rest[:7], rest[7:10], rest[10:]
+    stamps, counts, tokens, model = rest[:7], rest[7:10], rest[10:15], rest[15]
     return BatchRecord(
         id_, Scope(owner, obo), endpoint, input_file_id, window, BatchStatus(status), created_at, expires_at,
         concurrency, orjson.loads(metadata) if metadata else None, output_expires, output_file_id, error_file_id,
-        orjson.loads(errors) if errors else None, *stamps, *counts, usage=Usage(*tokens))
+        orjson.loads(errors) if errors else None, *stamps, *counts, usage=Usage(*tokens), model=model)
 
 
 class SqliteStore:

@@ -89,7 +89,7 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     report = await validate_input(run.ctx, batch)
     if report.ok:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(),
-                                       {"total": report.request_count})
+                                       {"total": report.request_count, "model": report.model})
     else:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.FAILED, run.ctx.now(), {"errors": report.to_wire()})
 

@@ -45,6 +45,7 @@ async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: Validatio
         except LineError as error:
             report.add_error(error)
             continue
+        report.add_request(request)
         pending.append((request.custom_id, line))
         if len(pending) >= LEDGER_CHUNK:
             await ledger.add(pending)

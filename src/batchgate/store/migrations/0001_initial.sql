@@ -56,6 +56,7 @@ CREATE TABLE batches (
     total_tokens           BIGINT NOT NULL DEFAULT 0,
     cached_tokens          BIGINT NOT NULL DEFAULT 0,
     reasoning_tokens       BIGINT NOT NULL DEFAULT 0,
+    model                  TEXT,
     lease_owner            TEXT,
     lease_expires_at       DOUBLE PRECISION
 );
