@@ -147,22 +147,20 @@ class SqliteStore:
 
     async def list_files(self, scope: Scope, page: Page, purpose: str | None,
                          sha256: str | None) -> tuple[list[FileRecord], bool]:
-        where, params = ["owner = ?", "on_behalf_of = ?"], [scope.owner, scope.on_behalf_of]
-        if purpose:
-            where.append("purpose = ?")
-            params.append(purpose)
-        if sha256:
-            where.append("sha256 = ?")
-            params.append(sha256)
-        rows = await self._page("files", FILE_COLUMNS, where, params, page)
+        filters = {"purpose": purpose, "sha256": sha256}
+        rows = await self._page("files", FILE_COLUMNS, scope, page, {k: v for k, v in filters.items() if v})
         return [_file(r) for r in rows[:page.limit]], len(rows) > page.limit
 
-    async def _page(self, table: str, columns: str, where: list[str], params: list, page: Page) -> list[tuple]:
+    async def _page(self, table: str, columns: str, scope: Scope, page: Page,
+                    filters: dict[str, str] | None = None) -> list[tuple]:
+        """One page of `table` in the caller's scope, ordered by insertion, one row more than asked."""
+        where = ["owner = ?", "on_behalf_of = ?", *(f"{column} = ?" for column in filters or {})]
+        params = [scope.owner, scope.on_behalf_of, *(filters or {}).values()]
         if page.after:
             # The cursor must be the caller's own; an unknown one compares with NULL: an empty page.
             where.append(f"seq {'<' if page.descending else '>'} "
                          f"(SELECT seq FROM {table} WHERE id = ? AND owner = ? AND on_behalf_of = ?)")
-            params.extend([page.after, params[0], params[1]])
+            params.extend([page.after, scope.owner, scope.on_behalf_of])
         order = "DESC" if page.descending else "ASC"
         sql = f"SELECT {columns} FROM {table} WHERE {' AND '.join(where)} ORDER BY seq {order} LIMIT ?"
         return await self._all(sql, (*params, page.limit + 1))
@@ -211,8 +209,7 @@ class SqliteStore:
         return _batch(rows[0]) if rows else None
 
     async def list_batches(self, scope: Scope, page: Page) -> tuple[list[BatchRecord], bool]:
-        rows = await self._page("batches", BATCH_COLUMNS, ["owner = ?", "on_behalf_of = ?"],
-                                [scope.owner, scope.on_behalf_of], page)
+        rows = await self._page("batches", BATCH_COLUMNS, scope, page)
         return [_batch(r) for r in rows[:page.limit]], len(rows) > page.limit
 
     async def transition(self, batch_id: str, expected: BatchStatus, target: BatchStatus, now: int,
