@@ -9,7 +9,8 @@
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
     ├── InputMissing               a batch's input file vanished from the store or the blobs
-    └── Abandoned                  a request given up without an answer because its run stopped
+    ├── Abandoned                  a request given up without an answer because its run stopped
+    └── EngineMissing              503: a built-in local model's package is not installed
 
 Each error knows its HTTP status and OpenAI error type, so the API layer renders
 every one of them the same way: {"error": {"message", "type", "param", "code"}}.
@@ -76,3 +77,8 @@ class InputMissing(BatchgateError):
 
 class Abandoned(BatchgateError):
     default_code = "abandoned"
+
+
+class EngineMissing(BatchgateError):
+    status = 503
+    default_code = "local_model_unavailable"

@@ -25,7 +25,7 @@ class UpstreamConfig:
     """One `[[upstreams]]` table: where requests for some models go."""
 
     name: str
-    base_url: str
+    base_url: str = ""
     models: tuple[str, ...] = ("*",)
     kind: str = "openai"
     api_key: str | None = None
@@ -69,6 +69,10 @@ class Settings:
     retention_interval_seconds: float = 60.0
     stale_temp_seconds: float = 3600.0  # scratch files untouched this long were left by a crash
 
+    # Built-in local models (the `local` upstream kind)
+    local_chat_slots: int = 4  # chat requests the local chat model decodes at once
+    local_threads: int = 0  # CPU threads per local engine; 0 = one per core
+
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
 
     @property
@@ -96,11 +100,13 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
+        positive = ("port", "local_chat_slots", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
                     "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.local_threads < 0:
+            raise ConfigError("setting local_threads must be 0 (one per core) or positive")
         if self.default_max_concurrency > self.max_concurrency_ceiling:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 
@@ -167,7 +173,8 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
     unknown = set(table) - known
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
-    for required in ("name", "base_url"):
+    # A local upstream runs in this process, so it has no address.
+    for required in ("name",) if table.get("kind") == "local" else ("name", "base_url"):
         if not isinstance(table.get(required), str) or not table[required]:
             raise ConfigError(f"{where}: '{required}' is required and must be a string")
     models = table.get("models", ["*"])
@@ -176,7 +183,7 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
     if not isinstance(models, list) or not all(isinstance(m, str) for m in models) or not models:
         raise ConfigError(f"{where}: 'models' must be a list of glob patterns")
     table["models"] = tuple(models)
-    table["base_url"] = table["base_url"].rstrip("/")
+    table["base_url"] = table.get("base_url", "").rstrip("/")
     cap = table.get("max_concurrency")
     if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
         raise ConfigError(f"{where}: 'max_concurrency' must be a positive integer")

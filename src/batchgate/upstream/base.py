@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable, Protocol
+from dataclasses import dataclass
+from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from batchgate.domain.results import Outcome
 
@@ -18,3 +19,20 @@ class Upstream(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """An answer that arrives in pieces: server-sent event bytes, passed on as they come."""
+
+    events: AsyncIterator[bytes]
+
+
+class StreamingUpstream(Upstream, Protocol):
+    async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
+        """Open a streamed answer (`stream: true`), or say why there is none; retries happen before it opens."""
+        ...
+
+    async def models(self) -> list[str]:
+        """The model names this upstream says it serves (may be empty if it cannot tell)."""
+        ...

@@ -8,19 +8,21 @@ from typing import Callable
 from batchgate.domain.results import Outcome
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Upstream
+from batchgate.upstream.base import RetryGate, Stream, Upstream
+from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
+from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
 
 UpstreamFactory = Callable[[UpstreamConfig, Settings], Upstream]
 
 # Upstream kinds by the `kind` key of an [[upstreams]] table.
-KINDS: dict[str, UpstreamFactory] = {"openai": HttpUpstream}
+KINDS: dict[str, UpstreamFactory] = {"openai": HttpUpstream, "local": LocalUpstream}
 
 
 class Router:
     def __init__(self, settings: Settings):
         self._routes: list[tuple[tuple[str, ...], Upstream]] = []
-        for config in settings.upstreams:
+        for config in settings.upstreams or (DEFAULT_LOCAL,):
             factory = KINDS.get(config.kind)
             if factory is None:
                 raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} "
@@ -33,13 +35,29 @@ class Router:
                 return upstream
         return None
 
-    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+    @property
+    def routes(self) -> list[tuple[tuple[str, ...], Upstream]]:
+        return list(self._routes)
+
+    def _pick(self, endpoint: str, body: dict) -> tuple[Upstream, dict] | Outcome:
+        body = resolve_model(endpoint, body)
         upstream = self.route(body["model"])
-        if upstream is None:
-            return Outcome(error_code="model_not_found",
-                           error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
-                                         f"table's 'models' in the config.")
-        return await upstream.send(endpoint, body, gate)
+        if upstream is not None:
+            return upstream, body
+        if body["model"] == AUTO:
+            return not_served(endpoint, AUTO, f"'{AUTO}' names the local default model for an endpoint")
+        return Outcome(error_code="model_not_found",
+                       error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
+                                     f"table's 'models' in the config.")
+
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+        picked = self._pick(endpoint, body)
+        return picked if isinstance(picked, Outcome) else await picked[0].send(endpoint, picked[1], gate)
+
+    async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
+        """A `stream: true` request, routed like any other."""
+        picked = self._pick(endpoint, body)
+        return picked if isinstance(picked, Outcome) else await picked[0].stream(endpoint, picked[1])
 
     async def close(self) -> None:
         for _, upstream in self._routes:
