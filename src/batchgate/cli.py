@@ -113,7 +113,8 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
         loop.add_signal_handler(sig, stopping.set)
     try:
         if with_api:
-            app = create_app(Services(settings, store, blobs, wake_worker=worker.wake if worker else (lambda: None)))
+            app = create_app(Services(settings, store, blobs, router=router,
+                                      wake_worker=worker.wake if worker else (lambda: None)))
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
             await runner.setup()
             try:
@@ -125,7 +126,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             if not any(key.revoked_at is None for key in await store.list_keys()):
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
         if not settings.upstreams:
-            log.warning("no [[upstreams]] configured (--config): every line will fail with model_not_found")
+            log.info("no [[upstreams]] configured (--config): serving the built-in local models")
         worker_task = asyncio.create_task(worker.run()) if worker else None
         if worker:
             log.info("worker %s started", worker_id)

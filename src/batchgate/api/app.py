@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batches, files
+from batchgate.api import batches, files, inference
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
 
 # MKA1 paths first, then OpenAI's (`base_url=<server>/v1`).
 PREFIXES = ("/api/v1/llm", "/v1")
-RESOURCES = (files, batches)
+RESOURCES = (files, batches, inference)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from aiohttp import web
 from batchgate.blobs import BlobStore
 from batchgate.settings import Settings
 from batchgate.store import Store
+from batchgate.upstream.router import Router
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Services:
     settings: Settings
     store: Store
     blobs: BlobStore
+    router: Router | None = None  # the synchronous endpoints' way to the models; None serves batches only
     wake_worker: Callable[[], None] = lambda: None
     clock: Callable[[], float] = field(default=time.time)
 

@@ -1,0 +1,85 @@
+"""The synchronous endpoints: one request, one answer, through the same router as batch lines.
+
+So auth, tenancy, routing, limits and retries are the batches' own. `stream: true` (and MKA1's
+/chat/completions/stream) answers server-sent events as the model produces them.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+
+from aiohttp import web
+
+from batchgate.api.middleware import not_found
+from batchgate.api.services import services
+from batchgate.api.wire import json_response, read_json
+from batchgate.domain.inference import check_body, http_answer, wants_stream
+from batchgate.domain.results import Outcome
+from batchgate.errors import BatchgateError
+from batchgate.upstream.base import Stream
+from batchgate.upstream.catalog import routable_models
+from batchgate.upstream.router import Router
+
+log = logging.getLogger("batchgate.api")
+# Path under a dialect's prefix → the endpoint a batch line would name.
+ROUTES = {
+    "chat/completions": "/v1/chat/completions",
+    "embeddings": "/v1/embeddings",
+    "responses": "/v1/responses",
+    "images/generations": "/v1/images/generations",
+}
+
+
+def _router(request: web.Request) -> Router:
+    router = services(request).router
+    if router is None:
+        raise BatchgateError("This server answers batches only: it has no router for synchronous calls.")
+    return router
+
+
+async def infer(request: web.Request, endpoint: str, always_stream: bool = False) -> web.StreamResponse:
+    router = _router(request)
+    body = check_body(await read_json(request), endpoint)
+    if always_stream or wants_stream(body):
+        return await _stream(request, await router.stream(endpoint, body))
+    status, payload = http_answer(await router.send(endpoint, body))
+    return json_response(payload, status)
+
+
+async def _stream(request: web.Request, opened: Outcome | Stream) -> web.StreamResponse:
+    if isinstance(opened, Outcome):
+        status, payload = http_answer(opened)
+        return json_response(payload, status)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    try:
+        await response.prepare(request)
+        async for event in opened.events:
+            await response.write(event)
+        await response.write_eof()
+    except ConnectionError:
+        log.debug("client left a stream on %s", request.path)  # the model stops at its next token
+    finally:
+        await opened.events.aclose()
+    return response
+
+
+async def list_models(request: web.Request) -> web.Response:
+    return json_response({"object": "list", "data": await routable_models(_router(request))})
+
+
+async def get_model(request: web.Request) -> web.Response:
+    model_id = request.match_info["model_id"]
+    for model in await routable_models(_router(request)):
+        if model["id"] == model_id:
+            return json_response(model)
+    raise not_found("model", model_id, "model")
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    for path, endpoint in ROUTES.items():
+        app.router.add_post(f"{prefix}/{path}", partial(infer, endpoint=endpoint))
+    app.router.add_post(f"{prefix}/chat/completions/stream",
+                        partial(infer, endpoint="/v1/chat/completions", always_stream=True))
+    app.router.add_get(f"{prefix}/models", list_models)
+    app.router.add_get(f"{prefix}/models/{{model_id}}", get_model)
