@@ -9,6 +9,9 @@ answer to its own request. Directives inside the text steer it:
     [sleep:S]      wait S seconds before answering
     [garbage:N]    answer 200 with an HTML page (not JSON) to the first N attempts, then succeed
 
+A chat request with `stream: true` is answered as server-sent events, one chunk per word of the
+answer. GET /v1/models lists MODELS.
+
 Every request is appended to the --log file as one JSON line: {"text", "status", "t"}.
 """
 
@@ -25,6 +28,7 @@ import orjson
 from aiohttp import web
 
 GARBAGE = -200  # a 200 whose body is not JSON
+MODELS = ("mock-chat", "mock-embed")
 DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage):([0-9.]+)\]")
 
 
@@ -85,8 +89,14 @@ class MockUpstream:
         if status != 200:
             payload = {"error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}}
             return web.json_response(payload, status=status, headers=headers)
+        if body.get("stream") is True:
+            return await stream(request, answer(endpoint, body, text))
         return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
                             headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
+                                                               "owned_by": "mock"} for m in MODELS]})
 
     def decide(self, text: str) -> tuple[int, dict]:
         seen = self.attempts[text]
@@ -102,10 +112,27 @@ class MockUpstream:
         return 200, {}
 
 
+async def stream(request: web.Request, whole: dict) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    words = whole["choices"][0]["message"]["content"].split(" ")
+    for i, word in enumerate(words):
+        delta = {"content": word if i == 0 else " " + word, **({"role": "assistant"} if i == 0 else {})}
+        chunk = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"],
+                 "model": whole["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+    last = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"], "model": whole["model"],
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    await response.write(b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n")
+    await response.write_eof()
+    return response
+
+
 def make_app(log_path: str | None = None, latency: float = 0.0) -> web.Application:
     mock = MockUpstream(log_path, latency)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/{endpoint:.+}", mock.handle)
+    app.router.add_get("/v1/models", mock.models)
     return app
 
 

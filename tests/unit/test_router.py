@@ -10,6 +10,8 @@ from batchgate.domain.results import result_line
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.http import HttpUpstream
+from batchgate.upstream.engines import resolve_model
+from batchgate.upstream.local import LocalUpstream
 from batchgate.upstream.router import KINDS, Router
 
 
@@ -117,3 +119,59 @@ def test_url_for_from_a_config_file_with_trailing_slash(tmp_path, endpoint):
     upstream = HttpUpstream(loaded.upstreams[0], loaded)
     assert upstream.url_for(endpoint) == "http://gpu:8000/v1" + endpoint.removeprefix("/v1")
     assert "//" not in upstream.url_for(endpoint).removeprefix("http://")
+
+
+# --- the built-in local models ------------------------------------------------------------------------------
+
+async def test_no_upstreams_means_the_local_upstream_serves_the_builtin_models(router_factory):
+    router = router_factory(Settings())
+    assert isinstance(router.route("smollm2-135m-instruct"), LocalUpstream)
+    assert router.route("multilingual-e5-small") is router.route("smollm2-135m-instruct")
+    assert router.route("gpt-4o") is None
+
+
+async def test_configured_upstreams_replace_the_default_local_one(router_factory):
+    router = router_factory(settings(("llamas", ["llama-*"])))
+    assert router.route("smollm2-135m-instruct") is None
+
+
+async def test_local_is_a_kind_beside_remote_upstreams(router_factory):
+    local = UpstreamConfig(name="builtin", kind="local", models=("smollm2-*", "multilingual-*"))
+    remote = UpstreamConfig(name="remote", base_url="http://remote.invalid/v1", models=("*",))
+    router = router_factory(Settings(upstreams=(local, remote)))
+    assert isinstance(router.route("smollm2-135m-instruct"), LocalUpstream)
+    assert isinstance(router.route("gpt-4o"), HttpUpstream)
+
+
+@pytest.mark.parametrize("endpoint, model", [
+    ("/v1/chat/completions", "smollm2-135m-instruct"), ("/v1/responses", "smollm2-135m-instruct"),
+    ("/v1/embeddings", "multilingual-e5-small"),
+])
+def test_auto_is_the_local_default_of_the_endpoint(endpoint, model):
+    body = {"model": "auto", "input": "x"}
+    assert resolve_model(endpoint, body) == {"model": model, "input": "x"}
+    assert body["model"] == "auto"  # the caller's body is left alone
+
+
+def test_auto_has_no_image_model_and_other_names_pass_unchanged():
+    assert resolve_model("/v1/images/generations", {"model": "auto"}) == {"model": "auto"}
+    assert resolve_model("/v1/embeddings", {"model": "bge-m3"}) == {"model": "bge-m3"}
+
+
+async def test_auto_on_images_is_model_not_found_with_a_reason(router_factory):
+    outcome = await router_factory(Settings()).send("/v1/images/generations", {"model": "auto", "prompt": "a cat"})
+    assert outcome.error_code == "model_not_found" and outcome.status_code is None
+    assert "no local model" in outcome.error_message and "/v1/images/generations" in outcome.error_message
+
+
+async def test_a_local_model_on_an_endpoint_it_does_not_serve_is_model_not_found(router_factory):
+    router = router_factory(Settings())
+    outcome = await router.send("/v1/chat/completions", {"model": "multilingual-e5-small", "messages": []})
+    assert outcome.error_code == "model_not_found"
+    assert "'smollm2-135m-instruct'" in outcome.error_message  # it names the model that would serve
+
+
+async def test_a_local_upstream_with_a_name_no_engine_has_is_model_not_found(router_factory):
+    router = router_factory(Settings(upstreams=(UpstreamConfig(name="builtin", kind="local", models=("*",)),)))
+    outcome = await router.send("/v1/embeddings", {"model": "bge-m3", "input": "x"})
+    assert outcome.error_code == "model_not_found" and "'bge-m3' is not a built-in local model" in outcome.error_message

