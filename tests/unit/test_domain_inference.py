@@ -28,8 +28,19 @@ def test_only_chat_and_responses_stream():
 
 def test_an_upstream_answer_keeps_its_status_and_body():
     assert http_answer(Outcome(status_code=200, body={"ok": 1})) == (200, {"ok": 1})
-    error = {"error": {"message": "bad", "type": "invalid_request_error", "code": "x"}}
+    error = {"error": {"message": "bad", "type": "invalid_request_error", "param": "x", "code": "bad_x"}}
     assert http_answer(Outcome(status_code=422, body=error)) == (422, error)
+
+
+@pytest.mark.parametrize("body, expected", [
+    ({"error": {"message": "slow down", "code": "rate"}},
+     {"message": "slow down", "type": "invalid_request_error", "param": None, "code": "rate"}),
+    ({"detail": "nope"},
+     {"message": "The upstream answered HTTP 429.", "type": "invalid_request_error", "param": None,
+      "code": "http_429"}),
+])
+def test_an_upstream_error_gets_every_field_of_the_contract_s_shape(body, expected):
+    assert http_answer(Outcome(status_code=429, body=body)) == (429, {"error": expected})
 
 
 @pytest.mark.parametrize("code, status, kind", [

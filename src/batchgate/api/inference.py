@@ -1,7 +1,8 @@
 """The synchronous endpoints: one request, one answer, through the same router as batch lines.
 
-So auth, tenancy, routing, limits and retries are the batches' own. `stream: true` (and MKA1's
-/chat/completions/stream) answers server-sent events as the model produces them.
+So auth, tenancy, routing, limits and retries are the batches' own. `stream: true` answers
+server-sent events as the model produces them; MKA1's /chat/completions/stream always streams,
+with each event named the way its SDK reads them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from batchgate.api.services import services
 from batchgate.api.wire import json_response, read_json
 from batchgate.domain.inference import check_body, http_answer, wants_stream
 from batchgate.domain.results import Outcome
+from batchgate.domain.sse import NamedEvents
 from batchgate.errors import BatchgateError
 from batchgate.upstream.base import Stream
 from batchgate.upstream.catalog import routable_models
@@ -38,16 +40,16 @@ def _router(request: web.Request) -> Router:
     return router
 
 
-async def infer(request: web.Request, endpoint: str, always_stream: bool = False) -> web.StreamResponse:
+async def infer(request: web.Request, endpoint: str, mka1_stream: bool = False) -> web.StreamResponse:
     router = _router(request)
     body = check_body(await read_json(request), endpoint)
-    if always_stream or wants_stream(body):
-        return await _stream(request, await router.stream(endpoint, body))
+    if mka1_stream or wants_stream(body):
+        return await _stream(request, await router.stream(endpoint, body), NamedEvents() if mka1_stream else None)
     status, payload = http_answer(await router.send(endpoint, body))
     return json_response(payload, status)
 
 
-async def _stream(request: web.Request, opened: Outcome | Stream) -> web.StreamResponse:
+async def _stream(request: web.Request, opened: Outcome | Stream, names: NamedEvents | None) -> web.StreamResponse:
     if isinstance(opened, Outcome):
         status, payload = http_answer(opened)
         return json_response(payload, status)
@@ -55,7 +57,9 @@ async def _stream(request: web.Request, opened: Outcome | Stream) -> web.StreamR
     try:
         await response.prepare(request)
         async for event in opened.events:
-            await response.write(event)
+            await response.write(names.feed(event) if names else event)
+        if names:
+            await response.write(names.end())
         await response.write_eof()
     except ConnectionError:
         log.debug("client left a stream on %s", request.path)  # the model stops at its next token
@@ -80,6 +84,6 @@ def add_routes(app: web.Application, prefix: str) -> None:
     for path, endpoint in ROUTES.items():
         app.router.add_post(f"{prefix}/{path}", partial(infer, endpoint=endpoint))
     app.router.add_post(f"{prefix}/chat/completions/stream",
-                        partial(infer, endpoint="/v1/chat/completions", always_stream=True))
+                        partial(infer, endpoint="/v1/chat/completions", mka1_stream=True))
     app.router.add_get(f"{prefix}/models", list_models)
     app.router.add_get(f"{prefix}/models/{{model_id}}", get_model)

@@ -34,12 +34,23 @@ def wants_stream(body: dict) -> bool:
 def http_answer(outcome: Outcome) -> tuple[int, dict]:
     """The upstream's own status and body when it answered, else an error saying why it did not."""
     if outcome.error_code is None and outcome.status_code is not None:
-        if isinstance(outcome.body, dict):
+        if not isinstance(outcome.body, dict):
+            return 502, _error("The upstream's answer is not a JSON object.", "invalid_upstream_response", 502)
+        if 200 <= outcome.status_code < 300:
             return outcome.status_code, outcome.body
-        return 502, _error("The upstream's answer is not a JSON object.", "invalid_upstream_response", 502)
+        return outcome.status_code, _upstream_error(outcome.body, outcome.status_code)
     code = outcome.error_code or "upstream_error"
     status = NO_ANSWER_STATUS.get(code, 502)
     return status, _error(outcome.error_message or code, code, status)
+
+
+def _upstream_error(body: dict, status: int) -> dict:
+    """An upstream's error in the contract's shape: its own fields kept, the missing ones filled in."""
+    detail = body.get("error") if isinstance(body.get("error"), dict) else {}
+    message = detail.get("message") if isinstance(detail.get("message"), str) else None
+    error = _error(message or f"The upstream answered HTTP {status}.", detail.get("code") or f"http_{status}", status)
+    error["error"].update({k: detail[k] for k in ("type", "param") if detail.get(k) is not None})
+    return error
 
 
 def _error(message: str, code: str, status: int) -> dict:
