@@ -65,6 +65,16 @@ async def test_vectors_are_384_dims_normalised_and_bit_for_bit_repeatable(local)
     assert np.array_equal(first[1], alone[0])  # the company a text keeps does not change its vector
 
 
+async def test_requests_that_arrive_together_share_a_call_and_get_their_own_vectors(local):
+    texts = [f"text number {i}" for i in range(24)]
+    solo = [await embed(local, t) for t in texts[:3]]
+    together = await asyncio.gather(*(embed(local, t) for t in texts),
+                                    embed(local, ["passage one", "passage two"], input_type="passage"))
+    assert all(np.array_equal(together[i], solo[i]) for i in range(3))
+    assert len({v.tobytes() for v in together[:24]}) == 24
+    assert np.array_equal(together[24], await embed(local, ["passage one", "passage two"], input_type="passage"))
+
+
 async def test_the_answer_has_openai_shape_the_requested_name_and_usage(local):
     outcome = await local.send("/v1/embeddings", {"model": E5, "input": ["a b c", "d"]})
     body = outcome.body
