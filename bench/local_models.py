@@ -88,11 +88,12 @@ async def main() -> None:
     parser.add_argument("--chats", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=0, help="the local_threads setting (0: the default)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    local = LocalUpstream(DEFAULT_LOCAL, Settings(local_chat_slots=args.parallel))
+    local = LocalUpstream(DEFAULT_LOCAL, Settings(local_chat_slots=args.parallel, local_threads=args.threads))
     try:
-        result = {"cpus": os.cpu_count(), "parallel": args.parallel,
+        result = {"cpus": os.cpu_count(), "parallel": args.parallel, "local_threads": args.threads,
                   "embeddings": await embeddings(local, args.texts, args.parallel, args.per_request),
                   "chat": await chat(local, args.chats, args.parallel, args.max_tokens)}
     finally:

@@ -71,13 +71,19 @@ class Settings:
 
     # Built-in local models (the `local` upstream kind)
     local_chat_slots: int = 4  # chat requests the local chat model decodes at once
-    local_threads: int = 0  # CPU threads per local engine; 0 = one per core
+    local_threads: int = 0  # CPU threads per local engine; 0 = all cores but one
 
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'batchgate.db').resolve()}"
+
+    @property
+    def resolved_local_threads(self) -> int:
+        # The engines sync their threads at every step, which stalls when they outnumber free cores:
+        # leave one to the event loop.
+        return self.local_threads or max(1, (os.cpu_count() or 1) - 1)
 
     @property
     def resolved_storage_url(self) -> str:

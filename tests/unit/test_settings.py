@@ -363,3 +363,11 @@ def test_local_model_settings_are_checked(name, value, message):
 def test_local_model_settings_from_the_environment():
     settings = load(env={env_var("local_chat_slots"): "2", env_var("local_threads"): "1"})
     assert (settings.local_chat_slots, settings.local_threads) == (2, 1)
+
+
+def test_local_threads_default_to_all_cores_but_one(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert load().resolved_local_threads == 7
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert load().resolved_local_threads == 1
+    assert load(env={env_var("local_threads"): "3"}).resolved_local_threads == 3

@@ -37,7 +37,7 @@ class E5Engine:
 
     def __init__(self, name: str, settings: Settings):
         self.name = name
-        self._threads = settings.local_threads or None
+        self._threads = settings.resolved_local_threads
         self._model = None
         self._running = threading.Lock()  # one call in the model at a time
         self._queue = threading.Lock()  # guards _waiting

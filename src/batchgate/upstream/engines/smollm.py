@@ -8,7 +8,6 @@ at once in one batch, applies the model's own chat template, and its calls relea
 from __future__ import annotations
 
 import importlib.util
-import os
 import secrets
 import threading
 from pathlib import Path
@@ -29,11 +28,7 @@ class SmolLMEngine:
     def __init__(self, name: str, settings: Settings):
         self.name = name
         self.parallel = settings.local_chat_slots
-        cores = os.cpu_count() or 1
-        # Token-by-token decoding syncs its threads at every step, so it leaves a core to the event loop;
-        # reading prompts is work enough for all of them.
-        self._threads = settings.local_threads or max(1, cores - 1)
-        self._prompt_threads = settings.local_threads or cores
+        self._threads = settings.resolved_local_threads
         self._server = None
         self._lock = threading.Lock()
 
@@ -53,8 +48,7 @@ class SmolLMEngine:
         params.model.path = str(gguf_path(self.name))
         params.n_parallel = self.parallel
         params.n_ctx = CONTEXT_PER_SLOT * self.parallel
-        params.cpuparams.n_threads = self._threads
-        params.cpuparams_batch.n_threads = self._prompt_threads
+        params.cpuparams.n_threads = params.cpuparams_batch.n_threads = self._threads
         params.verbosity = -1
         # llama.cpp also listens on a loopback port; an unknown key keeps everyone else out of it.
         params.api_keys = [secrets.token_hex(16)]
