@@ -7,9 +7,11 @@ with each event named the way its SDK reads them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 
+import aiohttp
 from aiohttp import web
 
 from batchgate.api.middleware import not_found
@@ -63,6 +65,8 @@ async def _stream(request: web.Request, opened: Outcome | Stream, names: NamedEv
         await response.write_eof()
     except ConnectionError:
         log.debug("client left a stream on %s", request.path)  # the model stops at its next token
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # headers are sent: all we can do is stop
+        log.warning("the upstream broke off a stream on %s: %r", request.path, exc)
     finally:
         await opened.events.aclose()
     return response

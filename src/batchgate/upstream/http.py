@@ -16,6 +16,10 @@ from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream
 
 
+# A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for.
+MODELS_TIMEOUT = aiohttp.ClientTimeout(total=5)
+
+
 class HttpUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
@@ -115,7 +119,8 @@ class HttpUpstream:
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists; none if it does not answer one."""
         try:
-            async with self._client().get(self.url_for("/v1/models"), headers=self._headers) as response:
+            async with self._client().get(self.url_for("/v1/models"), headers=self._headers,
+                                          timeout=MODELS_TIMEOUT) as response:
                 listing = orjson.loads(await response.read()) if response.status == 200 else {}
         except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError):
             return []

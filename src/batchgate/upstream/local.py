@@ -7,6 +7,7 @@ holds up embeddings and the event loop only waits. Engines load on first use and
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import AsyncIterator
@@ -22,6 +23,7 @@ from batchgate.upstream.engines import DEFAULTS, ENGINES, Engine
 # What `serve` runs when no [[upstreams]] are configured.
 DEFAULT_LOCAL = UpstreamConfig(name="local", kind="local", models=tuple(ENGINES))
 _END = object()
+log = logging.getLogger("batchgate.local")
 
 
 class LocalUpstream:
@@ -92,7 +94,14 @@ async def _events(first: dict, chunks: asyncio.Queue, work: asyncio.Future,
         while chunk is not _END:
             yield b"data: " + orjson.dumps(chunk) + b"\n\n"
             chunk = await chunks.get()
-        await work  # a failure mid-stream surfaces here instead of passing for a finished answer
+        try:
+            await work
+        except Exception as exc:  # the status line is gone already: say it in the stream, as OpenAI does
+            log.exception("the local model failed mid-stream")
+            error = {"message": f"The local model failed mid-answer: {exc}", "type": "server_error",
+                     "param": None, "code": "local_model_error"}
+            yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+            return
         yield b"data: [DONE]\n\n"
     finally:
         gone.set()
