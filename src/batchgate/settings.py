@@ -106,8 +106,8 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        positive = ("port", "local_chat_slots", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
-                    "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds")
+        positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
+                    "local_chat_slots", "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")

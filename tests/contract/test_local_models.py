@@ -255,6 +255,14 @@ def test_an_upstream_stream_is_passed_through(mixed):
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: one two three"
 
 
+def test_a_stream_that_fails_before_its_first_byte_is_retried(mixed, module_upstream):
+    chunks = list(openai_client(mixed).chat.completions.create(
+        model="mock-chat", messages=[{"role": "user", "content": "streamed [flaky:1]"}], stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: streamed [flaky:1]"
+    attempts = [r["status"] for r in module_upstream.requests() if r["text"] == "streamed [flaky:1]"]
+    assert attempts == [500, 200]
+
+
 def test_the_local_kind_serves_beside_a_remote_upstream(mixed):
     answer = openai_client(mixed).embeddings.create(model=E5, input="hello")
     assert answer.model == E5 and len(answer.data[0].embedding) == 384
