@@ -121,6 +121,20 @@ def test_a_batch_of_image_lines_fails_each_with_model_not_found(bare):
     assert all("no local model" in l["error"]["message"] for l in errors)
 
 
+def test_a_responses_batch_answers_with_output_text(bare):
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/responses",
+              "body": {"model": "auto", "input": f"Say {i}.", "max_output_tokens": 3, "temperature": 0}}
+             for i in range(4)]
+    batch = wait_terminal(bare, start(bare, lines, "/v1/responses"))
+    assert batch["status"] == "completed" and batch["request_counts"]["completed"] == 4
+    output, _ = results(bare, batch)
+    for line in output:
+        body = line["response"]["body"]
+        assert body["object"] == "response" and body["model"] == SMOL
+        assert body["output"][0]["content"][0]["type"] == "output_text"
+        assert body["output"][0]["content"][0]["text"]
+
+
 # --- the synchronous endpoints: openai SDK ---------------------------------------------------------
 
 
@@ -170,6 +184,8 @@ def test_openai_models_list_every_routable_model(bare):
     listed = openai_client(bare).models.list()
     assert {m.id: m.owned_by for m in listed} == {SMOL: "local", E5: "local"}
     assert openai_client(bare).models.retrieve(E5).id == E5
+    on_mka1_path = http(bare, "GET", f"{MKA1}/models").json
+    assert {m["id"] for m in on_mka1_path["data"]} == {SMOL, E5} and on_mka1_path["object"] == "list"
 
 
 # --- the synchronous endpoints: mka1 SDK -----------------------------------------------------------

@@ -192,11 +192,25 @@ async def test_a_bad_stream_request_fails_before_any_event(local):
     assert opened.status_code == 400
 
 
-async def test_a_stream_the_reader_leaves_stops_and_frees_its_slot(local):
+async def test_a_stream_the_reader_leaves_stops_generating(local):
     stream = await local.stream(CHAT, ask("Write a long story about a dragon.", max_tokens=400))
     async for _ in stream.events:
         break
     await stream.events.aclose()
-    # Both slots serve again: the abandoned generation stopped instead of running to 400 tokens.
+    # Both slots serve again once the abandoned generation has stopped.
     answers = await asyncio.gather(*(local.send(CHAT, ask("Hi", max_tokens=2)) for _ in range(2)))
     assert all(a.ok for a in answers)
+
+
+async def test_the_chat_engine_stops_at_the_first_chunk_nobody_wants(local):
+    await local.send(CHAT, ask("Hi", max_tokens=1))
+    engine, pool = local._engines[SMOL]
+    seen = []
+
+    def emit(chunk: dict) -> bool:
+        seen.append(chunk)
+        return len(seen) < 3  # the reader leaves after the third chunk
+
+    await asyncio.get_running_loop().run_in_executor(
+        pool, engine.stream, CHAT, ask("Write a long story about a dragon.", max_tokens=400), emit)
+    assert len(seen) == 3  # not the ~400 a finished story would have sent
