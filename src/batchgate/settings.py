@@ -107,12 +107,13 @@ class Settings:
 
     def check(self) -> None:
         positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
-                    "local_chat_slots", "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds")
+                    "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
+                    "local_chat_slots")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
         if self.local_threads < 0:
-            raise ConfigError("setting local_threads must be 0 (one per core) or positive")
+            raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.default_max_concurrency > self.max_concurrency_ceiling:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 
