@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 import aiohttp
 import orjson
 
 from batchgate.domain.results import Outcome
-from batchgate.domain.retry import RetryPolicy, is_retryable_status, parse_retry_after
-from batchgate.errors import Abandoned
+from batchgate.domain.retry import RetryPolicy, parse_retry_after
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate
+from batchgate.upstream.base import RetryGate, send_with_retries
 
 
 class HttpUpstream:
@@ -22,7 +20,6 @@ class HttpUpstream:
         self._config = config
         self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds or settings.request_timeout_seconds)
-        self._slots = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
         self._session: aiohttp.ClientSession | None = None
         self._headers = {"Content-Type": "application/json"}
         if config.api_key:
@@ -40,24 +37,15 @@ class HttpUpstream:
         return self._session
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
-        url, payload = self.url_for(endpoint), orjson.dumps(body)
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome, retry_after = await self._attempt(url, payload)
-            retryable = outcome.error_code is not None or is_retryable_status(outcome.status_code)
-            if outcome.ok or not retryable or not self._policy.should_retry(attempt):
-                return outcome
-            await asyncio.sleep(self._policy.delay(attempt, random.random(), retry_after))
-            if gate is not None and not await gate():
-                raise Abandoned(f"a retry to {self.name!r} was abandoned: its run stopped")
+        """On its own, with retries; the Router goes through `attempt` instead, behind its admission."""
+        payload = orjson.dumps(body)
+        return await send_with_retries(lambda: self.attempt(endpoint, payload), self._policy, gate, self.name)
 
-    async def _attempt(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
+    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
+        """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
+        url = self.url_for(endpoint)
         try:
-            if self._slots is None:
-                return await self._post(url, payload)
-            async with self._slots:
-                return await self._post(url, payload)
+            return await self._post(url, payload)
         except asyncio.TimeoutError:
             return Outcome(error_code="timeout", error_message=f"The upstream {self.name!r} did not answer in time."), None
         except aiohttp.ClientError as exc:
