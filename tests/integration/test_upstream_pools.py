@@ -1,0 +1,185 @@
+"""The Router against real HTTP mock upstreams in process: pools, ejection, 429 pauses, AIMD, model limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+import pytest
+from aiohttp.test_utils import TestServer
+
+from batchgate.domain.fairness import Flow
+from batchgate.settings import ModelLimits, Settings, UpstreamConfig
+from batchgate.upstream.router import Router
+from tests.support.mock_upstream import MOCK, make_app
+
+
+@pytest.fixture
+async def serve(tmp_path):
+    """serve(**make_app options) → (base_url, mock state, log path) of a mock upstream on a free port."""
+    servers: list[TestServer] = []
+
+    async def start(**options):
+        log = tmp_path / f"mock{len(servers)}.log"
+        app = make_app(str(log), **options)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.port}/v1", app[MOCK], log
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+async def routers():
+    made: list[Router] = []
+
+    def make(*upstreams: UpstreamConfig, **settings) -> Router:
+        defaults = {"retry_base_seconds": 0.01, "retry_max_seconds": 0.05, "max_attempts": 10}
+        router = Router(Settings(upstreams=upstreams, **{**defaults, **settings}))
+        made.append(router)
+        return router
+
+    yield make
+    for router in made:
+        await router.close()
+
+
+def chat(text: str, model: str = "m") -> dict:
+    return {"model": model, "messages": [{"role": "user", "content": text}]}
+
+
+def logged(path) -> list[dict]:
+    return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: Flow = Flow()) -> list:
+    window = asyncio.Semaphore(concurrency)
+
+    async def one(body):
+        async with window:
+            return await router.send("/v1/chat/completions", body, flow=flow)
+
+    return await asyncio.gather(*(one(b) for b in bodies))
+
+
+async def test_upstreams_listing_the_matching_pattern_form_the_pool(routers):
+    router = routers(UpstreamConfig("special", "http://s.invalid/v1", ("llama-3-70b",)),
+                     UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
+                     UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
+                     UpstreamConfig("rest", "http://r.invalid/v1", ("*",)))
+    assert [lane.name for lane in router.pool("llama-3-8b").lanes] == ["gpu1", "gpu2"]
+    assert [lane.name for lane in router.pool("llama-3-70b").lanes] == ["special"]
+    assert [lane.name for lane in router.pool("qwen-7b").lanes] == ["gpu2"]
+    assert [lane.name for lane in router.pool("gpt-4o").lanes] == ["rest"]
+    assert router.route("llama-3-8b").name == "gpu1"  # the first match still serves it
+    assert router.pool("llama-3-8b") is router.pool("llama-2")  # one pool per pattern, not per model
+
+
+async def test_a_pool_spreads_lines_by_least_in_flight(serve, routers):
+    url_a, mock_a, _ = await serve(latency=0.05)
+    url_b, mock_b, _ = await serve(latency=0.05)
+    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(40)], concurrency=10)
+    assert all(o.ok for o in outcomes)
+    a, b = sum(mock_a.attempts.values()), sum(mock_b.attempts.values())
+    assert a + b == 40 and 15 <= a <= 25, (a, b)
+
+
+async def test_a_slower_member_gets_fewer_lines(serve, routers):
+    url_fast, fast, _ = await serve(latency=0.01)
+    url_slow, slow, _ = await serve(latency=0.2)
+    router = routers(UpstreamConfig("slow", url_slow, ("m",)), UpstreamConfig("fast", url_fast, ("m",)))
+    await send_all(router, [chat(f"q{i}") for i in range(100)], concurrency=8)
+    assert sum(fast.attempts.values()) > 3 * sum(slow.attempts.values())
+
+
+async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
+    url_bad, bad, _ = await serve(fail_status=500)
+    url_good, good, _ = await serve()
+    router = routers(UpstreamConfig("bad", url_bad, ("m",)), UpstreamConfig("good", url_good, ("m",)),
+                     eject_after_failures=3, eject_seconds=0.3)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(60)], concurrency=4)
+    assert all(o.ok for o in outcomes)  # every retry found the good member
+    failed_before = sum(bad.attempts.values())
+    assert 3 <= failed_before <= 3 + 4, failed_before  # the ejection, plus what was in flight then
+
+    await asyncio.sleep(0.35)  # cooldown over: exactly one probe, which fails, and out again for longer
+    await send_all(router, [chat(f"p{i}") for i in range(10)], concurrency=1)
+    assert sum(bad.attempts.values()) == failed_before + 1
+
+    bad.fail_status = None  # the server recovers
+    await asyncio.sleep(0.65)
+    await send_all(router, [chat(f"r{i}") for i in range(20)], concurrency=1)
+    assert bad.attempts["r0"] == 1  # the probe: first in the pool, free again
+    before = sum(bad.attempts.values())
+    await send_all(router, [chat(f"s{i}") for i in range(40)], concurrency=8)
+    assert sum(bad.attempts.values()) - before >= 10  # back in rotation, taking its share
+
+
+async def test_a_pool_whose_members_are_all_out_still_tries_rather_than_failing_unasked(serve, routers):
+    url_bad, bad, _ = await serve(fail_status=503)
+    router = routers(UpstreamConfig("bad", url_bad, ("m",)), eject_after_failures=1, eject_seconds=60,
+                     max_attempts=3)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(3)], concurrency=1)
+    assert [o.status_code for o in outcomes] == [503, 503, 503]
+    assert sum(bad.attempts.values()) == 9
+
+
+async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
+    url_a, mock_a, log_a = await serve()
+    url_b, mock_b, _ = await serve()
+    router = routers(UpstreamConfig("a", url_a, ("a",)), UpstreamConfig("b", url_b, ("b",)))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [wait:1]", "a")))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    others = await send_all(router, [chat(f"b{i}", "b") for i in range(20)], concurrency=5)
+    assert all(o.ok for o in others) and time.monotonic() - started < 0.5  # the other upstream goes on
+    same = await send_all(router, [chat("also for a", "a")], concurrency=1)
+    assert (await first).ok and same[0].ok
+    times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log_a)}
+    told = times[("slow down [429:1] [wait:1]", 429)]
+    assert times[("also for a", 200)] >= told + 0.95  # waited out the pause at the door
+    assert times[("slow down [429:1] [wait:1]", 200)] >= told + 0.95
+
+
+async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve, routers):
+    url, mock, _ = await serve(latency=0.02, capacity=8, reject_over_capacity=True)
+    router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(400)], concurrency=64)
+    assert all(o.ok for o in outcomes)
+    lane = router.pool("m").lanes[0]
+    assert lane.aimd.current <= 16, lane.aimd
+    assert mock.rejected < 400  # without backing off, each line would be refused several times
+
+
+async def test_without_adaptation_the_cap_alone_holds(serve, routers):
+    url, mock, _ = await serve(latency=0.02)
+    router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=5, adaptive=False))
+    await send_all(router, [chat(f"q{i}") for i in range(60)], concurrency=30)
+    assert mock.peak == 5
+
+
+async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
+    url_a, mock_a, _ = await serve(latency=0.03)
+    url_b, mock_b, _ = await serve(latency=0.03)
+    router = routers(UpstreamConfig("a", url_a, ("m*",)), UpstreamConfig("b", url_b, ("m*",)),
+                     limits=(ModelLimits("m-small", max_concurrency=3),))
+    await send_all(router, [chat(f"q{i}", "m-small") for i in range(30)], concurrency=20)
+    assert mock_a.peak + mock_b.peak <= 3 + 1 and mock_a.in_flight == 0
+    assert router.pool("m-small") is not router.pool("m-big")  # only the limited model has its own door
+    await send_all(router, [chat(f"r{i}", "m-big") for i in range(30)], concurrency=20)
+    assert mock_a.peak + mock_b.peak >= 10
+
+
+async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
+    url, mock, _ = await serve()
+    router = routers(UpstreamConfig("u", url, ("m",)), limits=(ModelLimits("m", tpm=600),))
+    door = router.pool("m").model
+    # Each estimate is 1 + max_tokens 100 = 101 tokens; the mock's usage says 2 × 1 word + 1 = 3.
+    outcomes = await send_all(router, [{**chat("x"), "max_tokens": 100} for _ in range(20)], concurrency=1)
+    assert all(o.ok for o in outcomes)
+    assert door._tokens.level > 600 - 20 * 3 - 5  # charged what was used, not what was estimated
