@@ -56,7 +56,8 @@ class HttpUpstream:
         async with self._client().post(url, data=payload, headers=self._headers) as response:
             raw = await response.read()
             request_id = response.headers.get("x-request-id")
-            retry_after = parse_retry_after(dict(response.headers), time.time())
+            # Only a refusal's Retry-After matters; skipping the header copy keeps the common 2xx path lean.
+            retry_after = None if response.status < 400 else parse_retry_after(dict(response.headers), time.time())
             try:
                 return Outcome(status_code=response.status, body=orjson.loads(raw), request_id=request_id), retry_after
             except orjson.JSONDecodeError:

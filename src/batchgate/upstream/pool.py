@@ -47,10 +47,11 @@ class Lane:
         self.load += 1
         doors: list[Admission] = []
         try:
-            for door in (model, self.admission):
-                if door is not None:
-                    await door.enter(flow, tokens)
-                    doors.append(door)
+            if model is not None:
+                await model.enter(flow, tokens)
+                doors.append(model)
+            await self.admission.enter(flow, tokens)
+            doors.append(self.admission)
             started = self._clock()
             outcome, retry_after = await self._attempt(endpoint, body, payload)
             self._learn(outcome, retry_after, self._clock() - started, tokens, doors)
@@ -103,6 +104,8 @@ class Pool:
 
     def pick(self) -> Lane:
         """Least loaded of the lanes that may take a request; if none may, the one free soonest."""
+        if len(self.lanes) == 1:
+            return self.lanes[0]  # a lone upstream is tried even when out: there is no one else to ask
         now = self._clock()
         candidates = [lane for lane in self.lanes if lane.available(now)]
         if not candidates:  # all out: better to try one than to fail every line without asking
