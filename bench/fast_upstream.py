@@ -38,9 +38,13 @@ class Stats:
         self.last = 0.0
         self.busy = 0
         self.peak = 0
+        self.turnarounds = 0  # requests that followed an answer on the same connection
+        self.turnaround_seconds = 0.0  # their total time from our answer to the client's next request
 
     def response(self) -> bytes:
-        body = orjson.dumps({"requests": self.requests, "first": self.first, "last": self.last, "peak": self.peak})
+        mean = self.turnaround_seconds / self.turnarounds if self.turnarounds else 0.0
+        body = orjson.dumps({"requests": self.requests, "first": self.first, "last": self.last, "peak": self.peak,
+                             "mean_turnaround_ms": round(mean * 1000, 3)})
         return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
@@ -53,11 +57,15 @@ class Upstream:
         self.queue: deque[asyncio.Transport] = deque()
         self.loop = asyncio.get_running_loop()
 
-    def arrived(self, transport: asyncio.Transport) -> None:
+    def arrived(self, transport: asyncio.Transport, answered_at: float) -> None:
         stats = self.stats
         stats.requests += 1
+        now = time.time()
         if stats.first == 0.0:
-            stats.first = time.time()
+            stats.first = now
+        if answered_at:
+            stats.turnarounds += 1
+            stats.turnaround_seconds += now - answered_at
         if self.capacity is not None and stats.busy >= self.capacity:
             self.queue.append(transport)
             return
@@ -76,6 +84,7 @@ class Upstream:
         self.stats.last = time.time()
         if not transport.is_closing():
             transport.write(RESPONSE)
+            transport.get_protocol().answered_at = self.stats.last
         if self.queue:
             self.start(self.queue.popleft())
 
@@ -93,6 +102,7 @@ class Connection(asyncio.Protocol):
         self.upstream = upstream
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
+        self.answered_at = 0.0  # when this connection last got an answer
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -111,7 +121,7 @@ class Connection(asyncio.Protocol):
             if head.startswith(b"get /stats"):
                 self.transport.write(self.upstream.stats.response())
             else:
-                self.upstream.arrived(self.transport)
+                self.upstream.arrived(self.transport, self.answered_at)
 
 
 async def serve(port: int, latency: float, capacity: int | None) -> None:

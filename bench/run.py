@@ -252,7 +252,8 @@ def saturation(cfg: Config, work: Path) -> dict:
     makespan = stats["last"] - stats["first"]
     return {"lines": lines, "latency": latency, "capacity": capacity, "ideal_seconds": round(ideal, 3),
             "makespan_seconds": round(makespan, 3), "ratio": round(makespan / ideal, 4),
-            "end_to_end_seconds": round(total, 3), "upstream_peak_in_flight": stats["peak"]}
+            "end_to_end_seconds": round(total, 3), "upstream_peak_in_flight": stats["peak"],
+            "mean_turnaround_ms": stats["mean_turnaround_ms"]}
 
 
 def memory(cfg: Config, work: Path) -> dict:
@@ -344,7 +345,8 @@ def table(results: dict) -> str:
         rows.append(f"| saturation | makespan {s['ratio']} × ideal | {TARGETS['saturation']} | "
                     f"{yes(s['ratio'] <= 1.03)} | {s['lines']} lines, {s['latency']} s latency, capacity "
                     f"{s['capacity']}: {s['makespan_seconds']} s vs {s['ideal_seconds']} s ideal; "
-                    f"{s['end_to_end_seconds']} s upload to completed |")
+                    f"{s['end_to_end_seconds']} s upload to completed; a connection's next request came "
+                    f"{s['mean_turnaround_ms']} ms after its answer on average |")
     if (m := results.get("memory")) is not None:
         sizes = ", ".join(f"{int(k):,} lines {v['peak_rss_mb']} MB" for k, v in m["sizes"].items())
         rows.append(f"| memory | largest / smallest peak RSS {m['max_over_min']} | {TARGETS['memory']} | "

@@ -10,8 +10,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from batchgate.domain.fairness import Flow
+from batchgate.domain.results import Outcome
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
-from batchgate.upstream.router import Router
+from batchgate.upstream.router import KINDS, Router
 from tests.support.mock_upstream import MOCK, make_app
 
 
@@ -183,3 +184,27 @@ async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
     outcomes = await send_all(router, [{**chat("x"), "max_tokens": 100} for _ in range(20)], concurrency=1)
     assert all(o.ok for o in outcomes)
     assert door._tokens.level > 600 - 20 * 3 - 5  # charged what was used, not what was estimated
+
+
+class WholeSendOnly:
+    """An upstream kind that offers only `send` (it retries on its own): the lane treats each send as one attempt."""
+
+    def __init__(self, config, settings):
+        self.name = config.name
+        self.bodies: list[dict] = []
+
+    async def send(self, endpoint, body, gate=None):
+        self.bodies.append(body)
+        return Outcome(status_code=200, body={"echo": body["messages"][0]["content"]})
+
+    async def close(self):
+        pass
+
+
+async def test_a_kind_with_only_send_still_passes_the_door(monkeypatch, routers):
+    monkeypatch.setitem(KINDS, "whole", WholeSendOnly)
+    router = routers(UpstreamConfig("w", "unused://", ("m",), kind="whole", max_concurrency=2, adaptive=False))
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(10)], concurrency=5)
+    assert [o.body["echo"] for o in outcomes] == [f"q{i}" for i in range(10)]
+    assert len(router.route("m").bodies) == 10
+    assert router.pool("m").lanes[0].admission.in_flight == 0

@@ -64,3 +64,23 @@ def test_jitter_of_a_fast_upstream_is_not_a_rise():
 def test_bad_range_is_refused(cap, floor):
     with pytest.raises(ValueError):
         Aimd(cap=cap, floor=floor)
+
+
+def test_latencies_that_vary_request_to_request_are_not_a_rise():
+    aimd = Aimd(cap=100, floor=1)
+    for i in range(2000):
+        aimd.success(0.5 if i % 5 else 4.0, now=float(i))  # most answers short, every fifth one long
+    assert aimd.current == 100
+
+
+def test_a_new_normal_stops_counting_once_the_baseline_has_caught_up():
+    aimd = Aimd(cap=100, floor=1)
+    for i in range(100):
+        aimd.success(0.2, now=float(i))
+    for i in range(100, 200):
+        aimd.success(0.8, now=float(i))
+    low = aimd.current
+    assert low < 50
+    for i in range(200, 2000):
+        aimd.success(0.8, now=float(i))
+    assert aimd.current > low + 10  # growing again at the new latency

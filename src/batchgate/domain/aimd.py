@@ -4,9 +4,11 @@ The limit starts at the cap: a batch gateway's job is to fill the upstream, and 
 5xx or rise in latency brings the limit down within one round trip. It then grows back by about
 one request per round trip's worth of successes, never below `floor` nor above `cap`.
 
-"Latency rising" compares a fast average of recent latencies with a slow baseline that follows
-the lowest latencies seen; a rise must be both relative (`tolerance`) and absolute (`slack`
-seconds) so that a fast upstream's jitter of a few milliseconds is not mistaken for overload.
+"Latency rising" compares a fast average of recent latencies with a slow one (the baseline). LLM
+latencies vary a lot from request to request (answer lengths differ), so the baseline is an
+average, not a minimum: only a sustained rise that the slow average has not caught up with yet
+counts, and a new normal stops counting once it has. A rise must be both relative (`tolerance`)
+and absolute (`slack` seconds) so that a fast upstream's jitter is not mistaken for overload.
 """
 
 from __future__ import annotations
@@ -53,11 +55,11 @@ class Aimd:
         self.quiet_until = now + (self.recent or 0.0)
 
     def _observe(self, latency: float) -> None:
-        self.recent = latency if self.recent is None else self.recent * 0.9 + latency * 0.1
-        if self.baseline is None or latency < self.baseline:
-            self.baseline = latency
-        else:  # drift up slowly, so a baseline from an idle moment does not hold forever
-            self.baseline += (latency - self.baseline) * 0.001
+        if self.recent is None or self.baseline is None:
+            self.recent = self.baseline = latency
+            return
+        self.recent += (latency - self.recent) * 0.1
+        self.baseline += (latency - self.baseline) * 0.01
 
     def _latency_rising(self) -> bool:
         if self.baseline is None or self.recent is None:
