@@ -111,7 +111,7 @@ async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer:
         log.exception("line %d of a %s batch failed inside batchgate", request.line, endpoint)
         outcome = Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
     record = result_line(ids.request_id(), request.custom_id, outcome)
-    writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
+    await writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:
