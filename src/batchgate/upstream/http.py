@@ -7,6 +7,7 @@ import time
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, parse_retry_after
@@ -21,6 +22,7 @@ class HttpUpstream:
         self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds or settings.request_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
         self._headers = {"Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -28,6 +30,13 @@ class HttpUpstream:
     def url_for(self, endpoint: str) -> str:
         # base_url is the part before /chat/completions, so drop the endpoint's own /v1.
         return self._config.base_url + endpoint.removeprefix("/v1")
+
+    def _url(self, endpoint: str) -> URL:
+        """The parsed URL of an endpoint, parsed once: aiohttp would parse a string on every request."""
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = URL(self.url_for(endpoint))
+        return url
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -43,16 +52,15 @@ class HttpUpstream:
 
     async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
         """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
-        url = self.url_for(endpoint)
         try:
-            return await self._post(url, payload)
+            return await self._post(self._url(endpoint), payload)
         except asyncio.TimeoutError:
             return Outcome(error_code="timeout", error_message=f"The upstream {self.name!r} did not answer in time."), None
         except aiohttp.ClientError as exc:
             return Outcome(error_code="upstream_unreachable",
                            error_message=f"Could not reach upstream {self.name!r}: {exc.__class__.__name__}: {exc}"), None
 
-    async def _post(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
+    async def _post(self, url: URL, payload: bytes) -> tuple[Outcome, float | None]:
         async with self._client().post(url, data=payload, headers=self._headers) as response:
             raw = await response.read()
             request_id = response.headers.get("x-request-id")

@@ -29,6 +29,7 @@ Clock = Callable[[], float]
 class Lane:
     def __init__(self, upstream: Upstream, config: UpstreamConfig, settings: Settings, clock: Clock = time.monotonic):
         self.upstream = upstream
+        self._single = getattr(upstream, "attempt", None)  # one try, if the kind offers it
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
@@ -62,9 +63,8 @@ class Lane:
                 door.leave()
 
     async def _attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, float | None]:
-        attempt = getattr(self.upstream, "attempt", None)
-        if attempt is not None:
-            return await attempt(endpoint, payload)
+        if self._single is not None:
+            return await self._single(endpoint, payload)
         # A kind without single attempts retries on its own: to the lane, its whole send is one attempt.
         return await self.upstream.send(endpoint, body), None
 
