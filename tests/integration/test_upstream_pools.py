@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import aiohttp
 import orjson
 import pytest
 from aiohttp.test_utils import TestServer
@@ -134,17 +135,33 @@ async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
     url_a, mock_a, log_a = await serve()
     url_b, mock_b, _ = await serve()
     router = routers(UpstreamConfig("a", url_a, ("a",)), UpstreamConfig("b", url_b, ("b",)))
-    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [wait:1]", "a")))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [wait:2]", "a")))
     await asyncio.sleep(0.1)
     started = time.monotonic()
     others = await send_all(router, [chat(f"b{i}", "b") for i in range(20)], concurrency=5)
-    assert all(o.ok for o in others) and time.monotonic() - started < 0.5  # the other upstream goes on
+    assert all(o.ok for o in others) and time.monotonic() - started < 1.5  # the other upstream goes on
     same = await send_all(router, [chat("also for a", "a")], concurrency=1)
     assert (await first).ok and same[0].ok
     times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log_a)}
-    told = times[("slow down [429:1] [wait:1]", 429)]
-    assert times[("also for a", 200)] >= told + 0.95  # waited out the pause at the door
-    assert times[("slow down [429:1] [wait:1]", 200)] >= told + 0.95
+    told = times[("slow down [429:1] [wait:2]", 429)]
+    assert times[("also for a", 200)] >= told + 1.95  # waited out the pause at the door
+    assert times[("slow down [429:1] [wait:2]", 200)] >= told + 1.95
+
+
+async def test_while_a_pool_member_is_paused_by_a_429_its_sibling_takes_the_lines(serve, routers):
+    url_a, mock_a, _ = await serve()
+    url_b, mock_b, _ = await serve()
+    text = "first [429:1] [wait:5]"
+    async with aiohttp.ClientSession() as session:  # b has had its one 429 for this text already
+        async with session.post(url_b + "/chat/completions", json=chat(text)) as answer:
+            assert answer.status == 429
+    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
+    started = time.monotonic()
+    told = await router.send("/v1/chat/completions", chat(text))
+    assert told.ok and mock_a.attempts[text] == 1 and mock_b.attempts[text] == 2  # the retry went to b
+    await send_all(router, [chat(f"q{i}") for i in range(20)], concurrency=4)
+    assert sum(mock_a.attempts.values()) == 1 and sum(mock_b.attempts.values()) == 22
+    assert time.monotonic() - started < 4  # nobody waited out a's pause
 
 
 async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve, routers):

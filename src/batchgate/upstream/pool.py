@@ -120,7 +120,10 @@ class Pool:
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
         async def attempt() -> tuple[Outcome, float | None]:
-            return await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
+            outcome, _ = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
+            # A Retry-After is kept by pausing the door of the upstream that sent it, so the retry itself
+            # backs off as usual: another member of the pool may take it at once.
+            return outcome, None
 
         return await send_with_retries(attempt, self._policy, gate, self.lanes[0].name)
 
