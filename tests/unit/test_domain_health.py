@@ -44,3 +44,12 @@ def test_late_failures_of_requests_sent_before_the_ejection_do_not_extend_it():
     health.failed(4.0)
     health.failed(4.5)
     assert health.available(5.0)
+
+
+def test_a_probe_that_never_answered_lets_another_probe_go():
+    health = Health(eject_after=1, cooldown=5.0)
+    health.failed(0.0)
+    health.sending(5.0)
+    assert not health.available(5.0)
+    health.unanswered()  # its line was cancelled while it waited
+    assert health.available(5.1) and health.ejected

@@ -30,6 +30,10 @@ class Health:
         if self.ejections and now >= self.ejected_until:
             self.probing = True
 
+    def unanswered(self) -> None:
+        """A request sent here ended without an outcome (its caller gave up): if it was the probe, allow another."""
+        self.probing = False
+
     def succeeded(self) -> None:
         self.failures, self.ejections, self.probing = 0, 0, False
 

@@ -47,6 +47,7 @@ class Lane:
         """One attempt through the model's door (if it has limits) and this upstream's door."""
         self.load += 1
         doors: list[Admission] = []
+        learned = False
         try:
             if model is not None:
                 await model.enter(flow, tokens)
@@ -56,8 +57,11 @@ class Lane:
             started = self._clock()
             outcome, retry_after = await self._attempt(endpoint, body, payload)
             self._learn(outcome, retry_after, self._clock() - started, tokens, doors)
+            learned = True
             return outcome, retry_after
         finally:
+            if not learned:
+                self.health.unanswered()
             self.load -= 1
             for door in doors:
                 door.leave()
