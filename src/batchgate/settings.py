@@ -31,6 +31,21 @@ class UpstreamConfig:
     api_key: str | None = None
     max_concurrency: int | None = None
     timeout_seconds: float | None = None
+    # Throughput: rate windows, and the adaptive concurrency range (min_concurrency..max_concurrency)
+    rpm: float | None = None
+    tpm: float | None = None
+    min_concurrency: int = 4
+    adaptive: bool = True
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    """One `[[limits]]` table: rate windows and a cap for each model whose name matches `model`."""
+
+    model: str
+    rpm: float | None = None
+    tpm: float | None = None
+    max_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +88,12 @@ class Settings:
     local_chat_slots: int = 4  # chat requests the local chat model decodes at once
     local_threads: int = 0  # CPU threads per local engine; 0 = all cores but one
 
+    # Upstream health: an upstream of a pool failing this many attempts in a row is taken out, probed back after
+    eject_after_failures: int = 5
+    eject_seconds: float = 5.0
+
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
+    limits: tuple[ModelLimits, ...] = field(default=())
 
     @property
     def resolved_database_url(self) -> str:
@@ -96,19 +116,19 @@ class Settings:
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
         from_env = {name: env[env_var(name)] for name in scalar_fields() if env_var(name) in env}
         config_path = overrides.get("config") or from_env.get("config")
-        from_file, upstreams = _read_config_file(Path(config_path), env) if config_path else ({}, ())
+        from_file, upstreams, limits = _read_config_file(Path(config_path), env) if config_path else ({}, (), ())
         values: dict[str, Any] = {}
         for source in (from_file, from_env, overrides):
             for name, raw in source.items():
                 values[name] = _coerce(name, raw)
-        settings = cls(**values, upstreams=upstreams)
+        settings = cls(**values, upstreams=upstreams, limits=limits)
         settings.check()
         return settings
 
     def check(self) -> None:
         positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
                     "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
-                    "local_chat_slots")
+                    "local_chat_slots", "eject_after_failures", "eject_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
@@ -118,13 +138,16 @@ class Settings:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 
 
+TABLES = ("upstreams", "limits")  # arrays of tables in the config file, not scalar settings
+
+
 def env_var(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
 
 def scalar_fields() -> dict[str, type]:
     hints = typing.get_type_hints(Settings)
-    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(Settings) if f.name != "upstreams"}
+    return {f.name: _base_type(hints[f.name]) for f in dataclasses.fields(Settings) if f.name not in TABLES}
 
 
 def _base_type(hint: Any) -> type:
@@ -150,7 +173,8 @@ def _coerce(name: str, raw: Any) -> Any:
         raise ConfigError(f"setting {name} ({env_var(name)}) must be {kind.__name__}, got {raw!r}") from None
 
 
-def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...]]:
+def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...],
+                                                                   tuple[ModelLimits, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -158,12 +182,16 @@ def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     tables = data.pop("upstreams", [])
+    limit_tables = data.pop("limits", [])
     unknown = set(data) - set(scalar_fields()) - {"config"}
     if unknown:
         raise ConfigError(f"config file {path}: unknown setting(s) {', '.join(sorted(unknown))}")
     if not isinstance(tables, list):
         raise ConfigError(f"config file {path}: upstreams must be an array of tables ([[upstreams]])")
-    return data, tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1))
+    if not isinstance(limit_tables, list):
+        raise ConfigError(f"config file {path}: limits must be an array of tables ([[limits]])")
+    return (data, tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1)),
+            tuple(_limits(i, t, path) for i, t in enumerate(limit_tables, 1)))
 
 
 def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> UpstreamConfig:
@@ -191,10 +219,35 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
         raise ConfigError(f"{where}: 'models' must be a list of glob patterns")
     table["models"] = tuple(models)
     table["base_url"] = table.get("base_url", "").rstrip("/")
-    cap = table.get("max_concurrency")
-    if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap <= 0):
-        raise ConfigError(f"{where}: 'max_concurrency' must be a positive integer")
-    timeout = table.get("timeout_seconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-        raise ConfigError(f"{where}: 'timeout_seconds' must be a positive number")
+    _check_numbers(where, table, integers=("max_concurrency", "min_concurrency"),
+                   numbers=("timeout_seconds", "rpm", "tpm"))
+    if not isinstance(table.get("adaptive", True), bool):
+        raise ConfigError(f"{where}: 'adaptive' must be true or false")
+    floor, cap = table.get("min_concurrency"), table.get("max_concurrency")
+    if floor is not None and cap is not None and floor > cap:
+        raise ConfigError(f"{where}: 'min_concurrency' ({floor}) must not exceed 'max_concurrency' ({cap})")
     return UpstreamConfig(**table)
+
+
+def _limits(index: int, table: Any, path: Path) -> ModelLimits:
+    where = f"config file {path}, limits #{index}"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = set(table) - {f.name for f in dataclasses.fields(ModelLimits)}
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    if not isinstance(table.get("model"), str) or not table["model"]:
+        raise ConfigError(f"{where}: 'model' is required: a glob pattern of the models it limits")
+    _check_numbers(where, table, integers=("max_concurrency",), numbers=("rpm", "tpm"))
+    return ModelLimits(**table)
+
+
+def _check_numbers(where: str, table: dict, integers: tuple[str, ...], numbers: tuple[str, ...]) -> None:
+    for key in integers:
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            raise ConfigError(f"{where}: '{key}' must be a positive integer")
+    for key in numbers:
+        value = table.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+            raise ConfigError(f"{where}: '{key}' must be a positive number")

@@ -8,6 +8,11 @@ answer to its own request. Directives inside the text steer it:
     [429:N]        answer 429 with Retry-After: 0 to the first N attempts, then succeed
     [sleep:S]      wait S seconds before answering
     [garbage:N]    answer 200 with an HTML page (not JSON) to the first N attempts, then succeed
+    [wait:S]       with [429:N]: the 429 asks for Retry-After: S seconds (default 0)
+
+Options model a server with limited room: --capacity N serves N requests at once and queues the
+rest (like an inference server's batch), or with --reject-over-capacity answers them 429.
+--fail-status S answers S to everything (a broken server).
 
 A chat request with `stream: true` is answered as server-sent events, one chunk per word of the
 answer. GET /v1/models lists MODELS.
@@ -29,7 +34,7 @@ from aiohttp import web
 
 GARBAGE = -200  # a 200 whose body is not JSON
 MODELS = ("mock-chat", "mock-embed")
-DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage):([0-9.]+)\]")
+DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage|wait):([0-9.]+)\]")
 
 
 def request_text(endpoint: str, body: dict) -> str:
@@ -67,17 +72,39 @@ def answer(endpoint: str, body: dict, text: str) -> dict:
 
 
 class MockUpstream:
-    def __init__(self, log_path: str | None, latency: float):
+    def __init__(self, log_path: str | None, latency: float, capacity: int | None = None,
+                 reject_over_capacity: bool = False, fail_status: int | None = None):
         self.attempts: Counter[str] = Counter()
         self.latency = latency
         self.log = open(log_path, "ab", buffering=0) if log_path else None
+        self.room = asyncio.Semaphore(capacity) if capacity else None
+        self.reject_over_capacity = reject_over_capacity
+        self.fail_status = fail_status
+        self.in_flight = self.peak = self.rejected = 0
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.room is None:
+            return await self.serve(request)
+        if self.reject_over_capacity and self.room.locked():
+            self.rejected += 1
+            return web.json_response({"error": {"message": "over capacity", "code": "mock_429"}}, status=429)
+        async with self.room:
+            return await self.serve(request)
+
+    async def serve(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            return await self.answer(request)
+        finally:
+            self.in_flight -= 1
+
+    async def answer(self, request: web.Request) -> web.Response:
         endpoint = request.match_info["endpoint"]
         body = orjson.loads(await request.read())
         text = request_text(endpoint, body)
         self.attempts[text] += 1
-        status, headers = self.decide(text)
+        status, headers = (self.fail_status, {}) if self.fail_status else self.decide(text)
         if self.log:
             self.log.write(orjson.dumps({"text": text, "status": status, "t": time.time(),
                                          "auth": request.headers.get("Authorization")}) + b"\n")
@@ -106,7 +133,8 @@ class MockUpstream:
             if kind == "flaky" and seen <= int(value):
                 return 500, {}
             if kind == "429" and seen <= int(value):
-                return 429, {"Retry-After": "0"}
+                wait = next((v for k, v in DIRECTIVE.findall(text) if k == "wait"), "0")
+                return 429, {"Retry-After": wait}
             if kind == "garbage" and seen <= int(value):
                 return GARBAGE, {}
         return 200, {}
@@ -128,9 +156,14 @@ async def stream(request: web.Request, whole: dict) -> web.StreamResponse:
     return response
 
 
-def make_app(log_path: str | None = None, latency: float = 0.0) -> web.Application:
-    mock = MockUpstream(log_path, latency)
+MOCK = web.AppKey("mock", MockUpstream)  # the state behind an app, for tests that run it in process
+
+
+def make_app(log_path: str | None = None, latency: float = 0.0, capacity: int | None = None,
+             reject_over_capacity: bool = False, fail_status: int | None = None) -> web.Application:
+    mock = MockUpstream(log_path, latency, capacity, reject_over_capacity, fail_status)
     app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[MOCK] = mock
     app.router.add_post("/v1/{endpoint:.+}", mock.handle)
     app.router.add_get("/v1/models", mock.models)
     return app
@@ -141,8 +174,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log")
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int)
+    parser.add_argument("--reject-over-capacity", action="store_true")
+    parser.add_argument("--fail-status", type=int)
     args = parser.parse_args()
-    web.run_app(make_app(args.log, args.latency), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    web.run_app(make_app(args.log, args.latency, args.capacity, args.reject_over_capacity, args.fail_status), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

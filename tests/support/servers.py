@@ -38,12 +38,12 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -
 class MockUpstream:
     """tests/support/mock_upstream.py in its own process; `requests()` reads its log."""
 
-    def __init__(self, folder: Path, latency: float = 0.0, log: bool = True):
+    def __init__(self, folder: Path, latency: float = 0.0, log: bool = True, *options: str):
         self.port = free_port()
         self.log_path = folder / f"mock-{self.port}.log"
         logging = ["--log", str(self.log_path)] if log else []
         self.process = subprocess.Popen(
-            [sys.executable, str(MOCK), "--port", str(self.port), *logging, "--latency", str(latency)])
+            [sys.executable, str(MOCK), "--port", str(self.port), *logging, "--latency", str(latency), *options])
         wait_for_port(self.port, self.process)
 
     @property

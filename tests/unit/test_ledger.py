@@ -87,3 +87,10 @@ def test_two_ledgers_in_one_folder_do_not_collide(tmp_path):
         first.close()
         second.close()
     assert list(tmp_path.iterdir()) == []
+
+
+async def test_inserts_overlap_with_the_caller_yet_every_chunk_lands(ledger):
+    for start in range(0, 5000, 1000):  # each add returns before its insert is done; the next waits for it
+        await ledger.add([(f"id{i % 4500}", i + 1) for i in range(start, start + 1000)])
+    repeats = await ledger.duplicates(1000)
+    assert len(repeats) == 500 and repeats[0] == ("id0", 1, 4501) and repeats[-1] == ("id499", 500, 5000)

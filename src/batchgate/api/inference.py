@@ -16,7 +16,8 @@ from aiohttp import web
 
 from batchgate.api.middleware import not_found
 from batchgate.api.services import services
-from batchgate.api.wire import json_response, read_json
+from batchgate.api.wire import json_response, read_json, scope_of
+from batchgate.domain.fairness import Flow
 from batchgate.domain.inference import check_body, http_answer, wants_stream
 from batchgate.domain.results import Outcome
 from batchgate.domain.sse import NamedEvents
@@ -26,6 +27,7 @@ from batchgate.upstream.catalog import routable_models
 from batchgate.upstream.router import Router
 
 log = logging.getLogger("batchgate.api")
+SYNC = "sync"  # the flow of a tenant's synchronous calls, beside its batches' flows
 # Path under a dialect's prefix → the endpoint a batch line would name.
 ROUTES = {
     "chat/completions": "/v1/chat/completions",
@@ -45,9 +47,11 @@ def _router(request: web.Request) -> Router:
 async def infer(request: web.Request, endpoint: str, mka1_stream: bool = False) -> web.StreamResponse:
     router = _router(request)
     body = check_body(await read_json(request), endpoint)
+    flow = Flow(scope_of(request).tenant, SYNC)  # a tenant's calls share its turns with its batches
     if mka1_stream or wants_stream(body):
-        return await _stream(request, await router.stream(endpoint, body), NamedEvents() if mka1_stream else None)
-    status, payload = http_answer(await router.send(endpoint, body))
+        opened = await router.stream(endpoint, body, flow)
+        return await _stream(request, opened, NamedEvents() if mka1_stream else None)
+    status, payload = http_answer(await router.send(endpoint, body, flow=flow))
     return json_response(payload, status)
 
 

@@ -37,7 +37,7 @@ class RequestLine:
 
 
 def is_blank(raw: bytes) -> bool:
-    return not raw.strip()
+    return not raw or raw.isspace()  # isspace stops at the first other byte; strip() would copy the line
 
 
 def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int) -> RequestLine:
@@ -45,12 +45,12 @@ def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int) -> Req
     if len(raw) > max_line_bytes:
         raise LineError(line, "line_too_long", f"Line {line} is {len(raw)} bytes; the limit is {max_line_bytes} bytes.")
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise LineError(line, "invalid_utf8", f"Line {line} is not valid UTF-8 (byte {exc.start + 1}).") from None
-    try:
-        obj = orjson.loads(raw)
+        obj = orjson.loads(raw)  # orjson refuses bytes that are not UTF-8, so valid lines are decoded once
     except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise LineError(line, "invalid_utf8", f"Line {line} is not valid UTF-8 (byte {bad.start + 1}).") from None
         raise LineError(line, "invalid_json_line", f"Line {line} is not valid JSON: {exc}.") from None
     if not isinstance(obj, dict):
         raise LineError(line, "invalid_json_line", f"Line {line} must be a JSON object, not {_json_kind(obj)}.")

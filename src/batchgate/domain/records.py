@@ -14,6 +14,11 @@ class Scope:
     owner: str
     on_behalf_of: str = ""
 
+    @property
+    def tenant(self) -> str:
+        """Whose fair share a request counts against at a busy upstream."""
+        return f"{self.owner}/{self.on_behalf_of}"
+
 
 @dataclass(frozen=True)
 class FileRecord:

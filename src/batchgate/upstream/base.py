@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from dataclasses import dataclass
 from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from batchgate.domain.results import Outcome
+from batchgate.domain.retry import RetryPolicy, is_retryable_status
+from batchgate.errors import Abandoned
 
 # Asked before each retry: False means the caller no longer wants an answer (send raises Abandoned).
 RetryGate = Callable[[], Awaitable[bool]]
@@ -36,3 +40,27 @@ class StreamingUpstream(Upstream, Protocol):
     async def models(self) -> list[str]:
         """The model names this upstream says it serves (may be empty if it cannot tell)."""
         ...
+
+
+# One try: the answer, and how long the upstream asked us to wait before the next one (Retry-After).
+Attempt = Callable[[], Awaitable[tuple["Outcome | Stream", "float | None"]]]
+
+
+def worth_retrying(answer: Outcome | Stream) -> bool:
+    """An opened stream is final; an outcome is retried when it failed in a way that may pass."""
+    return (isinstance(answer, Outcome) and not answer.ok
+            and (answer.error_code is not None or is_retryable_status(answer.status_code)))
+
+
+async def send_with_retries(attempt: Attempt, policy: RetryPolicy, gate: RetryGate | None,
+                            name: str) -> Outcome | Stream:
+    """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
+    tries = 0
+    while True:
+        tries += 1
+        answer, retry_after = await attempt()
+        if not worth_retrying(answer) or not policy.should_retry(tries):
+            return answer
+        await asyncio.sleep(policy.delay(tries, random.random(), retry_after))
+        if gate is not None and not await gate():
+            raise Abandoned(f"a retry to {name!r} was abandoned: its run stopped")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from batchgate.domain.results import Outcome
-from batchgate.domain.retry import RetryPolicy, is_retryable_status, parse_retry_after
-from batchgate.errors import Abandoned
+from batchgate.domain.retry import RetryPolicy, parse_retry_after
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream
-
+from batchgate.upstream.base import RetryGate, Stream, send_with_retries
 
 # A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for.
 MODELS_TIMEOUT = aiohttp.ClientTimeout(total=5)
@@ -26,8 +24,8 @@ class HttpUpstream:
         self._config = config
         self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds or settings.request_timeout_seconds)
-        self._slots = asyncio.Semaphore(config.max_concurrency) if config.max_concurrency else None
         self._session: aiohttp.ClientSession | None = None
+        self._urls: dict[str, URL] = {}
         self._headers = {"Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
@@ -35,6 +33,13 @@ class HttpUpstream:
     def url_for(self, endpoint: str) -> str:
         # base_url is the part before /chat/completions, so drop the endpoint's own /v1.
         return self._config.base_url + endpoint.removeprefix("/v1")
+
+    def _url(self, endpoint: str) -> URL:
+        """The parsed URL of an endpoint, parsed once: aiohttp would parse a string on every request."""
+        url = self._urls.get(endpoint)
+        if url is None:
+            url = self._urls[endpoint] = URL(self.url_for(endpoint))
+        return url
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -44,24 +49,15 @@ class HttpUpstream:
         return self._session
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
-        url, payload = self.url_for(endpoint), orjson.dumps(body)
-        attempt = 0
-        while True:
-            attempt += 1
-            outcome, retry_after = await self._attempt(url, payload)
-            retryable = outcome.error_code is not None or is_retryable_status(outcome.status_code)
-            if outcome.ok or not retryable or not self._policy.should_retry(attempt):
-                return outcome
-            await asyncio.sleep(self._policy.delay(attempt, random.random(), retry_after))
-            if gate is not None and not await gate():
-                raise Abandoned(f"a retry to {self.name!r} was abandoned: its run stopped")
+        """On its own, with retries; the Router goes through `attempt` instead, behind its admission."""
+        payload = orjson.dumps(body)
+        return await send_with_retries(lambda: self.attempt(endpoint, payload), self._policy, gate, self.name)
 
-    async def _attempt(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
+    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
+        """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
         try:
-            if self._slots is None:
-                return await self._post(url, payload)
-            async with self._slots:
-                return await self._post(url, payload)
+            async with self._client().post(self._url(endpoint), data=payload, headers=self._headers) as response:
+                return await self._answer(response)
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return self._failure(exc), None
 
@@ -71,14 +67,11 @@ class HttpUpstream:
         return Outcome(error_code="upstream_unreachable",
                        error_message=f"Could not reach upstream {self.name!r}: {exc.__class__.__name__}: {exc}")
 
-    async def _post(self, url: str, payload: bytes) -> tuple[Outcome, float | None]:
-        async with self._client().post(url, data=payload, headers=self._headers) as response:
-            return await self._answer(response)
-
     async def _answer(self, response: aiohttp.ClientResponse) -> tuple[Outcome, float | None]:
         raw = await response.read()
         request_id = response.headers.get("x-request-id")
-        retry_after = parse_retry_after(dict(response.headers), time.time())
+        # Only a refusal's Retry-After matters; skipping the header copy keeps the common 2xx path lean.
+        retry_after = None if response.status < 400 else parse_retry_after(dict(response.headers), time.time())
         try:
             return Outcome(status_code=response.status, body=orjson.loads(raw), request_id=request_id), retry_after
         except orjson.JSONDecodeError:
@@ -95,26 +88,18 @@ class HttpUpstream:
 
     async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
         """Relay the upstream's server-sent events as they come; failures before the first byte are retried."""
-        url, payload = self.url_for(endpoint), orjson.dumps({**body, "stream": True})
-        attempt = 0
-        while True:
-            attempt += 1
-            if self._slots is not None:
-                await self._slots.acquire()  # held until the stream ends, like any request in flight
-            try:
-                response = await self._client().post(url, data=payload, headers=self._headers)
-                if 200 <= response.status < 300:
-                    return Stream(_relay(response, self._slots))
-                async with response:
-                    outcome, retry_after = await self._answer(response)
-            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
-                outcome, retry_after = self._failure(exc), None
-            if self._slots is not None:
-                self._slots.release()
-            retryable = outcome.error_code is not None or is_retryable_status(outcome.status_code)
-            if not retryable or not self._policy.should_retry(attempt):
-                return outcome
-            await asyncio.sleep(self._policy.delay(attempt, random.random(), retry_after))
+        payload = orjson.dumps({**body, "stream": True})
+        return await send_with_retries(lambda: self._open(endpoint, payload), self._policy, None, self.name)
+
+    async def _open(self, endpoint: str, payload: bytes) -> tuple[Outcome | Stream, float | None]:
+        try:
+            response = await self._client().post(self._url(endpoint), data=payload, headers=self._headers)
+            if 200 <= response.status < 300:
+                return Stream(_relay(response)), None
+            async with response:
+                return await self._answer(response)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            return self._failure(exc), None
 
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists; none if it does not answer one."""
@@ -133,11 +118,9 @@ class HttpUpstream:
             self._session = None
 
 
-async def _relay(response: aiohttp.ClientResponse, slots: asyncio.Semaphore | None):
+async def _relay(response: aiohttp.ClientResponse):
     try:
         async for piece in response.content.iter_any():
             yield piece
     finally:
         response.release()
-        if slots is not None:
-            slots.release()

@@ -1,64 +1,103 @@
-"""body.model → upstream: the first upstream whose glob patterns match, in config order."""
+"""body.model → the pool of upstreams that serve it.
+
+The first upstream (in config order) with a pattern matching the model serves it, together with
+every other upstream that lists that same pattern: that is the model's pool, and load is spread
+over its members. A `[[limits]]` table whose `model` pattern matches adds a door of the model's own.
+With no [[upstreams]] at all, the built-in local models serve, and `"model": "auto"` names the
+endpoint's local default.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import time
 from typing import Callable
 
+from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
+from batchgate.domain.retry import RetryPolicy
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, Upstream
 from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
+from batchgate.upstream.pool import Lane, Pool, model_door
 
 UpstreamFactory = Callable[[UpstreamConfig, Settings], Upstream]
 
 # Upstream kinds by the `kind` key of an [[upstreams]] table.
 KINDS: dict[str, UpstreamFactory] = {"openai": HttpUpstream, "local": LocalUpstream}
+MODEL_CACHE = 4096
 
 
 class Router:
-    def __init__(self, settings: Settings):
-        self._routes: list[tuple[tuple[str, ...], Upstream]] = []
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
+        self._settings, self._clock = settings, clock
+        self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
+        self._lanes: list[tuple[tuple[str, ...], Lane]] = []
         for config in settings.upstreams or (DEFAULT_LOCAL,):
             factory = KINDS.get(config.kind)
             if factory is None:
                 raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} "
                                   f"(known: {', '.join(KINDS)})")
-            self._routes.append((config.models, factory(config, settings)))
-
-    def route(self, model: str) -> Upstream | None:
-        for patterns, upstream in self._routes:
-            if any(fnmatch.fnmatchcase(model, p) for p in patterns):
-                return upstream
-        return None
+            self._lanes.append((config.models, Lane(factory(config, settings), config, settings, clock)))
+        self._pools: dict[tuple, Pool] = {}  # by (pattern, limits pattern, model if it has limits)
+        self._by_model: dict[str, Pool | None] = {}  # a lookup cache, dropped when it grows large
 
     @property
     def routes(self) -> list[tuple[tuple[str, ...], Upstream]]:
-        return list(self._routes)
+        return [(patterns, lane.upstream) for patterns, lane in self._lanes]
 
-    def _pick(self, endpoint: str, body: dict) -> tuple[Upstream, dict] | Outcome:
+    def route(self, model: str) -> Upstream | None:
+        """The first upstream serving `model` (its pool's first member)."""
+        pool = self.pool(model)
+        return None if pool is None else pool.lanes[0].upstream
+
+    def pool(self, model: str) -> Pool | None:
+        pool = self._by_model.get(model, False)
+        if pool is False:
+            if len(self._by_model) >= MODEL_CACHE:
+                self._by_model.clear()
+            pool = self._by_model[model] = self._find_pool(model)
+        return pool
+
+    def _find_pool(self, model: str) -> Pool | None:
+        for patterns, _ in self._lanes:
+            pattern = next((p for p in patterns if fnmatch.fnmatchcase(model, p)), None)
+            if pattern is None:
+                continue
+            limits = next((lim for lim in self._settings.limits if fnmatch.fnmatchcase(model, lim.model)), None)
+            # Models without limits share their pattern's pool; each limited model has its own door.
+            key = (pattern, limits and limits.model, limits and model)
+            if key not in self._pools:
+                members = [lane for patterns_, lane in self._lanes if pattern in patterns_]
+                door = model_door(limits, model, self._clock) if limits else None
+                self._pools[key] = Pool(members, door, self._policy, self._clock)
+            return self._pools[key]
+        return None
+
+    def _pick(self, endpoint: str, body: dict) -> tuple[Pool, dict] | Outcome:
         body = resolve_model(endpoint, body)
-        upstream = self.route(body["model"])
-        if upstream is not None:
-            return upstream, body
+        pool = self.pool(body["model"])
+        if pool is not None:
+            return pool, body
         if body["model"] == AUTO:
             return not_served(endpoint, AUTO, f"'{AUTO}' names the local default model for an endpoint")
         return Outcome(error_code="model_not_found",
                        error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
                                      f"table's 'models' in the config.")
 
-    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
+        """`flow` (tenant, batch) is whose turn it is at a busy upstream; leave it out for a one-off call."""
         picked = self._pick(endpoint, body)
-        return picked if isinstance(picked, Outcome) else await picked[0].send(endpoint, picked[1], gate)
+        return picked if isinstance(picked, Outcome) else await picked[0].send(endpoint, picked[1], gate, flow)
 
-    async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
-        """A `stream: true` request, routed like any other."""
+    async def stream(self, endpoint: str, body: dict, flow: Flow = ANONYMOUS) -> Outcome | Stream:
+        """A `stream: true` request, routed and admitted like any other."""
         picked = self._pick(endpoint, body)
-        return picked if isinstance(picked, Outcome) else await picked[0].stream(endpoint, picked[1])
+        return picked if isinstance(picked, Outcome) else await picked[0].stream(endpoint, picked[1], flow)
 
     async def close(self) -> None:
-        for _, upstream in self._routes:
-            await upstream.close()
+        for _, lane in self._lanes:
+            await lane.upstream.close()

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Callable
 
 from batchgate import ids
+from batchgate.domain.fairness import Flow
 from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import Outcome, result_line, usage_of
@@ -74,6 +75,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
         inflight.discard(task)
         stop.wake.set()
 
+    flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
     writer = ResultWriter(ctx.store, batch.id, ctx.worker_id, ctx.settings.commit_interval_seconds)
     try:
         async with writer:
@@ -90,7 +92,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
                 if stop.reason is not None or writer.failed:
                     break
                 request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
-                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop))
+                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop, flow))
                 inflight.add(task)
                 task.add_done_callback(finished)
             await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
@@ -100,16 +102,16 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
 
 
 async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer: ResultWriter,
-                stop: StopSignal) -> None:
+                stop: StopSignal, flow: Flow) -> None:
     try:
-        outcome = await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock))
+        outcome = await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock), flow)
     except Abandoned:
         return  # no result: the line stays unanswered for whoever carries the batch on
     except Exception as exc:  # a bug must cost one line, not the run (I5)
         log.exception("line %d of a %s batch failed inside batchgate", request.line, endpoint)
         outcome = Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
     record = result_line(ids.request_id(), request.custom_id, outcome)
-    writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
+    await writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:

@@ -23,12 +23,23 @@ class CustomIdLedger:
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
         self._db.execute("CREATE TABLE ids (custom_id TEXT NOT NULL, line INTEGER NOT NULL)")
+        self._adding: asyncio.Future | None = None
 
     async def add(self, pairs: list[tuple[str, int]]) -> None:
-        await asyncio.to_thread(self._db.executemany, "INSERT INTO ids VALUES (?, ?)", pairs)
+        """Insert in a thread while the caller parses the next lines; one insert at a time."""
+        await self.settle()
+        self._adding = asyncio.ensure_future(
+            asyncio.to_thread(self._db.executemany, "INSERT INTO ids VALUES (?, ?)", pairs))
+
+    async def settle(self) -> None:
+        """Wait for the insert still running, if any."""
+        adding, self._adding = self._adding, None
+        if adding is not None:
+            await adding
 
     async def duplicates(self, limit: int) -> list[tuple[str, int, int]]:
         """(custom_id, first line, repeating line) for each repeat, earliest repeats first."""
+        await self.settle()
         def query() -> list[tuple[str, int, int]]:
             self._db.execute("CREATE INDEX IF NOT EXISTS ids_by_id ON ids (custom_id, line)")
             return self._db.execute(

@@ -21,6 +21,7 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord) -> ValidationRe
     except InputMissing as missing:
         report.add_error(LineError(1, "input_file_not_found", missing.message))
     finally:
+        await ledger.settle()
         ledger.close()
     if report.request_count == 0 and report.ok:
         report.add_error(LineError(1, "empty_file", "The input file has no requests."))

@@ -8,16 +8,27 @@ from batchgate.domain.records import Usage
 from batchgate.store import ResultRow, Store
 
 
+# Rows waiting for a commit, at most. Past it a finished line waits (keeping its slot in the sliding
+# window), so a database that stalls slows the batch down instead of filling memory (I4).
+MAX_BACKLOG = 2000
+
+
 class ResultWriter:
-    def __init__(self, store: Store, batch_id: str, worker_id: str, interval: float):
+    def __init__(self, store: Store, batch_id: str, worker_id: str, interval: float, max_backlog: int = MAX_BACKLOG):
         self._store, self._batch_id, self._worker_id, self._interval = store, batch_id, worker_id, interval
         self._rows: list[ResultRow] = []
         self._usage = Usage()
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._max_backlog = max_backlog
         self._task: asyncio.Task | None = None
         self._closing = False
 
-    def add(self, row: ResultRow, usage: Usage) -> None:
+    async def add(self, row: ResultRow, usage: Usage) -> None:
+        while len(self._rows) >= self._max_backlog and not (self._task is not None and self._task.done()):
+            self._room.clear()
+            await self._room.wait()
         self._rows.append(row)
         if usage.total_tokens or usage.input_tokens or usage.output_tokens:
             self._usage = self._usage + usage
@@ -33,20 +44,24 @@ class ResultWriter:
         await self._task  # the last flush; a LeaseLost or store error surfaces here
 
     async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            if not self._closing:
-                await asyncio.sleep(self._interval)  # let a group gather
-            await self.flush()
-            if self._closing and not self._rows:
-                return
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if not self._closing:
+                    await asyncio.sleep(self._interval)  # let a group gather
+                await self.flush()
+                if self._closing and not self._rows:
+                    return
+        finally:
+            self._room.set()  # nobody may wait for room from a writer that has stopped
 
     async def flush(self) -> None:
         if not self._rows:
             return
         rows, usage = self._rows, self._usage
         self._rows, self._usage = [], Usage()
+        self._room.set()
         await self._store.record_results(self._batch_id, self._worker_id, rows, usage)
 
     @property

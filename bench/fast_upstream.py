@@ -1,0 +1,163 @@
+"""A lean OpenAI-compatible upstream for benchmarks: raw asyncio HTTP/1.1, several processes on one port.
+
+    python bench/fast_upstream.py --port 9000 [--processes 2] [--latency 0.2] [--capacity 256]
+
+Each process accepts on the same port (SO_REUSEPORT) and answers every POST with one fixed chat
+completion (with `usage`), after `latency` seconds. With `--capacity`, each process serves that many
+requests at once and queues the rest, like an inference server's running batch. `GET /stats` answers
+the process's request count, first arrival, last answer and peak concurrency (use one process to
+read exact figures). It parses only what HTTP/1.1 keep-alive needs, so it is much faster than the
+gateway it measures and never the bottleneck of a benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from collections import deque
+
+import orjson
+
+ANSWER = orjson.dumps({
+    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+    "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}})
+RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+            + str(len(ANSWER)).encode() + b"\r\n\r\n" + ANSWER)
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.busy = 0
+        self.peak = 0
+        self.turnarounds = 0  # requests that followed an answer on the same connection
+        self.turnaround_seconds = 0.0  # their total time from our answer to the client's next request
+
+    def response(self) -> bytes:
+        mean = self.turnaround_seconds / self.turnarounds if self.turnarounds else 0.0
+        body = orjson.dumps({"requests": self.requests, "first": self.first, "last": self.last, "peak": self.peak,
+                             "mean_turnaround_ms": round(mean * 1000, 3)})
+        return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+class Upstream:
+    """One process's state: the latency, the room for requests at once, and who waits for room."""
+
+    def __init__(self, latency: float, capacity: int | None):
+        self.latency, self.capacity = latency, capacity
+        self.stats = Stats()
+        self.queue: deque[asyncio.Transport] = deque()
+        self.loop = asyncio.get_running_loop()
+
+    def arrived(self, transport: asyncio.Transport, answered_at: float) -> None:
+        stats = self.stats
+        stats.requests += 1
+        now = time.time()
+        if stats.first == 0.0:
+            stats.first = now
+        if answered_at:
+            stats.turnarounds += 1
+            stats.turnaround_seconds += now - answered_at
+        if self.capacity is not None and stats.busy >= self.capacity:
+            self.queue.append(transport)
+            return
+        self.start(transport)
+
+    def start(self, transport: asyncio.Transport) -> None:
+        self.stats.busy += 1
+        self.stats.peak = max(self.stats.peak, self.stats.busy)
+        if self.latency:
+            self.loop.call_later(self.latency, self.answer, transport)
+        else:
+            self.answer(transport)
+
+    def answer(self, transport: asyncio.Transport) -> None:
+        self.stats.busy -= 1
+        self.stats.last = time.time()
+        if not transport.is_closing():
+            transport.write(RESPONSE)
+            transport.get_protocol().answered_at = self.stats.last
+        if self.queue:
+            self.start(self.queue.popleft())
+
+
+def content_length(head: bytes) -> int:
+    at = head.find(b"\r\ncontent-length:")
+    if at < 0:
+        return 0
+    stop = head.find(b"\r\n", at + 2)
+    return int(head[at + 17:stop if stop > 0 else None])
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, upstream: Upstream):
+        self.upstream = upstream
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.answered_at = 0.0  # when this connection last got an answer
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = bytes(self.buffer[:end]).lower()
+            length = content_length(head)
+            if len(self.buffer) < end + 4 + length:
+                return
+            del self.buffer[:end + 4 + length]
+            if head.startswith(b"get /stats"):
+                self.transport.write(self.upstream.stats.response())
+            else:
+                self.upstream.arrived(self.transport, self.answered_at)
+
+
+async def serve(port: int, latency: float, capacity: int | None) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    upstream = Upstream(latency, capacity)
+    server = await asyncio.get_running_loop().create_server(lambda: Connection(upstream), sock=sock, backlog=4096)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--capacity", type=int)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the parent's finally stops its children
+    children = []
+    for _ in range(args.processes - 1):
+        pid = os.fork()
+        if pid == 0:
+            children = []
+            break
+        children.append(pid)
+    try:
+        asyncio.run(serve(args.port, args.latency, args.capacity))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for pid in children:
+            os.kill(pid, 15)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,420 @@
+"""The benchmark suite: overhead, saturation, memory and ingest, each figure a ratio from the same run.
+
+    python bench/run.py                      # the full suite (about 15 minutes on 2 cores)
+    python bench/run.py --quick              # a tiny configuration that checks everything works
+    python bench/run.py --only overhead,saturation
+
+Every benchmark starts its own `batchgate serve` and its own mock upstream (bench/fast_upstream.py,
+separate processes), so nothing shares the gateway's event loop. Results go to bench/results.json
+and to the table in docs/benchmarks.md (between its `results` markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tests.support.servers import Gateway, free_port, wait_for_port  # noqa: E402
+
+FAST_UPSTREAM = ROOT / "bench" / "fast_upstream.py"
+CHAT = "/v1/chat/completions"
+TICKS = os.sysconf("SC_CLK_TCK")
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Config:
+    overhead_lines: int = 20_000
+    concurrency: int = 256
+    saturation_lines: int = 10_000
+    saturation_latency: float = 0.2
+    saturation_capacity: int = 256
+    memory_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    ingest_bytes: int = 1_000_000_000
+    mock_processes: int = 2
+
+
+QUICK = Config(overhead_lines=300, concurrency=32, saturation_lines=200, saturation_latency=0.05,
+               saturation_capacity=16, memory_sizes=(200, 400, 800), ingest_bytes=2_000_000, mock_processes=1)
+
+TARGETS = {"overhead": "ratio ≥ 0.8", "saturation": "ratio ≤ 1.03", "memory": "flat within 20%, under 300 MB",
+           "ingest": "≥ 150 MB/s"}
+
+
+# --- processes ---------------------------------------------------------------------------------------------
+
+
+class FastUpstream:
+    def __init__(self, processes: int = 1, latency: float = 0.0, capacity: int | None = None):
+        self.port = free_port()
+        options = ["--processes", str(processes), "--latency", str(latency)]
+        options += ["--capacity", str(capacity)] if capacity else []
+        self.process = subprocess.Popen([sys.executable, str(FAST_UPSTREAM), "--port", str(self.port), *options])
+        wait_for_port(self.port, self.process)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def stats(self) -> dict:
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{self.port}/stats") as answer:
+            return await answer.json(content_type=None)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
+def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None) -> Gateway:
+    folder.mkdir(parents=True, exist_ok=True)
+    config = (f'[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n{upstream_keys}\n')
+    return Gateway(folder, config, env={"BATCHGATE_LOG_LEVEL": "warning", "BATCHGATE_LEASE_SECONDS": "20",
+                                        "BATCHGATE_POLL_INTERVAL_SECONDS": "0.2", **(env or {})})
+
+
+class Meter(threading.Thread):
+    """Peak RSS and CPU seconds (user + system) of one process while it runs."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak_kb, self.running = pid, 0, True
+        self.cpu_start = self.cpu()
+
+    def cpu(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICKS
+
+    def run(self) -> None:
+        while self.running:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            time.sleep(0.05)
+
+    def finish(self) -> tuple[float, float]:
+        """(peak RSS in MB, CPU seconds since start)"""
+        self.running = False
+        self.join()
+        return self.peak_kb / 1024, self.cpu() - self.cpu_start
+
+
+# --- inputs ------------------------------------------------------------------------------------------------
+
+
+def chat_line(i: int, padding: str = "") -> bytes:
+    body = {"model": "bench", "messages": [{"role": "user", "content": f"question {i} {padding}"}], "max_tokens": 16}
+    return orjson.dumps({"custom_id": f"r{i}", "method": "POST", "url": CHAT, "body": body}) + b"\n"
+
+
+def write_input(path: Path, lines: int, padding: str = "") -> int:
+    with path.open("wb") as out:
+        for start in range(0, lines, 10_000):
+            out.write(b"".join(chat_line(i, padding) for i in range(start, min(lines, start + 10_000))))
+    return path.stat().st_size
+
+
+def write_input_of_size(path: Path, size: int) -> int:
+    """About `size` bytes of ~1 KB chat lines (so 1 GB stays within the 1,000,000-line limit)."""
+    line = len(chat_line(0, "x" * 950))
+    return write_input(path, max(1, size // line), "x" * 950)
+
+
+# --- the API, as a client sees it ---------------------------------------------------------------------------
+
+
+class Api:
+    def __init__(self, gateway: Gateway, session: aiohttp.ClientSession):
+        self.url, self.session = gateway.url + "/v1", session
+        self.headers = {"Authorization": f"Bearer {gateway.key}"}
+
+    async def upload(self, path: Path) -> str:
+        with path.open("rb") as stream:
+            form = aiohttp.FormData()
+            form.add_field("purpose", "batch")
+            form.add_field("file", stream, filename="bench.jsonl", content_type="application/jsonl")
+            async with self.session.post(f"{self.url}/files", data=form, headers=self.headers) as answer:
+                assert answer.status == 200, await answer.text()
+                return (await answer.json())["id"]
+
+    async def create(self, file_id: str, concurrency: int) -> dict:
+        body = {"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h", "max_concurrency": concurrency}
+        async with self.session.post(f"{self.url}/batches", json=body, headers=self.headers) as answer:
+            assert answer.status == 200, await answer.text()
+            return await answer.json()
+
+    async def get(self, batch_id: str) -> dict:
+        async with self.session.get(f"{self.url}/batches/{batch_id}", headers=self.headers) as answer:
+            return await answer.json()
+
+    async def wait(self, batch_id: str, until: Callable[[dict], bool], every: float = 0.05) -> dict:
+        while not until(batch := await self.get(batch_id)):
+            await asyncio.sleep(every)
+        return batch
+
+
+def finished(batch: dict) -> bool:
+    return batch["status"] in ("completed", "failed", "expired", "cancelled")
+
+
+async def run_batch(gateway: Gateway, path: Path, lines: int, concurrency: int) -> float:
+    """Seconds from the start of the upload until the batch is completed with every line answered."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        api = Api(gateway, session)
+        started = time.perf_counter()
+        batch = await api.create(await api.upload(path), concurrency)
+        batch = await api.wait(batch["id"], finished)
+        elapsed = time.perf_counter() - started
+    counts = batch["request_counts"]
+    assert batch["status"] == "completed" and counts["completed"] == lines, batch
+    return elapsed
+
+
+# --- the baseline: a plain aiohttp client doing the same job -----------------------------------------------
+
+
+async def plain_client(path: Path, url: str, concurrency: int, out: Path) -> None:
+    """Read the JSONL, send each body with a window of `concurrency`, write each answer as an output line."""
+    headers = {"Content-Type": "application/json"}
+    with path.open("rb") as source, out.open("wb") as sink:
+        lines = iter(source)
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+            async def worker() -> None:
+                for raw in lines:
+                    line = orjson.loads(raw)
+                    async with session.post(url, data=orjson.dumps(line["body"]), headers=headers) as answer:
+                        body = orjson.loads(await answer.read())
+                        sink.write(orjson.dumps({"id": "x", "custom_id": line["custom_id"], "response": {
+                            "status_code": answer.status, "request_id": answer.headers.get("x-request-id"),
+                            "body": body}, "error": None}) + b"\n")
+
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+# --- the benchmarks -----------------------------------------------------------------------------------------
+
+
+def overhead(cfg: Config, work: Path) -> dict:
+    lines, concurrency = cfg.overhead_lines, cfg.concurrency
+    path = work / "overhead.jsonl"
+    write_input(path, lines)
+    upstream = FastUpstream(processes=cfg.mock_processes)
+    gateway = start_gateway(work / "overhead", upstream.base_url)
+    try:
+        cpu = time.process_time()
+        started = time.perf_counter()
+        asyncio.run(plain_client(path, upstream.base_url + "/chat/completions", concurrency, work / "plain.out"))
+        plain_seconds, plain_cpu = time.perf_counter() - started, time.process_time() - cpu
+        meter = Meter(gateway.process.pid)
+        meter.start()
+        gateway_seconds = asyncio.run(run_batch(gateway, path, lines, concurrency))
+        _, gateway_cpu = meter.finish()
+    finally:
+        gateway.stop()
+        upstream.stop()
+    return {"lines": lines, "concurrency": concurrency,
+            "plain_lines_per_second": round(lines / plain_seconds),
+            "gateway_lines_per_second": round(lines / gateway_seconds),
+            "ratio": round(plain_seconds / gateway_seconds, 3),
+            "plain_cpu_seconds_per_1000_lines": round(plain_cpu / lines * 1000, 4),
+            "gateway_cpu_seconds_per_1000_lines": round(gateway_cpu / lines * 1000, 4),
+            "cpu_ratio": round(gateway_cpu / plain_cpu, 2)}
+
+
+def saturation(cfg: Config, work: Path) -> dict:
+    lines, latency, capacity = cfg.saturation_lines, cfg.saturation_latency, cfg.saturation_capacity
+    path = work / "saturation.jsonl"
+    write_input(path, lines)
+    upstream = FastUpstream(processes=1, latency=latency, capacity=capacity)
+    gateway = start_gateway(work / "saturation", upstream.base_url, f"max_concurrency = {capacity}")
+    try:
+        total = asyncio.run(run_batch(gateway, path, lines, capacity))
+        stats = asyncio.run(upstream.stats())
+    finally:
+        gateway.stop()
+        upstream.stop()
+    upstream = FastUpstream(processes=1, latency=latency, capacity=capacity)  # the same job for a plain client
+    try:
+        asyncio.run(plain_client(path, upstream.base_url + "/chat/completions", capacity, work / "plain.out"))
+        plain = asyncio.run(upstream.stats())
+    finally:
+        upstream.stop()
+    ideal = lines * latency / capacity
+    makespan, plain_makespan = stats["last"] - stats["first"], plain["last"] - plain["first"]
+    return {"lines": lines, "latency": latency, "capacity": capacity, "ideal_seconds": round(ideal, 3),
+            "makespan_seconds": round(makespan, 3), "ratio": round(makespan / ideal, 4),
+            # Whole rounds of `capacity` lines: the last, partial round takes a full latency too.
+            "whole_rounds_ratio": round(-(-lines // capacity) * latency / ideal, 4),
+            "plain_client_ratio": round(plain_makespan / ideal, 4),
+            "end_to_end_seconds": round(total, 3), "upstream_peak_in_flight": stats["peak"],
+            "mean_turnaround_ms": stats["mean_turnaround_ms"],
+            "plain_client_mean_turnaround_ms": plain["mean_turnaround_ms"]}
+
+
+def memory(cfg: Config, work: Path) -> dict:
+    peaks = {}
+    upstream = FastUpstream(processes=cfg.mock_processes)
+    try:
+        for lines in cfg.memory_sizes:
+            path = work / f"memory-{lines}.jsonl"
+            write_input(path, lines)
+            gateway = start_gateway(work / f"memory-{lines}", upstream.base_url)
+            try:
+                meter = Meter(gateway.process.pid)
+                meter.start()
+                seconds = asyncio.run(run_batch(gateway, path, lines, cfg.concurrency))
+                peak, _ = meter.finish()
+            finally:
+                gateway.stop()
+                path.unlink()
+            peaks[str(lines)] = {"peak_rss_mb": round(peak, 1), "lines_per_second": round(lines / seconds)}
+            print(f"  memory {lines}: {peaks[str(lines)]}", flush=True)
+    finally:
+        upstream.stop()
+    values = [p["peak_rss_mb"] for p in peaks.values()]
+    return {"sizes": peaks, "max_over_min": round(max(values) / min(values), 3), "max_mb": max(values)}
+
+
+def ingest(cfg: Config, work: Path) -> dict:
+    path = work / "ingest.jsonl"
+    size = write_input_of_size(path, cfg.ingest_bytes)
+    reference = parse_speed(path)
+    upstream = FastUpstream(latency=30.0)  # lines that start before the cancel just wait
+    gateway = start_gateway(work / "ingest", upstream.base_url, env={"BATCHGATE_CANCEL_GRACE_SECONDS": "0"})
+    try:
+        meter = Meter(gateway.process.pid)
+        meter.start()
+        uploaded, validated = asyncio.run(upload_and_validate(gateway, path))
+        peak, _ = meter.finish()
+    finally:
+        gateway.stop()
+        upstream.stop()
+        path.unlink()
+    return {"bytes": size, "upload_seconds": round(uploaded, 2), "validation_seconds": round(validated, 2),
+            "mb_per_second": round(size / MB / (uploaded + validated), 1),
+            "reference_read_and_parse_mb_per_second": round(reference, 1),
+            "ratio_to_reference": round(size / MB / (uploaded + validated) / reference, 3),
+            "peak_rss_mb": round(peak, 1)}
+
+
+async def upload_and_validate(gateway: Gateway, path: Path) -> tuple[float, float]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        api = Api(gateway, session)
+        started = time.perf_counter()
+        file_id = await api.upload(path)
+        uploaded = time.perf_counter()
+        batch = await api.create(file_id, 1)
+        batch = await api.wait(batch["id"], lambda b: b["status"] != "validating", every=0.02)
+        validated = time.perf_counter()
+        assert batch["status"] == "in_progress", batch
+        async with session.post(f"{api.url}/batches/{batch['id']}/cancel", headers=api.headers):
+            pass
+    return uploaded - started, validated - uploaded
+
+
+def parse_speed(path: Path) -> float:
+    """MB/s of reading the file and parsing every line with orjson in one process: the floor of validation."""
+    started = time.perf_counter()
+    with path.open("rb") as source:
+        for raw in source:
+            orjson.loads(raw)
+    return path.stat().st_size / MB / (time.perf_counter() - started)
+
+
+BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
+    "overhead": overhead, "saturation": saturation, "memory": memory, "ingest": ingest}
+
+
+# --- reporting ----------------------------------------------------------------------------------------------
+
+
+def table(results: dict) -> str:
+    rows = ["| benchmark | figure | target | met | detail |", "|---|---|---|---|---|"]
+    if (o := results.get("overhead")) is not None:
+        rows.append(f"| overhead | {o['ratio']} × plain client | {TARGETS['overhead']} | {yes(o['ratio'] >= 0.8)} | "
+                    f"{o['lines']} lines at {o['concurrency']} in flight: {o['gateway_lines_per_second']} vs "
+                    f"{o['plain_lines_per_second']} lines/s; CPU s / 1,000 lines "
+                    f"{o['gateway_cpu_seconds_per_1000_lines']} vs {o['plain_cpu_seconds_per_1000_lines']} "
+                    f"({o['cpu_ratio']}×) |")
+    if (s := results.get("saturation")) is not None:
+        rows.append(f"| saturation | makespan {s['ratio']} × ideal | {TARGETS['saturation']} | "
+                    f"{yes(s['ratio'] <= 1.03)} | {s['lines']} lines, {s['latency']} s latency, capacity "
+                    f"{s['capacity']}: {s['makespan_seconds']} s vs {s['ideal_seconds']} s ideal; "
+                    f"{s['end_to_end_seconds']} s upload to completed. Same run: a plain aiohttp client "
+                    f"{s['plain_client_ratio']}, whole rounds alone {s['whole_rounds_ratio']}. Next request "
+                    f"{s['mean_turnaround_ms']} ms after an answer (plain client "
+                    f"{s['plain_client_mean_turnaround_ms']} ms) |")
+    if (m := results.get("memory")) is not None:
+        sizes = ", ".join(f"{int(k):,} lines {v['peak_rss_mb']} MB" for k, v in m["sizes"].items())
+        rows.append(f"| memory | largest / smallest peak RSS {m['max_over_min']} | {TARGETS['memory']} | "
+                    f"{yes(m['max_over_min'] <= 1.2 and m['max_mb'] < 300)} | {sizes} |")
+    if (i := results.get("ingest")) is not None:
+        rows.append(f"| ingest | {i['mb_per_second']} MB/s | {TARGETS['ingest']} | {yes(i['mb_per_second'] >= 150)} | "
+                    f"{i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s + validation "
+                    f"{i['validation_seconds']} s; {i['ratio_to_reference']} × a bare read-and-parse "
+                    f"({i['reference_read_and_parse_mb_per_second']} MB/s) |")
+    return "\n".join(rows)
+
+
+def yes(met: bool) -> str:
+    return "yes" if met else "**no**"
+
+
+def write_docs(docs: Path, results: dict) -> None:
+    begin, end = "<!-- results -->", "<!-- /results -->"
+    text = docs.read_text() if docs.exists() else f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    tail = rest.split(end, 1)[1]
+    machine = results["machine"]
+    stamp = f"Run of {machine['date']} on {machine['cpus']} CPUs, Python {machine['python']}" + (
+        " (quick configuration)" if results["quick"] else "") + ":"
+    docs.write_text(f"{head}{begin}\n{stamp}\n\n{table(results)}\n{end}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite works, measures nothing")
+    parser.add_argument("--only", help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args()
+    cfg = QUICK if args.quick else Config()
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+    unknown = set(names) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    results = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
+    results.update({"quick": args.quick, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}})
+    with tempfile.TemporaryDirectory(prefix="batchgate-bench-") as folder:
+        for name in names:
+            print(f"{name}…", flush=True)
+            work = Path(folder) / name
+            work.mkdir()
+            results[name] = BENCHMARKS[name](cfg, work)
+            print(f"  {json.dumps(results[name])}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_docs(args.docs, results)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()

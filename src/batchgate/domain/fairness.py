@@ -1,0 +1,99 @@
+"""Fair shares at an upstream's door: deficit round-robin over tenants, then over each tenant's batches.
+
+Every waiting request belongs to a flow `(tenant, batch)`. Tenants take turns; within a tenant its
+batches take turns; each turn is worth `quantum` cost units (a request costs 1 by default), so a
+flow with a thousand waiting requests and a flow with ten get the same rate while both wait, and
+a million-line batch cannot starve a ten-line one. Within one flow, order is first come, first served.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import Generic, Hashable, NamedTuple, TypeVar
+
+T = TypeVar("T")
+
+
+class Flow(NamedTuple):
+    tenant: str = ""
+    batch: str = ""
+
+
+ANONYMOUS = Flow()
+
+
+class _Fifo(Generic[T]):
+    def __init__(self) -> None:
+        self.items: deque[tuple[T, float]] = deque()
+
+    def push(self, path: tuple, item: T, cost: float) -> None:
+        self.items.append((item, cost))
+
+    def head_cost(self) -> float:
+        return self.items[0][1]
+
+    def pop(self) -> tuple[T, float]:
+        return self.items.popleft()
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class _Drr(Generic[T]):
+    """Deficit round-robin over children keyed by path[0]; the rest of the path goes to the child."""
+
+    def __init__(self, depth: int, quantum: float):
+        self.depth, self.quantum = depth, quantum
+        self.children: OrderedDict[Hashable, list] = OrderedDict()  # key → [child, deficit], in turn order
+        self.size = 0
+
+    def push(self, path: tuple, item: T, cost: float) -> None:
+        key = path[0]
+        entry = self.children.get(key)
+        if entry is None:
+            child = _Drr(self.depth - 1, self.quantum) if self.depth > 1 else _Fifo()
+            entry = self.children[key] = [child, 0.0]
+        entry[0].push(path[1:], item, cost)
+        self.size += 1
+
+    def head_cost(self) -> float:
+        return next(iter(self.children.values()))[0].head_cost()
+
+    def pop(self) -> tuple[T, float]:
+        while True:
+            key, entry = next(iter(self.children.items()))
+            child = entry[0]
+            if entry[1] < child.head_cost():
+                entry[1] += self.quantum  # its turn begins
+                if entry[1] < child.head_cost():
+                    self.children.move_to_end(key)
+                    continue
+            item, cost = child.pop()
+            entry[1] -= cost
+            self.size -= 1
+            if not len(child):
+                del self.children[key]  # an idle flow keeps no credit
+            elif entry[1] < child.head_cost():
+                self.children.move_to_end(key)  # its turn is over
+            return item, cost
+
+    def __len__(self) -> int:
+        return self.size
+
+
+class FairQueue(Generic[T]):
+    """push(flow, item, cost) and pop() → the item whose flow's turn it is."""
+
+    def __init__(self, quantum: float = 1.0):
+        self._root: _Drr[T] = _Drr(2, quantum)
+
+    def push(self, flow: Flow, item: T, cost: float = 1.0) -> None:
+        self._root.push((flow.tenant, flow.batch), item, cost)
+
+    def pop(self) -> T:
+        if not len(self._root):
+            raise IndexError("pop from an empty FairQueue")
+        return self._root.pop()[0]
+
+    def __len__(self) -> int:
+        return len(self._root)

@@ -1,0 +1,123 @@
+"""The door in front of an upstream (or a model): who goes next, and when.
+
+A request enters with its flow and estimated tokens and waits until, all at once: its flow's fair
+turn has come (domain/fairness.py), fewer than `limit()` requests are in flight, the requests- and
+tokens-per-minute windows have room (domain/limits.py), and no 429 has paused the door.
+When nothing waits and everything has room, entering costs no task, future or timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Callable
+
+from batchgate.domain.fairness import Flow, FairQueue
+from batchgate.domain.limits import TokenBucket
+
+
+class Admission:
+    def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
+                 tpm: float | None = None, clock: Callable[[], float] = time.monotonic):
+        self.name = name
+        self._limit = limit
+        self._clock = clock
+        now = clock()
+        self._requests = TokenBucket(rpm, now) if rpm else None
+        self._tokens = TokenBucket(tpm, now) if tpm else None
+        self._queue: FairQueue[tuple[asyncio.Future, int]] = FairQueue()
+        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for a window
+        self._timer: asyncio.TimerHandle | None = None
+        self.in_flight = 0
+        self.paused_until = 0.0
+
+    @property
+    def waiting(self) -> int:
+        return len(self._queue) + (self._next is not None)
+
+    @property
+    def counts_tokens(self) -> bool:
+        return self._tokens is not None
+
+    async def enter(self, flow: Flow, tokens: int = 0) -> None:
+        if not self.waiting and self._room(tokens) == 0.0:
+            self._admit(tokens)
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._queue.push(flow, (future, tokens))
+        self._pump()
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.leave()  # admitted in the same instant as cancelled: give the slot back
+            raise
+
+    def leave(self) -> None:
+        self.in_flight -= 1
+        self._pump()
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """The answer's real token count replaces the estimate taken at the door."""
+        if self._tokens is not None and actual != estimated:
+            self._tokens.settle(estimated, actual, self._clock())
+
+    def pause(self, seconds: float) -> None:
+        """A 429 asked for quiet: nobody enters for `seconds` (the latest such ask wins if later)."""
+        self.paused_until = max(self.paused_until, self._clock() + seconds)
+
+    def paused(self) -> bool:
+        return self._clock() < self.paused_until
+
+    def _room(self, tokens: int) -> float:
+        """0 when a request of `tokens` may enter now, > 0 seconds to wait for a window, -1 when full."""
+        limit = self._limit()
+        if limit is not None and self.in_flight >= limit:
+            return -1.0
+        now = self._clock()
+        wait = self.paused_until - now
+        if self._requests is not None:
+            wait = max(wait, self._requests.wait(1, now))
+        if self._tokens is not None and tokens:
+            wait = max(wait, self._tokens.wait(tokens, now))
+        return max(0.0, wait)
+
+    def _admit(self, tokens: int) -> None:
+        self.in_flight += 1
+        now = self._clock()
+        if self._requests is not None:
+            self._requests.take(1, now)
+        if self._tokens is not None and tokens:
+            self._tokens.take(tokens, now)
+
+    def _pump(self) -> None:
+        while True:
+            if self._next is None:
+                self._next = self._pop_live()
+                if self._next is None:
+                    return
+            future, tokens = self._next
+            if future.done():  # its caller went away while it waited
+                self._next = None
+                continue
+            wait = self._room(tokens)
+            if wait < 0:
+                return  # a leave() pumps again
+            if wait > 0:
+                self._wake_in(wait)
+                return
+            self._next = None
+            self._admit(tokens)
+            future.set_result(None)
+
+    def _pop_live(self) -> tuple[asyncio.Future, int] | None:
+        while len(self._queue):
+            item = self._queue.pop()
+            if not item[0].done():
+                return item
+        return None
+
+    def _wake_in(self, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._pump)

@@ -1,0 +1,171 @@
+"""Lanes and pools: how the Router fills upstreams without overrunning them.
+
+A Lane is one upstream with its door (upstream/admission.py: fair turns, max in flight, rpm/tpm
+windows, 429 pauses), its adaptive concurrency (domain/aimd.py) and its health (domain/health.py).
+A Pool is the lanes that serve one model: each attempt goes to the healthy, unpaused lane with
+the least requests in flight or waiting, so a retry may land on another member.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import AsyncIterator, Callable, Sequence
+
+import orjson
+
+from batchgate.domain.aimd import Aimd
+from batchgate.domain.fairness import ANONYMOUS, Flow
+from batchgate.domain.health import Health
+from batchgate.domain.limits import estimate_tokens
+from batchgate.domain.results import Outcome, usage_of
+from batchgate.domain.retry import RetryPolicy
+from batchgate.settings import ModelLimits, Settings, UpstreamConfig
+from batchgate.upstream.admission import Admission
+from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_with_retries
+
+Clock = Callable[[], float]
+
+
+class Lane:
+    def __init__(self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings,
+                 clock: Clock = time.monotonic):
+        self.upstream = upstream
+        self._single = getattr(upstream, "attempt", None)  # one try, if the kind offers it
+        self.name = config.name
+        self._clock = clock
+        cap = config.max_concurrency or settings.max_concurrency_ceiling
+        self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap)) if config.adaptive else None
+        limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
+        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock)
+        self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
+        self.load = 0  # requests in flight here or waiting at its door
+
+    def available(self, now: float) -> bool:
+        return self.health.available(now) and now >= self.admission.paused_until
+
+    async def call(self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int,
+                   model: Admission | None) -> tuple[Outcome, float | None]:
+        """One attempt through the model's door (if it has limits) and this upstream's door."""
+        self.load += 1
+        doors: list[Admission] = []
+        learned = False
+        try:
+            if model is not None:
+                await model.enter(flow, tokens)
+                doors.append(model)
+            await self.admission.enter(flow, tokens)
+            doors.append(self.admission)
+            started = self._clock()
+            outcome, retry_after = await self._attempt(endpoint, body, payload)
+            self._learn(outcome, retry_after, self._clock() - started, tokens, doors)
+            learned = True
+            return outcome, retry_after
+        finally:
+            if not learned:
+                self.health.unanswered()
+            self._release(doors)
+
+    async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int,
+                     model: Admission | None) -> Outcome | Stream:
+        """A streamed answer holds its places at the doors until its last event is passed on."""
+        self.load += 1
+        doors: list[Admission] = []
+        opened: Outcome | Stream | None = None
+        try:
+            for door in (model, self.admission):
+                if door is not None:
+                    await door.enter(flow, tokens)
+                    doors.append(door)
+            opened = await self.upstream.stream(endpoint, body)
+        finally:
+            if not isinstance(opened, Stream):
+                self._release(doors)
+        return opened if isinstance(opened, Outcome) else Stream(self._held(opened.events, doors))
+
+    async def _held(self, events: AsyncIterator[bytes], doors: list[Admission]) -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                yield event
+        finally:
+            self._release(doors)
+
+    def _release(self, doors: list[Admission]) -> None:
+        self.load -= 1
+        for door in doors:
+            door.leave()
+
+    async def _attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, float | None]:
+        if self._single is not None:
+            return await self._single(endpoint, payload)
+        # A kind without single attempts retries on its own: to the lane, its whole send is one attempt.
+        return await self.upstream.send(endpoint, body), None
+
+    def _learn(self, outcome: Outcome, retry_after: float | None, latency: float, tokens: int,
+               doors: list[Admission]) -> None:
+        now = self._clock()
+        status = outcome.status_code
+        overloaded = status == 429 or (status is not None and status >= 500) or outcome.error_code == "timeout"
+        if self.aimd is not None:
+            if overloaded:
+                self.aimd.overloaded(now)
+            elif outcome.ok:
+                self.aimd.success(latency, now)
+        if status == 429 and retry_after:
+            self.admission.pause(retry_after)  # only this upstream waits; the rest of the gateway goes on
+        if outcome.error_code is not None or (status is not None and status >= 500):
+            self.health.failed(now)
+        else:
+            self.health.succeeded()
+        if tokens:
+            actual = usage_of(outcome.body).total_tokens if outcome.ok else 0
+            for door in doors:
+                door.settle(tokens, actual or (tokens if outcome.ok else 0))
+
+
+class Pool:
+    """The lanes serving one model, plus the model's own door when a [[limits]] table names it."""
+
+    def __init__(self, lanes: Sequence[Lane], model: Admission | None, policy: RetryPolicy,
+                 clock: Clock = time.monotonic):
+        self.lanes = tuple(lanes)
+        self.model = model
+        self._policy = policy
+        self._clock = clock
+        self._counts_tokens = (model is not None and model.counts_tokens) or any(
+            lane.admission.counts_tokens for lane in self.lanes)
+
+    def pick(self) -> Lane:
+        """Least loaded of the lanes that may take a request; if none may, the one free soonest."""
+        if len(self.lanes) == 1:
+            return self.lanes[0]  # a lone upstream is tried even when out: there is no one else to ask
+        now = self._clock()
+        candidates = [lane for lane in self.lanes if lane.available(now)]
+        if not candidates:  # all out: better to try one than to fail every line without asking
+            return min(self.lanes, key=lambda lane: (max(lane.health.ejected_until, lane.admission.paused_until),
+                                                     lane.load))
+        lane = min(candidates, key=lambda lane: lane.load) if len(candidates) > 1 else candidates[0]
+        lane.health.sending(now)
+        return lane
+
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
+        payload = orjson.dumps(body)
+        tokens = estimate_tokens(body) if self._counts_tokens else 0
+
+        async def attempt() -> tuple[Outcome, float | None]:
+            outcome, _ = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
+            # A Retry-After is kept by pausing the door of the upstream that sent it, so the retry itself
+            # backs off as usual: another member of the pool may take it at once.
+            return outcome, None
+
+        return await send_with_retries(attempt, self._policy, gate, self.lanes[0].name)
+
+
+    async def stream(self, endpoint: str, body: dict, flow: Flow = ANONYMOUS) -> Outcome | Stream:
+        """Opened on the least loaded lane; retries before the first event are the upstream's own."""
+        tokens = estimate_tokens(body) if self._counts_tokens else 0
+        return await self.pick().stream(endpoint, body, flow, tokens, self.model)
+
+
+def model_door(limits: ModelLimits, model: str, clock: Clock = time.monotonic) -> Admission:
+    cap = limits.max_concurrency
+    return Admission(f"model {model}", lambda: cap, limits.rpm, limits.tpm, clock)

@@ -1,0 +1,116 @@
+"""upstream/admission.py: the door of an upstream, on a real event loop (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from batchgate.domain.fairness import Flow
+from batchgate.upstream.admission import Admission
+
+
+async def hold(door: Admission, flow: Flow, seconds: float, log: list, tokens: int = 0) -> None:
+    await door.enter(flow, tokens)
+    log.append((flow.batch, time.monotonic()))
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        door.leave()
+
+
+async def test_never_more_in_flight_than_the_limit():
+    door = Admission("u", lambda: 3)
+    peak = 0
+
+    async def one():
+        nonlocal peak
+        await door.enter(Flow(), 0)
+        peak = max(peak, door.in_flight)
+        await asyncio.sleep(0.01)
+        door.leave()
+
+    await asyncio.gather(*(one() for _ in range(30)))
+    assert peak == 3 and door.in_flight == 0 and door.waiting == 0
+
+
+async def test_a_lowered_limit_holds_new_entries_until_enough_leave():
+    limit = [4]
+    door = Admission("u", lambda: limit[0])
+    for _ in range(4):
+        await door.enter(Flow(), 0)
+    limit[0] = 2
+    late = asyncio.create_task(door.enter(Flow(), 0))
+    await asyncio.sleep(0.01)
+    door.leave()
+    door.leave()
+    await asyncio.sleep(0.01)
+    assert not late.done()
+    door.leave()
+    await asyncio.wait_for(late, 1)
+    assert door.in_flight == 2
+
+
+async def test_turns_alternate_between_a_big_and_a_small_batch():
+    door = Admission("u", lambda: 1)
+    log: list = []
+    big = [asyncio.create_task(hold(door, Flow("t", "big"), 0.002, log)) for _ in range(40)]
+    await asyncio.sleep(0)  # the big batch is queued first
+    small = [asyncio.create_task(hold(door, Flow("t", "small"), 0.002, log)) for _ in range(5)]
+    await asyncio.gather(*big, *small)
+    order = [name for name, _ in log]
+    last_small = max(i for i, name in enumerate(order) if name == "small")
+    assert last_small <= 11, order  # served in alternation, not after the 40 big ones
+
+
+async def test_requests_per_minute_make_the_extra_request_wait():
+    door = Admission("u", lambda: None, rpm=600)  # a burst of 600, then 10 a second
+    started = time.monotonic()
+    for _ in range(600):
+        await door.enter(Flow(), 0)
+    assert time.monotonic() - started < 0.5
+    await door.enter(Flow(), 0)
+    await door.enter(Flow(), 0)
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_tokens_per_minute_wait_and_settle_refunds():
+    door = Admission("u", lambda: None, tpm=6000)  # 100 tokens a second
+    await door.enter(Flow(), 6000)
+    door.settle(estimated=6000, actual=5000)  # the answer used less: 1000 back
+    started = time.monotonic()
+    await door.enter(Flow(), 1000)
+    assert time.monotonic() - started < 0.05
+    await door.enter(Flow(), 20)
+    assert time.monotonic() - started >= 0.15
+
+
+async def test_a_pause_holds_everyone_until_it_ends():
+    door = Admission("u", lambda: 10)
+    door.pause(0.3)
+    assert door.paused()
+    started = time.monotonic()
+    await asyncio.gather(*(door.enter(Flow(), 0) for _ in range(3)))
+    assert time.monotonic() - started >= 0.29
+    assert door.in_flight == 3 and not door.paused()
+
+
+async def test_a_waiter_cancelled_in_the_queue_takes_no_slot():
+    door = Admission("u", lambda: 1)
+    await door.enter(Flow(), 0)
+    gone = asyncio.create_task(door.enter(Flow("t", "gone"), 0))
+    stays = asyncio.create_task(door.enter(Flow("t", "stays"), 0))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    door.leave()
+    await asyncio.wait_for(stays, 1)
+    assert door.in_flight == 1 and door.waiting == 0
+
+
+async def test_the_fast_path_admits_without_waiting():
+    door = Admission("u", lambda: None)
+    await door.enter(Flow(), 0)
+    assert door.in_flight == 1 and door.waiting == 0

@@ -1,0 +1,86 @@
+"""domain/aimd.py: adaptive concurrency between a floor and the cap."""
+
+from __future__ import annotations
+
+import pytest
+
+from batchgate.domain.aimd import Aimd
+
+
+def test_starts_at_the_cap():
+    assert Aimd(cap=256, floor=4).current == 256
+
+
+def test_overload_cuts_multiplicatively_once_per_round_trip():
+    aimd = Aimd(cap=100, floor=4)
+    aimd.success(0.2, now=0.0)
+    aimd.overloaded(now=1.0)
+    assert aimd.current == 70
+    aimd.overloaded(now=1.1)  # the same overload seen by another request of the same round trip
+    assert aimd.current == 70
+    aimd.overloaded(now=1.3)
+    assert aimd.current == 49
+
+
+def test_never_below_the_floor_nor_above_the_cap():
+    aimd = Aimd(cap=50, floor=5)
+    for i in range(100):
+        aimd.overloaded(now=float(i))
+    assert aimd.current == 5
+    for _ in range(100_000):
+        aimd.success(0.01, now=200.0)
+    assert aimd.current == 50
+
+
+def test_additive_increase_is_about_one_per_window_of_successes():
+    aimd = Aimd(cap=1000, floor=1)
+    aimd.limit = 10.0
+    for _ in range(10):
+        aimd.success(0.1, now=0.0)
+    assert 10.9 < aimd.limit < 11.0
+    for _ in range(110):
+        aimd.success(0.1, now=0.0)
+    assert 18.0 < aimd.limit < 19.0  # windows of 11, 12, … 17 successes, then part of 18
+
+
+def test_rising_latency_is_a_decrease():
+    aimd = Aimd(cap=100, floor=1)
+    for _ in range(50):
+        aimd.success(0.2, now=0.0)
+    assert aimd.current == 100
+    for i in range(50):
+        aimd.success(0.6, now=float(i))
+    assert aimd.current < 50
+
+
+def test_jitter_of_a_fast_upstream_is_not_a_rise():
+    aimd = Aimd(cap=100, floor=1)
+    for i in range(1000):
+        aimd.success(0.001 if i % 2 else 0.02, now=float(i))  # 20× the baseline, but only 20 ms
+    assert aimd.current == 100
+
+
+@pytest.mark.parametrize("cap, floor", [(4, 5), (10, 0)])
+def test_bad_range_is_refused(cap, floor):
+    with pytest.raises(ValueError):
+        Aimd(cap=cap, floor=floor)
+
+
+def test_latencies_that_vary_request_to_request_are_not_a_rise():
+    aimd = Aimd(cap=100, floor=1)
+    for i in range(2000):
+        aimd.success(0.5 if i % 5 else 4.0, now=float(i))  # most answers short, every fifth one long
+    assert aimd.current == 100
+
+
+def test_a_new_normal_stops_counting_once_the_baseline_has_caught_up():
+    aimd = Aimd(cap=100, floor=1)
+    for i in range(100):
+        aimd.success(0.2, now=float(i))
+    for i in range(100, 200):
+        aimd.success(0.8, now=float(i))
+    low = aimd.current
+    assert low < 50
+    for i in range(200, 2000):
+        aimd.success(0.8, now=float(i))
+    assert aimd.current > low + 10  # growing again at the new latency

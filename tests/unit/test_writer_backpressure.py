@@ -1,0 +1,53 @@
+"""worker/writer.py: a stalled database makes finished lines wait instead of piling up in memory."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from batchgate.domain.records import Usage
+from batchgate.store import ResultRow
+from batchgate.worker.writer import ResultWriter
+
+
+class StallingStore:
+    """Records results only when `go` is set: a database stuck on a slow disk (test double)."""
+
+    def __init__(self) -> None:
+        self.go = asyncio.Event()
+        self.recorded: list[int] = []
+
+    async def record_results(self, batch_id, worker_id, rows, usage) -> None:
+        await self.go.wait()
+        self.recorded.extend(r.line for r in rows)
+
+
+async def test_adds_wait_while_the_backlog_is_full_and_resume_after_a_commit():
+    store = StallingStore()
+    writer = ResultWriter(store, "batch_x", "w", interval=0.001, max_backlog=10)
+    async with writer:
+        first = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(5)]
+        await asyncio.gather(*first)
+        await asyncio.sleep(0.02)  # the writer took those 5 and is stuck committing them
+        more = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(5, 25)]
+        await asyncio.sleep(0.02)
+        assert sum(t.done() for t in more) == 10  # ten fit in the backlog; the other ten wait
+        store.go.set()
+        await asyncio.wait_for(asyncio.gather(*more), 2)
+    assert sorted(store.recorded) == list(range(25))
+
+
+async def test_a_writer_that_failed_lets_waiting_adds_go():
+    class Broken(StallingStore):
+        async def record_results(self, *args) -> None:
+            await asyncio.sleep(0.01)
+            raise RuntimeError("disk gone")
+
+    writer = ResultWriter(Broken(), "batch_x", "w", interval=0.001, max_backlog=2)
+    await writer.__aenter__()
+    adds = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(10)]
+    await asyncio.wait_for(asyncio.gather(*adds), 2)
+    assert writer.failed
+    with pytest.raises(RuntimeError, match="disk gone"):
+        await writer.__aexit__(None, None, None)  # the failure surfaces to the run, as before
