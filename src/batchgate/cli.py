@@ -32,8 +32,10 @@ log = logging.getLogger("batchgate")
 COMMON_FLAGS = [
     ("--data-dir", "data_dir", Path, "folder for the embedded database and files (default ./.batchgate)"),
     ("--config", "config", Path, "TOML file with settings and [[upstreams]]"),
-    ("--database-url", "database_url", str, "sqlite:///path.db (default: SQLite inside the data dir)"),
-    ("--storage-url", "storage_url", str, "folder for file bytes (default: a folder inside the data dir)"),
+    ("--database-url", "database_url", str,
+     "sqlite:///path.db or postgresql://user:pass@host/db (default: SQLite inside the data dir)"),
+    ("--storage-url", "storage_url", str,
+     "a folder, or s3://bucket/prefix with the AWS_* variables (default: a folder inside the data dir)"),
     ("--log-level", "log_level", str, "debug, info, warning or error (default info)"),
 ]
 SERVE_FLAGS = [

@@ -77,8 +77,9 @@ class PostgresServer:
             self.process.send_signal(signal.SIGINT)  # fast shutdown: open sessions are cut off
             self.process.wait(30)
 
-    def restart(self) -> None:
+    def restart(self, downtime: float = 0.0) -> None:
         self.stop()
+        time.sleep(downtime)
         self.start()
 
     def url(self, database: str) -> str:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from batchgate.errors import ConfigError
+from batchgate.errors import ConfigError, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
 from batchgate.store.sql import SqlStore
 
@@ -57,7 +57,7 @@ class PostgresStore(SqlStore):
 
     def __init__(self, url: str):
         self._pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, kwargs={"autocommit": True},
-                                    check=ConnectionPool.check_connection, name="batchgate")
+                                    check=ConnectionPool.check_connection, name="batchgate", timeout=10.0)
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
 
     @classmethod
@@ -67,13 +67,17 @@ class PostgresStore(SqlStore):
         try:
             await store._run(store._pool.open, True, 10.0)
             await store._write(_migrate)
-        except (psycopg.Error, PoolTimeout) as exc:
+        except (psycopg.Error, PoolTimeout, Unavailable) as exc:
             await store.close()
             raise ConfigError(f"cannot use database {_safe(url)}: {exc}") from None
         return store
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            # The server is restarting or out of reach: callers retry (workers) or answer 503 (the API).
+            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
 
     def _tx(self, fn: Callable[[_Connection], T]) -> T:
         for attempt in range(RETRIES):
