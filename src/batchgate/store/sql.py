@@ -220,10 +220,6 @@ class SqlStore:
 
         return await self._write(apply)
 
-    async def active_batch_ids(self) -> list[str]:
-        rows = await self._all(f"SELECT id FROM batches WHERE status IN ({_ACTIVE}) ORDER BY seq")
-        return [r[0] for r in rows]
-
     async def batches_to_drive(self, now: float) -> list[str]:
         """Unleased batches with a step to take under the batch lease: validate, finalize, cancel, expire."""
         rows = await self._all(
