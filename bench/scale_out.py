@@ -8,13 +8,14 @@ worker count, a fresh database and bucket, that many workers, and one batch time
 to completed. Each worker works on --worker-shards shards at once, each with a window of
 --concurrency / --max-shards-per-batch lines, so one worker keeps worker_shards × window lines
 in flight. Reports lines/s, the speed-up over one worker measured in the same run, and the
-ratio to the ideal (lines in flight ÷ latency). Writes bench/results/scale_out.json.
+ratio to the ideal (lines in flight ÷ latency). Writes bench/results/scale_out.json (or --out).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--worker-shards", type=int, default=2)
     parser.add_argument("--max-shards-per-batch", type=int, default=16)
     parser.add_argument("--shard-lines", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results") / "scale_out.json")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="batchgate-scale-"))
@@ -75,15 +77,15 @@ def main() -> None:
         mock.stop()
         s3.close()
         postgres.close()
+        shutil.rmtree(root, ignore_errors=True)
     base = runs[0]["lines_per_second"]
     for run in runs:
         run["speedup"] = round(run["lines_per_second"] / base, 2)
         run["ratio_to_ideal"] = round(run["lines_per_second"] / run["ideal_lines_per_second"], 2)
     report = {"lines": args.lines, "latency": args.latency, "concurrency": args.concurrency,
               "worker_shards": args.worker_shards, "max_shards_per_batch": args.max_shards_per_batch, "runs": runs}
-    out = Path(__file__).with_name("results")
-    out.mkdir(exist_ok=True)
-    (out / "scale_out.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))
 
 
