@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import orjson
@@ -51,10 +52,13 @@ async def parts(tmp_path, monkeypatch):
     await store.close()
 
 
-async def add_batch(ctx: WorkerContext, texts: list[str]) -> str:
-    lines = b"".join(orjson.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-                                   "body": {"model": "m", "messages": [{"role": "user", "content": t}]}}) + b"\n"
-                     for i, t in enumerate(texts))
+def chat(custom_id: str, text: str) -> bytes:
+    return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                         "body": {"model": "m", "messages": [{"role": "user", "content": text}]}})
+
+
+async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = None) -> str:
+    lines = lines if lines is not None else b"".join(chat(f"c{i}", t) + b"\n" for i, t in enumerate(texts))
 
     async def chunks():
         yield lines
@@ -105,3 +109,20 @@ async def test_a_bug_on_one_line_costs_that_line_only(parts):
     assert error["error"]["code"] == "internal_error" and "kaboom" in error["error"]["message"]
     assert (batch.usage.input_tokens, batch.usage.output_tokens, batch.usage.total_tokens) == (4, 6, 10)
     assert batch.model == "m" and batch.to_wire()["model"] == "m", "every line names model m"
+
+
+async def test_many_small_shards_each_read_from_their_own_offset(parts):
+    """Blank lines, CRLF endings and a missing final newline: every shard starts at the right byte."""
+    ctx = dataclasses.replace(parts, settings=dataclasses.replace(parts.settings, shard_lines=2))
+    texts = [f"shard text {i}" + " pad" * (i % 4) for i in range(11)]
+    raw = b""
+    for i, text in enumerate(texts):
+        raw += chat(f"c{i}", text) + (b"\r\n" if i % 2 else b"\n") + (b"\n   \n" if i % 3 == 0 else b"")
+    batch_id = await add_batch(ctx, texts, raw.rstrip(b"\n"))
+    await run_to_the_end(ctx, batch_id)
+
+    batch = await ctx.store.get_batch(batch_id)
+    assert batch.status is S.COMPLETED and (batch.total, batch.completed, batch.failed) == (11, 11, 0)
+    output = await read_file(ctx, batch.output_file_id)
+    assert [l["custom_id"] for l in output] == [f"c{i}" for i in range(11)]
+    assert [l["response"]["body"]["echo"] for l in output] == texts, "each line got its own answer"
