@@ -155,3 +155,42 @@ def test_workers_reconnect_and_finish_after_postgresql_restarts_mid_batch(make_g
     finally:
         cluster.stop()
         postgres.close()
+
+
+def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_gateway, postgres_server, s3_server,
+                                                                         slow_mock, monkeypatch):
+    monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_COMPLETION_WINDOW_SECONDS", "5")
+    monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_CANCEL_GRACE_SECONDS", "1")
+    cluster = Cluster(make_gateway, postgres_server, s3_server, slow_mock, workers=3)
+    try:
+        n = 2000
+        texts = {name: {f"{name}{i:04d}": f"{name} line {i}" for i in range(n)} for name in ("a", "b")}
+        line_of = {text: i for batch_texts in texts.values() for i, text in enumerate(batch_texts.values(), 1)}
+        _, cancelled = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["a"].items()], max_concurrency=12)
+        _, expiring = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["b"].items()], max_concurrency=12)
+        while len(cluster.recorded(cancelled.id)[0]) < 200:
+            time.sleep(0.05)
+        assert len(cluster.shard_owners(cancelled.id) | cluster.shard_owners(expiring.id)) >= 3
+        assert len(cluster.recorded(expiring.id)[0]) >= 100, "the second batch is served at the same time"
+        cancel_at = time.time()
+        assert cluster.api.batches.cancel(cancelled.id).status == "cancelling"
+
+        done = wait_status(cluster.api, cancelled.id, timeout=20)
+        assert done.status == "cancelled"
+        late = [r for r in slow_mock.requests() if r["text"].startswith("a ") and r["t"] > cancel_at + 1.0 + 0.5]
+        assert not late, f"{len(late)} lines of the cancelled batch were sent after the grace period"
+        output, errors = outputs(cluster.api, done)
+        assert_partition(output, errors, texts["a"])  # I1
+        assert_counts(done, n)  # I2
+        assert 200 <= len(output) < n and all(e["error"]["code"] == "batch_cancelled" for e in errors)
+
+        expired = wait_status(cluster.api, expiring.id, timeout=20)
+        assert expired.status == "expired"
+        output, errors = outputs(cluster.api, expired)
+        assert_partition(output, errors, texts["b"])
+        assert_counts(expired, n)
+        assert len(output) > 100 and all(e["error"]["code"] == "batch_expired" for e in errors)
+        late = [r for r in slow_mock.requests() if r["text"].startswith("b ") and r["t"] > expired.expires_at + 1.0]
+        assert not late, f"{len(late)} lines of the expired batch were sent after its window"
+    finally:
+        cluster.stop()
