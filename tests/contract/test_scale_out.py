@@ -16,6 +16,7 @@ from collections import Counter
 import psycopg
 import pytest
 
+from tests.contract.conftest import http
 from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, config, outputs,
                                      start_batch, start_worker, stop_mock, stop_process, wait_status)
 from tests.support.servers import MockUpstream
@@ -139,7 +140,12 @@ def test_workers_reconnect_and_finish_after_postgresql_restarts_mid_batch(make_g
         while len((recorded := cluster.recorded(batch.id))[0]) < 300:
             time.sleep(0.05)
         before = recorded
-        postgres.restart(downtime=2.0)  # longer than a lease: every worker's calls fail for a while
+        postgres.stop()
+        down = http(cluster.api_gateway, "GET", f"/v1/batches/{batch.id}", allow_5xx=True)
+        assert down.status == 503, down.body  # the API says so plainly while the database is away
+        assert down.json["error"]["type"] == "server_error" and "database" in down.json["error"]["message"]
+        time.sleep(2.0)  # longer than a lease: every worker's calls fail for a while
+        postgres.start()
         restarted_at = time.time()
 
         done = wait_status(cluster.api, batch.id, timeout=60)

@@ -1,5 +1,9 @@
 """PostgreSQL metadata store: psycopg 3 on a small thread pool, one pooled connection per call.
 
+The pool is deliberately plain: a connection is checked when it is taken, and a new one is
+made at once if it is dead, so while the server is away every call fails fast (callers
+retry at their own pace) and the first call after it is back succeeds.
+
 Coordination between workers lives in PostgreSQL's transactions: a shard claim locks its
 batch row for the moment it counts that batch's running shards, then takes a shard with
 `FOR UPDATE SKIP LOCKED`; the result fence holds the shard row with `FOR SHARE`, so a
@@ -9,14 +13,16 @@ takeover waits for an in-flight commit, and a fenced-out worker's commit fails.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import queue
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg.pq import TransactionStatus
 
 from batchgate.errors import ConfigError, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
@@ -25,6 +31,7 @@ from batchgate.store.sql import SqlStore
 T = TypeVar("T")
 log = logging.getLogger("batchgate.store")
 POOL_SIZE = 8
+CONNECT_TIMEOUT = 5  # seconds
 MIGRATION_LOCK = 7_240_113  # pg_advisory_xact_lock key: one migrating process at a time
 RETRIES = 5  # for transactions PostgreSQL rolled back on purpose (deadlock, serialization)
 
@@ -49,24 +56,74 @@ class _Connection:
         return cursor
 
 
+class _Pool:
+    """Up to `size` connections (one per executor thread), checked on the way out, kept when healthy."""
+
+    def __init__(self, conninfo: str, size: int):
+        self._conninfo = conninfo
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue(maxsize=size)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+            if not healthy or not _offer(self._idle, conn):
+                conn.close()
+
+    def _take(self) -> psycopg.Connection:
+        while (conn := _poll(self._idle)) is not None:
+            try:
+                conn.execute("")  # a round trip: a server restart leaves idle connections dead
+                return conn
+            except psycopg.Error:
+                conn.close()
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+
+    def close(self) -> None:
+        while (conn := _poll(self._idle)) is not None:
+            conn.close()
+
+
+def _poll(idle: queue.LifoQueue) -> psycopg.Connection | None:
+    try:
+        return idle.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _offer(idle: queue.LifoQueue, conn: psycopg.Connection) -> bool:
+    try:
+        idle.put_nowait(conn)
+        return True
+    except queue.Full:
+        return False
+
+
 class PostgresStore(SqlStore):
     LOCK_BATCH = " FOR UPDATE"
     LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
     FENCE_SHARD = " FOR SHARE"
 
     def __init__(self, url: str):
-        self._pool = ConnectionPool(url, min_size=1, max_size=POOL_SIZE, open=False, kwargs={"autocommit": True},
-                                    check=ConnectionPool.check_connection, name="batchgate", timeout=10.0)
+        self._pool = _Pool(url, POOL_SIZE)
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
 
     @classmethod
     async def open(cls, url: str) -> "PostgresStore":
         # postgresql+psycopg://… as SQLAlchemy spells it is accepted too.
-        store = cls("postgresql://" + url.split("://", 1)[-1])
+        conninfo = "postgresql://" + url.split("://", 1)[-1]
         try:
-            await store._run(store._pool.open, True, 10.0)
+            # One plain connection first: a wrong host, user or password is reported as it is, at once.
+            await asyncio.to_thread(lambda: psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT).close())
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot use database {_safe(url)}: {str(exc).strip().splitlines()[0]}") from None
+        store = cls(conninfo)
+        try:
             await store._write(_migrate)
-        except (psycopg.Error, PoolTimeout, Unavailable) as exc:
+        except (psycopg.Error, Unavailable) as exc:
             await store.close()
             raise ConfigError(f"cannot use database {_safe(url)}: {exc}") from None
         return store
@@ -74,7 +131,7 @@ class PostgresStore(SqlStore):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        except (psycopg.OperationalError, PoolTimeout) as exc:
+        except psycopg.OperationalError as exc:
             # The server is restarting or out of reach: callers retry (workers) or answer 503 (the API).
             raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
 

@@ -7,7 +7,7 @@ import logging
 from typing import Awaitable, Callable
 
 from batchgate.domain.status import BatchStatus
-from batchgate.errors import LeaseLost
+from batchgate.errors import LeaseLost, Unavailable
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import StopReason, StopSignal
 
@@ -35,11 +35,19 @@ async def heartbeat(ctx: WorkerContext, what: str, renew: Renew, stop: StopSigna
         except LeaseLost:
             stop.stop(StopReason.LEASE_LOST)
             return
-        except Exception:
-            log.exception("%s: heartbeat failed; retrying", what)
+        except Exception as exc:
+            log_failure(f"{what}: heartbeat failed; retrying", exc)
             continue
         stop.renewed(renewing_at + safe_lease(ctx))
         if status is BatchStatus.CANCELLING:
             stop.stop(StopReason.CANCELLED)
         elif status in EXPIRABLE and ctx.clock() >= expires_at:
             stop.stop(StopReason.EXPIRED)
+
+
+def log_failure(message: str, exc: Exception) -> None:
+    """An unreachable database is an expected, passing condition: one line; anything else: the traceback."""
+    if isinstance(exc, Unavailable):
+        log.warning("%s (%s)", message, exc.message)
+    else:
+        log.error(message, exc_info=exc)

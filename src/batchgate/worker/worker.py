@@ -15,6 +15,7 @@ from batchgate.blobs.local import remove_stale
 from batchgate.errors import Conflict
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.heartbeat import log_failure
 from batchgate.worker.ledger import scratch_folder
 from batchgate.worker.shard_run import run_shard
 
@@ -56,8 +57,8 @@ class Worker:
         try:
             now = self.ctx.clock()
             batch_ids = await self.ctx.store.batches_to_drive(now)
-        except Exception:
-            log.exception("could not list unfinished batches; retrying")
+        except Exception as exc:
+            log_failure("could not list unfinished batches; retrying", exc)
             return
         for batch_id in batch_ids:
             if batch_id not in self._runs and self._failures.get(batch_id, (0, 0.0))[1] <= now:
@@ -69,12 +70,12 @@ class Worker:
             self._failures.pop(batch_id, None)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # Resume later, backing off so a persistent fault (a broken disk, say) does not spin.
             count = self._failures.get(batch_id, (0, 0.0))[0] + 1
             delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
             self._failures[batch_id] = (count, self.ctx.clock() + delay)
-            log.exception("batch %s: run failed (%d in a row); resuming in %.1fs", batch_id, count, delay)
+            log_failure(f"batch {batch_id}: run failed ({count} in a row); resuming in {delay:.1f}s", exc)
         finally:
             self._runs.pop(batch_id, None)
             self.wake()  # a validated batch has shards to claim now
@@ -86,8 +87,8 @@ class Worker:
             try:
                 lease = await self.ctx.store.claim_shard(self.ctx.worker_id, claimed_at, settings.lease_seconds,
                                                          settings.max_shards_per_batch)
-            except Exception:
-                log.exception("could not claim a shard; retrying")
+            except Exception as exc:
+                log_failure("could not claim a shard; retrying", exc)
                 return
             if lease is None:
                 return
@@ -101,13 +102,13 @@ class Worker:
             self._shard_failures = (0, 0.0)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # The lease lapses and the shard is claimed again, after a pause so a persistent fault does not spin.
             count = self._shard_failures[0] + 1
             delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
             self._shard_failures = (count, self.ctx.clock() + delay)
-            log.exception("batch %s shard %d: run failed (%d in a row); claiming again in %.1fs",
-                          lease.batch_id, lease.shard, count, delay)
+            log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
+                        f"claiming again in {delay:.1f}s", exc)
         finally:
             self._shards.discard(asyncio.current_task())
             self.wake()  # a slot is free, and the batch may await finalizing
@@ -117,8 +118,8 @@ class Worker:
             try:
                 await self.sweep_expired_files()
                 await self.sweep_stale_scratch()
-            except Exception:
-                log.exception("file retention sweep failed; retrying later")
+            except Exception as exc:
+                log_failure("file retention sweep failed; retrying later", exc)
             await asyncio.sleep(self.ctx.settings.retention_interval_seconds)
 
     async def sweep_stale_scratch(self) -> int:
