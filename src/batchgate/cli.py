@@ -22,6 +22,7 @@ from batchgate.blobs import open_blobs
 from batchgate.errors import BatchgateError, ConfigError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
+from batchgate.store.redact import redact
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.worker import Worker
@@ -123,7 +124,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
             log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
-                     settings.port, settings.resolved_database_url)
+                     settings.port, redact(settings.resolved_database_url))
             if not any(key.revoked_at is None for key in await store.list_keys()):
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
         if not settings.upstreams:

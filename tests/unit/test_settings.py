@@ -338,3 +338,11 @@ def test_explicit_urls_win():
     settings = load(env={"BATCHGATE_DATABASE_URL": "postgresql://u@h/db", "BATCHGATE_STORAGE_URL": "s3://b/p"})
     assert settings.resolved_database_url == "postgresql://u@h/db"
     assert settings.resolved_storage_url == "s3://b/p"
+
+
+def test_database_urls_are_shown_without_their_password():
+    from batchgate.store.redact import redact
+
+    assert redact("postgresql://app:s3cret@db:5432/bg") == "postgresql://app@db:5432/bg"
+    assert redact("postgresql://app@db/bg") == "postgresql://app@db/bg"
+    assert redact("sqlite:////var/lib/bg.db") == "sqlite:////var/lib/bg.db"

@@ -26,6 +26,7 @@ from psycopg.pq import TransactionStatus
 
 from batchgate.errors import ConfigError, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.redact import redact
 from batchgate.store.sql import SqlStore
 
 T = TypeVar("T")
@@ -119,13 +120,13 @@ class PostgresStore(SqlStore):
             # One plain connection first: a wrong host, user or password is reported as it is, at once.
             await asyncio.to_thread(lambda: psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT).close())
         except psycopg.Error as exc:
-            raise ConfigError(f"cannot use database {_safe(url)}: {str(exc).strip().splitlines()[0]}") from None
+            raise ConfigError(f"cannot use database {redact(url)}: {str(exc).strip().splitlines()[0]}") from None
         store = cls(conninfo)
         try:
             await store._write(_migrate)
         except (psycopg.Error, Unavailable) as exc:
             await store.close()
-            raise ConfigError(f"cannot use database {_safe(url)}: {exc}") from None
+            raise ConfigError(f"cannot use database {redact(url)}: {exc}") from None
         return store
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -175,12 +176,3 @@ def _migrate(db: _Connection) -> None:
             for statement in statements(script):
                 db.execute(statement)
             db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
-
-
-def _safe(url: str) -> str:
-    """The url without its password, for messages."""
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, credentials = head.partition("://")
-    return f"{scheme}://{credentials.split(':', 1)[0]}@{tail}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import AsyncIterator
 
 from batchgate.blobs.lines import located_lines
@@ -23,12 +24,14 @@ async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
         raise InputMissing(f"The input file {batch.input_file_id} no longer exists.")
     first_line, offset, last_line = (shard.first_line, shard.offset, shard.last_line) if shard else (1, 0, None)
     try:
-        async for line, at, raw in located_lines(ctx.blobs.read(file.storage_key, offset),
-                                                 ctx.settings.max_line_bytes, first_line, offset):
-            if last_line is not None and line > last_line:
-                return
-            if raw is None or not is_blank(raw):
-                yield line, at, raw
+        # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
+        async with aclosing(ctx.blobs.read(file.storage_key, offset)) as chunks, \
+                aclosing(located_lines(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines:
+            async for line, at, raw in lines:
+                if last_line is not None and line > last_line:
+                    return
+                if raw is None or not is_blank(raw):
+                    yield line, at, raw
     except FileNotFoundError:
         raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
 
