@@ -171,7 +171,6 @@ def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_ga
     try:
         n = 2000
         texts = {name: {f"{name}{i:04d}": f"{name} line {i}" for i in range(n)} for name in ("a", "b")}
-        line_of = {text: i for batch_texts in texts.values() for i, text in enumerate(batch_texts.values(), 1)}
         _, cancelled = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["a"].items()], max_concurrency=12)
         _, expiring = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["b"].items()], max_concurrency=12)
         while len(cluster.recorded(cancelled.id)[0]) < 200:
