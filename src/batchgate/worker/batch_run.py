@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from functools import partial
 from typing import Awaitable, Callable
 
 from batchgate.domain.records import BatchRecord
@@ -42,7 +43,7 @@ class BatchRun:
         beat = None
         try:
             batch = await ctx.store.get_batch(self.batch_id)
-            renew = lambda now: ctx.store.renew(self.batch_id, ctx.worker_id, now, ctx.settings.lease_seconds)  # noqa: E731
+            renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.settings.lease_seconds)
             beat = asyncio.create_task(heartbeat(ctx, f"batch {self.batch_id}", renew, self.stop, batch.expires_at))
             while (batch := await ctx.store.get_batch(self.batch_id)) and (
                     self._expired(batch) or batch.status in STEPS):

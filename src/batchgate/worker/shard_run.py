@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
@@ -29,7 +30,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float) ->
         return False
     stop = StopSignal()
     stop.renewed(claimed_at + safe_lease(ctx))
-    renew = lambda now: ctx.store.renew_shard(lease, now, ctx.settings.lease_seconds)  # noqa: E731
+    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         await execute(ctx, batch, stop, lease)
