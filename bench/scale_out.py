@@ -50,7 +50,8 @@ def run_once(folder: Path, postgres: PostgresServer, s3: S3Server, mock: MockUps
         for process in processes:
             stop_process(process)
         api_process.stop()
-    window = args.concurrency // min(args.concurrency, args.max_shards_per_batch)
+    shards = -(-args.lines // args.shard_lines)
+    window = args.concurrency // min(args.concurrency, args.max_shards_per_batch, shards)
     in_flight = min(args.concurrency, workers * args.worker_shards * window)
     return {"workers": workers, "lines_per_second": round(args.lines / elapsed),
             "ideal_lines_per_second": round(in_flight / args.latency)}
