@@ -182,7 +182,7 @@ def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_ga
 
         done = wait_status(cluster.api, cancelled.id, timeout=20)
         assert done.status == "cancelled"
-        late = [r for r in slow_mock.requests() if r["text"].startswith("a ") and r["t"] > cancel_at + 1.0 + 0.5]
+        late = [r for r in slow_mock.requests() if r["text"].startswith("a ") and r["t"] > cancel_at + 1.0 + 1.0]
         assert not late, f"{len(late)} lines of the cancelled batch were sent after the grace period"
         output, errors = outputs(cluster.api, done)
         assert_partition(output, errors, texts["a"])  # I1
@@ -195,7 +195,7 @@ def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_ga
         assert_partition(output, errors, texts["b"])
         assert_counts(expired, n)
         assert len(output) > 100 and all(e["error"]["code"] == "batch_expired" for e in errors)
-        late = [r for r in slow_mock.requests() if r["text"].startswith("b ") and r["t"] > expired.expires_at + 1.0]
+        late = [r for r in slow_mock.requests() if r["text"].startswith("b ") and r["t"] > expired.expires_at + 1.5]
         assert not late, f"{len(late)} lines of the expired batch were sent after its window"
     finally:
         cluster.stop()
