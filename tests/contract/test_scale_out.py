@@ -118,6 +118,9 @@ def test_three_workers_killed_at_random_keep_every_line_exactly_once(make_gatewa
             assert line["response"]["body"]["choices"][0]["message"]["content"] == "echo: " + texts[line["custom_id"]]
         assert_counts(done, n)  # I2
         assert done.request_counts.completed == n
+        # Finalizing ran once: however many workers raced for it, one output file exists.
+        written = [f.id for f in cluster.api.files.list(purpose="batch_output")]
+        assert written == [done.output_file_id]
 
         requests = slow_mock.requests()
         assert_never_resent(snapshots, requests, line_of)  # I3
