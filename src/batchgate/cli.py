@@ -22,6 +22,7 @@ from batchgate.blobs import open_blobs
 from batchgate.errors import BatchgateError, ConfigError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
+from batchgate.store.redact import redact
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.worker import Worker
@@ -32,8 +33,10 @@ log = logging.getLogger("batchgate")
 COMMON_FLAGS = [
     ("--data-dir", "data_dir", Path, "folder for the embedded database and files (default ./.batchgate)"),
     ("--config", "config", Path, "TOML file with settings and [[upstreams]]"),
-    ("--database-url", "database_url", str, "sqlite:///path.db (default: SQLite inside the data dir)"),
-    ("--storage-url", "storage_url", str, "folder for file bytes (default: a folder inside the data dir)"),
+    ("--database-url", "database_url", str,
+     "sqlite:///path.db or postgresql://user:pass@host/db (default: SQLite inside the data dir)"),
+    ("--storage-url", "storage_url", str,
+     "a folder, or s3://bucket/prefix with the AWS_* variables (default: a folder inside the data dir)"),
     ("--log-level", "log_level", str, "debug, info, warning or error (default info)"),
 ]
 SERVE_FLAGS = [
@@ -122,7 +125,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             except OSError as exc:
                 raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
             log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
-                     settings.port, settings.resolved_database_url)
+                     settings.port, redact(settings.resolved_database_url))
             if not any(key.revoked_at is None for key in await store.list_keys()):
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
         if not settings.upstreams:

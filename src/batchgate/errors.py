@@ -7,6 +7,7 @@
     ├── Unauthorized               401 authentication_error
     ├── NotFound                   404 invalid_request_error
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
+    ├── Unavailable                503 server_error (the database cannot be reached right now)
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
     ├── InputMissing               a batch's input file vanished from the store or the blobs
     ├── Abandoned                  a request given up without an answer because its run stopped
@@ -65,6 +66,11 @@ class Conflict(BatchgateError):
     status = 409
     type = "invalid_request_error"
     default_code = "conflict"
+
+
+class Unavailable(BatchgateError):
+    status = 503
+    default_code = "service_unavailable"
 
 
 class LeaseLost(BatchgateError):

@@ -92,6 +92,11 @@ class Settings:
     eject_after_failures: int = 5
     eject_seconds: float = 5.0
 
+    # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
+    shard_lines: int = 500  # requests per shard
+    worker_shards: int = 8  # shards one worker process works on at once
+    max_shards_per_batch: int = 8  # shards of one batch worked on at once, by all workers together
+
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
     limits: tuple[ModelLimits, ...] = field(default=())
 
@@ -128,7 +133,8 @@ class Settings:
     def check(self) -> None:
         positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
                     "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
-                    "local_chat_slots", "eject_after_failures", "eject_seconds")
+                    "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
+                    "max_shards_per_batch")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")

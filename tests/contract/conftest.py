@@ -37,8 +37,8 @@ OPENAI = "/v1"
 # --- module-scoped servers ---------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def module_dir(tmp_path_factory, request):
-    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+def module_dir(tmp_path_factory, request, stack):
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-" + stack.replace("+", "-"))
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +58,9 @@ def make_module_upstream(module_dir):
 
 
 @pytest.fixture(scope="module")
-def make_module_gateway(module_dir):
+def make_module_gateway(module_dir, backing):
     """make(config_text="", env={}) → a running Gateway that lives for the whole module."""
-    factory = GatewayFactory(module_dir)
+    factory = GatewayFactory(module_dir, backing)
     yield factory
     factory.stop_all()
     # Whatever the module's tests did, no gateway may have hit an unhandled exception.

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     db_batch, outputs, recorded_lines, start_batch, start_worker, stop_mock,
-                                     stop_process, texts_of, wait_status, wait_until)
+                                     db_batch, outputs, recorded_lines, shard_owners, start_batch, start_worker,
+                                     stop_mock, stop_process, texts_of, wait_status, wait_until)
 from tests.support.servers import MockUpstream
 
 
@@ -191,13 +191,13 @@ def test_a_frozen_gateway_sends_no_recorded_line_after_another_worker_took_over(
     try:
         wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 40, timeout=20,
                    what="40 lines answered by the gateway")
-        assert f":{gw.process.pid}:" in db_batch(db, batch.id)["lease_owner"]
+        assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
         gw.process.send_signal(signal.SIGSTOP)
         try:
             frozen_at = len(recorded_lines(db, batch.id))
             wait_until(lambda: len(recorded_lines(db, batch.id)) >= frozen_at + 60, timeout=20,
                        what="the worker to take over and record 60 more lines")
-            assert f":{worker.pid}:" in db_batch(db, batch.id)["lease_owner"]
+            assert f":{worker.pid}:" in shard_owners(db, batch.id)
             recorded = set(recorded_lines(db, batch.id))
             resumed_at = time.time()
         finally:
@@ -230,7 +230,7 @@ def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gat
         wait_until(lambda: flaky in texts_of(mock.requests()), timeout=10, what="the first (500) attempt")
         gw.process.send_signal(signal.SIGSTOP)  # inside the 1.5–3 s backoff before the retry
         try:
-            assert f":{gw.process.pid}:" in db_batch(db, batch.id)["lease_owner"]
+            assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
             worker = start_worker(gw)
             wait_until(lambda: db_batch(db, batch.id)["status"] == "completed", timeout=20,
                        what="the worker to take over and finish the batch")

@@ -23,6 +23,8 @@ from tests.support.lifecycle import (TERMINAL, assert_counts, assert_partition, 
 from tests.support.servers import MockUpstream
 
 
+STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 @pytest.fixture
 def make_mock(tmp_path):
     mocks: list[MockUpstream] = []

@@ -24,6 +24,8 @@ from tests.support.servers import upstream_config
 
 # --- servers and clients -------------------------------------------------------------------------
 
+STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 @pytest.fixture(scope="module")
 def alpha_upstream(make_module_upstream):
     """Serves only models matching alpha-*."""

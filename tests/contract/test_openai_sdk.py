@@ -15,6 +15,8 @@ from tests.contract.conftest import (BATCH_FIELDS, BATCH_ID, TERMINAL, http, jso
 from tests.support.servers import upstream_config
 
 
+STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 @pytest.fixture(scope="module")
 def gw(make_module_gateway, module_upstream):
     # A short cancel grace keeps the cancel test quick; everything else is the default.

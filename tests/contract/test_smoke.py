@@ -6,6 +6,8 @@ import time
 from mka1 import SDK
 
 
+STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 def test_seed_snippet_returns_a_complete_batch(gateway):
     lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
               "body": {"model": "m", "messages": [{"role": "user", "content": f"hello {i}"}]}} for i in range(3)]

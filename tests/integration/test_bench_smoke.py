@@ -35,3 +35,13 @@ def test_local_models_bench_runs_and_reports_both_engines(tmp_path):
     result = json.loads(out.read_text())
     assert result["embeddings"]["texts_per_second_1_in_flight"] > 0
     assert result["chat"]["tokens_per_second_2_in_flight"] > 0 and result["chat"]["parallel_ratio"] > 0
+
+
+def test_scale_out_bench_runs_and_reports_a_speedup(tmp_path):
+    out = tmp_path / "scale_out.json"
+    run = subprocess.run([sys.executable, str(BENCH / "scale_out.py"), "--lines", "300", "--workers", "1", "2",
+                          "--shard-lines", "50", "--out", str(out)], capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert [r["workers"] for r in result["runs"]] == [1, 2]
+    assert all(r["lines_per_second"] > 0 and r["speedup"] > 0 for r in result["runs"])

@@ -59,3 +59,18 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
         result = batchgate("serve", "--port", str(port), "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--database-url", "postgresql://nobody@127.0.0.1:{port}/nothing", "cannot use database"),
+    ("--database-url", "mysql://somewhere/db", "unsupported scheme 'mysql'"),
+    ("--storage-url", "s3:///no-bucket", "names no bucket"),
+    ("--storage-url", "gs://bucket/prefix", "unsupported scheme 'gs'"),
+])
+def test_an_unusable_database_or_storage_url_is_a_clear_error(tmp_path, flag, value, message):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens here once the socket closes
+    result = batchgate("worker", flag, value.format(port=port), "--data-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr

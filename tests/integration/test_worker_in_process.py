@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import orjson
@@ -11,12 +12,12 @@ import pytest
 from batchgate.blobs import open_blobs
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.results import Outcome
-from batchgate.domain.status import BatchStatus as S
+from batchgate.domain.status import TERMINAL, BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.store import open_store
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
-from batchgate.worker.batch_run import BatchRun
+from batchgate.worker.worker import Worker
 from batchgate.worker.context import WorkerContext
 
 ALICE = Scope("alice")
@@ -51,10 +52,13 @@ async def parts(tmp_path, monkeypatch):
     await store.close()
 
 
-async def add_batch(ctx: WorkerContext, texts: list[str]) -> str:
-    lines = b"".join(orjson.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-                                   "body": {"model": "m", "messages": [{"role": "user", "content": t}]}}) + b"\n"
-                     for i, t in enumerate(texts))
+def chat(custom_id: str, text: str) -> bytes:
+    return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
+                         "body": {"model": "m", "messages": [{"role": "user", "content": text}]}})
+
+
+async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = None) -> str:
+    lines = lines if lines is not None else b"".join(chat(f"c{i}", t) + b"\n" for i, t in enumerate(texts))
 
     async def chunks():
         yield lines
@@ -68,6 +72,18 @@ async def add_batch(ctx: WorkerContext, texts: list[str]) -> str:
     return "batch_1"
 
 
+async def run_to_the_end(ctx: WorkerContext, batch_id: str, timeout: float = 20) -> None:
+    """A worker drives the batch (its steps and its shards) until it is terminal."""
+    worker = asyncio.create_task(Worker(ctx).run())
+    try:
+        async with asyncio.timeout(timeout):
+            while (await ctx.store.get_batch(batch_id)).status not in TERMINAL:
+                await asyncio.sleep(0.02)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+
+
 async def read_file(ctx: WorkerContext, file_id: str | None) -> list[dict]:
     if file_id is None:
         return []
@@ -79,7 +95,7 @@ async def read_file(ctx: WorkerContext, file_id: str | None) -> list[dict]:
 async def test_a_bug_on_one_line_costs_that_line_only(parts):
     ctx = parts
     batch_id = await add_batch(ctx, ["fine 0", "boom", "fine 2"])
-    await asyncio.wait_for(BatchRun(ctx, batch_id).run(), 20)
+    await run_to_the_end(ctx, batch_id)
 
     batch = await ctx.store.get_batch(batch_id)
     assert batch.status is S.COMPLETED
@@ -93,3 +109,20 @@ async def test_a_bug_on_one_line_costs_that_line_only(parts):
     assert error["error"]["code"] == "internal_error" and "kaboom" in error["error"]["message"]
     assert (batch.usage.input_tokens, batch.usage.output_tokens, batch.usage.total_tokens) == (4, 6, 10)
     assert batch.model == "m" and batch.to_wire()["model"] == "m", "every line names model m"
+
+
+async def test_many_small_shards_each_read_from_their_own_offset(parts):
+    """Blank lines, CRLF endings and a missing final newline: every shard starts at the right byte."""
+    ctx = dataclasses.replace(parts, settings=dataclasses.replace(parts.settings, shard_lines=2))
+    texts = [f"shard text {i}" + " pad" * (i % 4) for i in range(11)]
+    raw = b""
+    for i, text in enumerate(texts):
+        raw += chat(f"c{i}", text) + (b"\r\n" if i % 2 else b"\n") + (b"\n   \n" if i % 3 == 0 else b"")
+    batch_id = await add_batch(ctx, texts, raw.rstrip(b"\n"))
+    await run_to_the_end(ctx, batch_id)
+
+    batch = await ctx.store.get_batch(batch_id)
+    assert batch.status is S.COMPLETED and (batch.total, batch.completed, batch.failed) == (11, 11, 0)
+    output = await read_file(ctx, batch.output_file_id)
+    assert [l["custom_id"] for l in output] == [f"c{i}" for i in range(11)]
+    assert [l["response"]["body"]["echo"] for l in output] == texts, "each line got its own answer"

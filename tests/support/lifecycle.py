@@ -135,6 +135,17 @@ def db_batch(db_path: Path, batch_id: str) -> dict:
         db.close()
 
 
+def shard_owners(db_path: Path, batch_id: str) -> str:
+    """The lease owners of the batch's shards, space-separated (read straight from SQLite)."""
+    db = sqlite3.connect(db_path, timeout=10)
+    try:
+        rows = db.execute("SELECT lease_owner FROM shards WHERE batch_id = ? AND lease_owner IS NOT NULL "
+                          "ORDER BY shard", (batch_id,)).fetchall()
+        return " ".join(owner for (owner,) in rows)
+    finally:
+        db.close()
+
+
 def serve_log(gateway: Gateway) -> str:
     path = gateway.folder / "serve.log"
     return path.read_text(errors="replace") if path.exists() else ""

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import orjson
 import urllib.request
@@ -114,16 +115,20 @@ class Gateway:
 
 
 class GatewayFactory:
-    """make(config_text="", env={}) → a running Gateway in its own folder under `root`; stop_all() at the end."""
+    """make(config_text="", env={}) → a running Gateway in its own folder under `root`; stop_all() at the end.
 
-    def __init__(self, root: Path):
+    `backing()` gives each gateway the environment of its own database and storage (none: the embedded ones).
+    """
+
+    def __init__(self, root: Path, backing: Callable[[], dict[str, str]] = dict):
         self.root = root
+        self.backing = backing
         self.started: list[Gateway] = []
 
     def __call__(self, config: str = "", env: dict[str, str] | None = None, name: str = "gw") -> Gateway:
         folder = self.root / f"{name}{len(self.started)}"
         folder.mkdir()
-        gateway = Gateway(folder, config, env)
+        gateway = Gateway(folder, config, {**self.backing(), **(env or {})})
         self.started.append(gateway)
         return gateway
 

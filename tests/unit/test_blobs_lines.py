@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from batchgate.blobs.lines import numbered_lines
+from batchgate.blobs.lines import located_lines, numbered_lines
 
 
 async def feed(chunks):
@@ -158,3 +158,34 @@ async def test_huge_line_is_skipped_lazily():
     assert await gen.__anext__() == (1, None)
     assert consumed == [0, 1, 2]
     assert [pair async for pair in gen] == [(2, b"next"), (3, b"tail")]
+
+
+# --- located_lines: where each line starts, so a shard can be read from its own offset ----------
+
+async def locate(chunks, max_line_bytes: int = 1000, first_line: int = 1, first_offset: int = 0):
+    return [t async for t in located_lines(feed(chunks), max_line_bytes, first_line, first_offset)]
+
+
+@pytest.mark.parametrize("data", [b"a\nbb\n\nccc\r\nd", b"\n\nx\r\n\r\nyy\n", b"one line, no newline", b""])
+async def test_every_offset_points_at_its_line_however_the_stream_is_cut(data):
+    for chunks in splits(data):
+        located = await locate(chunks)
+        assert [(n, line) for n, _, line in located] == await collect(chunks)
+        for _, offset, line in located:
+            assert data[offset:offset + len(line)] == line
+            assert offset == 0 or data[offset - 1:offset] == b"\n", "a line starts after a newline"
+
+
+async def test_reading_from_an_offset_numbers_lines_as_the_whole_file_does():
+    data = b"l1\nl2\n\nl4 is longer\nl5\n"
+    whole = await locate([data])
+    assert [(n, line) for n, _, line in whole] == [(1, b"l1"), (2, b"l2"), (3, b""), (4, b"l4 is longer"), (5, b"l5")]
+    for number, offset, line in whole:
+        tail = await locate([data[offset:]], first_line=number, first_offset=offset)
+        assert tail == [t for t in whole if t[0] >= number]
+
+
+async def test_an_over_long_line_keeps_its_offset():
+    data = b"ok\n" + b"x" * 50 + b"\nafter\n"
+    assert await locate([data[i:i + 7] for i in range(0, len(data), 7)], max_line_bytes=10) == \
+        [(1, 0, b"ok"), (2, 3, None), (3, 54, b"after")]

@@ -372,3 +372,11 @@ def test_local_threads_default_to_all_cores_but_one(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert load().resolved_local_threads == 1
     assert load(env={env_var("local_threads"): "3"}).resolved_local_threads == 3
+
+
+def test_database_urls_are_shown_without_their_password():
+    from batchgate.store.redact import redact
+
+    assert redact("postgresql://app:s3cret@db:5432/bg") == "postgresql://app@db:5432/bg"
+    assert redact("postgresql://app@db/bg") == "postgresql://app@db/bg"
+    assert redact("sqlite:////var/lib/bg.db") == "sqlite:////var/lib/bg.db"

@@ -7,8 +7,11 @@ import asyncio
 import pytest
 
 from batchgate.domain.records import Usage
-from batchgate.store import ResultRow
+from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.writer import ResultWriter
+
+
+LEASE = ShardLease("batch_x", shard=0, worker_id="w", first_line=1, last_line=100, offset=0, window=10)
 
 
 class StallingStore:
@@ -18,14 +21,14 @@ class StallingStore:
         self.go = asyncio.Event()
         self.recorded: list[int] = []
 
-    async def record_results(self, batch_id, worker_id, rows, usage) -> None:
+    async def record_results(self, lease, rows, usage) -> None:
         await self.go.wait()
         self.recorded.extend(r.line for r in rows)
 
 
 async def test_adds_wait_while_the_backlog_is_full_and_resume_after_a_commit():
     store = StallingStore()
-    writer = ResultWriter(store, "batch_x", "w", interval=0.001, max_backlog=10)
+    writer = ResultWriter(store, LEASE, interval=0.001, max_backlog=10)
     async with writer:
         first = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(5)]
         await asyncio.gather(*first)
@@ -44,7 +47,7 @@ async def test_a_writer_that_failed_lets_waiting_adds_go():
             await asyncio.sleep(0.01)
             raise RuntimeError("disk gone")
 
-    writer = ResultWriter(Broken(), "batch_x", "w", interval=0.001, max_backlog=2)
+    writer = ResultWriter(Broken(), LEASE, interval=0.001, max_backlog=2)
     await writer.__aenter__()
     adds = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(10)]
     await asyncio.wait_for(asyncio.gather(*adds), 2)

@@ -1,4 +1,4 @@
-"""Blob storage for file bytes: what every backend (a local folder now) provides.
+"""Blob storage for file bytes: what every backend (a local folder, S3) provides.
 
 Writes are atomic: a half-written blob is never visible under its key.
 """

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from batchgate.errors import ConfigError
-from batchgate.store.base import KeyRecord, ResultRow, Store
+from batchgate.store.base import KeyRecord, ResultRow, ShardLease, Store
 
 Opener = Callable[[str], Awaitable[Store]]
 
@@ -16,7 +16,13 @@ async def _open_sqlite(url: str) -> Store:
     return await SqliteStore.open(url)
 
 
-STORES: dict[str, Opener] = {"sqlite": _open_sqlite}
+async def _open_postgresql(url: str) -> Store:
+    from batchgate.store.postgresql import PostgresStore
+
+    return await PostgresStore.open(url)
+
+
+STORES: dict[str, Opener] = {"sqlite": _open_sqlite, "postgresql": _open_postgresql, "postgres": _open_postgresql}
 
 
 async def open_store(url: str) -> Store:
@@ -27,4 +33,4 @@ async def open_store(url: str) -> Store:
     return await opener(url)
 
 
-__all__ = ["KeyRecord", "ResultRow", "Store", "open_store"]
+__all__ = ["KeyRecord", "ResultRow", "ShardLease", "Store", "open_store"]

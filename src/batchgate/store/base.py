@@ -1,8 +1,10 @@
-"""The metadata store: what every backend (SQLite now) provides.
+"""The metadata store: what every backend (SQLite, PostgreSQL) provides.
 
 All status changes are compare-and-set (`UPDATE … WHERE status = :expected`), so two
-actors racing on one batch never both win (invariant I6). Results are written by the
-lease holder only: a worker whose lease was taken over gets LeaseLost (fencing).
+actors racing on one batch never both win (invariant I6). A batch's validating,
+finalizing, cancelling and expiring are done under a batch lease; its in_progress lines
+under shard leases. Results are written by a shard's lease holder only, and never once
+the batch is sealed: a worker whose lease was taken over gets LeaseLost (fencing).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import AsyncIterator, Iterable, Protocol
 
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
+from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus
 
 
@@ -30,6 +33,19 @@ class ResultRow:
     line: int
     ok: bool
     record: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ShardLease:
+    """A worker's claim on one shard: lines first_line..last_line of a batch, starting at byte `offset`."""
+
+    batch_id: str
+    shard: int
+    worker_id: str
+    first_line: int
+    last_line: int
+    offset: int
+    window: int  # this shard's share of the batch's max_concurrency
 
 
 class Store(Protocol):
@@ -57,13 +73,23 @@ class Store(Protocol):
     async def get_batch(self, batch_id: str, scope: Scope | None = None) -> BatchRecord | None: ...
     async def list_batches(self, scope: Scope, page: Page) -> tuple[list[BatchRecord], bool]: ...
     async def transition(self, batch_id: str, expected: BatchStatus, target: BatchStatus, now: int,
-                         changes: dict | None = None, new_files: Iterable[FileRecord] = ()) -> bool: ...
-    async def active_batch_ids(self) -> list[str]: ...
+                         changes: dict | None = None, new_files: Iterable[FileRecord] = (),
+                         shards: Iterable[ShardSpan] = ()) -> bool: ...
+    async def batches_to_drive(self, now: float) -> list[str]: ...
 
-    # leases and results
+    # the batch lease
     async def claim(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> bool: ...
     async def renew(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> BatchStatus: ...
     async def release(self, batch_id: str, worker_id: str) -> None: ...
-    async def record_results(self, batch_id: str, worker_id: str, rows: list[ResultRow], usage: Usage) -> None: ...
-    def done_lines(self, batch_id: str) -> AsyncIterator[int]: ...
+    async def seal(self, batch_id: str) -> None: ...
+    async def live_shards(self, batch_id: str, now: float) -> int: ...
+
+    # shard leases and results
+    async def claim_shard(self, worker_id: str, now: float, lease_seconds: float,
+                          per_batch: int) -> ShardLease | None: ...
+    async def renew_shard(self, lease: ShardLease, now: float, lease_seconds: float) -> BatchStatus: ...
+    async def release_shard(self, lease: ShardLease) -> None: ...
+    async def finish_shard(self, lease: ShardLease, now: int) -> bool: ...
+    async def record_results(self, lease: ShardLease, rows: list[ResultRow], usage: Usage) -> None: ...
+    def done_lines(self, batch_id: str, first: int = 1, last: int | None = None) -> AsyncIterator[int]: ...
     def results(self, batch_id: str) -> AsyncIterator[ResultRow]: ...

@@ -1,6 +1,6 @@
-"""The in_progress stage: a sliding window of requests in flight, never a chunked gather.
+"""The in_progress stage, one shard at a time: a sliding window of requests in flight, never a chunked gather.
 
-Lines whose result is already recorded are skipped (invariant I3), so a resumed batch
+Lines whose result is already recorded are skipped (invariant I3), so a resumed shard
 picks up exactly where it stopped.
 """
 
@@ -17,7 +17,7 @@ from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import Outcome, result_line, usage_of
 from batchgate.errors import Abandoned
-from batchgate.store import ResultRow
+from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import input_lines
 from batchgate.worker.writer import ResultWriter
@@ -28,7 +28,7 @@ log = logging.getLogger("batchgate.worker")
 class StopReason(Enum):
     CANCELLED = "cancelled"  # let in-flight lines finish within a grace period
     EXPIRED = "expired"  # the window is over: abandon in-flight lines now
-    LEASE_LOST = "lease_lost"  # another worker owns the batch: stop writing at once
+    LEASE_LOST = "lease_lost"  # another worker owns the work: stop writing at once
 
 
 class StopSignal:
@@ -67,8 +67,8 @@ class StopSignal:
         return self.reason in (None, StopReason.CANCELLED)
 
 
-async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> None:
-    """Send every unanswered line of `batch`; return when all are recorded or `stop` fires."""
+async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease) -> None:
+    """Send every unanswered line of one shard of `batch`; return when all are recorded or `stop` fires."""
     inflight: set[asyncio.Task] = set()
 
     def finished(task: asyncio.Task) -> None:
@@ -76,17 +76,17 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal) -> N
         stop.wake.set()
 
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
-    writer = ResultWriter(ctx.store, batch.id, ctx.worker_id, ctx.settings.commit_interval_seconds)
+    writer = ResultWriter(ctx.store, shard, ctx.settings.commit_interval_seconds)
     try:
         async with writer:
-            done = aiter(ctx.store.done_lines(batch.id))
+            done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
             next_done = await anext(done, None)
-            async for line, raw in input_lines(ctx, batch):
+            async for line, raw in input_lines(ctx, batch, shard):
                 while next_done is not None and next_done < line:
                     next_done = await anext(done, None)
                 if next_done == line:
                     continue
-                while stop.reason is None and (len(inflight) >= batch.max_concurrency
+                while stop.reason is None and (len(inflight) >= shard.window
                                                or ctx.clock() >= stop.lease_until):
                     await stop.wait()
                 if stop.reason is not None or writer.failed:

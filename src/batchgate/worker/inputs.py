@@ -2,23 +2,42 @@
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from typing import AsyncIterator
 
-from batchgate.blobs.lines import numbered_lines
+from batchgate.blobs.lines import located_lines
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
 from batchgate.errors import InputMissing
+from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
 
 
-async def input_lines(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator[tuple[int, bytes | None]]:
-    """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
+async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
+                              shard: ShardLease | None = None) -> AsyncIterator[tuple[int, int, bytes | None]]:
+    """(1-based line number, byte offset, bytes) for each non-blank line, of the whole file or one shard.
+
+    None stands for a line over the size limit.
+    """
     file = await ctx.store.get_file(batch.scope, batch.input_file_id)
     if file is None:
         raise InputMissing(f"The input file {batch.input_file_id} no longer exists.")
+    first_line, offset, last_line = (shard.first_line, shard.offset, shard.last_line) if shard else (1, 0, None)
     try:
-        async for line, raw in numbered_lines(ctx.blobs.read(file.storage_key), ctx.settings.max_line_bytes):
-            if raw is None or not is_blank(raw):
-                yield line, raw
+        # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
+        async with aclosing(ctx.blobs.read(file.storage_key, offset)) as chunks, \
+                aclosing(located_lines(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines:
+            async for line, at, raw in lines:
+                if last_line is not None and line > last_line:
+                    return
+                if raw is None or not is_blank(raw):
+                    yield line, at, raw
     except FileNotFoundError:
         raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
+
+
+async def input_lines(ctx: WorkerContext, batch: BatchRecord,
+                      shard: ShardLease | None = None) -> AsyncIterator[tuple[int, bytes | None]]:
+    """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
+    async for line, _, raw in located_input_lines(ctx, batch, shard):
+        yield line, raw

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from batchgate.domain.lines import LineError, ValidationReport, parse_line
 from batchgate.domain.records import BatchRecord
+from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.inputs import input_lines
+from batchgate.worker.inputs import located_input_lines
 from batchgate.worker.ledger import CustomIdLedger, scratch_folder
 
 LEDGER_CHUNK = 10_000
 
 
-async def validate_input(ctx: WorkerContext, batch: BatchRecord) -> ValidationReport:
+async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCutter | None = None) -> ValidationReport:
+    """Check every line; `cutter` (if given) is fed each request's line and offset to cut shards."""
     settings = ctx.settings
     report = ValidationReport(keep=settings.max_reported_errors)
     ledger = CustomIdLedger(scratch_folder(settings))
     try:
-        await _check_lines(ctx, batch, report, ledger)
+        await _check_lines(ctx, batch, report, ledger, cutter)
     except InputMissing as missing:
         report.add_error(LineError(1, "input_file_not_found", missing.message))
     finally:
@@ -29,10 +31,10 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord) -> ValidationRe
 
 
 async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: ValidationReport,
-                       ledger: CustomIdLedger) -> None:
+                       ledger: CustomIdLedger, cutter: ShardCutter | None) -> None:
     settings = ctx.settings
     pending: list[tuple[str, int]] = []
-    async for line, raw in input_lines(ctx, batch):
+    async for line, offset, raw in located_input_lines(ctx, batch):
         report.request_count += 1
         if report.request_count > settings.max_lines:
             report.add_error(LineError(line, "too_many_tasks",
@@ -47,6 +49,8 @@ async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: Validatio
             report.add_error(error)
             continue
         report.add_request(request)
+        if cutter is not None:
+            cutter.add(line, offset)
         pending.append((request.custom_id, line))
         if len(pending) >= LEDGER_CHUNK:
             await ledger.add(pending)

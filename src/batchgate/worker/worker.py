@@ -1,4 +1,9 @@
-"""The worker loop: find unfinished batches, run each under a lease, sweep expired files."""
+"""The worker loop: drive batches that need one worker, run shards of running batches, sweep expired files.
+
+A worker runs up to `worker_shards` shards at once, claimed one by one from the least
+recently served batch, so many small batches share the workers fairly and one big batch
+is spread over all of them.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,9 @@ from batchgate.blobs.local import remove_stale
 from batchgate.errors import Conflict
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.heartbeat import log_failure
 from batchgate.worker.ledger import scratch_folder
+from batchgate.worker.shard_run import run_shard
 
 log = logging.getLogger("batchgate.worker")
 SWEEP_PAGE = 500
@@ -22,6 +29,8 @@ class Worker:
         self.ctx = ctx
         self._runs: dict[str, asyncio.Task] = {}
         self._failures: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, retry not before)
+        self._shards: set[asyncio.Task] = set()
+        self._shard_failures = (0, 0.0)  # (shard runs failed in a row, claim nothing before)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -34,22 +43,23 @@ class Worker:
             while True:
                 self._wake.clear()
                 await self._start_new_runs()
+                await self._start_shards()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.ctx.settings.poll_interval_seconds)
         finally:
             sweeper.cancel()
-            tasks = [sweeper, *self._runs.values()]
+            tasks = [sweeper, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _start_new_runs(self) -> None:
         try:
-            batch_ids = await self.ctx.store.active_batch_ids()
-        except Exception:
-            log.exception("could not list unfinished batches; retrying")
+            now = self.ctx.clock()
+            batch_ids = await self.ctx.store.batches_to_drive(now)
+        except Exception as exc:
+            log_failure("could not list unfinished batches; retrying", exc)
             return
-        now = self.ctx.clock()
         for batch_id in batch_ids:
             if batch_id not in self._runs and self._failures.get(batch_id, (0, 0.0))[1] <= now:
                 self._runs[batch_id] = asyncio.create_task(self._run(batch_id), name=f"batch-{batch_id}")
@@ -60,22 +70,56 @@ class Worker:
             self._failures.pop(batch_id, None)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # Resume later, backing off so a persistent fault (a broken disk, say) does not spin.
             count = self._failures.get(batch_id, (0, 0.0))[0] + 1
             delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
             self._failures[batch_id] = (count, self.ctx.clock() + delay)
-            log.exception("batch %s: run failed (%d in a row); resuming in %.1fs", batch_id, count, delay)
+            log_failure(f"batch {batch_id}: run failed ({count} in a row); resuming in {delay:.1f}s", exc)
         finally:
             self._runs.pop(batch_id, None)
+            self.wake()  # a validated batch has shards to claim now
+
+    async def _start_shards(self) -> None:
+        settings = self.ctx.settings
+        while len(self._shards) < settings.worker_shards and self._shard_failures[1] <= self.ctx.clock():
+            claimed_at = self.ctx.clock()
+            try:
+                lease = await self.ctx.store.claim_shard(self.ctx.worker_id, claimed_at, settings.lease_seconds,
+                                                         settings.max_shards_per_batch)
+            except Exception as exc:
+                log_failure("could not claim a shard; retrying", exc)
+                return
+            if lease is None:
+                return
+            task = asyncio.create_task(self._run_shard(lease, claimed_at), name=f"shard-{lease.batch_id}-{lease.shard}")
+            self._shards.add(task)
+
+    async def _run_shard(self, lease, claimed_at: float) -> None:
+        try:
+            if await run_shard(self.ctx, lease, claimed_at):
+                log.info("batch %s: last shard done; finalizing", lease.batch_id)
+            self._shard_failures = (0, 0.0)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The lease lapses and the shard is claimed again, after a pause so a persistent fault does not spin.
+            count = self._shard_failures[0] + 1
+            delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
+            self._shard_failures = (count, self.ctx.clock() + delay)
+            log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
+                        f"claiming again in {delay:.1f}s", exc)
+        finally:
+            self._shards.discard(asyncio.current_task())
+            self.wake()  # a slot is free, and the batch may await finalizing
 
     async def _sweep_forever(self) -> None:
         while True:
             try:
                 await self.sweep_expired_files()
                 await self.sweep_stale_scratch()
-            except Exception:
-                log.exception("file retention sweep failed; retrying later")
+            except Exception as exc:
+                log_failure("file retention sweep failed; retrying later", exc)
             await asyncio.sleep(self.ctx.settings.retention_interval_seconds)
 
     async def sweep_stale_scratch(self) -> int:

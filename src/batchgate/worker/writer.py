@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from batchgate.domain.records import Usage
-from batchgate.store import ResultRow, Store
+from batchgate.store import ResultRow, ShardLease, Store
 
 
 # Rows waiting for a commit, at most. Past it a finished line waits (keeping its slot in the sliding
@@ -14,8 +14,8 @@ MAX_BACKLOG = 2000
 
 
 class ResultWriter:
-    def __init__(self, store: Store, batch_id: str, worker_id: str, interval: float, max_backlog: int = MAX_BACKLOG):
-        self._store, self._batch_id, self._worker_id, self._interval = store, batch_id, worker_id, interval
+    def __init__(self, store: Store, lease: ShardLease, interval: float, max_backlog: int = MAX_BACKLOG):
+        self._store, self._lease, self._interval = store, lease, interval
         self._rows: list[ResultRow] = []
         self._usage = Usage()
         self._wake = asyncio.Event()
@@ -35,7 +35,7 @@ class ResultWriter:
         self._wake.set()
 
     async def __aenter__(self) -> "ResultWriter":
-        self._task = asyncio.create_task(self._loop(), name=f"writer-{self._batch_id}")
+        self._task = asyncio.create_task(self._loop(), name=f"writer-{self._lease.batch_id}-{self._lease.shard}")
         return self
 
     async def __aexit__(self, *exc_info) -> None:
@@ -62,7 +62,7 @@ class ResultWriter:
         rows, usage = self._rows, self._usage
         self._rows, self._usage = [], Usage()
         self._room.set()
-        await self._store.record_results(self._batch_id, self._worker_id, rows, usage)
+        await self._store.record_results(self._lease, rows, usage)
 
     @property
     def failed(self) -> bool:

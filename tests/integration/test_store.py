@@ -1,35 +1,39 @@
-"""The SQLite store in-process: migrations, compare-and-set transitions (I6), leases and fenced results (I3)."""
+"""The metadata stores in-process, SQLite and PostgreSQL alike: migrations, compare-and-set transitions (I6),
+batch and shard leases, fenced results (I3)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import sqlite3
 
 import pytest
 
 import batchgate.store
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
+from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus as S
 from batchgate.errors import Conflict, LeaseLost
-from batchgate.store import ResultRow
+from batchgate.store import ResultRow, ShardLease
 from batchgate.store.migrations import migration_scripts
-from batchgate.store.sqlite import PAGE_ROWS
+from batchgate.store.sql import PAGE_ROWS
 
 ALICE = Scope("alice")
 ALICE_FOR_X = Scope("alice", "x")
 BOB = Scope("bob")
 
 
-@pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "t.db"
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """An empty database of each kind."""
+    if request.param == "sqlite":
+        return "sqlite:///" + str(tmp_path / "t.db")
+    return request.getfixturevalue("postgres_server").database()
 
 
 @pytest.fixture
-async def store(db_path):
-    opened = await batchgate.store.open_store("sqlite:///" + str(db_path))
+async def store(store_url):
+    opened = await batchgate.store.open_store(store_url)
     yield opened
     await opened.close()
 
@@ -49,35 +53,33 @@ def rows(*lines: int, ok: bool = True) -> list[ResultRow]:
     return [ResultRow(line, ok, b'{"line": %d}' % line) for line in lines]
 
 
-async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> BatchRecord:
-    """A batch in in_progress with a live lease held by `worker`."""
-    await store.insert_batch(make_batch(batch_id))
-    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10})
-    assert await store.claim(batch_id, worker, now, 30)
-    return await store.get_batch(batch_id)
+async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> ShardLease:
+    """A batch in in_progress, as one shard whose live lease `worker` holds."""
+    await store.insert_batch(make_batch(batch_id, created_at=int(now)))
+    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10},
+                                  shards=[ShardSpan(1, 10**6, 0)])
+    lease = await store.claim_shard(worker, now, 30, 8)
+    assert lease is not None and lease.batch_id == batch_id
+    return lease
 
 
 # --- migrations -----------------------------------------------------------------------------------
 
 
-async def test_migrations_are_idempotent_across_reopen(db_path):
-    first = await batchgate.store.open_store("sqlite:///" + str(db_path))
+async def test_migrations_are_idempotent_across_reopen(store_url):
+    first = await batchgate.store.open_store(store_url)
     await first.insert_file(make_file("file-a"))
     await first.close()
 
-    second = await batchgate.store.open_store("sqlite:///" + str(db_path))
+    second = await batchgate.store.open_store(store_url)
     try:
         assert (await second.get_file(ALICE, "file-a")).filename == "file-a.jsonl"
+        versions = [v for (v,) in await second._all("SELECT version FROM schema_migrations ORDER BY version")]
     finally:
         await second.close()
-
-    db = sqlite3.connect(db_path)
-    try:
-        versions = [v for (v,) in db.execute("SELECT version FROM schema_migrations ORDER BY version")]
-    finally:
-        db.close()
-    assert versions == [version for version, _ in migration_scripts()]
-    assert len(versions) == len(set(versions)) >= 1
+    dialect = store_url.split(":", 1)[0]
+    assert versions == [version for version, _ in migration_scripts(dialect)]
+    assert len(versions) == len(set(versions)) >= 2
 
 
 # --- transitions (I6) -----------------------------------------------------------------------------
@@ -105,9 +107,9 @@ async def test_transition_is_compare_and_set_and_stamps_its_timestamp(store):
     assert await store.get_file(ALICE, "file-never") is None
 
 
-async def test_transition_is_compare_and_set_across_two_connections(store, db_path):
-    """Two processes (two connections to one file) racing on many batches: one winner per batch."""
-    other = await batchgate.store.open_store("sqlite:///" + str(db_path))
+async def test_transition_is_compare_and_set_across_two_connections(store, store_url):
+    """Two processes (two connections to one database) racing on many batches: one winner per batch."""
+    other = await batchgate.store.open_store(store_url)
     try:
         ids = [f"batch_race{i}" for i in range(20)]
         for batch_id in ids:
@@ -173,39 +175,134 @@ async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(store):
 
 
 async def test_renew_reports_the_current_status(store):
-    await started_batch(store, "batch_r")
-    assert await store.transition("batch_r", S.IN_PROGRESS, S.CANCELLING, 1200)
+    await store.insert_batch(make_batch("batch_r"))
+    assert await store.claim("batch_r", "w1", 1000.0, 30)
+    assert await store.transition("batch_r", S.VALIDATING, S.CANCELLING, 1200)
     assert await store.renew("batch_r", "w1", 1001.0, 30) is S.CANCELLING
+
+
+async def test_batches_to_drive_lists_unleased_batches_with_a_step_for_one_worker(store):
+    await store.insert_batch(make_batch("batch_v"))  # validating
+    await started_batch(store, "batch_run")  # in_progress: its shards are the work, not the batch
+    await store.insert_batch(make_batch("batch_c"))
+    assert await store.transition("batch_c", S.VALIDATING, S.CANCELLING, 1000)
+    assert await store.batches_to_drive(1000.0) == ["batch_v", "batch_c"]
+    assert "batch_run" in await store.batches_to_drive(1000.0 + 86400), "a running batch past its window"
+    assert await store.claim("batch_v", "w1", 1000.0, 10)
+    assert await store.batches_to_drive(1005.0) == ["batch_c"], "a leased batch is someone's already"
+    assert await store.batches_to_drive(1011.0) == ["batch_v", "batch_c"], "until its lease lapses"
+
+
+# --- shard leases ---------------------------------------------------------------------------------
+
+
+async def shard_batch(store, batch_id: str, shards: int, concurrency: int = 8, created_at: int = 1000) -> None:
+    batch = BatchRecord(batch_id, ALICE, "/v1/chat/completions", "file-in", "24h", S.VALIDATING, created_at,
+                        created_at + 86400, concurrency)
+    await store.insert_batch(batch)
+    spans = [ShardSpan(10 * n + 1, 10 * n + 10, 100 * n) for n in range(shards)]
+    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, created_at, {"total": 10 * shards},
+                                  shards=spans)
+
+
+async def test_a_shard_lease_is_exclusive_until_it_lapses(store):
+    await shard_batch(store, "batch_s", 1)
+    lease = await store.claim_shard("w1", 1000.0, 10, 8)
+    assert (lease.shard, lease.first_line, lease.last_line, lease.offset, lease.window) == (0, 1, 10, 0, 8)
+    assert await store.claim_shard("w2", 1005.0, 10, 8) is None, "a live shard lease belongs to its holder"
+    assert await store.renew_shard(lease, 1008.0, 10) is S.IN_PROGRESS  # now ends at 1018
+    assert await store.claim_shard("w2", 1017.0, 10, 8) is None
+    taken = await store.claim_shard("w2", 1018.5, 10, 8)
+    assert taken is not None and taken.shard == 0 and taken.worker_id == "w2", "a lapsed lease is taken over"
+    with pytest.raises(LeaseLost):
+        await store.renew_shard(lease, 1019.0, 10)
+    await store.release_shard(lease)  # not the holder: no effect
+    assert await store.claim_shard("w3", 1019.0, 10, 8) is None
+    await store.release_shard(taken)
+    assert (await store.claim_shard("w3", 1019.0, 10, 8)).worker_id == "w3", "a released shard is free at once"
+
+
+async def test_a_batch_runs_at_most_its_share_of_shards_and_splits_its_concurrency(store):
+    await shard_batch(store, "batch_wide", 10, concurrency=12)
+    leases = [await store.claim_shard(f"w{i}", 1000.0, 30, 4) for i in range(5)]
+    assert [l.shard for l in leases[:4]] == [0, 1, 2, 3] and leases[4] is None, "min(12, per_batch=4) at once"
+    assert {l.window for l in leases[:4]} == {3}, "12 lines in flight split over 4 shards"
+    assert not await store.finish_shard(leases[0], 1001)
+    assert (await store.claim_shard("w9", 1001.0, 30, 4)).shard == 4, "a finished shard frees its place"
+
+    await shard_batch(store, "batch_narrow", 5, concurrency=2)
+    narrow = [await store.claim_shard("w", 1002.0, 30, 4) for _ in range(3)]
+    assert [l and (l.batch_id, l.window) for l in narrow] == [("batch_narrow", 1), ("batch_narrow", 1), None]
+
+
+async def test_claims_go_to_the_least_recently_served_batch(store):
+    for i in range(3):
+        await shard_batch(store, f"batch_f{i}", 4, created_at=1000 + i)
+    order = [(await store.claim_shard("w", 1100.0 + n, 300, 8)).batch_id for n in range(6)]
+    assert order == ["batch_f0", "batch_f1", "batch_f2"] * 2, "small batches take turns"
+
+
+async def test_the_last_shard_to_finish_moves_the_batch_to_finalizing_once(store):
+    await shard_batch(store, "batch_fin", 3)
+    leases = [await store.claim_shard(f"w{i}", 1000.0, 30, 8) for i in range(3)]
+    assert not await store.finish_shard(leases[0], 1001)
+    with pytest.raises(LeaseLost):
+        await store.finish_shard(leases[0], 1001)  # done already
+    moved = await asyncio.gather(store.finish_shard(leases[1], 1002), store.finish_shard(leases[2], 1002))
+    assert sorted(moved) == [False, True], "exactly one finisher moves the batch"
+    batch = await store.get_batch("batch_fin")
+    assert batch.status is S.FINALIZING and batch.finalizing_at == 1002
+    assert await store.claim_shard("w9", 1003.0, 30, 8) is None
+
+
+async def test_a_sealed_batch_records_nothing_more_and_gives_out_no_shards(store):
+    await shard_batch(store, "batch_seal", 2)
+    lease = await store.claim_shard("w1", 1000.0, 30, 8)
+    await store.record_results(lease, rows(1, 2), Usage())
+    await store.seal("batch_seal")
+    with pytest.raises(LeaseLost):
+        await store.record_results(lease, rows(3), Usage())
+    with pytest.raises(LeaseLost):
+        await store.renew_shard(lease, 1001.0, 30)
+    assert await store.claim_shard("w2", 1001.0, 30, 8) is None
+    assert [line async for line in store.done_lines("batch_seal")] == [1, 2]
+    assert (await store.get_batch("batch_seal")).completed == 2
+    assert await store.live_shards("batch_seal", 1001.0) == 1
+    await store.release_shard(lease)
+    assert await store.live_shards("batch_seal", 1001.0) == 0
 
 
 # --- results (I3) ---------------------------------------------------------------------------------
 
 
 async def test_record_results_is_fenced_by_the_lease(store):
-    await started_batch(store, "batch_x", worker="w1")
+    lease = await started_batch(store, "batch_x", worker="w1")
+    impostor = ShardLease("batch_x", lease.shard, "w2", 1, 10**6, 0, 8)
     with pytest.raises(LeaseLost):
-        await store.record_results("batch_x", "w2", rows(1, 2), Usage(5, 5, 10))
+        await store.record_results(impostor, rows(1, 2), Usage(5, 5, 10))
     assert [line async for line in store.done_lines("batch_x")] == []
     batch = await store.get_batch("batch_x")
     assert (batch.completed, batch.failed, batch.usage) == (0, 0, Usage())
 
     # After a takeover the old holder is fenced out too.
-    assert await store.claim("batch_x", "w2", 2000.0, 30)
+    assert await store.claim_shard("w2", 2000.0, 30, 8) == impostor
     with pytest.raises(LeaseLost):
-        await store.record_results("batch_x", "w1", rows(3), Usage())
+        await store.record_results(lease, rows(3), Usage())
     assert [line async for line in store.done_lines("batch_x")] == []
+    await store.record_results(impostor, rows(4), Usage())
+    assert [line async for line in store.done_lines("batch_x")] == [4]
 
 
 async def test_record_results_counts_and_refuses_duplicates(store):
-    await started_batch(store, "batch_c")
-    await store.record_results("batch_c", "w1", rows(1, 3) + rows(2, ok=False), Usage(3, 4, 7, 1, 2))
-    await store.record_results("batch_c", "w1", rows(5), Usage(1, 1, 2))
+    lease = await started_batch(store, "batch_c")
+    await store.record_results(lease, rows(1, 3) + rows(2, ok=False), Usage(3, 4, 7, 1, 2))
+    await store.record_results(lease, rows(5), Usage(1, 1, 2))
     batch = await store.get_batch("batch_c")
     assert (batch.completed, batch.failed) == (3, 1)
     assert batch.usage == Usage(4, 5, 9, 1, 2)
 
     with pytest.raises(LeaseLost):
-        await store.record_results("batch_c", "w1", rows(6) + rows(3, ok=False), Usage(100, 100, 200))
+        await store.record_results(lease, rows(6) + rows(3, ok=False), Usage(100, 100, 200))
     batch = await store.get_batch("batch_c")
     assert (batch.completed, batch.failed) == (3, 1), "a duplicate must not count twice"
     assert batch.usage == Usage(4, 5, 9, 1, 2)
@@ -215,19 +312,20 @@ async def test_record_results_counts_and_refuses_duplicates(store):
 
 
 async def test_done_lines_and_results_page_through_in_line_order(store):
-    await started_batch(store, "batch_big")
+    lease = await started_batch(store, "batch_big")
     count = 2 * PAGE_ROWS + 501
     lines = list(range(1, count + 1))
     random.Random(7).shuffle(lines)
     for start in range(0, count, 700):
         chunk = lines[start:start + 700]
-        await store.record_results("batch_big", "w1", [ResultRow(l, l % 3 != 0, b"r%d" % l) for l in chunk], Usage())
+        await store.record_results(lease, [ResultRow(l, l % 3 != 0, b"r%d" % l) for l in chunk], Usage())
     # Another batch's rows must not leak in.
-    await started_batch(store, "batch_other")
-    await store.record_results("batch_other", "w1", rows(1, 2, 4001), Usage())
+    other = await started_batch(store, "batch_other")
+    await store.record_results(other, rows(1, 2, 4001), Usage())
 
     done = [line async for line in store.done_lines("batch_big")]
     assert done == list(range(1, count + 1))
+    assert [line async for line in store.done_lines("batch_big", 2000, 2010)] == list(range(2000, 2011))
     results = [row async for row in store.results("batch_big")]
     assert [r.line for r in results] == list(range(1, count + 1))
     assert all(r.ok == (r.line % 3 != 0) and r.record == b"r%d" % r.line for r in results)
@@ -238,10 +336,10 @@ async def test_done_lines_and_results_page_through_in_line_order(store):
 
 @pytest.mark.parametrize("end", [S.COMPLETED, S.CANCELLED, S.EXPIRED])
 async def test_terminal_transitions_delete_result_rows(store, end):
-    await started_batch(store, "batch_t")
-    await started_batch(store, "batch_keep")
-    await store.record_results("batch_t", "w1", rows(1, 2, 3), Usage())
-    await store.record_results("batch_keep", "w1", rows(1, 2), Usage())
+    lease = await started_batch(store, "batch_t")
+    keep = await started_batch(store, "batch_keep")
+    await store.record_results(lease, rows(1, 2, 3), Usage())
+    await store.record_results(keep, rows(1, 2), Usage())
     before_end = {S.COMPLETED: S.FINALIZING, S.CANCELLED: S.CANCELLING, S.EXPIRED: S.IN_PROGRESS}[end]
     if before_end is not S.IN_PROGRESS:
         assert await store.transition("batch_t", S.IN_PROGRESS, before_end, 1100)
@@ -251,6 +349,7 @@ async def test_terminal_transitions_delete_result_rows(store, end):
     assert [l async for l in store.done_lines("batch_keep")] == [1, 2]
     batch = await store.get_batch("batch_t")
     assert batch.completed == 3, "the counts survive the rows"
+    assert await store.live_shards("batch_t", 1000.0) == 0 and await store.live_shards("batch_keep", 1000.0) == 1
 
 
 # --- listing and scopes ---------------------------------------------------------------------------

@@ -1,0 +1,178 @@
+"""PostgreSQL metadata store: psycopg 3 on a small thread pool, one pooled connection per call.
+
+The pool is deliberately plain: a connection is checked when it is taken, and a new one is
+made at once if it is dead, so while the server is away every call fails fast (callers
+retry at their own pace) and the first call after it is back succeeds.
+
+Coordination between workers lives in PostgreSQL's transactions: a shard claim locks its
+batch row for the moment it counts that batch's running shards, then takes a shard with
+`FOR UPDATE SKIP LOCKED`; the result fence holds the shard row with `FOR SHARE`, so a
+takeover waits for an in-flight commit, and a fenced-out worker's commit fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import queue
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
+
+from batchgate.errors import ConfigError, Unavailable
+from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.redact import redact
+from batchgate.store.sql import SqlStore
+
+T = TypeVar("T")
+log = logging.getLogger("batchgate.store")
+POOL_SIZE = 8
+CONNECT_TIMEOUT = 5  # seconds
+MIGRATION_LOCK = 7_240_113  # pg_advisory_xact_lock key: one migrating process at a time
+RETRIES = 5  # for transactions PostgreSQL rolled back on purpose (deadlock, serialization)
+
+
+@functools.lru_cache(maxsize=512)
+def _pg(sql: str) -> str:
+    return sql.replace("?", "%s")
+
+
+class _Connection:
+    """A psycopg connection speaking the `?` placeholders the shared queries use."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self._conn = conn
+
+    def execute(self, sql: str, params: tuple | list = ()) -> psycopg.Cursor:
+        return self._conn.execute(_pg(sql), params)
+
+    def executemany(self, sql: str, rows: Iterable[tuple]) -> psycopg.Cursor:
+        cursor = self._conn.cursor()
+        cursor.executemany(_pg(sql), list(rows))
+        return cursor
+
+
+class _Pool:
+    """Up to `size` connections (one per executor thread), checked on the way out, kept when healthy."""
+
+    def __init__(self, conninfo: str, size: int):
+        self._conninfo = conninfo
+        self._idle: queue.LifoQueue[psycopg.Connection] = queue.LifoQueue(maxsize=size)
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        conn = self._take()
+        try:
+            yield conn
+        finally:
+            healthy = not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE
+            if not healthy or not _offer(self._idle, conn):
+                conn.close()
+
+    def _take(self) -> psycopg.Connection:
+        while (conn := _poll(self._idle)) is not None:
+            try:
+                conn.execute("")  # a round trip: a server restart leaves idle connections dead
+                return conn
+            except psycopg.Error:
+                conn.close()
+        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+
+    def close(self) -> None:
+        while (conn := _poll(self._idle)) is not None:
+            conn.close()
+
+
+def _poll(idle: queue.LifoQueue) -> psycopg.Connection | None:
+    try:
+        return idle.get_nowait()
+    except queue.Empty:
+        return None
+
+
+def _offer(idle: queue.LifoQueue, conn: psycopg.Connection) -> bool:
+    try:
+        idle.put_nowait(conn)
+        return True
+    except queue.Full:
+        return False
+
+
+class PostgresStore(SqlStore):
+    LOCK_BATCH = " FOR UPDATE"
+    LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
+    FENCE_SHARD = " FOR SHARE"
+
+    def __init__(self, url: str):
+        self._pool = _Pool(url, POOL_SIZE)
+        self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
+
+    @classmethod
+    async def open(cls, url: str) -> "PostgresStore":
+        # postgresql+psycopg://… as SQLAlchemy spells it is accepted too.
+        conninfo = "postgresql://" + url.split("://", 1)[-1]
+        try:
+            # One plain connection first: a wrong host, user or password is reported as it is, at once.
+            await asyncio.to_thread(lambda: psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT).close())
+        except psycopg.Error as exc:
+            raise ConfigError(f"cannot use database {redact(url)}: {str(exc).strip().splitlines()[0]}") from None
+        store = cls(conninfo)
+        try:
+            await store._write(_migrate)
+        except (psycopg.Error, Unavailable) as exc:
+            await store.close()
+            raise ConfigError(f"cannot use database {redact(url)}: {exc}") from None
+        return store
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except psycopg.OperationalError as exc:
+            # The server is restarting or out of reach: callers retry (workers) or answer 503 (the API).
+            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+
+    def _tx(self, fn: Callable[[_Connection], T]) -> T:
+        for attempt in range(RETRIES):
+            try:
+                with self._pool.connection() as conn, conn.transaction():
+                    return fn(_Connection(conn))
+            except (pg_errors.DeadlockDetected, pg_errors.SerializationFailure):
+                if attempt == RETRIES - 1:
+                    raise
+                log.info("transaction rolled back by PostgreSQL (%s); running it again", "deadlock or conflict")
+        raise AssertionError("unreachable")
+
+    def _query(self, fn: Callable[[_Connection], T]) -> T:
+        # A read is safe to repeat: one more try on a fresh connection after a dropped one (a restart).
+        try:
+            with self._pool.connection() as conn:
+                return fn(_Connection(conn))
+        except psycopg.OperationalError:
+            with self._pool.connection() as conn:
+                return fn(_Connection(conn))
+
+    async def _write(self, fn: Callable[[_Connection], T]) -> T:
+        return await self._run(self._tx, fn)
+
+    async def _read(self, fn: Callable[[_Connection], T]) -> T:
+        return await self._run(self._query, fn)
+
+    async def close(self) -> None:
+        await self._run(self._pool.close)
+        self._executor.shutdown(wait=True)
+
+
+def _migrate(db: _Connection) -> None:
+    db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    applied = {v for (v,) in db.execute("SELECT version FROM schema_migrations").fetchall()}
+    for version, script in migration_scripts("postgresql"):
+        if version not in applied:
+            for statement in statements(script):
+                db.execute(statement)
+            db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
