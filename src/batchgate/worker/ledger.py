@@ -28,8 +28,12 @@ class CustomIdLedger:
     async def add(self, pairs: list[tuple[str, int]]) -> None:
         """Insert in a thread while the caller parses the next lines; one insert at a time."""
         await self.settle()
-        self._adding = asyncio.ensure_future(
-            asyncio.to_thread(self._db.executemany, "INSERT INTO ids VALUES (?, ?)", pairs))
+        self._adding = asyncio.ensure_future(asyncio.to_thread(self._insert, pairs))
+
+    def _insert(self, pairs: list[tuple[str, int]]) -> None:
+        # The cursor is closed in this thread: left to the garbage collector, it would reset its
+        # statement on whatever thread drops it, perhaps while the next insert runs (SQLITE_MISUSE).
+        self._db.executemany("INSERT INTO ids VALUES (?, ?)", pairs).close()
 
     async def settle(self) -> None:
         """Wait for the insert still running, if any."""
