@@ -33,13 +33,25 @@ def postgres_bin() -> Path | None:
     return Path(initdb).parent if initdb else None
 
 
+def installed_postgres_bin() -> Path:
+    """The server binaries; on a machine without them, Debian's package is installed first (as root)."""
+    found = postgres_bin()
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
+            subprocess.run(command, check=True, capture_output=True,
+                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        found = postgres_bin()
+    if found is None:
+        raise RuntimeError("PostgreSQL server binaries (initdb, postgres) are not installed: "
+                           "install Debian's postgresql package")
+    return found
+
+
 class PostgresServer:
     """`postgres` on a free loopback port with its data in a temporary folder; `database()` makes a fresh one."""
 
     def __init__(self) -> None:
-        self.bin = postgres_bin()
-        if self.bin is None:
-            raise RuntimeError("PostgreSQL server binaries (initdb, postgres) are not installed")
+        self.bin = installed_postgres_bin()
         self.folder = Path(tempfile.mkdtemp(prefix="batchgate-pg-"))
         self.data = self.folder / "data"
         self.port = free_port()
