@@ -168,15 +168,18 @@ def test_workers_reconnect_and_finish_after_postgresql_restarts_mid_batch(make_g
 
 def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_gateway, postgres_server, s3_server,
                                                                          slow_mock, monkeypatch):
-    monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_COMPLETION_WINDOW_SECONDS", "5")
+    # Long enough for the first batch to get going on a loaded machine before the second one's window ends.
+    monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_COMPLETION_WINDOW_SECONDS", "15")
     monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_CANCEL_GRACE_SECONDS", "1")
     cluster = Cluster(make_gateway, postgres_server, s3_server, slow_mock, workers=3)
     try:
         n = 2000
         texts = {name: {f"{name}{i:04d}": f"{name} line {i}" for i in range(n)} for name in ("a", "b")}
         _, cancelled = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["a"].items()], max_concurrency=12)
-        _, expiring = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["b"].items()], max_concurrency=12)
+        # Slow enough (4 in flight at 50 ms: about 25 s) that its window ends first.
+        _, expiring = start_batch(cluster.api, [chat_line(c, t) for c, t in texts["b"].items()], max_concurrency=4)
         while len(cluster.recorded(cancelled.id)[0]) < 200:
+            assert time.time() < cancelled.created_at + 12, "the first batch did not get going in time"
             time.sleep(0.05)
         assert len(cluster.shard_owners(cancelled.id) | cluster.shard_owners(expiring.id)) >= 3
         assert len(cluster.recorded(expiring.id)[0]) >= 30, "the second batch is served at the same time"
