@@ -94,7 +94,7 @@ class Settings:
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
-    worker_shards: int = 8  # shards one worker process works on at once
+    worker_shards: int = 16  # shards one worker works on at once: room for other batches beside a big one
     max_shards_per_batch: int = 8  # shards of one batch worked on at once, by all workers together
 
     upstreams: tuple[UpstreamConfig, ...] = field(default=())

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
+from math import ceil
+
+# Shard starts are noted every 1/GRAINS of a shard, so shards can be evened out once the count is known.
+GRAINS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,20 +18,36 @@ class ShardSpan:
 
 
 class ShardCutter:
-    """Fed each request line in order; every `lines_per_shard` requests start a new shard."""
+    """Fed each request line in order; cuts shards of at most about `lines_per_shard` requests.
 
-    def __init__(self, lines_per_shard: int):
+    The shard count is rounded up to a multiple of `parallel` (how many shards of the batch run at
+    once, each with an equal share of its max_concurrency) and requests are spread evenly over them.
+    Shards that start together then end together: a last round of a few shards would otherwise run
+    on those shards' small windows while the rest of the batch's concurrency stood idle.
+    """
+
+    def __init__(self, lines_per_shard: int, parallel: int = 1):
         self.lines_per_shard = lines_per_shard
-        self._starts: list[tuple[int, int]] = []  # (first line, offset) of each shard
+        self._parallel = max(1, parallel)
+        self._grain = max(1, lines_per_shard // GRAINS)
+        self._lines = array("q")  # first line and offset of every grain: 16 bytes per grain, not per line
+        self._offsets = array("q")
         self._count = 0
         self._last_line = 0
 
     def add(self, line: int, offset: int) -> None:
-        if self._count % self.lines_per_shard == 0:
-            self._starts.append((line, offset))
+        if self._count % self._grain == 0:
+            self._lines.append(line)
+            self._offsets.append(offset)
         self._count += 1
         self._last_line = line
 
     def spans(self) -> list[ShardSpan]:
-        ends = [first - 1 for first, _ in self._starts[1:]] + [self._last_line]
-        return [ShardSpan(first, last, offset) for (first, offset), last in zip(self._starts, ends)]
+        grains = len(self._lines)
+        if not grains:
+            return []
+        wanted = ceil(ceil(self._count / self.lines_per_shard) / self._parallel) * self._parallel
+        shards = min(grains, wanted)
+        starts = [grains * i // shards for i in range(shards)]  # strictly increasing, as shards <= grains
+        ends = [self._lines[g] - 1 for g in starts[1:]] + [self._last_line]
+        return [ShardSpan(self._lines[g], last, self._offsets[g]) for g, last in zip(starts, ends)]

@@ -75,7 +75,8 @@ class BatchRun:
 
 
 async def _validate(run: BatchRun, batch: BatchRecord) -> None:
-    cutter = ShardCutter(run.ctx.settings.shard_lines)
+    settings = run.ctx.settings
+    cutter = ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
     report = await validate_input(run.ctx, batch, cutter)
     if report.ok:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(),
