@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from batchgate.blobs.lines import located_lines, numbered_lines
+from batchgate.blobs.lines import located_line_batches, located_lines, numbered_lines
 
 
 async def feed(chunks):
@@ -189,3 +189,29 @@ async def test_an_over_long_line_keeps_its_offset():
     data = b"ok\n" + b"x" * 50 + b"\nafter\n"
     assert await locate([data[i:i + 7] for i in range(0, len(data), 7)], max_line_bytes=10) == \
         [(1, 0, b"ok"), (2, 3, None), (3, 54, b"after")]
+
+
+def reference(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
+    """The located lines of a whole file, worked out the slow, obvious way."""
+    located, at = [], 0
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        if number > data.count(b"\n") and not raw:
+            break
+        line = raw.removesuffix(b"\r")
+        located.append((number, at, None if len(line) > limit else line))
+        at += len(raw) + 1
+    return located
+
+
+@pytest.mark.parametrize("data", [b"ab\r\ncd\n\nxxxxxxxxxx\r\nef\rgh\nlast", b"xxxxxxxxxxxx\nyy\r\n",
+                                  b"\r\n\r\nxxxxxxxx\r\n", b"a\nxxxxxxxxx\r"])
+async def test_line_batches_match_the_whole_file_split(data):
+    for chunks in splits(data):
+        batches = [batch async for batch in located_line_batches(feed(chunks), 8)]
+        assert [located for batch in batches for located in batch] == reference(data, 8), chunks
+        assert all(batches) and len(batches) <= len(chunks) + 1  # one list per chunk, never an empty one
+
+
+async def test_line_batches_start_where_told():
+    batches = [batch async for batch in located_line_batches(feed([b"a\nbb\n", b"c"]), 10, 7, 500)]
+    assert batches == [[(7, 500, b"a"), (8, 502, b"bb")], [(9, 505, b"c")]]

@@ -94,3 +94,10 @@ async def test_inserts_overlap_with_the_caller_yet_every_chunk_lands(ledger):
         await ledger.add([(f"id{i % 4500}", i + 1) for i in range(start, start + 1000)])
     repeats = await ledger.duplicates(1000)
     assert len(repeats) == 500 and repeats[0] == ("id0", 1, 4501) and repeats[-1] == ("id499", 500, 5000)
+
+
+async def test_ids_of_any_text_keep_their_exact_value(ledger):
+    odd = ["12", "1.0", "null", 'q"uote', "back\\slash", "nul\x00byte", "é🙂", " a", "a "]
+    await ledger.add([(custom_id, n) for n, custom_id in enumerate(odd, 1)])
+    await ledger.add([(custom_id, n) for n, custom_id in enumerate(odd, 101)] + [("12.0", 200), ("A ", 201)])
+    assert await ledger.duplicates(100) == [(custom_id, n, n + 100) for n, custom_id in enumerate(odd, 1)]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import AsyncIterable, AsyncIterator
+
+Located = tuple[int, int, "bytes | None"]  # (line number, byte offset where it starts, line or None)
 
 
 class LineTooLong(Exception):
@@ -21,35 +24,66 @@ async def numbered_lines(chunks: AsyncIterable[bytes], max_line_bytes: int,
 
 
 async def located_lines(chunks: AsyncIterable[bytes], max_line_bytes: int, first_line: int = 1,
-                        first_offset: int = 0) -> AsyncIterator[tuple[int, int, bytes | None]]:
+                        first_offset: int = 0) -> AsyncIterator[Located]:
     """Like numbered_lines, with the byte offset where each line starts (so a reader can start there later).
 
     `first_line` and `first_offset` say where in the file the chunks start.
     """
-    line_no = first_line - 1
-    pending = b""
-    skipping = False
-    chunk_at = line_at = first_offset  # file offsets of the current chunk and of the current line
+    async for batch in located_line_batches(chunks, max_line_bytes, first_line, first_offset):
+        for located in batch:
+            yield located
+
+
+async def located_line_batches(chunks: AsyncIterable[bytes], max_line_bytes: int, first_line: int = 1,
+                               first_offset: int = 0) -> AsyncIterator[list[Located]]:
+    """located_lines, a list per chunk: a reader of many short lines then loops in plain Python, not per await."""
+    splitter = LineSplitter(max_line_bytes, first_line, first_offset)
     async for chunk in chunks:
-        start = 0
-        while (end := chunk.find(b"\n", start)) != -1:
-            line_no += 1
-            if skipping:
-                yield line_no, line_at, None
-                skipping = False
-            else:
-                line = (pending + chunk[start:end] if pending else chunk[start:end]).removesuffix(b"\r")
-                pending = b""
-                yield line_no, line_at, None if len(line) > max_line_bytes else line
-            start = end + 1
-            line_at = chunk_at + start
-        if not skipping:
-            pending += chunk[start:]
-            if len(pending) > max_line_bytes + 1:
-                pending, skipping = b"", True
-        chunk_at += len(chunk)
-    if skipping:
-        yield line_no + 1, line_at, None
-    elif pending:
-        line = pending.removesuffix(b"\r")
-        yield line_no + 1, line_at, None if len(line) > max_line_bytes else line
+        if batch := splitter.feed(chunk):
+            yield batch
+    if batch := splitter.end():
+        yield batch
+
+
+class LineSplitter:
+    """Cuts chunks into located lines; the bytes after the last newline wait for the next chunk."""
+
+    def __init__(self, max_line_bytes: int, first_line: int = 1, first_offset: int = 0):
+        self.max_line_bytes = max_line_bytes
+        self.line_no = first_line - 1  # the last line handed out
+        self.line_at = self.chunk_at = first_offset  # file offsets of the line being assembled, of the next chunk
+        self.pending = b""
+        self.skipping = False  # the line being assembled is over the limit already: its bytes are dropped
+
+    def feed(self, chunk: bytes) -> list[Located]:
+        parts = chunk.split(b"\n")  # one C call; the last part has no newline yet
+        tail = parts.pop()
+        located: list[Located] = []
+        if parts:
+            limit, line_no, head = self.max_line_bytes, self.line_no + 1, parts[0]
+            first = None if self.skipping else self._line(self.pending + head)
+            located.append((line_no, self.line_at, first))
+            at = self.chunk_at + len(head) + 1
+            crlf = b"\r" in chunk
+            for part in islice(parts, 1, None):
+                line_no += 1
+                line = part.removesuffix(b"\r") if crlf else part
+                located.append((line_no, at, None if len(line) > limit else line))
+                at += len(part) + 1
+            self.line_no, self.line_at, self.pending, self.skipping = line_no, at, b"", False
+        self.chunk_at += len(chunk)
+        if not self.skipping:
+            self.pending += tail
+            if len(self.pending) > self.max_line_bytes + 1:
+                self.pending, self.skipping = b"", True
+        return located
+
+    def end(self) -> list[Located]:
+        """The last line, when the file does not end with a newline."""
+        if self.skipping:
+            return [(self.line_no + 1, self.line_at, None)]
+        return [(self.line_no + 1, self.line_at, self._line(self.pending))] if self.pending else []
+
+    def _line(self, raw: bytes) -> bytes | None:
+        line = raw.removesuffix(b"\r")
+        return None if len(line) > self.max_line_bytes else line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import aclosing
 from typing import AsyncIterator
 
-from batchgate.blobs.lines import located_lines
+from batchgate.blobs.lines import located_line_batches
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
 from batchgate.errors import InputMissing
@@ -19,6 +19,19 @@ async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
 
     None stands for a line over the size limit.
     """
+    async with aclosing(located_input_batches(ctx, batch, shard)) as batches:
+        async for located in batches:
+            for item in located:
+                if item[2] is None or not is_blank(item[2]):
+                    yield item
+
+
+async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
+                                shard: ShardLease | None = None) -> AsyncIterator[list[tuple[int, int, bytes | None]]]:
+    """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
+
+    For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
+    """
     file = await ctx.store.get_file(batch.scope, batch.input_file_id)
     if file is None:
         raise InputMissing(f"The input file {batch.input_file_id} no longer exists.")
@@ -26,12 +39,14 @@ async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
         async with aclosing(ctx.blobs.read(file.storage_key, offset)) as chunks, \
-                aclosing(located_lines(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines:
-            async for line, at, raw in lines:
-                if last_line is not None and line > last_line:
+                aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches:
+            async for located in batches:
+                past_end = last_line is not None and located[-1][0] > last_line
+                if past_end:
+                    if kept := [item for item in located if item[0] <= last_line]:
+                        yield kept
                     return
-                if raw is None or not is_blank(raw):
-                    yield line, at, raw
+                yield located
     except FileNotFoundError:
         raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from batchgate.domain.lines import LineError, ValidationReport, parse_line
+from contextlib import aclosing
+
+from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_line, well_formed
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
+from batchgate.settings import Settings
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.inputs import located_input_lines
+from batchgate.worker.inputs import located_input_batches
 from batchgate.worker.ledger import CustomIdLedger, scratch_folder
 
 LEDGER_CHUNK = 10_000
@@ -34,29 +37,52 @@ async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: Validatio
                        ledger: CustomIdLedger, cutter: ShardCutter | None) -> None:
     settings = ctx.settings
     pending: list[tuple[str, int]] = []
-    async for line, offset, raw in located_input_lines(ctx, batch):
-        report.request_count += 1
-        if report.request_count > settings.max_lines:
-            report.add_error(LineError(line, "too_many_tasks",
-                                       f"The file has more than {settings.max_lines} requests (line {line})."))
-            break
-        try:
-            if raw is None:
-                raise LineError(line, "line_too_long",
-                                f"Line {line} is longer than {settings.max_line_bytes} bytes.")
-            request = parse_line(raw, line, batch.endpoint, settings.max_line_bytes)
-        except LineError as error:
-            report.add_error(error)
-            continue
-        report.add_request(request)
-        if cutter is not None:
-            cutter.add(line, offset)
-        pending.append((request.custom_id, line))
-        if len(pending) >= LEDGER_CHUNK:
-            await ledger.add(pending)
-            pending = []
+    async with aclosing(located_input_batches(ctx, batch)) as batches:
+        async for located in batches:
+            if not _check_batch(located, batch.endpoint, settings, report, cutter, pending):
+                break
+            if len(pending) >= LEDGER_CHUNK:
+                await ledger.add(pending)
+                pending = []
     await ledger.add(pending)
     for custom_id, first, line in await ledger.duplicates(settings.max_reported_errors):
         report.add_error(LineError(line, "duplicate_custom_id",
                                    f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
                                    "custom_id"))
+
+
+def _check_batch(located: list[tuple[int, int, bytes | None]], endpoint: str, settings: Settings,
+                 report: ValidationReport, cutter: ShardCutter | None, pending: list[tuple[str, int]]) -> bool:
+    """Check one chunk's lines, adding (custom_id, line) of each request to `pending`; False past the line limit.
+
+    A plain loop with the well-formed case first: this runs once per line of every file.
+    """
+    count, max_lines, last_model = report.request_count, settings.max_lines, None
+    for line, offset, raw in located:
+        fast = None if raw is None else well_formed(raw, endpoint)
+        if fast is None and raw is not None and is_blank(raw):
+            continue
+        count += 1
+        if count > max_lines:
+            report.request_count = count
+            report.add_error(LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line})."))
+            return False
+        if fast is not None:
+            custom_id, model = fast
+        else:
+            try:
+                if raw is None:
+                    raise LineError(line, "line_too_long", f"Line {line} is longer than {settings.max_line_bytes} bytes.")
+                request = parse_line(raw, line, endpoint, settings.max_line_bytes)
+            except LineError as error:
+                report.add_error(error)
+                continue
+            custom_id, model = request.custom_id, request.model
+        if model != last_model:
+            report.add_model(model)
+            last_model = model
+        if cutter is not None:
+            cutter.add(line, offset)
+        pending.append((custom_id, line))
+    report.request_count = count
+    return True

@@ -1,0 +1,60 @@
+"""batchgate.domain.lines.well_formed: the fast path of validation accepts exactly what parse_line accepts."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from batchgate.domain.lines import MAX_CUSTOM_ID_CHARS, LineError, parse_line, well_formed
+
+CHAT = "/v1/chat/completions"
+LIMIT = 10_000
+
+
+def line_of(**fields) -> bytes:
+    return orjson.dumps(fields)
+
+
+def valid(**changes) -> dict:
+    obj = {"custom_id": "req-1", "method": "POST", "url": CHAT,
+           "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
+    obj.update(changes)
+    return obj
+
+
+def without(key: str) -> dict:
+    obj = valid()
+    del obj[key]
+    return obj
+
+
+
+AGREEMENT_LINES = [
+    line_of(**valid()), line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
+    line_of(**valid(custom_id="x" * (MAX_CUSTOM_ID_CHARS + 1))), line_of(**valid(extra=[1, {"a": None}])),
+    line_of(**valid(body={"model": "m", "stream": False})), line_of(**valid(body={"model": "m", "stream": True})),
+    line_of(**valid(body={"model": "m", "stream": 1})), b"", b"   ", b"\xff\xfe", b"{", b"[]", b'"text"', b"3", b"null",
+    b'{"custom_id": "a", "custom_id": "b", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}',
+    line_of(**without("custom_id")), line_of(**without("method")), line_of(**without("url")), line_of(**without("body")),
+    *(line_of(**valid(custom_id=value)) for value in ["", 5, None, ["a"], {"a": 1}, True]),
+    *(line_of(**valid(method=value)) for value in ["GET", "post", None, 1, ""]),
+    *(line_of(**valid(url=value)) for value in ["/v1/embeddings", "/v1/chat/completions/", None, 5, ""]),
+    *(line_of(**valid(body=value)) for value in [[], "text", 1, True, None, {}, {"model": None}]),
+    *(line_of(**valid(body={"model": value})) for value in ["", 5, ["gpt"], {"name": "gpt"}, False, "gpt-x"]),
+]
+
+
+@pytest.mark.parametrize("raw", AGREEMENT_LINES)
+def test_well_formed_agrees_with_parse_line(raw):
+    try:
+        request = parse_line(raw, 1, CHAT, LIMIT)
+    except LineError:
+        assert well_formed(raw, CHAT) is None
+    else:
+        assert well_formed(raw, CHAT) == (request.custom_id, request.model)
+
+
+def test_well_formed_checks_the_endpoint():
+    raw = line_of(**valid(url="/v1/embeddings"))
+    assert well_formed(raw, "/v1/embeddings") == ("req-1", "m")
+    assert well_formed(raw, CHAT) is None
