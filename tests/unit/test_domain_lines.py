@@ -9,26 +9,7 @@ import pytest
 
 from batchgate.domain.lines import (ENDPOINTS, MAX_CUSTOM_ID_CHARS, LineError, RequestLine, ValidationReport,
                                     is_blank, parse_line)
-
-CHAT = "/v1/chat/completions"
-LIMIT = 10_000
-
-
-def line_of(**fields) -> bytes:
-    return orjson.dumps(fields)
-
-
-def valid(**changes) -> dict:
-    obj = {"custom_id": "req-1", "method": "POST", "url": CHAT,
-           "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
-    obj.update(changes)
-    return obj
-
-
-def without(key: str) -> dict:
-    obj = valid()
-    del obj[key]
-    return obj
+from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 
 
 def expect_error(raw: bytes, line: int, code: str, *, endpoint: str = CHAT, max_line_bytes: int = LIMIT,

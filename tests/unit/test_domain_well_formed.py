@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
 from batchgate.domain.lines import MAX_CUSTOM_ID_CHARS, LineError, parse_line, well_formed
-
-CHAT = "/v1/chat/completions"
-LIMIT = 10_000
-
-
-def line_of(**fields) -> bytes:
-    return orjson.dumps(fields)
-
-
-def valid(**changes) -> dict:
-    obj = {"custom_id": "req-1", "method": "POST", "url": CHAT,
-           "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
-    obj.update(changes)
-    return obj
-
-
-def without(key: str) -> dict:
-    obj = valid()
-    del obj[key]
-    return obj
-
-
+from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 
 AGREEMENT_LINES = [
     line_of(**valid()), line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
