@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 
 import pytest
 
@@ -440,3 +441,17 @@ async def test_delete_file_refuses_the_input_of_an_unfinished_batch(store):
     assert await store.transition("batch_user", S.VALIDATING, S.FAILED, 900, {"errors": {"object": "list"}})
     assert (await store.delete_file("file-in-use")).id == "file-in-use"
     assert await store.get_file(ALICE, "file-in-use") is None
+
+
+async def test_a_read_does_not_wait_for_a_write_in_progress(store):
+    """A status poll is answered while a commit of results is still under way (WAL readers on SQLite)."""
+    await store.insert_file(make_file("file-a"))
+    release = threading.Event()
+    writing = asyncio.ensure_future(store._write(lambda db: release.wait(10)))  # a write holding its transaction
+    await asyncio.sleep(0.05)
+    try:
+        found = await asyncio.wait_for(store.get_file(ALICE, "file-a"), 5)
+    finally:
+        release.set()
+        await writing
+    assert found is not None and found.id == "file-a"

@@ -1,4 +1,8 @@
-"""SQLite metadata store: WAL, one connection on one thread, grouped commits."""
+"""SQLite metadata store: WAL, grouped commits; writes on one thread, reads on another.
+
+Readers never wait for the writer under WAL, so a status poll is not queued behind a batch's
+result commits. Each read runs in its own read transaction: one consistent snapshot.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,10 @@ class SqliteStore(SqlStore):
         self._path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._db: sqlite3.Connection | None = None
+        # An in-memory database exists once per connection: there, reads share the writer's.
+        self._shared = path == ":memory:"
+        self._reader = None if self._shared else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+        self._read_db: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, url: str) -> "SqliteStore":
@@ -32,18 +40,23 @@ class SqliteStore(SqlStore):
             raise ConfigError(f"database url {url!r} names no file")
         store = cls(path)
         await store._run(store._connect)
+        if store._reader is not None:  # after the migrations, so the reader sees the schema
+            store._read_db = await asyncio.get_running_loop().run_in_executor(store._reader, store._open)
         return store
 
     def _connect(self) -> None:
-        if self._path != ":memory:":
+        if not self._shared:
             Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = self._open()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._tx(_migrate)
+
+    def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=ON")
-        self._db = db
-        self._tx(_migrate)
+        return db
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
@@ -63,13 +76,28 @@ class SqliteStore(SqlStore):
         return await self._run(self._tx, fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._run(fn, self._db)
+        if self._reader is None:
+            return await self._run(fn, self._db)
+        return await asyncio.get_running_loop().run_in_executor(self._reader, _snapshot, self._read_db, fn)
 
     async def close(self) -> None:
+        if self._read_db is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader, self._read_db.close)
+            self._read_db = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
         if self._db is not None:
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+
+
+def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    db.execute("BEGIN")  # deferred: a read transaction, never a lock on writers
+    try:
+        return fn(db)
+    finally:
+        db.execute("COMMIT")
 
 
 def _migrate(db: sqlite3.Connection) -> None:
