@@ -1,4 +1,4 @@
-"""batchgate.blobs.lines.numbered_lines: streaming a file into numbered lines."""
+"""batchgate.blobs.lines: streaming a file into numbered lines, with where each starts."""
 
 from __future__ import annotations
 
@@ -6,12 +6,22 @@ import tracemalloc
 
 import pytest
 
-from batchgate.blobs.lines import located_line_batches, located_lines, numbered_lines
+from batchgate.blobs.lines import located_line_batches, located_lines
 
 
 async def feed(chunks):
     for chunk in chunks:
         yield chunk
+
+
+def numbered_lines(chunks, max_line_bytes: int):
+    """(line number, line) pairs: located_lines without the offsets."""
+    return _numbered(located_lines(chunks, max_line_bytes))
+
+
+async def _numbered(located):
+    async for line_no, _, line in located:
+        yield line_no, line
 
 
 async def collect(chunks, max_line_bytes: int = 1000) -> list[tuple[int, bytes | None]]:

@@ -303,9 +303,9 @@ def test_a_streaming_body_is_refused_with_its_line():
 def test_report_names_the_one_model_of_a_file_and_none_for_a_mix():
     report = ValidationReport(keep=5)
     assert report.model is None
-    for line in (1, 2):
-        report.add_request(RequestLine(line, f"c{line}", {"model": "llama"}))
+    report.add_model("llama")
+    report.add_model("llama")
     assert report.model == "llama"
-    report.add_request(RequestLine(3, "c3", {"model": "qwen"}))
-    report.add_request(RequestLine(4, "c4", {"model": "llama"}))
+    report.add_model("qwen")
+    report.add_model("llama")
     assert report.model is None

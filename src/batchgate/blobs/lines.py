@@ -8,26 +8,11 @@ from typing import AsyncIterable, AsyncIterator
 Located = tuple[int, int, "bytes | None"]  # (line number, byte offset where it starts, line or None)
 
 
-class LineTooLong(Exception):
-    pass
-
-
-async def numbered_lines(chunks: AsyncIterable[bytes], max_line_bytes: int,
-                         first_line: int = 1) -> AsyncIterator[tuple[int, bytes | None]]:
-    """Yield (line number, line without newline); None stands for a line over the limit.
-
-    A trailing '\\r' is dropped so CRLF files read like LF files. An over-long line is never
-    buffered whole: its bytes are discarded until its newline.
-    """
-    async for line_no, _, line in located_lines(chunks, max_line_bytes, first_line):
-        yield line_no, line
-
-
 async def located_lines(chunks: AsyncIterable[bytes], max_line_bytes: int, first_line: int = 1,
                         first_offset: int = 0) -> AsyncIterator[Located]:
-    """Like numbered_lines, with the byte offset where each line starts (so a reader can start there later).
-
-    `first_line` and `first_offset` say where in the file the chunks start.
+    """Yield (line number, byte offset where it starts, line without newline); None stands for a line
+    over the limit, which is never buffered whole. A trailing '\\r' is dropped so CRLF files read like
+    LF files. `first_line` and `first_offset` say where in the file the chunks start.
     """
     async for batch in located_line_batches(chunks, max_line_bytes, first_line, first_offset):
         for located in batch:

@@ -135,9 +135,6 @@ class ValidationReport:
         self.request_count = 0
         self._models: set[str] = set()  # at most two are kept: one model, or "more than one"
 
-    def add_request(self, request: RequestLine) -> None:
-        self.add_model(request.model)
-
     def add_model(self, model: str) -> None:
         if len(self._models) < 2:
             self._models.add(model)
