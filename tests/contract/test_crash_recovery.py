@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     db_batch, outputs, recorded_lines, shard_owners, start_batch, start_worker,
+                                     db_batch, freeze_outside_writes, outputs, recorded_lines, shard_owners, start_batch, start_worker,
                                      stop_mock, stop_process, texts_of, wait_status, wait_until)
 from tests.support.servers import MockUpstream
 
@@ -192,7 +192,7 @@ def test_a_frozen_gateway_sends_no_recorded_line_after_another_worker_took_over(
         wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 40, timeout=20,
                    what="40 lines answered by the gateway")
         assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
-        gw.process.send_signal(signal.SIGSTOP)
+        freeze_outside_writes(gw.process, db)
         try:
             frozen_at = len(recorded_lines(db, batch.id))
             wait_until(lambda: len(recorded_lines(db, batch.id)) >= frozen_at + 60, timeout=20,
@@ -228,7 +228,7 @@ def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gat
     worker = None
     try:
         wait_until(lambda: flaky in texts_of(mock.requests()), timeout=10, what="the first (500) attempt")
-        gw.process.send_signal(signal.SIGSTOP)  # inside the 1.5–3 s backoff before the retry
+        freeze_outside_writes(gw.process, db)  # inside the 1.5–3 s backoff before the retry
         try:
             assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
             worker = start_worker(gw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -159,6 +160,39 @@ def stop_mock(mock) -> None:
     except subprocess.TimeoutExpired:
         mock.process.kill()
         mock.process.wait(10)
+
+
+def freeze_outside_writes(process: subprocess.Popen, db_path: Path, tries: int = 200) -> int:
+    """SIGSTOP `process` at a moment it holds no SQLite write lock; return how many freezes it took.
+
+    A process frozen inside a write transaction stops every other writer until it wakes (SQLite has
+    one writer at a time), so a freeze there would test SQLite's lock, not the leases.
+    """
+    for attempt in range(1, tries + 1):
+        process.send_signal(signal.SIGSTOP)
+        wait_until(lambda: _stopped(process.pid), timeout=5, interval=0.001, what="the process to stop")
+        probe = sqlite3.connect(db_path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return attempt
+        except sqlite3.OperationalError:  # frozen mid-transaction: thaw, let it commit, try again
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.02)
+        finally:
+            probe.close()
+    raise AssertionError(f"the process held SQLite's write lock at each of {tries} freezes")
+
+
+def _stopped(pid: int) -> bool:
+    """Every thread of `pid` is stopped (state T in /proc): a signal is delivered, not only sent."""
+    states = []
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return all(state == "T" for state in states)
 
 
 def start_worker(gateway: Gateway, log_name: str = "worker.log") -> subprocess.Popen:
