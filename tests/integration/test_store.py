@@ -14,8 +14,8 @@ from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus as S
-from batchgate.errors import Conflict, LeaseLost
-from batchgate.store import ResultRow, ShardLease
+from batchgate.errors import Conflict, LeaseLost, Unavailable
+from batchgate.store import ResultRow, ShardLease, postgresql
 from batchgate.store.migrations import migration_scripts
 from batchgate.store.sql import PAGE_ROWS
 
@@ -455,3 +455,31 @@ async def test_a_read_does_not_wait_for_a_write_in_progress(store):
         release.set()
         await writing
     assert found is not None and found.id == "file-a"
+
+
+async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_server, monkeypatch):
+    """A worker paused mid-transaction (a suspended VM) must not hold its row locks until it resumes."""
+    monkeypatch.setattr(postgresql, "IDLE_IN_TRANSACTION", "300ms")
+    store = await batchgate.store.open_store(postgres_server.database())
+    try:
+        await store.insert_batch(make_batch("batch_1"))
+        holding, resume = threading.Event(), threading.Event()
+
+        def pause_holding_the_row(db):
+            db.execute("SELECT id FROM batches WHERE id = ? FOR UPDATE", ("batch_1",))
+            holding.set()
+            resume.wait(10)  # idle in transaction, as a frozen process would be
+            db.execute("SELECT 1")
+
+        paused = asyncio.ensure_future(store._write(pause_holding_the_row))
+        assert await asyncio.to_thread(holding.wait, 5)
+        try:
+            moved = await asyncio.wait_for(store.transition("batch_1", S.VALIDATING, S.FAILED, 1001), 5)
+        finally:
+            resume.set()
+        assert moved
+        with pytest.raises(Unavailable):
+            await paused
+        assert (await store.get_batch("batch_1")).status == S.FAILED
+    finally:
+        await store.close()

@@ -35,6 +35,9 @@ POOL_SIZE = 8
 CONNECT_TIMEOUT = 5  # seconds
 MIGRATION_LOCK = 7_240_113  # pg_advisory_xact_lock key: one migrating process at a time
 RETRIES = 5  # for transactions PostgreSQL rolled back on purpose (deadlock, serialization)
+# A process paused inside a transaction (a suspended VM, a debugger) would keep its row locks
+# until it resumes; the server ends such a session instead. batchgate's transactions are short.
+IDLE_IN_TRANSACTION = "30s"
 
 
 @functools.lru_cache(maxsize=512)
@@ -81,7 +84,9 @@ class _Pool:
                 return conn
             except psycopg.Error:
                 conn.close()
-        return psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        conn.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'")
+        return conn
 
     def close(self) -> None:
         while (conn := _poll(self._idle)) is not None:
@@ -132,8 +137,9 @@ class PostgresStore(SqlStore):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-        except psycopg.OperationalError as exc:
-            # The server is restarting or out of reach: callers retry (workers) or answer 503 (the API).
+        except (psycopg.OperationalError, pg_errors.IdleInTransactionSessionTimeout) as exc:
+            # The server is restarting, out of reach, or ended this session after a pause: callers
+            # retry (workers) or answer 503 (the API).
             raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
 
     def _tx(self, fn: Callable[[_Connection], T]) -> T:
