@@ -47,7 +47,7 @@ REFERENCE = {
     "results": table(("batch_id", "line"), {"batch_id": "text", "line": "int", "ok": "int", "record": "bytes"}),
     "shards": table(("batch_id", "shard"), {
         "batch_id": "text", "shard": "int", "first_line": "int", "last_line": "int", "start_offset": "int",
-        "done": "int", "lease_owner": "text?", "lease_expires_at": "float?"},
+        "done": "int", "lease_owner": "text?", "lease_expires_at": "float?", "handed_on": "int"},
         {(("done", "batch_id"), False)}),
 }
 

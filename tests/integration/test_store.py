@@ -236,6 +236,35 @@ async def test_a_batch_runs_at_most_its_share_of_shards_and_splits_its_concurren
     assert [l and (l.batch_id, l.window) for l in narrow] == [("batch_narrow", 1), ("batch_narrow", 1), None]
 
 
+async def test_a_shard_that_sent_every_line_hands_its_place_to_a_successor(store):
+    await shard_batch(store, "batch_h", 4, concurrency=8)
+    first, second = [await store.claim_shard("w1", 1000.0, 30, 2) for _ in range(2)]
+    assert await store.claim_shard("w2", 1001.0, 30, 2) is None, "batch_h runs its 2 places"
+
+    successor = await store.claim_successor(first, 1001.0, 30, 2)
+    assert (successor.batch_id, successor.shard, successor.worker_id, successor.window) == ("batch_h", 2, "w1", 4)
+    assert await store.claim_shard("w2", 1001.0, 30, 2) is None, "the successor took the first shard's place"
+    assert await store.claim_successor(first, 1001.0, 30, 2) is None, "a shard hands its place on once"
+    assert (await store.claim_successor(successor, 1002.0, 30, 2)).shard == 3, "a lane runs shards back to back"
+    assert await store.claim_successor(second, 1002.0, 30, 2) is None, "no free shard is left"
+    assert not await store.finish_shard(first, 1003)
+    assert await store.live_shards("batch_h", 1003.0) == 3, "handed-on shards still await their answers"
+
+
+async def test_a_shard_without_a_successor_or_its_lease_keeps_no_successor(store):
+    await shard_batch(store, "batch_k", 3, concurrency=8)
+    k0, k1 = [await store.claim_shard("w1", 1000.0, 10, 2) for _ in range(2)]
+    k2 = await store.claim_successor(k0, 1000.0, 10, 2)
+    assert await store.claim_successor(k1, 1001.0, 10, 2) is None, "no free shard to hand on to"
+    await store.release_shard(k2)
+    assert (await store.claim_successor(k1, 1002.0, 10, 2)).shard == 2, "k1 kept its place when nothing was free"
+
+    await store.release_shard(k1)  # k1's holder is gone; w2 takes k1
+    taken = await store.claim_shard("w2", 1003.0, 10, 2)
+    assert (taken.shard, taken.worker_id) == (1, "w2")
+    assert await store.claim_successor(k1, 1003.0, 10, 2) is None, "only the holder of the lease hands it on"
+
+
 async def test_claims_go_to_the_least_recently_served_batch(store):
     for i in range(3):
         await shard_batch(store, f"batch_f{i}", 4, created_at=1000 + i)

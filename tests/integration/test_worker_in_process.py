@@ -126,3 +126,67 @@ async def test_many_small_shards_each_read_from_their_own_offset(parts):
     output = await read_file(ctx, batch.output_file_id)
     assert [l["custom_id"] for l in output] == [f"c{i}" for i in range(11)]
     assert [l["response"]["body"]["echo"] for l in output] == texts, "each line got its own answer"
+
+
+class HoldingUpstream:
+    """Answers at once, except lines mentioning "hold", which wait for `release`; counts lines in flight."""
+
+    release: asyncio.Event
+    sent: list[str]
+    in_flight = peak = 0
+
+    def __init__(self, config: UpstreamConfig, settings: Settings):
+        self.name = config.name
+
+    async def send(self, endpoint, body, gate=None) -> Outcome:
+        text = body["messages"][0]["content"]
+        cls = HoldingUpstream
+        cls.sent.append(text)
+        cls.in_flight += 1
+        cls.peak = max(cls.peak, cls.in_flight)
+        try:
+            if "hold" in text:
+                await cls.release.wait()
+            return Outcome(status_code=200, body={"echo": text})
+        finally:
+            cls.in_flight -= 1
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_shard_awaiting_its_last_answers_hands_its_window_to_the_next_shard(tmp_path, monkeypatch):
+    """Shards of 2 lines whose last line hangs: the window moves on to later shards instead of idling,
+    and the batch's lines in flight never exceed its max_concurrency (4, in 2 lanes of 2)."""
+    monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
+    HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
+    settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2, shard_lines=2,
+                        max_shards_per_batch=2, upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),))
+    store = await open_store(settings.resolved_database_url)
+    router = Router(settings)
+    ctx = WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    texts = [f"line {i}" + (" hold" if i % 2 else "") for i in range(12)]  # each shard's second line holds
+    try:
+        batch_id = await add_batch(ctx, texts)
+        worker = asyncio.create_task(Worker(ctx).run())
+        try:
+            async with asyncio.timeout(20):
+                while sum("hold" in t for t in HoldingUpstream.sent) < 4:
+                    await asyncio.sleep(0.02)
+            assert HoldingUpstream.in_flight == 4 and HoldingUpstream.peak == 4, "4 held lines fill both lanes"
+            shards = {texts.index(s) // 2 for s in HoldingUpstream.sent}
+            assert len(shards) == 4, "each lane moved on to a second shard while its first one awaited an answer"
+            HoldingUpstream.release.set()
+            async with asyncio.timeout(20):
+                while (await store.get_batch(batch_id)).status not in TERMINAL:
+                    await asyncio.sleep(0.02)
+        finally:
+            worker.cancel()
+            await asyncio.gather(worker, return_exceptions=True)
+        batch = await store.get_batch(batch_id)
+        assert batch.status is S.COMPLETED and (batch.total, batch.completed) == (12, 12)
+        assert sorted(HoldingUpstream.sent) == sorted(texts), "every line sent once"
+        assert HoldingUpstream.peak == 4
+    finally:
+        await router.close()
+        await store.close()

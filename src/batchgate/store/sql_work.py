@@ -15,6 +15,8 @@ from batchgate.store.base import ResultRow, ShardLease
 PAGE_ROWS = 2000
 _LIVE = "lease_owner IS NOT NULL AND lease_expires_at >= ?"  # a shard someone is working on
 FREE_LEASE = "(lease_owner IS NULL OR lease_expires_at < ?)"  # a shard anyone may claim
+# A shard holding one of its batch's places: a window of its own, not one handed on to it.
+_PLACE = f"done = 0 AND handed_on = 0 AND {_LIVE}"
 
 
 class Db(Protocol):
@@ -74,10 +76,30 @@ class WorkQueries:
             candidate = db.execute(
                 "SELECT b.id FROM batches b WHERE b.status = 'in_progress' AND b.sealed = 0 AND b.expires_at > ? "
                 f"AND EXISTS (SELECT 1 FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {FREE_LEASE}) "
-                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {_LIVE}) "
-                "< b.max_concurrency AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND s.done = 0 "
-                f"AND {_LIVE}) < ? ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch)).fetchone()
+                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < b.max_concurrency "
+                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < ? "
+                "ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch)).fetchone()
             return candidate and self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)
+
+        return await self._write(claim)
+
+    async def claim_successor(self, lease: ShardLease, now: float, lease_seconds: float,
+                              per_batch: int) -> ShardLease | None:
+        """Lease the next free shard of `lease`'s batch, for `lease`'s holder once it has sent every line.
+
+        `lease`'s shard then only awaits its last answers and gives its place to the successor,
+        which its holder feeds through the same window: the batch's lines in flight stay within
+        max_concurrency. With no successor to take, the shard keeps its place.
+        """
+        def claim(db: Db) -> ShardLease | None:
+            if db.execute(f"UPDATE shards SET handed_on = 1 WHERE batch_id = ? AND shard = ? AND lease_owner = ? "
+                          f"AND {_PLACE}", (lease.batch_id, lease.shard, lease.worker_id, now)).rowcount != 1:
+                return None  # finished, or taken over meanwhile: no longer ours to hand on
+            successor = self._claim_in(db, lease.batch_id, lease.worker_id, now, lease_seconds, per_batch)
+            if successor is None:
+                db.execute("UPDATE shards SET handed_on = 0 WHERE batch_id = ? AND shard = ?",
+                           (lease.batch_id, lease.shard))
+            return successor
 
         return await self._write(claim)
 
@@ -88,20 +110,20 @@ class WorkQueries:
         if db.execute(f"SELECT id FROM batches WHERE id = ? AND status = 'in_progress' AND sealed = 0"
                       f"{self.LOCK_BATCH}", (batch_id,)).fetchone() is None:
             return None
-        concurrency, shards, live = db.execute(
+        concurrency, shards, places = db.execute(
             "SELECT max_concurrency, (SELECT count(*) FROM shards WHERE batch_id = ?), "
-            f"(SELECT count(*) FROM shards WHERE batch_id = ? AND done = 0 AND {_LIVE}) FROM batches WHERE id = ?",
+            f"(SELECT count(*) FROM shards WHERE batch_id = ? AND {_PLACE}) FROM batches WHERE id = ?",
             (batch_id, batch_id, now, batch_id)).fetchone()
         parallel = max(1, min(concurrency, per_batch, shards))
-        if live >= parallel:
+        if places >= parallel:
             return None
         row = db.execute(f"SELECT shard, first_line, last_line, start_offset FROM shards WHERE batch_id = ? "
                          f"AND done = 0 AND {FREE_LEASE} ORDER BY shard LIMIT 1{self.LOCK_SHARD}",
                          (batch_id, now)).fetchone()
         if row is None:
             return None
-        db.execute("UPDATE shards SET lease_owner = ?, lease_expires_at = ? WHERE batch_id = ? AND shard = ?",
-                   (worker_id, now + lease_seconds, batch_id, row[0]))
+        db.execute("UPDATE shards SET lease_owner = ?, lease_expires_at = ?, handed_on = 0 "
+                   "WHERE batch_id = ? AND shard = ?", (worker_id, now + lease_seconds, batch_id, row[0]))
         db.execute("UPDATE batches SET served_at = ? WHERE id = ?", (now, batch_id))
         return ShardLease(batch_id, row[0], worker_id, row[1], row[2], row[3], concurrency // parallel)
 

@@ -20,6 +20,7 @@ from batchgate.errors import Abandoned
 from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import input_lines
+from batchgate.worker.lane import Lane
 from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
@@ -67,35 +68,40 @@ class StopSignal:
         return self.reason in (None, StopReason.CANCELLED)
 
 
-async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease) -> None:
-    """Send every unanswered line of one shard of `batch`; return when all are recorded or `stop` fires."""
+async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease, lane: Lane,
+                  sent_all: Callable[[], None] = lambda: None) -> None:
+    """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
+    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited."""
     inflight: set[asyncio.Task] = set()
 
     def finished(task: asyncio.Task) -> None:
         inflight.discard(task)
-        stop.wake.set()
+        lane.give_back()
 
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
     writer = ResultWriter(ctx.store, shard, ctx.settings.commit_interval_seconds)
     try:
         async with writer:
-            done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
-            next_done = await anext(done, None)
-            async for line, raw in input_lines(ctx, batch, shard):
-                while next_done is not None and next_done < line:
-                    next_done = await anext(done, None)
-                if next_done == line:
-                    continue
-                while stop.reason is None and (len(inflight) >= shard.window
-                                               or ctx.clock() >= stop.lease_until):
-                    await stop.wait()
-                if stop.reason is not None or writer.failed:
-                    break
-                request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
-                task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop, flow))
-                inflight.add(task)
-                task.add_done_callback(finished)
-            await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
+            with lane.joined(stop.wake):
+                done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
+                next_done = await anext(done, None)
+                async for line, raw in input_lines(ctx, batch, shard):
+                    while next_done is not None and next_done < line:
+                        next_done = await anext(done, None)
+                    if next_done == line:
+                        continue
+                    while stop.reason is None and (lane.full() or ctx.clock() >= stop.lease_until):
+                        await stop.wait()
+                    if stop.reason is not None or writer.failed:
+                        break
+                    request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
+                    task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop, flow))
+                    lane.take()
+                    inflight.add(task)
+                    task.add_done_callback(finished)
+                else:
+                    sent_all()
+                await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
     finally:
         for task in inflight:
             task.cancel()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from functools import partial
+from typing import Callable
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
@@ -18,12 +19,14 @@ from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import StopSignal, execute
 from batchgate.worker.finalize import fail_without_input
 from batchgate.worker.heartbeat import heartbeat, safe_lease
+from batchgate.worker.lane import Lane
 
 log = logging.getLogger("batchgate.worker")
 
 
-async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float) -> bool:
-    """Send the shard's unanswered lines; True if this finished the batch's last shard."""
+async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane,
+                    sent_all: Callable[[], None] = lambda: None) -> bool:
+    """Send the shard's unanswered lines through `lane`; True if this finished the batch's last shard."""
     batch = await ctx.store.get_batch(lease.batch_id)
     if batch is None or batch.status is not BatchStatus.IN_PROGRESS:
         await ctx.store.release_shard(lease)
@@ -33,7 +36,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float) ->
     renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
-        await execute(ctx, batch, stop, lease)
+        await execute(ctx, batch, stop, lease, lane, sent_all)
         if stop.reason is None:
             return await ctx.store.finish_shard(lease, ctx.now())
     except InputMissing as missing:

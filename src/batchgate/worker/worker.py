@@ -2,7 +2,8 @@
 
 A worker runs up to `worker_shards` shards at once, claimed one by one from the least
 recently served batch, so many small batches share the workers fairly and one big batch
-is spread over all of them.
+is spread over all of them. A shard that has sent its last line hands its lane (its window)
+on to the next shard of its batch, so the batch's concurrency stays in use across shards.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from batchgate.blobs.local import remove_stale
 from batchgate.errors import Conflict
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
+from batchgate.store import ShardLease
 from batchgate.worker.heartbeat import log_failure
+from batchgate.worker.lane import Lane
 from batchgate.worker.ledger import scratch_folder
 from batchgate.worker.shard_run import run_shard
 
@@ -92,12 +95,35 @@ class Worker:
                 return
             if lease is None:
                 return
-            task = asyncio.create_task(self._run_shard(lease, claimed_at), name=f"shard-{lease.batch_id}-{lease.shard}")
+            task = asyncio.create_task(self._run_shard(lease, claimed_at, Lane(lease.window)),
+                                       name=f"shard-{lease.batch_id}-{lease.shard}")
             self._shards.add(task)
 
-    async def _run_shard(self, lease, claimed_at: float) -> None:
+    def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
+        """`lease`'s shard has sent its last line: let the next shard of its batch use the lane's free slots.
+
+        Only while this worker has a free place, so handing on never keeps other batches from its slots.
+        """
+        if len(self._shards) < self.ctx.settings.worker_shards:
+            self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
+
+    async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
+        settings = self.ctx.settings
+        claimed_at = self.ctx.clock()
         try:
-            if await run_shard(self.ctx, lease, claimed_at):
+            successor = await self.ctx.store.claim_successor(lease, claimed_at, settings.lease_seconds,
+                                                             settings.max_shards_per_batch)
+        except Exception as exc:
+            log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
+            successor = None
+        if successor is None:
+            self._shards.discard(asyncio.current_task())
+            return
+        await self._run_shard(successor, claimed_at, lane)
+
+    async def _run_shard(self, lease: ShardLease, claimed_at: float, lane: Lane) -> None:
+        try:
+            if await run_shard(self.ctx, lease, claimed_at, lane, lambda: self._hand_on(lease, lane)):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
             self._shard_failures = (0, 0.0)
         except asyncio.CancelledError:
