@@ -11,6 +11,7 @@
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
     ├── InputMissing               a batch's input file vanished from the store or the blobs
     ├── Abandoned                  a request given up without an answer because its run stopped
+    ├── UpstreamFailure            an upstream could not be reached or did not speak HTTP (a line's error)
     └── EngineMissing              503: a built-in local model's package is not installed
 
 Each error knows its HTTP status and OpenAI error type, so the API layer renders
@@ -83,6 +84,10 @@ class InputMissing(BatchgateError):
 
 class Abandoned(BatchgateError):
     default_code = "abandoned"
+
+
+class UpstreamFailure(BatchgateError):
+    default_code = "upstream_unreachable"
 
 
 class EngineMissing(BatchgateError):

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import random
 import secrets
+
+# Per-line ids must be unique, not unguessable: a PRNG seeded from the OS spares a system call per line.
+_line_ids = random.Random()
 
 
 def new_id(prefix: str) -> str:
@@ -19,7 +23,7 @@ def batch_id() -> str:
 
 
 def request_id() -> str:
-    return new_id("batch_req_")
+    return f"batch_req_{_line_ids.getrandbits(128):032x}"
 
 
 def new_secret() -> str:

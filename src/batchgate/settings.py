@@ -14,6 +14,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+from urllib.parse import urlsplit
 
 from batchgate.errors import ConfigError
 
@@ -225,6 +226,9 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
         raise ConfigError(f"{where}: 'models' must be a list of glob patterns")
     table["models"] = tuple(models)
     table["base_url"] = table.get("base_url", "").rstrip("/")
+    if table.get("kind") != "local" and not _http_url(table["base_url"]):
+        raise ConfigError(f"{where}: 'base_url' must be an http:// or https:// URL with a host, "
+                          f"such as http://localhost:8000/v1 (got {table['base_url']!r})")
     _check_numbers(where, table, integers=("max_concurrency", "min_concurrency"),
                    numbers=("timeout_seconds", "rpm", "tpm"))
     if not isinstance(table.get("adaptive", True), bool):
@@ -233,6 +237,15 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
     if floor is not None and cap is not None and floor > cap:
         raise ConfigError(f"{where}: 'min_concurrency' ({floor}) must not exceed 'max_concurrency' ({cap})")
     return UpstreamConfig(**table)
+
+
+def _http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises for a port that is not a number
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _limits(index: int, table: Any, path: Path) -> ModelLimits:

@@ -262,6 +262,12 @@ def test_upstream_base_url_required(config, table):
     upstream_error(config, table, "'base_url' is required")
 
 
+@pytest.mark.parametrize("url", ["localhost:8000/v1", "ftp://h/v1", "http:///v1", "http://h:port/v1", "h"])
+def test_upstream_base_url_must_be_an_http_url_with_a_host(config, url):
+    error = upstream_error(config, f'name = "a"\nbase_url = "{url}"\n', "'base_url' must be an http:// or https://")
+    assert repr(url) in error.message
+
+
 def test_upstream_error_names_the_right_table(config):
     upstream_error(config, 'name = "third"\n', "'base_url' is required", index=3)
 

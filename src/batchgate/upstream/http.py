@@ -1,4 +1,8 @@
-"""An OpenAI-compatible HTTP upstream (vLLM, SGLang, Ollama, llama.cpp, hosted APIs), over aiohttp."""
+"""An OpenAI-compatible HTTP upstream (vLLM, SGLang, Ollama, llama.cpp, hosted APIs).
+
+Whole answers (every batch line) go through the lean keep-alive client in http1.py; streamed
+answers, relayed piece by piece to a client of the synchronous endpoints, go through aiohttp.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from yarl import URL
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, parse_retry_after
+from batchgate.errors import UpstreamFailure
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, send_with_retries
+from batchgate.upstream.http1 import Http1Pool, Origin
 
 # A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for.
-MODELS_TIMEOUT = aiohttp.ClientTimeout(total=5)
+MODELS_TIMEOUT = 5.0
 
 
 class HttpUpstream:
@@ -23,12 +29,14 @@ class HttpUpstream:
         self.name = config.name
         self._config = config
         self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_seconds or settings.request_timeout_seconds)
+        timeout = config.timeout_seconds or settings.request_timeout_seconds
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._urls: dict[str, URL] = {}
         self._headers = {"Content-Type": "application/json"}
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
+        self._pool = Http1Pool(Origin(config.base_url), self._headers, timeout)
 
     def url_for(self, endpoint: str) -> str:
         # base_url is the part before /chat/completions, so drop the endpoint's own /v1.
@@ -56,35 +64,34 @@ class HttpUpstream:
     async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
         """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
         try:
-            async with self._client().post(self._url(endpoint), data=payload, headers=self._headers) as response:
-                return await self._answer(response)
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            answer = await self._pool.post(endpoint.removeprefix("/v1"), payload)
+        except (asyncio.TimeoutError, UpstreamFailure) as exc:
             return self._failure(exc), None
+        return self._answer(answer.status, answer.headers, answer.body)
 
     def _failure(self, exc: Exception) -> Outcome:
         if isinstance(exc, asyncio.TimeoutError):
             return Outcome(error_code="timeout", error_message=f"The upstream {self.name!r} did not answer in time.")
+        detail = exc.message if isinstance(exc, UpstreamFailure) else f"{exc.__class__.__name__}: {exc}"
         return Outcome(error_code="upstream_unreachable",
-                       error_message=f"Could not reach upstream {self.name!r}: {exc.__class__.__name__}: {exc}")
+                       error_message=f"Could not reach upstream {self.name!r}: {detail}")
 
-    async def _answer(self, response: aiohttp.ClientResponse) -> tuple[Outcome, float | None]:
-        raw = await response.read()
-        request_id = response.headers.get("x-request-id")
+    def _answer(self, status: int, headers, raw: bytes) -> tuple[Outcome, float | None]:
+        request_id = headers.get("x-request-id")
         # Only a refusal's Retry-After matters; skipping the header copy keeps the common 2xx path lean.
-        retry_after = None if response.status < 400 else parse_retry_after(dict(response.headers), time.time())
+        retry_after = None if status < 400 else parse_retry_after(dict(headers), time.time())
         try:
-            return Outcome(status_code=response.status, body=orjson.loads(raw), request_id=request_id), retry_after
+            return Outcome(status_code=status, body=orjson.loads(raw), request_id=request_id), retry_after
         except orjson.JSONDecodeError:
             pass
         text = raw.decode("utf-8", "replace")[:2000]
         body = {"error": {"message": text, "type": "upstream_error", "code": "invalid_upstream_response"}}
-        if not 200 <= response.status < 300:
-            return Outcome(status_code=response.status, body=body, request_id=request_id), retry_after
+        if not 200 <= status < 300:
+            return Outcome(status_code=status, body=body, request_id=request_id), retry_after
         # A 2xx that is not JSON is no answer (a proxy's page, a cut body): an error, and worth a retry.
-        return Outcome(status_code=response.status, body=body, request_id=request_id,
+        return Outcome(status_code=status, body=body, request_id=request_id,
                        error_code="invalid_upstream_response",
-                       error_message=f"The upstream answered HTTP {response.status} with a body that is not "
-                                     f"JSON."), retry_after
+                       error_message=f"The upstream answered HTTP {status} with a body that is not JSON."), retry_after
 
     async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
         """Relay the upstream's server-sent events as they come; failures before the first byte are retried."""
@@ -97,22 +104,22 @@ class HttpUpstream:
             if 200 <= response.status < 300:
                 return Stream(_relay(response)), None
             async with response:
-                return await self._answer(response)
+                return self._answer(response.status, response.headers, await response.read())
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return self._failure(exc), None
 
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists; none if it does not answer one."""
         try:
-            async with self._client().get(self.url_for("/v1/models"), headers=self._headers,
-                                          timeout=MODELS_TIMEOUT) as response:
-                listing = orjson.loads(await response.read()) if response.status == 200 else {}
-        except (asyncio.TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError):
+            answer = await self._pool.get("/models", MODELS_TIMEOUT)
+            listing = orjson.loads(answer.body) if answer.status == 200 else {}
+        except (asyncio.TimeoutError, UpstreamFailure, orjson.JSONDecodeError):
             return []
         data = listing.get("data") if isinstance(listing, dict) else None
         return [m["id"] for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
     async def close(self) -> None:
+        self._pool.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
