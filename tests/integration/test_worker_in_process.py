@@ -155,38 +155,55 @@ class HoldingUpstream:
         return None
 
 
-async def test_a_shard_awaiting_its_last_answers_hands_its_window_to_the_next_shard(tmp_path, monkeypatch):
-    """Shards of 2 lines whose last line hangs: the window moves on to later shards instead of idling,
-    and the batch's lines in flight never exceed its max_concurrency (4, in 2 lanes of 2)."""
+@pytest.fixture
+async def holding(tmp_path, monkeypatch):
+    """A worker context on the holding upstream, with shards of 2 lines and 2 shards of a batch at once."""
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
+    HoldingUpstream.in_flight = HoldingUpstream.peak = 0
     settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2, shard_lines=2,
                         max_shards_per_batch=2, upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),))
     store = await open_store(settings.resolved_database_url)
     router = Router(settings)
-    ctx = WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
-    texts = [f"line {i}" + (" hold" if i % 2 else "") for i in range(12)]  # each shard's second line holds
+    yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    await router.close()
+    await store.close()
+
+
+async def held_then_released(ctx: WorkerContext, texts: list[str], held: int) -> set[int]:
+    """Run the batch until `held` lines hang upstream; return the lines sent by then; release; finish."""
+    batch_id = await add_batch(ctx, texts)
+    worker = asyncio.create_task(Worker(ctx).run())
     try:
-        batch_id = await add_batch(ctx, texts)
-        worker = asyncio.create_task(Worker(ctx).run())
-        try:
-            async with asyncio.timeout(20):
-                while sum("hold" in t for t in HoldingUpstream.sent) < 4:
-                    await asyncio.sleep(0.02)
-            assert HoldingUpstream.in_flight == 4 and HoldingUpstream.peak == 4, "4 held lines fill both lanes"
-            shards = {texts.index(s) // 2 for s in HoldingUpstream.sent}
-            assert len(shards) == 4, "each lane moved on to a second shard while its first one awaited an answer"
-            HoldingUpstream.release.set()
-            async with asyncio.timeout(20):
-                while (await store.get_batch(batch_id)).status not in TERMINAL:
-                    await asyncio.sleep(0.02)
-        finally:
-            worker.cancel()
-            await asyncio.gather(worker, return_exceptions=True)
-        batch = await store.get_batch(batch_id)
-        assert batch.status is S.COMPLETED and (batch.total, batch.completed) == (12, 12)
-        assert sorted(HoldingUpstream.sent) == sorted(texts), "every line sent once"
-        assert HoldingUpstream.peak == 4
+        async with asyncio.timeout(20):
+            while sum("hold" in t for t in HoldingUpstream.sent) < held:
+                await asyncio.sleep(0.02)
+        sent = {texts.index(t) + 1 for t in HoldingUpstream.sent}
+        HoldingUpstream.release.set()
+        async with asyncio.timeout(20):
+            while (await ctx.store.get_batch(batch_id)).status not in TERMINAL:
+                await asyncio.sleep(0.02)
     finally:
-        await router.close()
-        await store.close()
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    batch = await ctx.store.get_batch(batch_id)
+    assert batch.status is S.COMPLETED and (batch.total, batch.completed) == (len(texts), len(texts))
+    assert sorted(HoldingUpstream.sent) == sorted(texts), "every line sent once"
+    assert HoldingUpstream.peak <= 4, "never more lines in flight than the batch's max_concurrency"
+    return sent
+
+
+async def test_a_shard_awaiting_its_last_answers_hands_its_window_to_the_next_shard(holding):
+    """Each shard's second line hangs: each lane of 2 moves on to a later shard instead of idling."""
+    texts = [f"line {i}" + (" hold" if i % 2 else "") for i in range(12)]
+    sent = await held_then_released(holding, texts, held=4)
+    assert len({(line - 1) // 2 for line in sent}) == 4, "both lanes moved on to a second shard"
+
+
+async def test_a_lane_with_no_shard_left_gives_its_slots_to_a_lane_still_sending(holding):
+    """Two shards of 6 lines: the first answers at once, every line of the second hangs. When the first
+    lane runs out of shards its 2 slots go to the second lane, which then has all 4 lines in flight."""
+    ctx = dataclasses.replace(holding, settings=dataclasses.replace(holding.settings, shard_lines=6))
+    texts = [f"fast {i}" for i in range(6)] + [f"slow {i} hold" for i in range(6)]
+    sent = await held_then_released(ctx, texts, held=4)
+    assert {7, 8, 9, 10} <= sent

@@ -34,6 +34,7 @@ class Worker:
         self._failures: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, retry not before)
         self._shards: set[asyncio.Task] = set()
         self._shard_failures = (0, 0.0)  # (shard runs failed in a row, claim nothing before)
+        self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -117,13 +118,24 @@ class Worker:
             log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
             successor = None
         if successor is None:
+            # No shard left to hand on to: the slots go to a lane of the batch that still sends lines.
+            heir = next(iter(self._feeding.get(lease.batch_id, ())), None)
+            if heir is not None:
+                lane.retire(heir)
             self._shards.discard(asyncio.current_task())
             return
         await self._run_shard(successor, claimed_at, lane)
 
     async def _run_shard(self, lease: ShardLease, claimed_at: float, lane: Lane) -> None:
+        feeding = self._feeding.setdefault(lease.batch_id, set())
+        feeding.add(lane)
+
+        def sent_all() -> None:
+            feeding.discard(lane)
+            self._hand_on(lease, lane)
+
         try:
-            if await run_shard(self.ctx, lease, claimed_at, lane, lambda: self._hand_on(lease, lane)):
+            if await run_shard(self.ctx, lease, claimed_at, lane, sent_all):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
             self._shard_failures = (0, 0.0)
         except asyncio.CancelledError:
@@ -136,6 +148,9 @@ class Worker:
             log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
                         f"claiming again in {delay:.1f}s", exc)
         finally:
+            feeding.discard(lane)
+            if not feeding and self._feeding.get(lease.batch_id) is feeding:
+                del self._feeding[lease.batch_id]
             self._shards.discard(asyncio.current_task())
             self.wake()  # a slot is free, and the batch may await finalizing
 
