@@ -20,8 +20,10 @@ from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, send_with_retries
 from batchgate.upstream.http1 import Http1Pool, Origin
 
-# A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for.
+# A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for,
+# and a listing is kept a while, so clients polling GET /models do not reach every upstream each time.
 MODELS_TIMEOUT = 5.0
+MODELS_TTL = 30.0
 
 
 class HttpUpstream:
@@ -37,6 +39,8 @@ class HttpUpstream:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._pool = Http1Pool(Origin(config.base_url), self._headers, timeout)
+        self._clock = time.monotonic
+        self._listing: tuple[float, list[str]] = (float("-inf"), [])  # (fetched at, names)
 
     def url_for(self, endpoint: str) -> str:
         # base_url is the part before /chat/completions, so drop the endpoint's own /v1.
@@ -109,7 +113,14 @@ class HttpUpstream:
             return self._failure(exc), None
 
     async def models(self) -> list[str]:
-        """The ids the upstream's GET /models lists; none if it does not answer one."""
+        """The ids the upstream's GET /models lists (none if it does not answer one), kept MODELS_TTL seconds."""
+        fetched_at, names = self._listing
+        if self._clock() - fetched_at >= MODELS_TTL:
+            names = await self._fetch_models()
+            self._listing = (self._clock(), names)
+        return names
+
+    async def _fetch_models(self) -> list[str]:
         try:
             answer = await self._pool.get("/models", MODELS_TIMEOUT)
             listing = orjson.loads(answer.body) if answer.status == 200 else {}
