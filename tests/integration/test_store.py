@@ -54,12 +54,17 @@ def rows(*lines: int, ok: bool = True) -> list[ResultRow]:
     return [ResultRow(line, ok, b'{"line": %d}' % line) for line in lines]
 
 
+async def claim_one(store, worker: str, now: float, lease_seconds: float, per_batch: int) -> ShardLease | None:
+    leases = await store.claim_shards(worker, now, lease_seconds, per_batch, 1)
+    return leases[0] if leases else None
+
+
 async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> ShardLease:
     """A batch in in_progress, as one shard whose live lease `worker` holds."""
     await store.insert_batch(make_batch(batch_id, created_at=int(now)))
     assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10},
                                   shards=[ShardSpan(1, 10**6, 0)])
-    lease = await store.claim_shard(worker, now, 30, 8)
+    lease = await claim_one(store, worker, now, 30, 8)
     assert lease is not None and lease.batch_id == batch_id
     return lease
 
@@ -208,42 +213,42 @@ async def shard_batch(store, batch_id: str, shards: int, concurrency: int = 8, c
 
 async def test_a_shard_lease_is_exclusive_until_it_lapses(store):
     await shard_batch(store, "batch_s", 1)
-    lease = await store.claim_shard("w1", 1000.0, 10, 8)
+    lease = await claim_one(store, "w1", 1000.0, 10, 8)
     assert (lease.shard, lease.first_line, lease.last_line, lease.offset, lease.window) == (0, 1, 10, 0, 8)
-    assert await store.claim_shard("w2", 1005.0, 10, 8) is None, "a live shard lease belongs to its holder"
+    assert await claim_one(store, "w2", 1005.0, 10, 8) is None, "a live shard lease belongs to its holder"
     assert await store.renew_shard(lease, 1008.0, 10) is S.IN_PROGRESS  # now ends at 1018
-    assert await store.claim_shard("w2", 1017.0, 10, 8) is None
-    taken = await store.claim_shard("w2", 1018.5, 10, 8)
+    assert await claim_one(store, "w2", 1017.0, 10, 8) is None
+    taken = await claim_one(store, "w2", 1018.5, 10, 8)
     assert taken is not None and taken.shard == 0 and taken.worker_id == "w2", "a lapsed lease is taken over"
     with pytest.raises(LeaseLost):
         await store.renew_shard(lease, 1019.0, 10)
     await store.release_shard(lease)  # not the holder: no effect
-    assert await store.claim_shard("w3", 1019.0, 10, 8) is None
+    assert await claim_one(store, "w3", 1019.0, 10, 8) is None
     await store.release_shard(taken)
-    assert (await store.claim_shard("w3", 1019.0, 10, 8)).worker_id == "w3", "a released shard is free at once"
+    assert (await claim_one(store, "w3", 1019.0, 10, 8)).worker_id == "w3", "a released shard is free at once"
 
 
 async def test_a_batch_runs_at_most_its_share_of_shards_and_splits_its_concurrency(store):
     await shard_batch(store, "batch_wide", 10, concurrency=12)
-    leases = [await store.claim_shard(f"w{i}", 1000.0, 30, 4) for i in range(5)]
+    leases = [await claim_one(store, f"w{i}", 1000.0, 30, 4) for i in range(5)]
     assert [l.shard for l in leases[:4]] == [0, 1, 2, 3] and leases[4] is None, "min(12, per_batch=4) at once"
     assert {l.window for l in leases[:4]} == {3}, "12 lines in flight split over 4 shards"
     assert not await store.finish_shard(leases[0], 1001)
-    assert (await store.claim_shard("w9", 1001.0, 30, 4)).shard == 4, "a finished shard frees its place"
+    assert (await claim_one(store, "w9", 1001.0, 30, 4)).shard == 4, "a finished shard frees its place"
 
     await shard_batch(store, "batch_narrow", 5, concurrency=2)
-    narrow = [await store.claim_shard("w", 1002.0, 30, 4) for _ in range(3)]
+    narrow = [await claim_one(store, "w", 1002.0, 30, 4) for _ in range(3)]
     assert [l and (l.batch_id, l.window) for l in narrow] == [("batch_narrow", 1), ("batch_narrow", 1), None]
 
 
 async def test_a_shard_that_sent_every_line_hands_its_place_to_a_successor(store):
     await shard_batch(store, "batch_h", 4, concurrency=8)
-    first, second = [await store.claim_shard("w1", 1000.0, 30, 2) for _ in range(2)]
-    assert await store.claim_shard("w2", 1001.0, 30, 2) is None, "batch_h runs its 2 places"
+    first, second = [await claim_one(store, "w1", 1000.0, 30, 2) for _ in range(2)]
+    assert await claim_one(store, "w2", 1001.0, 30, 2) is None, "batch_h runs its 2 places"
 
     successor = await store.claim_successor(first, 1001.0, 30, 2)
     assert (successor.batch_id, successor.shard, successor.worker_id, successor.window) == ("batch_h", 2, "w1", 4)
-    assert await store.claim_shard("w2", 1001.0, 30, 2) is None, "the successor took the first shard's place"
+    assert await claim_one(store, "w2", 1001.0, 30, 2) is None, "the successor took the first shard's place"
     assert await store.claim_successor(first, 1001.0, 30, 2) is None, "a shard hands its place on once"
     assert (await store.claim_successor(successor, 1002.0, 30, 2)).shard == 3, "a lane runs shards back to back"
     assert await store.claim_successor(second, 1002.0, 30, 2) is None, "no free shard is left"
@@ -253,28 +258,39 @@ async def test_a_shard_that_sent_every_line_hands_its_place_to_a_successor(store
 
 async def test_a_shard_without_a_successor_or_its_lease_keeps_no_successor(store):
     await shard_batch(store, "batch_k", 3, concurrency=8)
-    k0, k1 = [await store.claim_shard("w1", 1000.0, 10, 2) for _ in range(2)]
+    k0, k1 = [await claim_one(store, "w1", 1000.0, 10, 2) for _ in range(2)]
     k2 = await store.claim_successor(k0, 1000.0, 10, 2)
     assert await store.claim_successor(k1, 1001.0, 10, 2) is None, "no free shard to hand on to"
     await store.release_shard(k2)
     assert (await store.claim_successor(k1, 1002.0, 10, 2)).shard == 2, "k1 kept its place when nothing was free"
 
     await store.release_shard(k1)  # k1's holder is gone; w2 takes k1
-    taken = await store.claim_shard("w2", 1003.0, 10, 2)
+    taken = await claim_one(store, "w2", 1003.0, 10, 2)
     assert (taken.shard, taken.worker_id) == (1, "w2")
     assert await store.claim_successor(k1, 1003.0, 10, 2) is None, "only the holder of the lease hands it on"
+
+
+async def test_one_claim_takes_the_free_places_of_one_batch_up_to_its_limit(store):
+    await shard_batch(store, "batch_a", 6, concurrency=8)
+    await shard_batch(store, "batch_b", 6, concurrency=8, created_at=1001)
+    leases = await store.claim_shards("w1", 1000.0, 30, 4, 16)
+    assert [(l.batch_id, l.shard, l.window) for l in leases] == [("batch_a", n, 2) for n in range(4)], \
+        "all 4 places of the least recently served batch, and no other batch's"
+    assert [l.shard for l in await store.claim_shards("w2", 1000.5, 30, 4, 3)] == [0, 1, 2], "at most `limit`"
+    assert [l.batch_id for l in await store.claim_shards("w2", 1001.0, 30, 4, 3)] == ["batch_b"]
+    assert await store.claim_shards("w3", 1002.0, 30, 4, 8) == []
 
 
 async def test_claims_go_to_the_least_recently_served_batch(store):
     for i in range(3):
         await shard_batch(store, f"batch_f{i}", 4, created_at=1000 + i)
-    order = [(await store.claim_shard("w", 1100.0 + n, 300, 8)).batch_id for n in range(6)]
+    order = [(await claim_one(store, "w", 1100.0 + n, 300, 8)).batch_id for n in range(6)]
     assert order == ["batch_f0", "batch_f1", "batch_f2"] * 2, "small batches take turns"
 
 
 async def test_the_last_shard_to_finish_moves_the_batch_to_finalizing_once(store):
     await shard_batch(store, "batch_fin", 3)
-    leases = [await store.claim_shard(f"w{i}", 1000.0, 30, 8) for i in range(3)]
+    leases = [await claim_one(store, f"w{i}", 1000.0, 30, 8) for i in range(3)]
     assert not await store.finish_shard(leases[0], 1001)
     with pytest.raises(LeaseLost):
         await store.finish_shard(leases[0], 1001)  # done already
@@ -282,19 +298,19 @@ async def test_the_last_shard_to_finish_moves_the_batch_to_finalizing_once(store
     assert sorted(moved) == [False, True], "exactly one finisher moves the batch"
     batch = await store.get_batch("batch_fin")
     assert batch.status is S.FINALIZING and batch.finalizing_at == 1002
-    assert await store.claim_shard("w9", 1003.0, 30, 8) is None
+    assert await claim_one(store, "w9", 1003.0, 30, 8) is None
 
 
 async def test_a_sealed_batch_records_nothing_more_and_gives_out_no_shards(store):
     await shard_batch(store, "batch_seal", 2)
-    lease = await store.claim_shard("w1", 1000.0, 30, 8)
+    lease = await claim_one(store, "w1", 1000.0, 30, 8)
     await store.record_results(lease, rows(1, 2), Usage())
     await store.seal("batch_seal")
     with pytest.raises(LeaseLost):
         await store.record_results(lease, rows(3), Usage())
     with pytest.raises(LeaseLost):
         await store.renew_shard(lease, 1001.0, 30)
-    assert await store.claim_shard("w2", 1001.0, 30, 8) is None
+    assert await claim_one(store, "w2", 1001.0, 30, 8) is None
     assert [line async for line in store.done_lines("batch_seal")] == [1, 2]
     assert (await store.get_batch("batch_seal")).completed == 2
     assert await store.live_shards("batch_seal", 1001.0) == 1
@@ -315,7 +331,7 @@ async def test_record_results_is_fenced_by_the_lease(store):
     assert (batch.completed, batch.failed, batch.usage) == (0, 0, Usage())
 
     # After a takeover the old holder is fenced out too.
-    assert await store.claim_shard("w2", 2000.0, 30, 8) == impostor
+    assert await claim_one(store, "w2", 2000.0, 30, 8) == impostor
     with pytest.raises(LeaseLost):
         await store.record_results(lease, rows(3), Usage())
     assert [line async for line in store.done_lines("batch_x")] == []

@@ -89,16 +89,18 @@ class Worker:
         while len(self._shards) < settings.worker_shards and self._shard_failures[1] <= self.ctx.clock():
             claimed_at = self.ctx.clock()
             try:
-                lease = await self.ctx.store.claim_shard(self.ctx.worker_id, claimed_at, settings.lease_seconds,
-                                                         settings.max_shards_per_batch)
+                leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
+                                                           settings.max_shards_per_batch,
+                                                           settings.worker_shards - len(self._shards))
             except Exception as exc:
                 log_failure("could not claim a shard; retrying", exc)
                 return
-            if lease is None:
+            if not leases:
                 return
-            task = asyncio.create_task(self._run_shard(lease, claimed_at, Lane(lease.window)),
-                                       name=f"shard-{lease.batch_id}-{lease.shard}")
-            self._shards.add(task)
+            for lease in leases:
+                task = asyncio.create_task(self._run_shard(lease, claimed_at, Lane(lease.window)),
+                                           name=f"shard-{lease.batch_id}-{lease.shard}")
+                self._shards.add(task)
 
     def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
         """`lease`'s shard has sent its last line: let the next shard of its batch use the lane's free slots.
