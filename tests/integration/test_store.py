@@ -281,6 +281,15 @@ async def test_one_claim_takes_the_free_places_of_one_batch_up_to_its_limit(stor
     assert await store.claim_shards("w3", 1002.0, 30, 4, 8) == []
 
 
+async def test_a_claim_passes_over_the_batches_it_is_told_to_skip(store):
+    for n, batch_id in enumerate(("batch_a", "batch_b", "batch_c")):
+        await shard_batch(store, batch_id, 1, created_at=1000 + n)
+    assert [l.batch_id for l in await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_a", "batch_b"])] == \
+        ["batch_c"]
+    assert await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_a", "batch_b"]) == []
+    assert [l.batch_id for l in await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_b"])] == ["batch_a"]
+
+
 async def test_claims_go_to_the_least_recently_served_batch(store):
     for i in range(3):
         await shard_batch(store, f"batch_f{i}", 4, created_at=1000 + i)

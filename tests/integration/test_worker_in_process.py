@@ -57,19 +57,20 @@ def chat(custom_id: str, text: str) -> bytes:
                          "body": {"model": "m", "messages": [{"role": "user", "content": text}]}})
 
 
-async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = None) -> str:
+async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = None, batch_id: str = "batch_1") -> str:
     lines = lines if lines is not None else b"".join(chat(f"c{i}", t) + b"\n" for i, t in enumerate(texts))
 
     async def chunks():
         yield lines
 
-    await ctx.blobs.write("file-in", chunks())
+    file_id = f"file-{batch_id}"
+    await ctx.blobs.write(file_id, chunks())
     now = int(time.time())
-    await ctx.store.insert_file(FileRecord("file-in", ALICE, "in.jsonl", "batch", len(lines), "0" * 64, "file-in",
+    await ctx.store.insert_file(FileRecord(file_id, ALICE, "in.jsonl", "batch", len(lines), "0" * 64, file_id,
                                            now, now + 3600))
-    await ctx.store.insert_batch(BatchRecord("batch_1", ALICE, "/v1/chat/completions", "file-in", "24h",
+    await ctx.store.insert_batch(BatchRecord(batch_id, ALICE, "/v1/chat/completions", file_id, "24h",
                                              S.VALIDATING, now, now + 3600, 4))
-    return "batch_1"
+    return batch_id
 
 
 async def run_to_the_end(ctx: WorkerContext, batch_id: str, timeout: float = 20) -> None:
@@ -207,3 +208,46 @@ async def test_a_lane_with_no_shard_left_gives_its_slots_to_a_lane_still_sending
     texts = [f"fast {i}" for i in range(6)] + [f"slow {i} hold" for i in range(6)]
     sent = await held_then_released(ctx, texts, held=4)
     assert {7, 8, 9, 10} <= sent
+
+
+class BrokenAfterValidation:
+    """Blobs where `key` can be read once (validation); every later read (a shard's) fails."""
+
+    def __init__(self, blobs, key: str):
+        self._blobs = blobs
+        self._key = key
+        self.reads = 0
+
+    def __getattr__(self, name):
+        return getattr(self._blobs, name)
+
+    def read(self, key: str, offset: int = 0):
+        if key == self._key:
+            self.reads += 1
+            if self.reads > 1:
+                raise OSError("the disk under this file is broken")
+        return self._blobs.read(key, offset)
+
+
+async def test_a_batch_whose_shards_keep_failing_rests_alone(parts):
+    """A failing shard run makes its batch wait (here 2 × 2 s) before the worker claims it again,
+    while the worker's other batches are claimed at once."""
+    blobs = BrokenAfterValidation(parts.blobs, "file-batch_broken")
+    ctx = dataclasses.replace(parts, blobs=blobs, settings=dataclasses.replace(
+        parts.settings, shard_lines=2, poll_interval_seconds=2.0))
+    await add_batch(ctx, [f"broken {i}" for i in range(6)], batch_id="batch_broken")
+    worker = Worker(ctx)
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(10):
+            while blobs.reads < 2:
+                await asyncio.sleep(0.01)
+        healthy = await add_batch(ctx, ["fine 0", "fine 1"], batch_id="batch_fine")
+        worker.wake()
+        async with asyncio.timeout(3):  # well before the broken batch's rest (4 s) is over
+            while (await ctx.store.get_batch(healthy)).completed < 2:
+                await asyncio.sleep(0.02)
+        assert (await ctx.store.get_batch("batch_broken")).status is S.IN_PROGRESS
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)

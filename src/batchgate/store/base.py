@@ -10,7 +10,7 @@ the batch is sealed: a worker whose lease was taken over gets LeaseLost (fencing
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterable, Protocol
+from typing import AsyncIterator, Iterable, Protocol, Sequence
 
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
@@ -86,7 +86,7 @@ class Store(Protocol):
 
     # shard leases and results
     async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
-                           limit: int) -> list[ShardLease]: ...
+                           limit: int, skip: Sequence[str] = ()) -> list[ShardLease]: ...
     async def claim_successor(self, lease: ShardLease, now: float, lease_seconds: float,
                               per_batch: int) -> ShardLease | None: ...
     async def renew_shard(self, lease: ShardLease, now: float, lease_seconds: float) -> BatchStatus: ...

@@ -5,7 +5,7 @@ Mixed into SqlStore (sql.py), which provides `_write`, `_all` and the row-lock f
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Protocol
+from typing import Any, AsyncIterator, Iterable, Protocol, Sequence
 
 from batchgate.domain.records import Usage
 from batchgate.domain.status import BatchStatus
@@ -66,20 +66,23 @@ class WorkQueries:
     # shard leases: in_progress batches, worked on by every worker at once ---------------------
 
     async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
-                           limit: int) -> list[ShardLease]:
-        """Lease up to `limit` free shards of the least recently served batch that may run one more shard.
+                           limit: int, skip: Sequence[str] = ()) -> list[ShardLease]:
+        """Lease up to `limit` free shards of the least recently served batch (not in `skip`) that may run
+        one more shard.
 
         A batch runs at most min(max_concurrency, per_batch) shards at once, and its max_concurrency
         is split among them, so its lines in flight never exceed max_concurrency. Its shards are
         taken in one transaction, so all of a new batch's lanes start together.
         """
+        skipped = f"AND b.id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+
         def claim(db: Db) -> list[ShardLease]:
             candidate = db.execute(
                 "SELECT b.id FROM batches b WHERE b.status = 'in_progress' AND b.sealed = 0 AND b.expires_at > ? "
                 f"AND EXISTS (SELECT 1 FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {FREE_LEASE}) "
                 f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < b.max_concurrency "
                 f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < ? "
-                "ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch)).fetchone()
+                f"{skipped} ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch, *skip)).fetchone()
             leases: list[ShardLease] = []
             while candidate and len(leases) < limit and (
                     lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)):

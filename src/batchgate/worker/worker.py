@@ -33,7 +33,7 @@ class Worker:
         self._runs: dict[str, asyncio.Task] = {}
         self._failures: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, retry not before)
         self._shards: set[asyncio.Task] = set()
-        self._shard_failures = (0, 0.0)  # (shard runs failed in a row, claim nothing before)
+        self._shard_failures: dict[str, tuple[int, float]] = {}  # batch id → (failed in a row, claim not before)
         self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
 
@@ -86,12 +86,13 @@ class Worker:
 
     async def _start_shards(self) -> None:
         settings = self.ctx.settings
-        while len(self._shards) < settings.worker_shards and self._shard_failures[1] <= self.ctx.clock():
+        while len(self._shards) < settings.worker_shards:
             claimed_at = self.ctx.clock()
+            resting = [batch for batch, (_, until) in self._shard_failures.items() if until > claimed_at]
             try:
                 leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
                                                            settings.max_shards_per_batch,
-                                                           settings.worker_shards - len(self._shards))
+                                                           settings.worker_shards - len(self._shards), resting)
             except Exception as exc:
                 log_failure("could not claim a shard; retrying", exc)
                 return
@@ -105,9 +106,11 @@ class Worker:
     def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
         """`lease`'s shard has sent its last line: let the next shard of its batch use the lane's free slots.
 
-        Only while this worker has a free place, so handing on never keeps other batches from its slots.
+        Only while this worker has a free place, so handing on never keeps other batches from its slots,
+        and not while the batch rests after failed shard runs.
         """
-        if len(self._shards) < self.ctx.settings.worker_shards:
+        resting = self._shard_failures.get(lease.batch_id, (0, 0.0))[1] > self.ctx.clock()
+        if len(self._shards) < self.ctx.settings.worker_shards and not resting:
             self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
 
     async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
@@ -139,14 +142,15 @@ class Worker:
         try:
             if await run_shard(self.ctx, lease, claimed_at, lane, sent_all):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
-            self._shard_failures = (0, 0.0)
+            self._shard_failures.pop(lease.batch_id, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # The lease lapses and the shard is claimed again, after a pause so a persistent fault does not spin.
-            count = self._shard_failures[0] + 1
+            # The shard is released and claimed again, after a pause so a persistent fault does not spin;
+            # only this batch pauses here, the worker's other batches go on.
+            count = self._shard_failures.get(lease.batch_id, (0, 0.0))[0] + 1
             delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
-            self._shard_failures = (count, self.ctx.clock() + delay)
+            self._shard_failures[lease.batch_id] = (count, self.ctx.clock() + delay)
             log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
                         f"claiming again in {delay:.1f}s", exc)
         finally:
