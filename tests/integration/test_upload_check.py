@@ -147,3 +147,12 @@ async def test_deleting_a_file_deletes_its_summary(app):
     async with client.delete(f"/v1/files/{file_id}", headers=HEADERS) as answer:
         assert answer.status == 200
     assert await store.file_summary(file_id) is None
+
+
+async def test_a_checked_file_whose_bytes_are_gone_fails_its_batch_as_before(app, tmp_path):
+    client, settings, store, _ = app
+    file_id = await upload(client, CLEAN)
+    file = await store.get_file(Scope("alice"), file_id)
+    (tmp_path / "files" / file.storage_key[-2:] / file.storage_key).unlink()
+    batch = await validate(client, settings, store, file_id)
+    assert batch.status is S.FAILED and [e["code"] for e in batch.errors["data"]] == ["input_file_not_found"]

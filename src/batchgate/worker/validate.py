@@ -6,7 +6,7 @@ from contextlib import aclosing
 
 from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_line, well_formed
-from batchgate.domain.records import BatchRecord
+from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
 from batchgate.settings import Settings
@@ -47,12 +47,12 @@ async def _checked_at_upload(ctx: WorkerContext, batch: BatchRecord) -> FileSumm
     if summary is None or not summary.fits(batch.endpoint, LineLimits.of(ctx.settings)):
         return None
     file = await ctx.store.get_file(batch.scope, batch.input_file_id)
-    return summary if file is not None and await _stored(ctx, file.storage_key) else None
+    return summary if file is not None and await _stored(ctx, file) else None
 
 
-async def _stored(ctx: WorkerContext, key: str) -> bool:
-    try:
-        async with aclosing(ctx.blobs.read(key)) as chunks:
+async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
+    try:  # its last byte is enough to know
+        async with aclosing(ctx.blobs.read(file.storage_key, max(0, file.bytes - 1))) as chunks:
             await anext(chunks, None)
     except FileNotFoundError:
         return False
