@@ -75,7 +75,9 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
             if part.name == "file":
                 if stored is not None:
                     raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
-                checked = "purpose" in fields  # both SDKs send it first: refuse before reading the bytes
+                # Both SDKs send the purpose first: a wrong one is refused before the bytes are read, and a
+                # batch input file's lines are checked as they arrive.
+                checked = "purpose" in fields
                 if checked:
                     parse_purpose(fields["purpose"], (INPUT_PURPOSE,))
                 stored = await _store_part(svc, part, limit, checked)
