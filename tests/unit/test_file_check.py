@@ -194,6 +194,19 @@ async def test_a_failing_check_costs_the_summary_never_the_upload(tmp_path, capl
     assert "checking an upload's lines failed" in caplog.text
 
 
+@pytest.mark.parametrize("fails", ["feed", "summary"])
+async def test_a_bug_in_the_check_costs_the_summary_never_the_upload(tmp_path, monkeypatch, caplog, fails):
+    """Whether the check breaks while chunks still come or after the last one, the upload goes on."""
+    def bug(*args):
+        raise RuntimeError("a bug in the check")
+
+    monkeypatch.setattr(FileCheck, fails, bug)
+    with caplog.at_level(logging.ERROR, logger="batchgate.api"):
+        assert await asyncio.wait_for(upload_check(settings_in(tmp_path), chunked(jsonl(MIXED), 16)), 30) is None
+    assert "a bug in the check" in caplog.text
+    assert list((tmp_path / "tmp").glob("ids-*")) == []
+
+
 async def test_an_abandoned_upload_ends_its_thread(tmp_path):
     checker = UploadCheck(settings_in(tmp_path))
     await checker.feed(jsonl(MIXED[:5]))

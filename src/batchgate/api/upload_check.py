@@ -33,6 +33,7 @@ class UploadCheck:
         self._outcome: asyncio.Future[FileSummary | None] = self._loop.create_future()
         self._limits = LineLimits.of(settings)
         self._scratch = scratch_folder(settings)
+        self._ended = False  # the thread has taken the end of the chunks
         # Its own thread, not the default pool's: it lives as long as the upload, which needs that pool to write.
         threading.Thread(target=self._run, name="upload-check", daemon=True).start()
 
@@ -55,8 +56,8 @@ class UploadCheck:
             summary = self._check()
         except Exception:
             log.exception("checking an upload's lines failed; its batches will validate it themselves")
-            while self._take() is not None:  # keep taking chunks, so the upload is never held up
-                pass
+            while not self._ended:  # keep taking chunks, so the upload is never held up
+                self._take()
         finally:
             self._call(lambda: self._outcome.done() or self._outcome.set_result(summary))
 
@@ -78,7 +79,9 @@ class UploadCheck:
 
     def _take(self) -> bytes | None:
         chunk = self._chunks.get()
-        if chunk is not None:
+        if chunk is None:
+            self._ended = True
+        else:
             self._call(self._room.release)
         return chunk
 
