@@ -3,7 +3,8 @@
     python bench/validation.py                        # 200 MB, this checkout
     python bench/validation.py --mb 1000 --src /path/to/other/checkout/src   # another version, same file
 
-No server and no upload: the stage reads the file from local storage as a worker does.
+No server and no upload: the stage reads the file from local storage as a worker does, in a full
+pass (as for a file whose upload did not check it, or found an error).
 """
 
 from __future__ import annotations
