@@ -80,7 +80,10 @@ async def validate(client, settings, store, file_id: str, endpoint: str = CHAT, 
         assert answer.status == 200, await answer.text()
         batch_id = (await answer.json())["id"]
     ctx = WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), Router(settings), "w1")
-    await BatchRun(ctx, batch_id).run()
+    try:
+        await BatchRun(ctx, batch_id).run()
+    finally:
+        await ctx.router.close()
     return await store.get_batch(batch_id)
 
 
