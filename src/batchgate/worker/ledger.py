@@ -83,8 +83,8 @@ class UniqueIds:
     def add(self, custom_ids: list[str]) -> bool:
         """Insert on the caller's thread (SQLite runs without the GIL); False if an id was there already.
 
-        Ids are compared as SQL text: should one with a NUL byte ever compare equal to another, the file
-        merely counts as having a repeat, which the batch's own validation then looks into.
+        json_each cuts a text at a NUL byte, so ids that differ only after one look alike here: such a
+        file merely counts as having a repeat, and its batch's own validation (whole ids) decides.
         """
         try:
             self._db.execute("INSERT INTO ids SELECT value FROM json_each(?)", (orjson.dumps(custom_ids),)).close()
