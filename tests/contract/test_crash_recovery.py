@@ -13,7 +13,8 @@ import pytest
 
 from tests.contract.conftest import http, multipart
 from tests.support.lifecycle import (CHAT, assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     db_batch, freeze_outside_writes, jsonl, outputs, recorded_lines, shard_owners, start_batch, start_worker,
+                                     db_batch, freeze_outside_writes, jsonl, outputs, recorded_lines, shard_owners,
+                                     start_batch, start_worker,
                                      stop_mock, stop_process, texts_of, wait_status, wait_until)
 from tests.support.servers import MockUpstream
 

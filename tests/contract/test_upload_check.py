@@ -59,7 +59,8 @@ def test_a_clean_upload_is_summarised_and_its_batch_answers_every_line(sharded, 
     summary = summary_of(sharded, file.id)
     assert summary is not None and summary.requests == LINES and summary.endpoint == "/v1/chat/completions"
     assert batch.status == "completed", batch.errors
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (LINES, LINES, 0)
+    counts = batch.request_counts
+    assert (counts.total, counts.completed, counts.failed) == (LINES, LINES, 0)
     answers = {o["custom_id"]: o["response"]["body"]["choices"][0]["message"]["content"] for o in output}
     assert answers == {f"q{i}": f"echo: question {i}" for i in range(len(lines)) if i % 5}
 

@@ -50,7 +50,8 @@ async def app(request, tmp_path):
     settings = Settings(data_dir=tmp_path, database_url=url, shard_lines=4, max_shards_per_batch=8)
     store = await open_store(url)
     blobs = open_blobs(settings.resolved_storage_url)
-    await store.create_key(KeyRecord("key_1", "test", "alice", SECRET[:8], int(time.time()), None), ids.hash_secret(SECRET))
+    key = KeyRecord("key_1", "test", "alice", SECRET[:8], int(time.time()), None)
+    await store.create_key(key, ids.hash_secret(SECRET))
     client = TestClient(TestServer(create_app(Services(settings, store, blobs))))
     await client.start_server()
     yield client, settings, store, url

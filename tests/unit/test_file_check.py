@@ -44,7 +44,8 @@ def check(chunks: list[bytes], limits: LineLimits = LIMITS) -> FileSummary | Non
 
 def full_pass(data: bytes, endpoint: str = CHAT, limits: LineLimits = LIMITS, parallel: int = 1):
     """What the validating stage finds over the whole file: (requests, models, spans)."""
-    splitter, cutter, models, requests = LineSplitter(limits.max_line_bytes), ShardCutter(limits.shard_lines, parallel), set(), 0
+    splitter, cutter = LineSplitter(limits.max_line_bytes), ShardCutter(limits.shard_lines, parallel)
+    models, requests = set(), 0
     for number, offset, raw in splitter.feed(data) + splitter.end():
         if raw is not None and is_blank(raw):
             continue
