@@ -3,7 +3,8 @@
     python bench/validation.py                        # 200 MB, this checkout
     python bench/validation.py --mb 1000 --src /path/to/other/checkout/src   # another version, same file
 
-No server and no upload: the stage reads the file from local storage as a worker does.
+No server and no upload: the stage reads the file from local storage as a worker does, in a full
+pass (as for a file whose upload did not check it, or found an error).
 """
 
 from __future__ import annotations
@@ -49,7 +50,11 @@ async def validate(blobs_root: Path, data_dir: Path) -> tuple[float, int]:
         return SimpleNamespace(storage_key=KEY)
 
     settings = Settings(data_dir=data_dir)
-    ctx = SimpleNamespace(settings=settings, store=SimpleNamespace(get_file=get_file), blobs=LocalBlobStore(blobs_root))
+    async def file_summary(file_id):
+        return None  # as if the upload never checked the file: time the full pass
+
+    ctx = SimpleNamespace(settings=settings, store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
+                          blobs=LocalBlobStore(blobs_root))
     batch = SimpleNamespace(scope=None, input_file_id=KEY, endpoint="/v1/chat/completions")
     started = time.perf_counter()
     report = await validate_input(ctx, batch, ShardCutter(settings.shard_lines))

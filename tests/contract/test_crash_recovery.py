@@ -11,8 +11,10 @@ import time
 
 import pytest
 
-from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     db_batch, freeze_outside_writes, outputs, recorded_lines, shard_owners, start_batch, start_worker,
+from tests.contract.conftest import http, multipart
+from tests.support.lifecycle import (CHAT, assert_counts, assert_partition, chat_line, client, closed_port_url, config,
+                                     db_batch, freeze_outside_writes, jsonl, outputs, recorded_lines, shard_owners,
+                                     start_batch, start_worker,
                                      stop_mock, stop_process, texts_of, wait_status, wait_until)
 from tests.support.servers import MockUpstream
 
@@ -22,6 +24,14 @@ def slow_mock(tmp_path):
     mock = MockUpstream(tmp_path, latency=0.1)
     yield mock
     stop_mock(mock)
+
+
+def upload_unchecked(gw, data: bytes) -> str:
+    """The file part before the purpose: the upload leaves the lines alone, so its batch validates them itself."""
+    body, content_type = multipart([("file", "in.jsonl", data, "application/jsonl"), ("purpose", None, b"batch", None)])
+    reply = http(gw, "POST", "/v1/files", body=body, content_type=content_type)
+    assert reply.status == 200, reply.body
+    return reply.json["id"]
 
 
 def kill_now(gw, api, batch_id: str, at_least: int) -> float:
@@ -86,7 +96,9 @@ def test_kill_9_during_validating_and_during_finalizing_loses_no_batch(make_gate
     api = client(gw)
     db = gw.data_dir / "batchgate.db"
     n = 60_000
-    _, batch = start_batch(api, [chat_line(f"f{i}", "x", model="nobody") for i in range(n)], max_concurrency=1024)
+    file_id = upload_unchecked(gw, jsonl([chat_line(f"f{i}", "x", model="nobody") for i in range(n)]))
+    batch = api.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h",
+                               extra_body={"max_concurrency": 1024})
 
     # Validating a 60k-line file takes a good fraction of a second: kill inside it.
     assert api.batches.retrieve(batch.id).status == "validating"

@@ -49,6 +49,9 @@ REFERENCE = {
         "batch_id": "text", "shard": "int", "first_line": "int", "last_line": "int", "start_offset": "int",
         "done": "int", "lease_owner": "text?", "lease_expires_at": "float?", "handed_on": "int"},
         {(("done", "batch_id"), False)}),
+    "file_summaries": table(("file_id",), {
+        "file_id": "text", "endpoint": "text", "requests": "int", "last_line": "int", "model": "text?",
+        "grains": "bytes", "max_lines": "int", "max_line_bytes": "int", "shard_lines": "int"}),
 }
 
 

@@ -53,3 +53,15 @@ def test_a_small_batch_is_spread_over_the_shards_that_may_run_at_once():
     requests = [(n, n) for n in range(1, 1001)]
     assert len(cut(requests, 500, parallel=8)) == 8
     assert len(cut(requests[:100], 500, parallel=8)) == 2  # one shard per grain of 62 at most
+
+
+def test_grains_noted_once_give_the_spans_of_any_parallelism():
+    """An upload notes the grains; a batch restores them and cuts shards for its own parallelism."""
+    requests = [(n, n * 13) for n in range(1, 2001) if n % 5]
+    noted = ShardCutter(64)
+    for line, offset in requests:
+        noted.add(line, offset)
+    for parallel in (1, 3, 8):
+        restored = ShardCutter(64, parallel)
+        restored.restore(noted.grains(), len(requests), requests[-1][0])
+        assert restored.spans() == cut(requests, 64, parallel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from batchgate.domain.lines import MAX_CUSTOM_ID_CHARS, LineError, parse_line, well_formed
+from batchgate.domain.lines import ENDPOINTS, MAX_CUSTOM_ID_CHARS, LineError, parse_line, request_shape, well_formed
 from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 
 AGREEMENT_LINES = [
@@ -36,3 +36,16 @@ def test_well_formed_checks_the_endpoint():
     raw = line_of(**valid(url="/v1/embeddings"))
     assert well_formed(raw, "/v1/embeddings") == ("req-1", "m")
     assert well_formed(raw, CHAT) is None
+
+
+@pytest.mark.parametrize("raw", AGREEMENT_LINES + [line_of(**valid(url=e)) for e in ENDPOINTS])
+def test_request_shape_agrees_with_parse_line_for_every_endpoint(raw):
+    """An upload's check does not know the batch's endpoint: the line's own url must be one parse_line accepts."""
+    shape = request_shape(raw)
+    for endpoint in ENDPOINTS:
+        try:
+            request = parse_line(raw, 1, endpoint, LIMIT)
+        except LineError:
+            assert shape is None or shape[1] != endpoint
+        else:
+            assert shape == (request.custom_id, endpoint, request.model)

@@ -14,8 +14,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 from batchgate import ids
 from batchgate.api.middleware import not_found
 from batchgate.api.services import services
+from batchgate.api.upload_check import UploadCheck
 from batchgate.api.wire import json_response, scope_of
 from batchgate.blobs import CHUNK
+from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import FileRecord, list_page
 from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, parse_expires_after, parse_page,
                                        parse_purpose, parse_sha256)
@@ -33,6 +35,7 @@ class StoredPart:
     filename: str
     bytes: int
     sha256: str
+    summary: FileSummary | None = None  # what checking the lines on the way in found, if the file is clean
 
 
 async def upload(request: web.Request) -> web.Response:
@@ -52,7 +55,7 @@ async def upload(request: web.Request) -> web.Response:
         expires_at = now + (_expires_after(fields) or svc.settings.file_retention_seconds)
         record = FileRecord(stored.key, scope_of(request), stored.filename, purpose, stored.bytes, stored.sha256,
                             stored.key, now, expires_at)
-        await svc.store.insert_file(record)
+        await svc.store.insert_file(record, stored.summary)
     except BaseException:
         if stored is not None:
             await svc.blobs.delete(stored.key)
@@ -72,9 +75,12 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
             if part.name == "file":
                 if stored is not None:
                     raise InvalidRequest("Send exactly one 'file' part.", param="file", code="invalid_multipart")
-                if "purpose" in fields:  # both SDKs send it first: refuse before reading the bytes
+                # Both SDKs send the purpose first: a wrong one is refused before the bytes are read, and a
+                # batch input file's lines are checked as they arrive.
+                checked = "purpose" in fields
+                if checked:
                     parse_purpose(fields["purpose"], (INPUT_PURPOSE,))
-                stored = await _store_part(svc, part, limit)
+                stored = await _store_part(svc, part, limit, checked)
             elif part.name:
                 fields[part.name] = await _read_field(part)
     except BaseException as exc:
@@ -86,10 +92,12 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
     return fields, stored
 
 
-async def _store_part(svc, part: BodyPartReader, limit: int) -> StoredPart:
+async def _store_part(svc, part: BodyPartReader, limit: int, checked: bool) -> StoredPart:
+    """Stream the part into storage; if `checked` (a batch input file), check its lines on the way."""
     filename = safe_filename(part.filename)
     key = ids.file_id()
     digest = hashlib.sha256()
+    check = UploadCheck(svc.settings) if checked else None
 
     async def chunks():
         seen = 0
@@ -98,10 +106,17 @@ async def _store_part(svc, part: BodyPartReader, limit: int) -> StoredPart:
             if seen > limit:
                 raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes.", param="file")
             digest.update(chunk)
+            if check is not None:
+                await check.feed(chunk)
             yield chunk
 
-    size = await svc.blobs.write(key, chunks())
-    return StoredPart(key, filename, size, digest.hexdigest())
+    try:
+        size = await svc.blobs.write(key, chunks())
+        summary = await check.summary() if check is not None else None
+    finally:
+        if check is not None:
+            check.close()
+    return StoredPart(key, filename, size, digest.hexdigest(), summary)
 
 
 async def _read_field(part: BodyPartReader) -> str:

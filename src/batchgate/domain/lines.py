@@ -63,18 +63,27 @@ def well_formed(raw: bytes, endpoint: str) -> tuple[str, str] | None:
     The fast path of validation: one parse and a handful of lookups, no exception and no object per line.
     Lines already over the size limit never get here.
     """
+    shape = request_shape(raw)
+    return (shape[0], shape[2]) if shape is not None and shape[1] == endpoint else None
+
+
+def request_shape(raw: bytes) -> tuple[str, str, str] | None:
+    """(custom_id, url, model) when parse_line would accept the line for the endpoint `url`, else None.
+
+    For a check that does not know the endpoint yet (an upload's); lines over the size limit never get here.
+    """
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
     if type(obj) is not dict:
         return None
-    custom_id, body = obj.get("custom_id"), obj.get("body")
+    custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
     if (type(custom_id) is str and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS and obj.get("method") == "POST"
-            and obj.get("url") == endpoint and type(body) is dict and body.get("stream") is not True):
+            and type(url) is str and type(body) is dict and body.get("stream") is not True):
         model = body.get("model")
         if type(model) is str and model:
-            return custom_id, model
+            return custom_id, url, model
     return None
 
 
@@ -143,6 +152,14 @@ class ValidationReport:
     def model(self) -> str | None:
         """The model every line names, as OpenAI's batch object reports it; None for a mix."""
         return next(iter(self._models)) if len(self._models) == 1 else None
+
+    @classmethod
+    def of_clean_file(cls, keep: int, request_count: int, model: str | None) -> ValidationReport:
+        """The report of a file found clean before (at upload): its request count and model, no errors."""
+        report = cls(keep)
+        report.request_count = request_count
+        report._models = set() if model is None else {model}  # a clean file names a model: None means a mix
+        return report
 
     def add_error(self, error: LineError) -> None:
         self.error_count += 1

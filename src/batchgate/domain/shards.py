@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from array import array
 from dataclasses import dataclass
 from math import ceil
@@ -41,6 +42,24 @@ class ShardCutter:
             self._offsets.append(offset)
         self._count += 1
         self._last_line = line
+
+    def grains(self) -> bytes:
+        """The grains noted so far, for restore(): first lines then offsets, as little-endian int64."""
+        both = array("q", self._lines)
+        both.extend(self._offsets)
+        if sys.byteorder == "big":
+            both.byteswap()
+        return both.tobytes()
+
+    def restore(self, grains: bytes, count: int, last_line: int) -> None:
+        """Take over what a cutter of the same lines_per_shard noted over `count` requests (at upload)."""
+        both = array("q")
+        both.frombytes(grains)
+        if sys.byteorder == "big":
+            both.byteswap()
+        half = len(both) // 2
+        self._lines, self._offsets = both[:half], both[half:]
+        self._count, self._last_line = count, last_line
 
     def spans(self) -> list[ShardSpan]:
         grains = len(self._lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import AsyncIterator, Iterable, Protocol, Sequence
 
+from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
@@ -58,7 +59,14 @@ class Store(Protocol):
     async def owner_of_key(self, secret_hash: str) -> str | None: ...
 
     # files
-    async def insert_file(self, file: FileRecord) -> None: ...
+    async def insert_file(self, file: FileRecord, summary: FileSummary | None = None) -> None:
+        """Insert the file, with its upload's summary if it is a clean batch input file."""
+        ...
+
+    async def file_summary(self, file_id: str) -> FileSummary | None:
+        """The upload's summary of a clean batch input file (deleted with the file); None if there is none."""
+        ...
+
     async def get_file(self, scope: Scope, file_id: str) -> FileRecord | None: ...
     async def list_files(self, scope: Scope, page: Page, purpose: str | None,
                          sha256: str | None) -> tuple[list[FileRecord], bool]: ...

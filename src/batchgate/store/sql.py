@@ -11,6 +11,7 @@ from typing import Callable, Iterable, TypeVar
 
 import orjson
 
+from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
@@ -29,6 +30,7 @@ BATCH_COLUMNS = (
     "finalizing_at, completed_at, failed_at, expired_at, cancelling_at, cancelled_at, total, completed, failed, "
     "input_tokens, output_tokens, total_tokens, cached_tokens, reasoning_tokens, model"
 )
+SUMMARY_COLUMNS = "file_id, endpoint, requests, last_line, model, grains, max_lines, max_line_bytes, shard_lines"
 _ACTIVE = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))  # an SQL list of the unfinished statuses
 # Statuses a worker drives under the batch lease; in_progress is worked on shard by shard instead.
 _DRIVEN = "'validating', 'finalizing', 'cancelling'"
@@ -97,8 +99,23 @@ class SqlStore(WorkQueries):
 
     # files --------------------------------------------------------------------------------
 
-    async def insert_file(self, file: FileRecord) -> None:
-        await self._write(lambda db: _insert_file(db, file))
+    async def insert_file(self, file: FileRecord, summary: FileSummary | None = None) -> None:
+        def insert(db: Db) -> None:
+            _insert_file(db, file)
+            if summary is not None:
+                limits = summary.limits
+                db.execute(f"INSERT INTO file_summaries ({SUMMARY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (file.id, summary.endpoint, summary.requests, summary.last_line, summary.model,
+                            summary.grains, limits.max_lines, limits.max_line_bytes, limits.shard_lines))
+
+        await self._write(insert)
+
+    async def file_summary(self, file_id: str) -> FileSummary | None:
+        rows = await self._all(f"SELECT {SUMMARY_COLUMNS} FROM file_summaries WHERE file_id = ?", (file_id,))
+        if not rows:
+            return None
+        _, endpoint, requests, last_line, model, grains, *limits = rows[0]
+        return FileSummary(endpoint, requests, last_line, model, bytes(grains), LineLimits(*limits))
 
     async def get_file(self, scope: Scope, file_id: str) -> FileRecord | None:
         rows = await self._all(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ? AND owner = ? AND on_behalf_of = ?",

@@ -63,3 +63,35 @@ class CustomIdLedger:
     def close(self) -> None:
         self._db.close()
         Path(self._file.name).unlink(missing_ok=True)
+
+
+class UniqueIds:
+    """Whether any custom_id repeats, for a check that needs no more (an upload's); kept on disk like the ledger.
+
+    The key refuses a repeat, so one B-tree insert per id answers the question as the ids arrive.
+    """
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
+        self._file.close()
+        self._db = sqlite3.connect(self._file.name, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
+
+    def add(self, custom_ids: list[str]) -> bool:
+        """Insert on the caller's thread (SQLite runs without the GIL); False if an id was there already.
+
+        json_each cuts a text at a NUL byte, so ids that differ only after one look alike here: such a
+        file merely counts as having a repeat, and its batch's own validation (whole ids) decides.
+        """
+        try:
+            self._db.execute("INSERT INTO ids SELECT value FROM json_each(?)", (orjson.dumps(custom_ids),)).close()
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._db.close()
+        Path(self._file.name).unlink(missing_ok=True)

@@ -1,11 +1,12 @@
-"""The validating stage: stream the input file once and check every line."""
+"""The validating stage: stream the input file once and check every line, unless its upload did."""
 
 from __future__ import annotations
 
 from contextlib import aclosing
 
+from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_line, well_formed
-from batchgate.domain.records import BatchRecord
+from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
 from batchgate.settings import Settings
@@ -19,6 +20,10 @@ LEDGER_CHUNK = 10_000
 async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCutter | None = None) -> ValidationReport:
     """Check every line; `cutter` (if given) is fed each request's line and offset to cut shards."""
     settings = ctx.settings
+    if (summary := await _checked_at_upload(ctx, batch)) is not None:
+        if cutter is not None:
+            cutter.restore(summary.grains, summary.requests, summary.last_line)
+        return ValidationReport.of_clean_file(settings.max_reported_errors, summary.requests, summary.model)
     report = ValidationReport(keep=settings.max_reported_errors)
     ledger = CustomIdLedger(scratch_folder(settings))
     try:
@@ -31,6 +36,27 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCu
     if report.request_count == 0 and report.ok:
         report.add_error(LineError(1, "empty_file", "The input file has no requests."))
     return report
+
+
+async def _checked_at_upload(ctx: WorkerContext, batch: BatchRecord) -> FileSummary | None:
+    """The upload's summary of the input file, if it found the file clean for this batch under today's limits.
+
+    The file must still be there: without it, the full pass reports it missing, as it always has.
+    """
+    summary = await ctx.store.file_summary(batch.input_file_id)
+    if summary is None or not summary.fits(batch.endpoint, LineLimits.of(ctx.settings)):
+        return None
+    file = await ctx.store.get_file(batch.scope, batch.input_file_id)
+    return summary if file is not None and await _stored(ctx, file) else None
+
+
+async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
+    try:  # its last byte is enough to know
+        async with aclosing(ctx.blobs.read(file.storage_key, max(0, file.bytes - 1))) as chunks:
+            await anext(chunks, None)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: ValidationReport,
