@@ -16,6 +16,7 @@ from pathlib import Path
 from aiohttp import web
 
 from batchgate import __version__, ids
+from batchgate.allocator import limit_arenas
 from batchgate.api.app import create_app
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
@@ -104,6 +105,7 @@ async def cmd_worker(settings: Settings, args) -> None:
 
 
 async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -> None:
+    limit_arenas(settings.malloc_arenas)  # before the store and the file pool start their threads
     store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)

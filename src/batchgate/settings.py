@@ -98,6 +98,9 @@ class Settings:
     worker_shards: int = 16  # shards one worker works on at once: room for other batches beside a big one
     max_shards_per_batch: int = 8  # shards of one batch worked on at once, by all workers together
 
+    # Memory: glibc malloc arenas the process's threads share (0 = glibc's default, 8 per core)
+    malloc_arenas: int = 2
+
     upstreams: tuple[UpstreamConfig, ...] = field(default=())
     limits: tuple[ModelLimits, ...] = field(default=())
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import islice
+
 import pytest
 
 from batchgate.blobs import open_blobs
+from batchgate.blobs.base import chunk_sizes
+from batchgate.blobs.local import LocalBlobStore
 from batchgate.blobs.s3 import PART_BYTES, parse_url
 from batchgate.errors import ConfigError
 
@@ -49,6 +53,18 @@ async def test_a_blob_bigger_than_a_part_streams_in_and_out_intact(blobs):
     assert b"".join(chunks) == b"".join(pieces)
     tail = await read_all(blobs, "file-big", len(pieces) * MIB - 5)
     assert tail == bytes([len(pieces) - 1]) * 5
+
+
+async def test_a_read_that_starts_small_doubles_up_to_a_chunk(blobs):
+    data = bytes(range(256)) * (3 * MIB // 256)
+    await blobs.write("file-grow", chunks_of(data))
+    chunks = [chunk async for chunk in blobs.read("file-grow", 100, 64 * 1024)]
+    assert b"".join(chunks) == data[100:]
+    asked = list(islice(chunk_sizes(64 * 1024), len(chunks)))
+    assert asked[:5] == [64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024, MIB]
+    assert all(len(chunk) <= size for chunk, size in zip(chunks, asked)), "no read returns more than it asked for"
+    if isinstance(blobs, LocalBlobStore):  # a file answers every read in full
+        assert [len(chunk) for chunk in chunks[:-1]] == asked[:-1]
 
 
 async def test_a_failed_write_leaves_nothing_visible(blobs):

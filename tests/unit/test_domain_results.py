@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import orjson
 import pytest
 
@@ -176,3 +178,15 @@ def test_a_2xx_with_an_error_code_is_not_ok_and_keeps_its_response():
     line = orjson.loads(result_line("batch_req_1", "c1", outcome))
     assert line["response"]["status_code"] == 200
     assert line["error"] == {"code": "invalid_upstream_response", "message": "not JSON"}
+
+
+def test_a_line_holds_about_its_own_size_in_memory():
+    # Lines wait for their commit in the writer's backlog: each must cost its length, not a 4 KiB buffer.
+    outcome = Outcome(status_code=200, request_id="req", body={"choices": [{"message": {"content": "ok"}}]})
+    tracemalloc.start()
+    try:
+        lines = [result_line(f"batch_req_{i}", f"c{i}", outcome) for i in range(1000)]
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert held < 1000 * 4 * len(lines[0])

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import AsyncIterable, AsyncIterator
 
-from batchgate.blobs.base import CHUNK
+from batchgate.blobs.base import CHUNK, chunk_sizes
 
 
 class LocalBlobStore:
@@ -42,12 +42,14 @@ class LocalBlobStore:
             raise
         return size
 
-    async def read(self, key: str, offset: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
         handle = await asyncio.to_thread(open, self._path(key), "rb")
         try:
             if offset:
                 handle.seek(offset)
-            while chunk := await asyncio.to_thread(handle.read, CHUNK):
+            for size in chunk_sizes(first_chunk):
+                if not (chunk := await asyncio.to_thread(handle.read, size)):
+                    return
                 yield chunk
         finally:
             handle.close()

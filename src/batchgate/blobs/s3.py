@@ -18,7 +18,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from batchgate.blobs.base import CHUNK
+from batchgate.blobs.base import CHUNK, chunk_sizes
 from batchgate.errors import ConfigError
 
 PART_BYTES = 8 * 1024 * 1024  # S3 wants every part but the last to be at least 5 MiB
@@ -89,7 +89,7 @@ class S3BlobStore:
         answer = await s3.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=data)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
-    async def read(self, key: str, offset: int = 0) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
         s3 = await self._s3()
         extra = {"Range": f"bytes={offset}-"} if offset else {}
         try:
@@ -103,7 +103,9 @@ class S3BlobStore:
             raise
         body = answer["Body"]
         try:
-            while chunk := await body.read(CHUNK):
+            for size in chunk_sizes(first_chunk):
+                if not (chunk := await body.read(size)):
+                    return
                 yield chunk
         finally:
             body.close()

@@ -34,7 +34,10 @@ def result_line(request_id: str, custom_id: str, outcome: Outcome) -> bytes:
         error = {"code": outcome.error_code, "message": outcome.error_message or outcome.error_code}
     elif not outcome.ok:
         error = {"code": _upstream_error_code(outcome), "message": _upstream_error_message(outcome)}
-    return orjson.dumps({"id": request_id, "custom_id": custom_id, "response": response, "error": error})
+    line = orjson.dumps({"id": request_id, "custom_id": custom_id, "response": response, "error": error})
+    # orjson's bytes keep its whole working buffer (4 KiB for a short line); a line waits in memory for
+    # its commit, up to the writer's backlog of them, so it is kept at its own size.
+    return bytes(memoryview(line))
 
 
 def unanswered_line(request_id: str, custom_id: str, code: str) -> bytes:
