@@ -537,3 +537,22 @@ async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_se
         assert (await store.get_batch("batch_1")).status == S.FAILED
     finally:
         await store.close()
+
+
+async def test_sqlite_cuts_its_write_ahead_log_back_after_a_big_transaction(tmp_path, monkeypatch):
+    """Deleting a finished batch's results is one big transaction; the WAL must not keep that size on disk."""
+    from batchgate.store import sqlite
+    monkeypatch.setattr(sqlite, "WAL_KEPT_BYTES", 256 * 1024)
+    path = tmp_path / "t.db"
+    store = await batchgate.store.open_store(f"sqlite:///{path}")
+    wal = tmp_path / "t.db-wal"
+    try:
+        await store._write(lambda db: db.execute("CREATE TABLE filler (x BLOB)"))
+        await store._write(lambda db: db.executemany("INSERT INTO filler VALUES (?)",
+                                                     [(b"x" * 4096,) for _ in range(2000)]))
+        grown = wal.stat().st_size
+        await store._run(lambda: store._db.execute("PRAGMA wal_checkpoint(PASSIVE)"))  # as SQLite's own would
+        await store._write(lambda db: db.execute("DELETE FROM filler WHERE rowid = 1"))  # restarts the log
+        assert grown > 4_000_000 and wal.stat().st_size <= 256 * 1024
+    finally:
+        await store.close()

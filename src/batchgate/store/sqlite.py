@@ -17,6 +17,7 @@ from batchgate.store.migrations import migration_scripts, statements
 from batchgate.store.sql import PAGE_ROWS, SqlStore
 
 T = TypeVar("T")
+WAL_KEPT_BYTES = 64 * 1024 * 1024
 __all__ = ["PAGE_ROWS", "SqliteStore"]
 
 
@@ -54,6 +55,9 @@ class SqliteStore(SqlStore):
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA synchronous=FULL")
+        # The WAL grows to the largest transaction (a finished batch's results are deleted in one);
+        # past a checkpoint it is cut back to this, so a big batch does not leave its size on disk.
+        db.execute(f"PRAGMA journal_size_limit={WAL_KEPT_BYTES}")
         db.execute("PRAGMA busy_timeout=10000")
         db.execute("PRAGMA foreign_keys=ON")
         return db
