@@ -221,12 +221,12 @@ class BrokenAfterValidation:
     def __getattr__(self, name):
         return getattr(self._blobs, name)
 
-    def read(self, key: str, offset: int = 0):
+    def read(self, key: str, *args, **kwargs):
         if key == self._key:
             self.reads += 1
             if self.reads > 1:
                 raise OSError("the disk under this file is broken")
-        return self._blobs.read(key, offset)
+        return self._blobs.read(key, *args, **kwargs)
 
 
 async def test_a_batch_whose_shards_keep_failing_rests_alone(parts):
