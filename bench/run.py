@@ -89,22 +89,53 @@ def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env:
 
 
 class Meter(threading.Thread):
-    """Peak RSS and CPU seconds (user + system) of one process while it runs."""
+    """Peak RSS and CPU seconds (user + system) of a process and its descendants while it runs.
+
+    The descendants count: a batch file's upload is checked in a child process (api/upload_check.py).
+    """
 
     def __init__(self, pid: int):
         super().__init__(daemon=True)
         self.pid, self.peak_kb, self.running = pid, 0, True
         self.cpu_start = self.cpu()
 
+    def tree(self) -> list[int]:
+        """The process and its living descendants."""
+        parents: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo += parents.get(pid, [])
+        return found
+
     def cpu(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        """CPU seconds of the tree, with those of the children each process has reaped (cutime, cstime)."""
+        total = 0
+        for pid in self.tree():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += sum(int(f) for f in fields[11:15])
+        return total / TICKS
 
     def run(self) -> None:
         while self.running:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+            rss = 0
+            for pid in self.tree():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                rss += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+            self.peak_kb = max(self.peak_kb, rss)
             time.sleep(0.05)
 
     def finish(self) -> tuple[float, float]:

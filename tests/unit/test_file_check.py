@@ -1,4 +1,4 @@
-"""Checking a batch input file while it is uploaded: domain/file_check.py and its thread, api/upload_check.py.
+"""Checking a batch input file while it is uploaded: domain/file_check.py and its child process, api/upload_check.py.
 
 The reference for every summary is the validating stage's own pass (LineSplitter, parse_line, ShardCutter).
 """
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import tempfile
+from pathlib import Path
 
 import orjson
 import pytest
 
-from batchgate.api.upload_check import IDS_AT_ONCE, QUEUED_CHUNKS, UploadCheck
+from batchgate.api.upload_check import IDS_AT_ONCE, QUEUED_CHUNKS, UploadCheck, check_chunks
 from batchgate.blobs.lines import LineSplitter
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
 from batchgate.domain.lines import is_blank, parse_line
@@ -150,7 +152,7 @@ def test_a_summary_fits_only_its_endpoint_and_the_limits_it_was_made_under():
         assert not summary.fits(CHAT, changed)
 
 
-# --- the thread ---------------------------------------------------------------------------------
+# --- the child process ---------------------------------------------------------------------------------
 
 
 def settings_in(tmp_path, **changes) -> Settings:
@@ -195,17 +197,27 @@ async def test_a_failing_check_costs_the_summary_never_the_upload(tmp_path, capl
     assert "checking an upload's lines failed" in caplog.text
 
 
-@pytest.mark.parametrize("fails", ["feed", "summary"])
-async def test_a_bug_in_the_check_costs_the_summary_never_the_upload(tmp_path, monkeypatch, caplog, fails):
-    """Whether the check breaks while chunks still come or after the last one, the upload goes on."""
-    def bug(*args):
-        raise RuntimeError("a bug in the check")
-
-    monkeypatch.setattr(FileCheck, fails, bug)
+async def test_a_check_that_dies_costs_the_summary_never_the_upload(tmp_path, caplog):
+    """The child process checking the lines is killed mid-upload: the upload takes every chunk still."""
+    checker = UploadCheck(settings_in(tmp_path))
+    chunks = chunked(jsonl(MIXED), 16)
+    await checker.feed(chunks[0])
+    while checker.child is None or checker.child.pid is None:
+        await asyncio.sleep(0.01)
+    checker.child.kill()
     with caplog.at_level(logging.ERROR, logger="batchgate.api"):
-        assert await asyncio.wait_for(upload_check(settings_in(tmp_path), chunked(jsonl(MIXED), 16)), 30) is None
-    assert "a bug in the check" in caplog.text
-    assert list((tmp_path / "tmp").glob("ids-*")) == []
+        for chunk in chunks[1:]:
+            await asyncio.wait_for(checker.feed(chunk), 30)
+        assert await asyncio.wait_for(checker.summary(), 30) is None
+    assert "checking an upload's lines failed" in caplog.text
+
+
+def test_the_check_in_the_child_is_the_same_check():
+    """What the child runs, run here: the summary of chunks taken one by one."""
+    data = jsonl(MIXED)
+    pieces = iter(chunked(data, 5))
+    with tempfile.TemporaryDirectory() as scratch:
+        assert check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch)) == check([data])
 
 
 async def test_an_abandoned_upload_ends_its_thread(tmp_path):
