@@ -89,9 +89,11 @@ def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env:
 
 
 class Meter(threading.Thread):
-    """Peak RSS and CPU seconds (user + system) of a process and its descendants while it runs.
+    """Peak memory and CPU seconds (user + system) of a process and its descendants while it runs.
 
     The descendants count: a batch file's upload is checked in a child process (api/upload_check.py).
+    Memory is summed as PSS (each shared page split between the processes sharing it): the children
+    are forked and share most of their pages, which a sum of RSS would count once per process.
     """
 
     def __init__(self, pid: int):
@@ -128,21 +130,23 @@ class Meter(threading.Thread):
 
     def run(self) -> None:
         while self.running:
-            rss = 0
-            for pid in self.tree():
-                try:
-                    status = Path(f"/proc/{pid}/status").read_text()
-                except OSError:
-                    continue
-                rss += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
-            self.peak_kb = max(self.peak_kb, rss)
-            time.sleep(0.05)
+            self.peak_kb = max(self.peak_kb, sum(map(resident_kb, self.tree())))
+            time.sleep(0.01)  # often enough to see the short-lived child checking a small upload
 
     def finish(self) -> tuple[float, float]:
         """(peak RSS in MB, CPU seconds since start)"""
         self.running = False
         self.join()
         return self.peak_kb / 1024, self.cpu() - self.cpu_start
+
+
+def resident_kb(pid: int) -> int:
+    """The PSS of a process in kB (0 if it is gone)."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
 # --- inputs ------------------------------------------------------------------------------------------------
