@@ -16,16 +16,28 @@ def scratch_folder(settings: Settings) -> Path:
     return settings.data_dir / "tmp"
 
 
-class CustomIdLedger:
-    def __init__(self, folder: Path):
+class _ScratchIds:
+    """A throw-away SQLite file of custom_ids (`ids-*.db` in the scratch folder), removed on close."""
+
+    def __init__(self, folder: Path, *schema: str):
         folder.mkdir(parents=True, exist_ok=True)
         self._file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
         self._file.close()
         self._db = sqlite3.connect(self._file.name, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
         self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE ids (custom_id TEXT NOT NULL, line INTEGER NOT NULL)")
-        self._db.execute("CREATE INDEX ids_by_id ON ids (custom_id, line)")
+        for statement in schema:
+            self._db.execute(statement)
+
+    def close(self) -> None:
+        self._db.close()
+        Path(self._file.name).unlink(missing_ok=True)
+
+
+class CustomIdLedger(_ScratchIds):
+    def __init__(self, folder: Path):
+        super().__init__(folder, "CREATE TABLE ids (custom_id TEXT NOT NULL, line INTEGER NOT NULL)",
+                         "CREATE INDEX ids_by_id ON ids (custom_id, line)")
         self._adding: asyncio.Future | None = None
 
     async def add(self, pairs: list[tuple[str, int]]) -> None:
@@ -60,25 +72,15 @@ class CustomIdLedger:
 
         return [(orjson.loads(custom_id), first, line) for custom_id, first, line in await asyncio.to_thread(query)]
 
-    def close(self) -> None:
-        self._db.close()
-        Path(self._file.name).unlink(missing_ok=True)
 
-
-class UniqueIds:
+class UniqueIds(_ScratchIds):
     """Whether any custom_id repeats, for a check that needs no more (an upload's); kept on disk like the ledger.
 
     The key refuses a repeat, so one B-tree insert per id answers the question as the ids arrive.
     """
 
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self._file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
-        self._file.close()
-        self._db = sqlite3.connect(self._file.name, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        super().__init__(folder, "CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, custom_ids: list[str]) -> bool:
         """Insert on the caller's thread (SQLite runs without the GIL); False if an id was there already.
@@ -91,7 +93,3 @@ class UniqueIds:
         except sqlite3.IntegrityError:
             return False
         return True
-
-    def close(self) -> None:
-        self._db.close()
-        Path(self._file.name).unlink(missing_ok=True)
