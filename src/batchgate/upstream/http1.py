@@ -66,19 +66,21 @@ class Http1Pool:
         head = self._heads.get(path)
         if head is None:
             head = self._heads[path] = b"POST " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed
-        request = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
-        async with asyncio.timeout(self._timeout):
+        return await self._send(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body), self._timeout)
+
+    async def get(self, path: str, timeout: float) -> Answer:
+        return await self._send(b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed
+                                + b"\r\n", timeout)
+
+    async def _send(self, request: bytes, timeout: float) -> Answer:
+        """On an idle connection if one is alive, else on a new one."""
+        async with asyncio.timeout(timeout):
             while (conn := self._reuse()) is not None:
                 try:
                     return await self._exchange(conn, request)
                 except _StaleConnection:
                     continue  # the server closed it while idle, before reading a byte: not sent
             return await self._exchange(await self._connect(), request)
-
-    async def get(self, path: str, timeout: float) -> Answer:
-        head = b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed + b"\r\n"
-        async with asyncio.timeout(timeout):
-            return await self._exchange(await self._connect(), head)
 
     def close(self) -> None:
         while self._idle:
