@@ -88,7 +88,7 @@ class Worker:
         settings = self.ctx.settings
         while len(self._shards) < settings.worker_shards:
             claimed_at = self.ctx.clock()
-            resting = [batch for batch, (_, until) in self._shard_failures.items() if until > claimed_at]
+            resting = [batch for batch in self._shard_failures if self._resting(batch, claimed_at)]
             try:
                 leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
                                                            settings.max_shards_per_batch,
@@ -109,9 +109,12 @@ class Worker:
         Only while this worker has a free place, so handing on never keeps other batches from its slots,
         and not while the batch rests after failed shard runs.
         """
-        resting = self._shard_failures.get(lease.batch_id, (0, 0.0))[1] > self.ctx.clock()
-        if len(self._shards) < self.ctx.settings.worker_shards and not resting:
+        if len(self._shards) < self.ctx.settings.worker_shards and not self._resting(lease.batch_id, self.ctx.clock()):
             self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
+
+    def _resting(self, batch_id: str, now: float) -> bool:
+        """Whether the batch waits out a pause after failed shard runs."""
+        return self._shard_failures.get(batch_id, (0, 0.0))[1] > now
 
     async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
         settings = self.ctx.settings
