@@ -91,9 +91,10 @@ def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env:
 class Meter(threading.Thread):
     """Peak memory and CPU seconds (user + system) of a process and its descendants while it runs.
 
-    The descendants count: a batch file's upload is checked in a child process (api/upload_check.py).
-    Memory is summed as PSS (each shared page split between the processes sharing it): the children
-    are forked and share most of their pages, which a sum of RSS would count once per process.
+    The descendants count: a batch file's upload is checked in a child process (api/upload_checker.py),
+    and a spare one waits for the next upload. Memory is summed as PSS (each shared page split
+    between the processes sharing it): they share the interpreter's pages, which a sum of RSS would
+    count once per process.
     """
 
     def __init__(self, pid: int):

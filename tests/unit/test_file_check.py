@@ -1,4 +1,5 @@
-"""Checking a batch input file while it is uploaded: domain/file_check.py and its child process, api/upload_check.py.
+"""Checking a batch input file while it is uploaded: domain/file_check.py, and the process it runs in
+(api/upload_checker.py), fed by api/upload_check.py.
 
 The reference for every summary is the validating stage's own pass (LineSplitter, parse_line, ShardCutter).
 """
@@ -13,8 +14,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchgate.api.upload_check import IDS_AT_ONCE, QUEUED_CHUNKS, UploadCheck, check_chunks
-from batchgate.blobs.lines import LineSplitter
+from batchgate.api.upload_check import QUEUED_CHUNKS, SPARE, UploadCheck
+from batchgate.api.upload_checker import IDS_AT_ONCE, arguments, check_chunks
+from batchgate.domain.splitting import LineSplitter
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
 from batchgate.domain.lines import is_blank, parse_line
 from batchgate.domain.shards import ShardCutter
@@ -229,3 +231,56 @@ async def test_an_abandoned_upload_ends_its_thread(tmp_path):
             break
         await asyncio.sleep(0.01)
     assert list((tmp_path / "tmp").glob("ids-*")) == []
+
+
+async def until(condition, seconds: float = 10) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    assert condition()
+
+
+async def test_the_next_upload_is_checked_by_a_spare_started_when_the_last_check_ended(tmp_path):
+    settings = settings_in(tmp_path)
+    first = UploadCheck(settings)
+    await first.feed(jsonl(MIXED))
+    assert await first.summary() == check([jsonl(MIXED)])
+    await until(lambda: SPARE._spare is not None)
+    spare = SPARE._spare
+    assert spare.pid != first.child.pid and spare.poll() is None
+    assert list((tmp_path / "tmp").glob("ids-*")) == [], "a waiting spare has made no scratch file yet"
+
+    second = UploadCheck(settings)
+    await second.feed(jsonl(MIXED))
+    assert await second.summary() == check([jsonl(MIXED)])
+    assert second.child is spare
+    assert spare.wait(10) == 0, "each checker checks one file and exits"
+
+
+async def test_a_spare_for_other_settings_or_a_dead_one_is_not_used(tmp_path):
+    first = UploadCheck(settings_in(tmp_path / "a"))
+    assert await first.summary() is None  # an empty file: no summary
+    await until(lambda: SPARE._spare is not None)
+    other = SPARE._spare
+    second = UploadCheck(settings_in(tmp_path / "b"))  # other scratch folder: other command line
+    await second.feed(jsonl(MIXED))
+    assert await second.summary() == check([jsonl(MIXED)])
+    assert second.child is not other
+    other.wait(10)  # the unusable spare was ended (TimeoutExpired otherwise)
+
+    await until(lambda: SPARE._spare is not None)
+    SPARE._spare.kill()
+    SPARE._spare.wait()
+    third = UploadCheck(settings_in(tmp_path / "b"))
+    await third.feed(jsonl(MIXED))
+    assert await third.summary() == check([jsonl(MIXED)])
+
+
+def test_a_closed_spare_ends_without_a_scratch_file(tmp_path):
+    SPARE.replenish(arguments(LIMITS, tmp_path))
+    spare = SPARE._spare
+    SPARE.close()
+    assert SPARE._spare is None
+    spare.wait(10)  # TimeoutExpired if it were still waiting
+    assert list(tmp_path.glob("ids-*")) == []

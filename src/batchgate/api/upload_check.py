@@ -2,37 +2,91 @@
 
 Checking lines is pure Python: on a thread it held the GIL that the upload's own work (network,
 hashing, writing) needs, so the two ran one after the other. In a child process it runs beside
-the upload, on another core. A thread here only forwards the chunks through a pipe (writes to a
-pipe release the GIL); at most a few chunks wait for it, so memory stays flat. Children are
-forked from a small server process that has the checking modules loaded, so one starts in
-milliseconds. The check can only cost the summary: whatever goes wrong in it, even the child
-dying, the upload goes on and the batch validates the file itself.
+the upload, on another core. A thread here only forwards the chunks to the child's stdin (writes to
+a pipe release the GIL); at most a few chunks wait for it, so memory stays flat. The child is a
+small program of its own (api/upload_checker.py) that lives as long as the upload. The check can
+only cost the summary: whatever goes wrong in it, even the child dying, the upload goes on and the
+batch validates the file itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
+import atexit
 import logging
-import multiprocessing
+import os
 import queue
+import subprocess
+import sys
 import threading
-from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Callable
 
-from batchgate.blobs.lines import LineSplitter
-from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
+import orjson
+
+import batchgate
+from batchgate.api.upload_checker import arguments, summary_from_wire
+from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.settings import Settings
-from batchgate.worker.ledger import UniqueIds, scratch_folder
+from batchgate.worker.scratch_ids import scratch_folder
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4
-IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once
-END = b""  # the last message on the pipe: no more chunks
 
-_children = multiprocessing.get_context("forkserver")
-_children.set_forkserver_preload([__name__])
+
+class SpareChecker:
+    """One checker process started ahead of need, so an upload's check starts at once.
+
+    Starting Python and importing the checker takes tens of milliseconds; the spare has done it while
+    nothing was uploading. Each checker still checks a single file and exits, so no state lasts from
+    one upload to the next; when a check ends, a new spare is started. Uploads that overlap start
+    their own. A spare waits on its stdin; when the server exits, its stdin closes and it ends too.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._spare: subprocess.Popen | None = None
+        self._command: list[str] = []
+
+    def take(self, command: list[str]) -> subprocess.Popen:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None and self._command == command and spare.poll() is None:
+            return spare
+        if spare is not None:
+            _close(spare)
+        return _start(command)
+
+    def replenish(self, command: list[str]) -> None:
+        with self._lock:
+            if self._spare is None or self._spare.poll() is not None:
+                self._spare, self._command = _start(command), command
+
+    def close(self) -> None:
+        with self._lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            _close(spare)
+
+
+def _start(command: list[str]) -> subprocess.Popen:
+    # This very copy of batchgate first on the child's import path, whatever the server was started with.
+    source = str(Path(batchgate.__file__).parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    return subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
+def _close(child: subprocess.Popen) -> None:
+    """End a checker that was given no file: it sees an empty one, and nobody reads its answer."""
+    child.stdout.close()
+    try:
+        child.stdin.close()
+    except OSError:
+        pass
+    child.wait()
+
+
+SPARE = SpareChecker()
+atexit.register(SPARE.close)
 
 
 class UploadCheck:
@@ -46,7 +100,7 @@ class UploadCheck:
         self._limits = LineLimits.of(settings)
         self._scratch = scratch_folder(settings)
         self._ended = False  # the forwarder has taken the end of the chunks
-        self.child: multiprocessing.process.BaseProcess | None = None
+        self.child: subprocess.Popen | None = None
         # Its own thread, not the default pool's: it lives as long as the upload, which needs that pool to write.
         threading.Thread(target=self._forward, name="upload-check", daemon=True).start()
 
@@ -64,28 +118,29 @@ class UploadCheck:
         self._chunks.put(None)
 
     def _forward(self) -> None:
-        summary = None
-        ours, theirs = _children.Pipe()
+        summary, command = None, arguments(self._limits, self._scratch)
         try:
-            self.child = _children.Process(target=_check_in_child, args=(theirs, self._limits, self._scratch),
-                                           name="batchgate-upload-check", daemon=True)
-            self.child.start()
-            theirs.close()
-            while (chunk := self._take()) is not None:
-                ours.send_bytes(chunk)
-            ours.send_bytes(END)
-            failure, summary = ours.recv()
-            if failure:
-                log.error("checking an upload's lines failed; its batches will validate it themselves: %s", failure)
+            self.child = SPARE.take(command)
+            try:
+                while (chunk := self._take()) is not None:
+                    self.child.stdin.write(chunk)
+            finally:
+                self.child.stdin.close()
+            answer = orjson.loads(self.child.stdout.read())
+            if "failure" in answer:
+                log.error("checking an upload's lines failed; its batches will validate it themselves: %s",
+                          answer["failure"])
+            summary = summary_from_wire(answer.get("summary"), self._limits)
         except Exception:
             log.exception("checking an upload's lines failed; its batches will validate it themselves")
             while not self._ended:  # keep taking chunks, so the upload is never held up
                 self._take()
         finally:
-            ours.close()
             if self.child is not None:
-                self.child.join(5)
+                self.child.stdout.close()
+                self.child.wait()
             self._call(lambda: self._outcome.done() or self._outcome.set_result(summary))
+            SPARE.replenish(command)
 
     def _take(self) -> bytes | None:
         chunk = self._chunks.get()
@@ -100,51 +155,3 @@ class UploadCheck:
             self._loop.call_soon_threadsafe(fn)
         except RuntimeError:
             pass  # the event loop is gone (shutdown): nobody waits for this any more
-
-
-def _check_in_child(conn: Connection, limits: LineLimits, scratch: Path) -> None:
-    """The child: check the chunks that come down the pipe; answer (failure, summary) once they end."""
-    # Parsed lines make no reference cycles. Without the collector's passes over the objects inherited
-    # from the fork server, their pages stay shared instead of being copied into the child.
-    gc.disable()
-    ended = False
-
-    def take() -> bytes | None:
-        nonlocal ended
-        try:
-            chunk = conn.recv_bytes()
-        except EOFError:  # the parent is gone
-            chunk = END
-        ended = chunk == END
-        return chunk or None
-
-    try:
-        answer = (None, check_chunks(take, limits, scratch))
-    except Exception as exc:
-        answer = (f"{exc.__class__.__name__}: {exc}", None)
-        while not ended:  # the parent sends on to the end; take it all, so it is not held up
-            take()
-    except KeyboardInterrupt:
-        return
-    try:
-        conn.send(answer)
-    except OSError:
-        pass  # the parent is gone
-
-
-def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | None:
-    """Check the chunks `take` gives until None; the summary if the file is clean, else None."""
-    check, splitter = FileCheck(limits), LineSplitter(limits.max_line_bytes)
-    seen = UniqueIds(scratch)
-    try:
-        pending: list[str] = []
-        while (chunk := take()) is not None:
-            if check.clean:  # a spoiled file's remaining chunks are only taken
-                pending += check.feed(splitter.feed(chunk))
-                if len(pending) >= IDS_AT_ONCE:
-                    pending = [] if seen.add(pending) else check.spoil()
-        if check.clean and seen.add(pending + check.feed(splitter.end())):
-            return check.summary()
-        return None
-    finally:
-        seen.close()

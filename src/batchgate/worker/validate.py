@@ -12,7 +12,8 @@ from batchgate.errors import InputMissing
 from batchgate.settings import Settings
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import located_input_batches
-from batchgate.worker.ledger import CustomIdLedger, scratch_folder
+from batchgate.worker.ledger import CustomIdLedger
+from batchgate.worker.scratch_ids import scratch_folder
 
 LEDGER_CHUNK = 10_000
 

@@ -19,7 +19,7 @@ from batchgate.worker.context import WorkerContext
 from batchgate.store import ShardLease
 from batchgate.worker.heartbeat import log_failure
 from batchgate.worker.lane import Lane
-from batchgate.worker.ledger import scratch_folder
+from batchgate.worker.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
 
 log = logging.getLogger("batchgate.worker")

@@ -1,0 +1,51 @@
+"""Cutting a stream of byte chunks into numbered lines, each with the byte offset where it starts."""
+
+from __future__ import annotations
+
+from itertools import islice
+
+Located = tuple[int, int, "bytes | None"]  # (line number, byte offset where it starts, line or None)
+
+
+class LineSplitter:
+    """Cuts chunks into located lines; the bytes after the last newline wait for the next chunk."""
+
+    def __init__(self, max_line_bytes: int, first_line: int = 1, first_offset: int = 0):
+        self.max_line_bytes = max_line_bytes
+        self.line_no = first_line - 1  # the last line handed out
+        self.line_at = self.chunk_at = first_offset  # file offsets of the line being assembled, of the next chunk
+        self.pending = b""
+        self.skipping = False  # the line being assembled is over the limit already: its bytes are dropped
+
+    def feed(self, chunk: bytes) -> list[Located]:
+        parts = chunk.split(b"\n")  # one C call; the last part has no newline yet
+        tail = parts.pop()
+        located: list[Located] = []
+        if parts:
+            limit, line_no, head = self.max_line_bytes, self.line_no + 1, parts[0]
+            first = None if self.skipping else self._line(self.pending + head)
+            located.append((line_no, self.line_at, first))
+            at = self.chunk_at + len(head) + 1
+            crlf = b"\r" in chunk
+            for part in islice(parts, 1, None):
+                line_no += 1
+                line = part.removesuffix(b"\r") if crlf else part
+                located.append((line_no, at, None if len(line) > limit else line))
+                at += len(part) + 1
+            self.line_no, self.line_at, self.pending, self.skipping = line_no, at, b"", False
+        self.chunk_at += len(chunk)
+        if not self.skipping:
+            self.pending += tail
+            if len(self.pending) > self.max_line_bytes + 1:
+                self.pending, self.skipping = b"", True
+        return located
+
+    def end(self) -> list[Located]:
+        """The last line, when the file does not end with a newline."""
+        if self.skipping:
+            return [(self.line_no + 1, self.line_at, None)]
+        return [(self.line_no + 1, self.line_at, self._line(self.pending))] if self.pending else []
+
+    def _line(self, raw: bytes) -> bytes | None:
+        line = raw.removesuffix(b"\r")
+        return None if len(line) > self.max_line_bytes else line
