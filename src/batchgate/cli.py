@@ -17,6 +17,7 @@ from aiohttp import web
 
 from batchgate import __version__, ids
 from batchgate.allocator import limit_arenas
+from batchgate.collector import freeze_startup_objects
 from batchgate.api.app import create_app
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
@@ -132,6 +133,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
         if not settings.upstreams:
             log.info("no [[upstreams]] configured (--config): serving the built-in local models")
+        freeze_startup_objects()
         worker_task = asyncio.create_task(worker.run()) if worker else None
         if worker:
             log.info("worker %s started", worker_id)
