@@ -5,7 +5,8 @@ Writes are atomic: a half-written blob is never visible under its key.
 
 from __future__ import annotations
 
-from typing import AsyncIterable, AsyncIterator, Iterator, Protocol
+import asyncio
+from typing import AsyncIterable, AsyncIterator, Iterator, Protocol, TypeVar
 
 CHUNK = 1024 * 1024
 
@@ -20,6 +21,28 @@ def chunk_sizes(first: int = CHUNK) -> Iterator[int]:
     while True:
         yield size
         size = min(2 * size, CHUNK)
+
+
+T = TypeVar("T")
+
+
+async def read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
+    """`items`, the next one already on its way while the caller works on this one.
+
+    A shard's senders take lines from the chunk in hand; without the next chunk read ahead, the
+    sender that took a chunk's last line waited for the disk or S3, and the lane's slots behind it.
+    """
+    end = object()
+    pending = asyncio.ensure_future(anext(items, end))
+    try:
+        while (item := await pending) is not end:
+            pending = asyncio.ensure_future(anext(items, end))
+            yield item
+    finally:
+        if not pending.done():
+            pending.cancel()
+            await asyncio.wait([pending])
+        await items.aclose()
 
 
 class BlobStore(Protocol):

@@ -6,6 +6,7 @@ from contextlib import aclosing
 from typing import AsyncIterator
 
 from batchgate.blobs import CHUNK
+from batchgate.blobs.base import read_ahead
 from batchgate.blobs.lines import located_line_batches
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
@@ -44,7 +45,7 @@ async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
     first_chunk = SHARD_FIRST_CHUNK if shard else CHUNK
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
-        async with aclosing(ctx.blobs.read(file.storage_key, offset, first_chunk)) as chunks, \
+        async with aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks, \
                 aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches:
             async for located in batches:
                 past_end = last_line is not None and located[-1][0] > last_line
