@@ -251,3 +251,63 @@ async def test_a_batch_whose_shards_keep_failing_rests_alone(parts):
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_a_shard_sends_its_lines_with_a_task_per_slot_not_per_line(parts, monkeypatch):
+    """60 lines through a window of 4: a few long-lived senders, not a task for each line."""
+    loop = asyncio.get_running_loop()
+    created: list[str] = []
+
+    def counting_factory(loop, coro, **kwargs):
+        created.append(getattr(coro, "__qualname__", type(coro).__name__))
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(counting_factory)
+    try:
+        batch_id = await add_batch(parts, [f"line {i}" for i in range(60)])
+        await run_to_the_end(parts, batch_id)
+    finally:
+        loop.set_task_factory(None)
+    batch = await parts.store.get_batch(batch_id)
+    assert batch.status is S.COMPLETED and batch.completed == 60
+    senders = created.count("execute.<locals>.sender")
+    assert 1 <= senders <= 4, created
+    assert len(created) < 60, "no task per line"
+
+
+class CountingReads:
+    """Blobs that count the reads of one key."""
+
+    def __init__(self, blobs, key: str):
+        self._blobs, self._key, self.reads = blobs, key, 0
+
+    def __getattr__(self, name):
+        return getattr(self._blobs, name)
+
+    def read(self, key: str, *args, **kwargs):
+        self.reads += key == self._key
+        return self._blobs.read(key, *args, **kwargs)
+
+
+async def test_the_next_shard_reads_its_first_line_while_its_lane_is_still_full(holding):
+    """Every line hangs: the two lanes (2 slots each) are full with shards 1 and 2. Their successors are
+    claimed as soon as their last lines left, and read their first lines before any slot frees up, so
+    they send the moment an answer comes."""
+    blobs = CountingReads(holding.blobs, "file-batch_1")
+    ctx = dataclasses.replace(holding, blobs=blobs)
+    texts = [f"line {i} hold" for i in range(8)]
+    batch_id = await add_batch(ctx, texts)
+    worker = asyncio.create_task(Worker(ctx).run())
+    try:
+        async with asyncio.timeout(10):
+            while len(HoldingUpstream.sent) < 4 or blobs.reads < 5:  # validation, shards 1-2, successors 3-4
+                await asyncio.sleep(0.01)
+        assert len(HoldingUpstream.sent) == 4, "the successors wait for a free slot"
+        HoldingUpstream.release.set()
+        async with asyncio.timeout(20):
+            while (await ctx.store.get_batch(batch_id)).status not in TERMINAL:
+                await asyncio.sleep(0.02)
+    finally:
+        worker.cancel()
+        await asyncio.gather(worker, return_exceptions=True)
+    assert sorted(HoldingUpstream.sent) == sorted(texts) and HoldingUpstream.peak <= 4

@@ -26,14 +26,20 @@ class StallingStore:
         self.recorded.extend(r.line for r in rows)
 
 
+async def add(writer: ResultWriter, line: int) -> None:
+    """As a sender does: wait for room in the backlog, then hand the row over."""
+    await writer.room()
+    writer.add(ResultRow(line, True, b"{}"), Usage())
+
+
 async def test_adds_wait_while_the_backlog_is_full_and_resume_after_a_commit():
     store = StallingStore()
     writer = ResultWriter(store, LEASE, interval=0.001, max_backlog=10)
     async with writer:
-        first = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(5)]
+        first = [asyncio.create_task(add(writer, i)) for i in range(5)]
         await asyncio.gather(*first)
         await asyncio.sleep(0.02)  # the writer took those 5 and is stuck committing them
-        more = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(5, 25)]
+        more = [asyncio.create_task(add(writer, i)) for i in range(5, 25)]
         await asyncio.sleep(0.02)
         assert sum(t.done() for t in more) == 10  # ten fit in the backlog; the other ten wait
         store.go.set()
@@ -49,7 +55,7 @@ async def test_a_writer_that_failed_lets_waiting_adds_go():
 
     writer = ResultWriter(Broken(), LEASE, interval=0.001, max_backlog=2)
     await writer.__aenter__()
-    adds = [asyncio.create_task(writer.add(ResultRow(i, True, b"{}"), Usage())) for i in range(10)]
+    adds = [asyncio.create_task(add(writer, i)) for i in range(10)]
     await asyncio.wait_for(asyncio.gather(*adds), 2)
     assert writer.failed
     with pytest.raises(RuntimeError, match="disk gone"):

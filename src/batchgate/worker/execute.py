@@ -71,53 +71,140 @@ class StopSignal:
 async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease, lane: Lane,
                   sent_all: Callable[[], None] = lambda: None) -> None:
     """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
-    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited."""
-    inflight: set[asyncio.Task] = set()
+    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited.
 
-    def finished(task: asyncio.Task) -> None:
-        inflight.discard(task)
-        lane.give_back()
-
+    Each slot of the lane is a sender that goes from one line to the next: an answer's slot sends the
+    next line in the same turn of the event loop, and the answer becomes a result row in the next
+    turn. (A task per line, started by this coroutine when woken by the last one's end, took four
+    turns; when many answers arrive together, every turn is spent on all of them, and the upstream
+    waited for each next line while the rows of the answers before it were made.)
+    """
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
     writer = ResultWriter(ctx.store, shard, ctx.settings.commit_interval_seconds)
+    answers = _Answers(writer)
+    lines = _Unsent(ctx, batch, shard, sent_all)
+    senders: set[asyncio.Task] = set()
+
+    def may_send() -> bool:
+        return stop.reason is None and not writer.failed and ctx.clock() < stop.lease_until
+
+    async def sender() -> None:
+        try:
+            while may_send() and (request := await lines.take()) is not None:
+                if (outcome := await _outcome(ctx, batch.endpoint, request, stop, flow)) is not None:
+                    answers.put(request, outcome)
+                await writer.room()
+        finally:
+            lane.give_back()
+
     try:
         async with writer:
             with lane.joined(stop.wake):
-                done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
-                next_done = await anext(done, None)
-                async for line, raw in input_lines(ctx, batch, shard):
-                    while next_done is not None and next_done < line:
-                        next_done = await anext(done, None)
-                    if next_done == line:
-                        continue
-                    while stop.reason is None and (lane.full() or ctx.clock() >= stop.lease_until):
+                await lines.prime()
+                while not lines.ended and stop.reason is None and not writer.failed:
+                    if lane.full() or not may_send():
                         await stop.wait()
-                    if stop.reason is not None or writer.failed:
-                        break
-                    request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
-                    task = asyncio.create_task(_send(ctx, batch.endpoint, request, writer, stop, flow))
+                        continue
                     lane.take()
-                    inflight.add(task)
-                    task.add_done_callback(finished)
-                else:
-                    sent_all()
-                await _drain(inflight, stop, ctx.settings.cancel_grace_seconds)
+                    task = asyncio.create_task(sender())
+                    senders.add(task)
+                    task.add_done_callback(senders.discard)
+                if lines.failure is not None:
+                    raise lines.failure
+                await _drain(senders, stop, ctx.settings.cancel_grace_seconds)
+                answers.record()
     finally:
-        for task in inflight:
+        for task in senders:
             task.cancel()
+        await lines.close()
 
 
-async def _send(ctx: WorkerContext, endpoint: str, request: RequestLine, writer: ResultWriter,
-                stop: StopSignal, flow: Flow) -> None:
+class _Unsent:
+    """The shard's lines that have no recorded result yet (I3), parsed, taken by the senders one at a time.
+
+    The first line is read ahead (prime), while the lines of the shard before this one in the lane
+    are still out: its senders then start the moment those answers free their slots.
+    """
+
+    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
+        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, ctx.settings.max_line_bytes, sent_all
+        self._last_line = shard.last_line
+        self._lines = input_lines(ctx, batch, shard)
+        self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
+        self._next_done: int | None = 0  # 0: not read yet
+        self._ahead: RequestLine | None = None
+        self._lock = asyncio.Lock()  # a read of the file may pause a taker: the next one waits its turn
+        self.ended = False
+        self.failure: Exception | None = None  # reading failed: the run fails with it
+
+    async def prime(self) -> None:
+        async with self._lock:
+            if self._ahead is None and not self.ended:
+                self._ahead = await self._read()
+
+    async def take(self) -> RequestLine | None:
+        """The next line to send; None when there is none (then `ended`)."""
+        async with self._lock:
+            if self.ended:
+                return None
+            request, self._ahead = self._ahead, None
+            if request is None:
+                request = await self._read()
+            if request is None or request.line >= self._last_line:
+                self._end()  # known at once at the last line, so the next shard starts while its answer is out
+            return request
+
+    async def _read(self) -> RequestLine | None:
+        try:
+            async for line, raw in self._lines:
+                if self._next_done == 0:
+                    self._next_done = await anext(self._done, None)
+                while self._next_done is not None and self._next_done < line:
+                    self._next_done = await anext(self._done, None)
+                if self._next_done != line:
+                    return parse_line(raw, line, self._endpoint, self._max_line_bytes)
+        except Exception as exc:
+            self.failure = exc
+        return None
+
+    def _end(self) -> None:
+        self.ended = True
+        if self.failure is None:
+            self._sent_all()
+
+    async def close(self) -> None:
+        await self._lines.aclose()
+
+
+async def _outcome(ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal,
+                   flow: Flow) -> Outcome | None:
+    """The line's outcome; None if it was abandoned (no result: it stays unanswered for whoever carries on)."""
     try:
-        outcome = await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock), flow)
+        return await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock), flow)
     except Abandoned:
-        return  # no result: the line stays unanswered for whoever carries the batch on
+        return None
     except Exception as exc:  # a bug must cost one line, not the run (I5)
         log.exception("line %d of a %s batch failed inside batchgate", request.line, endpoint)
-        outcome = Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
-    record = result_line(ids.request_id(), request.custom_id, outcome)
-    await writer.add(ResultRow(request.line, outcome.ok, record), usage_of(outcome.body) if outcome.ok else Usage())
+        return Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
+
+
+class _Answers:
+    """Answers waiting to become result rows, made in the turn of the event loop after they arrived."""
+
+    def __init__(self, writer: ResultWriter):
+        self._writer = writer
+        self._waiting: list[tuple[RequestLine, Outcome]] = []
+
+    def put(self, request: RequestLine, outcome: Outcome) -> None:
+        if not self._waiting:
+            asyncio.get_running_loop().call_soon(self.record)
+        self._waiting.append((request, outcome))
+
+    def record(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for request, outcome in waiting:
+            row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
+            self._writer.add(row, usage_of(outcome.body) if outcome.ok else Usage())
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:

@@ -25,10 +25,14 @@ class ResultWriter:
         self._task: asyncio.Task | None = None
         self._closing = False
 
-    async def add(self, row: ResultRow, usage: Usage) -> None:
+    async def room(self) -> None:
+        """Wait while the backlog is full (unless the writer has stopped: then nobody would make room)."""
         while len(self._rows) >= self._max_backlog and not (self._task is not None and self._task.done()):
             self._room.clear()
             await self._room.wait()
+
+    def add(self, row: ResultRow, usage: Usage) -> None:
+        """Queue a result for the next commit; callers wait for room() before taking more work."""
         self._rows.append(row)
         if usage.total_tokens or usage.input_tokens or usage.output_tokens:
             self._usage = self._usage + usage
