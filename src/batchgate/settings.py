@@ -92,6 +92,8 @@ class Settings:
     # Upstream health: an upstream of a pool failing this many attempts in a row is taken out, probed back after
     eject_after_failures: int = 5
     eject_seconds: float = 5.0
+    # An idle upstream's window of requests in flight opens over this long, not all at once (domain/ramp.py)
+    ramp_seconds: float = 0.1
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
@@ -142,6 +144,8 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.ramp_seconds < 0:
+            raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.default_max_concurrency > self.max_concurrency_ceiling:

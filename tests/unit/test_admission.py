@@ -114,3 +114,22 @@ async def test_the_fast_path_admits_without_waiting():
     door = Admission("u", lambda: None)
     await door.enter(Flow(), 0)
     assert door.in_flight == 1 and door.waiting == 0
+
+
+async def test_a_cold_door_opens_its_window_over_the_ramp_then_never_holds_back():
+    door = Admission("u", lambda: 4, ramp_seconds=0.2)
+    started = time.monotonic()
+    entered: list[float] = []
+
+    async def one() -> None:
+        await door.enter(Flow(), 0)
+        entered.append(time.monotonic() - started)
+
+    await asyncio.gather(*(one() for _ in range(4)))
+    assert entered[0] < 0.02, "the first request of a cold door goes at once"
+    assert entered[3] >= 0.14, "the fourth waits for three quarters of the ramp"
+    assert entered == sorted(entered)
+    door.leave()
+    again = time.monotonic()
+    await asyncio.wait_for(door.enter(Flow(), 0), 1)
+    assert time.monotonic() - again < 0.02, "a door with requests in flight is open"

@@ -1,7 +1,8 @@
 """The door in front of an upstream (or a model): who goes next, and when.
 
 A request enters with its flow and estimated tokens and waits until, all at once: its flow's fair
-turn has come (domain/fairness.py), fewer than `limit()` requests are in flight, the requests- and
+turn has come (domain/fairness.py), fewer than `limit()` requests are in flight (and, while the
+door opens from cold, fewer than its ramp allows: domain/ramp.py), the requests- and
 tokens-per-minute windows have room (domain/limits.py), and no 429 has paused the door.
 When nothing waits and everything has room, entering costs no task, future or timer.
 """
@@ -14,14 +15,16 @@ from typing import Callable
 
 from batchgate.domain.fairness import Flow, FairQueue
 from batchgate.domain.limits import TokenBucket
+from batchgate.domain.ramp import Ramp
 
 
 class Admission:
     def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
-                 tpm: float | None = None, clock: Callable[[], float] = time.monotonic):
+                 tpm: float | None = None, clock: Callable[[], float] = time.monotonic, ramp_seconds: float = 0.0):
         self.name = name
         self._limit = limit
         self._clock = clock
+        self._ramp = Ramp(ramp_seconds)
         now = clock()
         self._requests = TokenBucket(rpm, now) if rpm else None
         self._tokens = TokenBucket(tpm, now) if tpm else None
@@ -76,6 +79,8 @@ class Admission:
             return -1.0
         now = self._clock()
         wait = self.paused_until - now
+        if limit is not None:
+            wait = max(wait, self._ramp.wait(limit, self.in_flight, now))
         if self._requests is not None:
             wait = max(wait, self._requests.wait(1, now))
         if self._tokens is not None and tokens:
@@ -83,8 +88,9 @@ class Admission:
         return max(0.0, wait)
 
     def _admit(self, tokens: int) -> None:
-        self.in_flight += 1
         now = self._clock()
+        self._ramp.entered(self.in_flight, now)
+        self.in_flight += 1
         if self._requests is not None:
             self._requests.take(1, now)
         if self._tokens is not None and tokens:

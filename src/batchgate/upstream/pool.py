@@ -36,7 +36,7 @@ class Lane:
         cap = config.max_concurrency or settings.max_concurrency_ceiling
         self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap)) if config.adaptive else None
         limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
-        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock)
+        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds)
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
 
