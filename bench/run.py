@@ -299,7 +299,8 @@ def saturation(cfg: Config, work: Path) -> dict:
             "plain_client_ratio": round(plain_makespan / ideal, 4),
             "end_to_end_seconds": round(total, 3), "upstream_peak_in_flight": stats["peak"],
             "mean_turnaround_ms": stats["mean_turnaround_ms"],
-            "plain_client_mean_turnaround_ms": plain["mean_turnaround_ms"]}
+            "plain_client_mean_turnaround_ms": plain["mean_turnaround_ms"],
+            "upstream_mean_lateness_ms": stats["mean_lateness_ms"]}
 
 
 def memory(cfg: Config, work: Path) -> dict:
