@@ -93,7 +93,7 @@ class Settings:
     eject_after_failures: int = 5
     eject_seconds: float = 5.0
     # An idle upstream's window of requests in flight opens over this long, not all at once (domain/ramp.py)
-    ramp_seconds: float = 0.1
+    ramp_seconds: float = 0.2
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard

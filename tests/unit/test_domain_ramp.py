@@ -23,11 +23,23 @@ def test_an_open_window_is_not_held_back():
     assert ramp.wait(limit=10, in_flight=9, now=5.0) == 0.0
 
 
-def test_a_door_that_went_cold_ramps_again():
+def test_a_door_idle_for_the_ramp_s_time_ramps_again():
     ramp = Ramp(seconds=0.1)
     ramp.entered(0, now=0.0)
-    ramp.entered(0, now=7.0)  # nothing was in flight: it opens again from here
+    ramp.left(0, now=1.0)
+    ramp.entered(0, now=7.0)  # nothing in flight for 6 s: it opens again from here
     assert ramp.wait(limit=10, in_flight=5, now=7.0) == pytest.approx(0.05)
+
+
+def test_requests_that_each_end_before_the_next_begins_still_open_the_window():
+    """A fast upstream: in flight drops to 0 between requests, but the door never stays idle for long."""
+    ramp = Ramp(seconds=0.1)
+    now = 0.0
+    for _ in range(6):
+        ramp.entered(0, now)
+        now += 0.02
+        ramp.left(0, now)
+    assert ramp.wait(limit=10, in_flight=9, now=now) == 0.0, "the ramp went on from the first request"
 
 
 @pytest.mark.parametrize("in_flight", [10, 12])

@@ -386,3 +386,9 @@ def test_database_urls_are_shown_without_their_password():
     assert redact("postgresql://app:s3cret@db:5432/bg") == "postgresql://app@db:5432/bg"
     assert redact("postgresql://app@db/bg") == "postgresql://app@db/bg"
     assert redact("sqlite:////var/lib/bg.db") == "sqlite:////var/lib/bg.db"
+
+
+def test_the_ramp_of_an_idle_upstream_may_be_turned_off_but_not_negative():
+    assert load(env={env_var("ramp_seconds"): "0"}).ramp_seconds == 0.0
+    assert load(env={}).ramp_seconds == 0.2
+    config_error("ramp_seconds must be 0", env={env_var("ramp_seconds"): "-0.1"})

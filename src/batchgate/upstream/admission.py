@@ -58,6 +58,7 @@ class Admission:
 
     def leave(self) -> None:
         self.in_flight -= 1
+        self._ramp.left(self.in_flight, self._clock())
         self._pump()
 
     def settle(self, estimated: int, actual: int) -> None:
