@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from batchgate.api.wire import json_response
+from batchgate.api.wire import SCOPE, json_response
 from batchgate.domain.records import Scope
 from batchgate.domain.requests import parse_on_behalf_of
 from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthorized
@@ -67,7 +67,7 @@ def authenticate(store):
         owner = await store.owner_of_key(hash_secret(secret.strip()))
         if owner is None:
             raise Unauthorized("Incorrect API key provided.")
-        request["scope"] = Scope(owner, parse_on_behalf_of(request.headers.get("X-On-Behalf-Of")))
+        request[SCOPE] = Scope(owner, parse_on_behalf_of(request.headers.get("X-On-Behalf-Of")))
         return await handler(request)
 
     return auth

@@ -31,5 +31,8 @@ async def read_json(request: web.Request) -> Any:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}.", code="invalid_json") from None
 
 
+SCOPE = web.RequestKey("scope", Scope)  # whose request it is, set by the auth middleware
+
+
 def scope_of(request: web.Request) -> Scope:
-    return request["scope"]
+    return request[SCOPE]
