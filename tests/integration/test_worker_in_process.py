@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from typing import Callable
 
 import orjson
 import pytest
@@ -171,13 +172,15 @@ async def holding(tmp_path, monkeypatch):
     await store.close()
 
 
-async def held_then_released(ctx: WorkerContext, texts: list[str], held: int) -> set[int]:
-    """Run the batch until `held` lines hang upstream; return the lines sent by then; release; finish."""
+async def held_then_released(ctx: WorkerContext, texts: list[str], held: int,
+                             also: Callable[[], bool] = lambda: True) -> set[int]:
+    """Run the batch until `held` lines hang upstream (and `also()`); return the lines sent by then;
+    release; finish."""
     batch_id = await add_batch(ctx, texts)
     worker = asyncio.create_task(Worker(ctx).run())
     try:
         async with asyncio.timeout(20):
-            while sum("hold" in t for t in HoldingUpstream.sent) < held:
+            while sum("hold" in t for t in HoldingUpstream.sent) < held or not also():
                 await asyncio.sleep(0.02)
         sent = {texts.index(t) + 1 for t in HoldingUpstream.sent}
         HoldingUpstream.release.set()
@@ -296,18 +299,6 @@ async def test_the_next_shard_reads_its_first_line_while_its_lane_is_still_full(
     blobs = CountingReads(holding.blobs, "file-batch_1")
     ctx = dataclasses.replace(holding, blobs=blobs)
     texts = [f"line {i} hold" for i in range(8)]
-    batch_id = await add_batch(ctx, texts)
-    worker = asyncio.create_task(Worker(ctx).run())
-    try:
-        async with asyncio.timeout(10):
-            while len(HoldingUpstream.sent) < 4 or blobs.reads < 5:  # validation, shards 1-2, successors 3-4
-                await asyncio.sleep(0.01)
-        assert len(HoldingUpstream.sent) == 4, "the successors wait for a free slot"
-        HoldingUpstream.release.set()
-        async with asyncio.timeout(20):
-            while (await ctx.store.get_batch(batch_id)).status not in TERMINAL:
-                await asyncio.sleep(0.02)
-    finally:
-        worker.cancel()
-        await asyncio.gather(worker, return_exceptions=True)
-    assert sorted(HoldingUpstream.sent) == sorted(texts) and HoldingUpstream.peak <= 4
+    # Reads: validation, shards 1 and 2, then their successors 3 and 4.
+    sent = await held_then_released(ctx, texts, held=4, also=lambda: blobs.reads >= 5)
+    assert sent == {1, 2, 3, 4}, "the successors wait for a free slot"
