@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 from pathlib import Path
 
 import orjson
@@ -241,12 +242,33 @@ async def until(condition, seconds: float = 10) -> None:
     assert condition()
 
 
-async def test_the_next_upload_is_checked_by_a_spare_started_when_the_last_check_ended(tmp_path):
+def settle_spares() -> None:
+    """Let every upload's thread end (each starts a spare as it does), then end the spare."""
+    for thread in threading.enumerate():
+        if thread.name == "upload-check":
+            thread.join(10)
+    SPARE.close()
+
+
+@pytest.fixture
+def no_spare():
+    settle_spares()  # none left by an earlier test
+    yield
+    settle_spares()
+
+
+def spare_for(settings: Settings) -> bool:
+    """Whether a spare checker waits for uploads under `settings`."""
+    command = arguments(LineLimits.of(settings), settings.data_dir / "tmp")
+    return SPARE._spare is not None and SPARE._command == command
+
+
+async def test_the_next_upload_is_checked_by_a_spare_started_when_the_last_check_ended(tmp_path, no_spare):
     settings = settings_in(tmp_path)
     first = UploadCheck(settings)
     await first.feed(jsonl(MIXED))
     assert await first.summary() == check([jsonl(MIXED)])
-    await until(lambda: SPARE._spare is not None)
+    await until(lambda: spare_for(settings))
     spare = SPARE._spare
     assert spare.pid != first.child.pid and spare.poll() is None
     assert list((tmp_path / "tmp").glob("ids-*")) == [], "a waiting spare has made no scratch file yet"
@@ -258,10 +280,10 @@ async def test_the_next_upload_is_checked_by_a_spare_started_when_the_last_check
     assert spare.wait(10) == 0, "each checker checks one file and exits"
 
 
-async def test_a_spare_for_other_settings_or_a_dead_one_is_not_used(tmp_path):
+async def test_a_spare_for_other_settings_or_a_dead_one_is_not_used(tmp_path, no_spare):
     first = UploadCheck(settings_in(tmp_path / "a"))
     assert await first.summary() is None  # an empty file: no summary
-    await until(lambda: SPARE._spare is not None)
+    await until(lambda: spare_for(settings_in(tmp_path / "a")))
     other = SPARE._spare
     second = UploadCheck(settings_in(tmp_path / "b"))  # other scratch folder: other command line
     await second.feed(jsonl(MIXED))
@@ -269,7 +291,7 @@ async def test_a_spare_for_other_settings_or_a_dead_one_is_not_used(tmp_path):
     assert second.child is not other
     other.wait(10)  # the unusable spare was ended (TimeoutExpired otherwise)
 
-    await until(lambda: SPARE._spare is not None)
+    await until(lambda: spare_for(settings_in(tmp_path / "b")))  # the settings last used
     SPARE._spare.kill()
     SPARE._spare.wait()
     third = UploadCheck(settings_in(tmp_path / "b"))
@@ -277,10 +299,20 @@ async def test_a_spare_for_other_settings_or_a_dead_one_is_not_used(tmp_path):
     assert await third.summary() == check([jsonl(MIXED)])
 
 
-def test_a_closed_spare_ends_without_a_scratch_file(tmp_path):
+def test_a_closed_spare_ends_without_a_scratch_file(tmp_path, no_spare):
     SPARE.replenish(arguments(LIMITS, tmp_path))
     spare = SPARE._spare
     SPARE.close()
     assert SPARE._spare is None
     spare.wait(10)  # TimeoutExpired if it were still waiting
     assert list(tmp_path.glob("ids-*")) == []
+
+
+def test_a_spare_for_other_settings_is_replaced_by_one_for_the_new(tmp_path, no_spare):
+    SPARE.replenish(arguments(LIMITS, tmp_path / "a"))
+    old = SPARE._spare
+    SPARE.replenish(arguments(LIMITS, tmp_path / "a"))
+    assert SPARE._spare is old, "a live spare for the same settings is kept"
+    SPARE.replenish(arguments(LIMITS, tmp_path / "b"))
+    assert SPARE._spare is not old and SPARE._spare.poll() is None
+    old.wait(10)  # ended (TimeoutExpired otherwise)

@@ -57,9 +57,14 @@ class SpareChecker:
         return _start(command)
 
     def replenish(self, command: list[str]) -> None:
+        """Have a spare for `command` waiting (one for another command, or one that died, is replaced)."""
         with self._lock:
-            if self._spare is None or self._spare.poll() is not None:
-                self._spare, self._command = _start(command), command
+            stale = self._spare
+            if stale is not None and self._command == command and stale.poll() is None:
+                return
+            self._spare, self._command = _start(command), command
+        if stale is not None:
+            _close(stale)
 
     def close(self) -> None:
         with self._lock:

@@ -99,20 +99,22 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shar
 
     try:
         async with writer:
-            with lane.joined(stop.wake):
-                await lines.prime()
-                while not lines.ended and stop.reason is None and not writer.failed:
-                    if lane.full() or not may_send():
-                        await stop.wait()
-                        continue
-                    lane.take()
-                    task = asyncio.create_task(sender())
-                    senders.add(task)
-                    task.add_done_callback(senders.discard)
-                if lines.failure is not None:
-                    raise lines.failure
-                await _drain(senders, stop, ctx.settings.cancel_grace_seconds)
-                answers.record()
+            try:
+                with lane.joined(stop.wake):
+                    await lines.prime()
+                    while not lines.ended and stop.reason is None and not writer.failed:
+                        if lane.full() or not may_send():
+                            await stop.wait()
+                            continue
+                        lane.take()
+                        task = asyncio.create_task(sender())
+                        senders.add(task)
+                        task.add_done_callback(senders.discard)
+                    if lines.failure is not None:
+                        raise lines.failure
+                    await _drain(senders, stop, ctx.settings.cancel_grace_seconds)
+            finally:
+                answers.record()  # the answers already in, whatever ends the run
     finally:
         for task in senders:
             task.cancel()
@@ -131,7 +133,7 @@ class _Unsent:
         self._last_line = shard.last_line
         self._lines = input_lines(ctx, batch, shard)
         self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
-        self._next_done: int | None = 0  # 0: not read yet
+        self._next_done: int | None = 0  # the next line with a result; 0 before the first is read
         self._ahead: RequestLine | None = None
         self._lock = asyncio.Lock()  # a read of the file may pause a taker: the next one waits its turn
         self.ended = False
