@@ -551,7 +551,7 @@ async def test_sqlite_cuts_its_write_ahead_log_back_after_a_big_transaction(tmp_
         await store._write(lambda db: db.executemany("INSERT INTO filler VALUES (?)",
                                                      [(b"x" * 4096,) for _ in range(2000)]))
         grown = wal.stat().st_size
-        await store._run(lambda: store._db.execute("PRAGMA wal_checkpoint(PASSIVE)"))  # as SQLite's own would
+        await store._run(lambda: store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())  # as SQLite's own would
         await store._write(lambda db: db.execute("DELETE FROM filler WHERE rowid = 1"))  # restarts the log
         assert grown > 4_000_000 and wal.stat().st_size <= 256 * 1024
     finally:
