@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from batchgate.worker.ledger import CustomIdLedger
@@ -62,13 +67,34 @@ async def test_unicode_and_odd_ids(ledger):
     assert await ledger.duplicates(10) == [("naïve ✓", 1, 3), ("'; DROP TABLE ids; --", 4, 5)]
 
 
-def test_file_is_created_in_the_folder_and_removed_on_close(tmp_path):
+def open_scratch_files(folder) -> list[str]:
+    """The files of `folder` this process holds open, by the name they were opened under."""
+    links = (os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.is_symlink())
+    return [link for link in links if link.startswith(str(folder))]
+
+
+def test_the_file_is_in_the_folder_but_its_name_is_gone_while_open(tmp_path):
+    """Held open under the scratch folder, with no name left in it: nothing to leave behind, even if killed."""
     folder = tmp_path / "nested" / "tmp"
     ledger = CustomIdLedger(folder)
-    files = list(folder.iterdir())
-    assert len(files) == 1 and files[0].name.startswith("ids-") and files[0].suffix == ".db"
-    ledger.close()
+    [held] = open_scratch_files(folder)
+    assert Path(held).name.startswith("ids-") and held.endswith(".db (deleted)")
     assert list(folder.iterdir()) == []
+    ledger.close()
+    assert open_scratch_files(folder) == []
+
+
+def test_a_killed_process_leaves_no_scratch_file(tmp_path):
+    code = ("import sys, time; from pathlib import Path; from batchgate.worker.scratch_ids import UniqueIds; "
+            "ids = UniqueIds(Path(sys.argv[1])); ids.add([f'id{i}' for i in range(10000)]); print('ready', flush=True); "
+            "time.sleep(60)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+    finally:
+        child.kill()
+        child.wait()
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_file_removed_on_close_after_use(tmp_path):
@@ -79,10 +105,13 @@ async def test_file_removed_on_close_after_use(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_two_ledgers_in_one_folder_do_not_collide(tmp_path):
+async def test_two_ledgers_in_one_folder_do_not_collide(tmp_path):
     first, second = CustomIdLedger(tmp_path), CustomIdLedger(tmp_path)
     try:
-        assert len(list(tmp_path.iterdir())) == 2
+        await first.add([("a", 1), ("a", 2)])
+        await second.add([("a", 1), ("b", 2)])
+        assert await first.duplicates(5) == [("a", 1, 2)] and await second.duplicates(5) == []
+        assert len(open_scratch_files(tmp_path)) == 2
     finally:
         first.close()
         second.close()

@@ -21,21 +21,28 @@ def scratch_folder(settings: Settings) -> Path:
 
 
 class ScratchIds:
-    """A throw-away SQLite file of custom_ids (`ids-*.db` in the scratch folder), removed on close."""
+    """A throw-away SQLite file of custom_ids in the scratch folder.
+
+    Its name (`ids-*.db`) is removed as soon as it is open: SQLite keeps using the open file (no
+    journal is ever opened beside it), and the disk space comes back when it closes, however the
+    process ends, even killed. The stale-file sweep only meets a name left in that instant.
+    """
 
     def __init__(self, folder: Path, *schema: str):
         folder.mkdir(parents=True, exist_ok=True)
-        self._file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
-        self._file.close()
-        self._db = sqlite3.connect(self._file.name, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        for statement in schema:
-            self._db.execute(statement)
+        file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
+        file.close()
+        try:
+            self._db = sqlite3.connect(file.name, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            for statement in schema:
+                self._db.execute(statement)
+        finally:
+            Path(file.name).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._db.close()
-        Path(self._file.name).unlink(missing_ok=True)
 
 
 class UniqueIds(ScratchIds):
