@@ -49,8 +49,8 @@ class SpareChecker:
 
     def take(self, command: list[str]) -> subprocess.Popen:
         with self._lock:
-            spare, self._spare = self._spare, None
-        if spare is not None and self._command == command and spare.poll() is None:
+            spare, spare_command, self._spare = self._spare, self._command, None
+        if spare is not None and spare_command == command and spare.poll() is None:
             return spare
         if spare is not None:
             _close(spare)
