@@ -15,9 +15,10 @@ from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.results import Outcome
 from batchgate.domain.status import TERMINAL, BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.store import open_store
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
+from batchgate.store import ShardLease, open_store
+from batchgate.worker.execute import _Unsent
 from batchgate.worker.worker import Worker
 from batchgate.worker.context import WorkerContext
 
@@ -302,3 +303,52 @@ async def test_the_next_shard_reads_its_first_line_while_its_lane_is_still_full(
     # Reads: validation, shards 1 and 2, then their successors 3 and 4.
     sent = await held_then_released(ctx, texts, held=4, also=lambda: blobs.reads >= 5)
     assert sent == {1, 2, 3, 4}, "the successors wait for a free slot"
+
+
+class GatedReads:
+    """Blobs whose reads yield their first chunk at once and every later one only once `gate` is set."""
+
+    def __init__(self, blobs, gate: asyncio.Event):
+        self._blobs, self._gate = blobs, gate
+
+    def __getattr__(self, name):
+        return getattr(self._blobs, name)
+
+    async def read(self, key: str, *args, **kwargs):
+        async for index, chunk in aenumerate(self._blobs.read(key, *args, **kwargs)):
+            if index:
+                await self._gate.wait()
+            yield chunk
+
+
+async def aenumerate(items):
+    index = 0
+    async for item in items:
+        yield index, item
+        index += 1
+
+
+async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
+    """A sender's read of the next line outlasted its lease (or a stop came): the line is not handed
+    out to be sent, and is the first one handed out once sending may go on."""
+    long_lines = b"".join(chat(f"c{i}", "x" * 40_000) + b"\n" for i in range(3))  # one line per 64 KiB read
+    batch_id = await add_batch(parts, [], long_lines)
+    gate = asyncio.Event()
+    ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
+    batch = await ctx.store.get_batch(batch_id)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), lambda: None)
+    sending = True
+    try:
+        await source.prime()
+        assert (await source.take(lambda: sending)).line == 1
+        second = asyncio.create_task(source.take(lambda: sending))
+        await asyncio.sleep(0.05)
+        assert not second.done(), "line 2 waits for the next chunk"
+        sending = False  # meanwhile the lease may have lapsed
+        gate.set()
+        assert await second is None and not source.ended
+        sending = True
+        assert (await source.take(lambda: sending)).line == 2
+        assert (await source.take(lambda: sending)).line == 3 and source.ended
+    finally:
+        await source.close()

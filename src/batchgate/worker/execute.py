@@ -90,7 +90,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shar
 
     async def sender() -> None:
         try:
-            while may_send() and (request := await lines.take()) is not None:
+            while may_send() and (request := await lines.take(may_send)) is not None:
                 if (outcome := await _outcome(ctx, batch.endpoint, request, stop, flow)) is not None:
                     answers.put(request, outcome)
                 await writer.room()
@@ -144,14 +144,18 @@ class _Unsent:
             if self._ahead is None and not self.ended:
                 self._ahead = await self._read()
 
-    async def take(self) -> RequestLine | None:
-        """The next line to send; None when there is none (then `ended`)."""
+    async def take(self, may_send: Callable[[], bool]) -> RequestLine | None:
+        """The next line to send; None when there is none (then `ended`), or when `may_send()` turned
+        false while the line was read (a stop, a lease that may have lapsed): the line is kept for later."""
         async with self._lock:
             if self.ended:
                 return None
             request, self._ahead = self._ahead, None
             if request is None:
                 request = await self._read()
+            if request is not None and not may_send():
+                self._ahead = request
+                return None
             if request is None or request.line >= self._last_line:
                 self._end()  # known at once at the last line, so the next shard starts while its answer is out
             return request
