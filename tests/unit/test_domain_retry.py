@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from batchgate.domain.retry import RetryPolicy, is_retryable_status, parse_retry_after
+from batchgate.domain.retry import Backoffs, RetryPolicy, is_retryable_status, parse_retry_after
 
 POLICY = RetryPolicy(max_attempts=5, base_seconds=0.5, max_seconds=60.0)
 ALMOST_ONE = 1 - 1e-9
@@ -165,3 +165,14 @@ def test_retry_after_header_name_is_case_insensitive(name):
 @pytest.mark.parametrize("name", ["retry-after-ms", "Retry-After-Ms", "RETRY-AFTER-MS"])
 def test_retry_after_ms_header_name_is_case_insensitive(name):
     assert parse_retry_after({name: "2000"}, NOW) == 2.0
+
+
+def test_a_batch_failing_in_a_row_rests_twice_as_long_each_time_up_to_the_most():
+    backoffs = Backoffs(base=0.5, most=3.0)
+    assert backoffs.failed("b1", now=100.0) == (1, 1.0)
+    assert backoffs.resting("b1", now=100.9) and not backoffs.resting("b1", now=101.0)
+    assert backoffs.failed("b1", now=101.0) == (2, 2.0)
+    assert backoffs.failed("b1", now=103.0) == (3, 3.0), "capped at the most"
+    assert backoffs.all_resting(now=104.0) == ["b1"] and not backoffs.resting("b2", now=104.0)
+    backoffs.succeeded("b1")
+    assert backoffs.all_resting(now=104.0) == [] and backoffs.failed("b1", now=200.0) == (1, 1.0)

@@ -61,3 +61,28 @@ class RetryPolicy:
         ceiling = min(self.max_seconds, self.base_seconds * 2.0 ** min(attempt - 1, 64))
         backoff = ceiling / 2 + jitter * ceiling / 2
         return backoff if retry_after is None else max(backoff, retry_after)
+
+
+class Backoffs:
+    """Batches whose runs failed in a row, each resting `base × 2^failures` seconds (at most `most`)
+    before it is tried again, so a persistent fault (a broken disk, say) does not spin."""
+
+    def __init__(self, base: float, most: float):
+        self._base, self._most = base, most
+        self._failed: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, rest until)
+
+    def failed(self, batch_id: str, now: float) -> tuple[int, float]:
+        """Note one more failure; (failures in a row, seconds to rest)."""
+        count = self._failed.get(batch_id, (0, 0.0))[0] + 1
+        delay = min(self._most, self._base * 2 ** count)
+        self._failed[batch_id] = (count, now + delay)
+        return count, delay
+
+    def succeeded(self, batch_id: str) -> None:
+        self._failed.pop(batch_id, None)
+
+    def resting(self, batch_id: str, now: float) -> bool:
+        return self._failed.get(batch_id, (0, 0.0))[1] > now
+
+    def all_resting(self, now: float) -> list[str]:
+        return [batch_id for batch_id, (_, until) in self._failed.items() if until > now]

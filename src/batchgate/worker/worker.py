@@ -13,10 +13,11 @@ import contextlib
 import logging
 
 from batchgate.blobs.local import remove_stale
+from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
+from batchgate.store import ShardLease
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
-from batchgate.store import ShardLease
 from batchgate.worker.heartbeat import log_failure
 from batchgate.worker.lane import Lane
 from batchgate.worker.scratch_ids import scratch_folder
@@ -31,9 +32,9 @@ class Worker:
     def __init__(self, ctx: WorkerContext):
         self.ctx = ctx
         self._runs: dict[str, asyncio.Task] = {}
-        self._failures: dict[str, tuple[int, float]] = {}  # batch id → (failures in a row, retry not before)
+        self._run_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # batch runs
         self._shards: set[asyncio.Task] = set()
-        self._shard_failures: dict[str, tuple[int, float]] = {}  # batch id → (failed in a row, claim not before)
+        self._shard_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
         self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
 
@@ -65,20 +66,17 @@ class Worker:
             log_failure("could not list unfinished batches; retrying", exc)
             return
         for batch_id in batch_ids:
-            if batch_id not in self._runs and self._failures.get(batch_id, (0, 0.0))[1] <= now:
+            if batch_id not in self._runs and not self._run_failures.resting(batch_id, now):
                 self._runs[batch_id] = asyncio.create_task(self._run(batch_id), name=f"batch-{batch_id}")
 
     async def _run(self, batch_id: str) -> None:
         try:
             await BatchRun(self.ctx, batch_id).run()
-            self._failures.pop(batch_id, None)
+            self._run_failures.succeeded(batch_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # Resume later, backing off so a persistent fault (a broken disk, say) does not spin.
-            count = self._failures.get(batch_id, (0, 0.0))[0] + 1
-            delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
-            self._failures[batch_id] = (count, self.ctx.clock() + delay)
+            count, delay = self._run_failures.failed(batch_id, self.ctx.clock())  # resumed after a rest
             log_failure(f"batch {batch_id}: run failed ({count} in a row); resuming in {delay:.1f}s", exc)
         finally:
             self._runs.pop(batch_id, None)
@@ -88,7 +86,7 @@ class Worker:
         settings = self.ctx.settings
         while len(self._shards) < settings.worker_shards:
             claimed_at = self.ctx.clock()
-            resting = [batch for batch in self._shard_failures if self._resting(batch, claimed_at)]
+            resting = self._shard_failures.all_resting(claimed_at)
             try:
                 leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
                                                            settings.max_shards_per_batch,
@@ -109,12 +107,9 @@ class Worker:
         Only while this worker has a free place, so handing on never keeps other batches from its slots,
         and not while the batch rests after failed shard runs.
         """
-        if len(self._shards) < self.ctx.settings.worker_shards and not self._resting(lease.batch_id, self.ctx.clock()):
+        resting = self._shard_failures.resting(lease.batch_id, self.ctx.clock())
+        if len(self._shards) < self.ctx.settings.worker_shards and not resting:
             self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
-
-    def _resting(self, batch_id: str, now: float) -> bool:
-        """Whether the batch waits out a pause after failed shard runs."""
-        return self._shard_failures.get(batch_id, (0, 0.0))[1] > now
 
     async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
         settings = self.ctx.settings
@@ -145,15 +140,12 @@ class Worker:
         try:
             if await run_shard(self.ctx, lease, claimed_at, lane, sent_all):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
-            self._shard_failures.pop(lease.batch_id, None)
+            self._shard_failures.succeeded(lease.batch_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            # The shard is released and claimed again, after a pause so a persistent fault does not spin;
-            # only this batch pauses here, the worker's other batches go on.
-            count = self._shard_failures.get(lease.batch_id, (0, 0.0))[0] + 1
-            delay = min(MAX_RETRY_DELAY, self.ctx.settings.poll_interval_seconds * 2 ** count)
-            self._shard_failures[lease.batch_id] = (count, self.ctx.clock() + delay)
+            # The shard is released and claimed again after a rest; only this batch rests, the others go on.
+            count, delay = self._shard_failures.failed(lease.batch_id, self.ctx.clock())
             log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
                         f"claiming again in {delay:.1f}s", exc)
         finally:
