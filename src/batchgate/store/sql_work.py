@@ -80,9 +80,9 @@ class WorkQueries:
             candidate = db.execute(
                 "SELECT b.id FROM batches b WHERE b.status = 'in_progress' AND b.sealed = 0 AND b.expires_at > ? "
                 f"AND EXISTS (SELECT 1 FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {FREE_LEASE}) "
-                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < b.max_concurrency "
-                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) < ? "
-                f"{skipped} ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, now, per_batch, *skip)).fetchone()
+                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) "
+                "< CASE WHEN b.max_concurrency < ? THEN b.max_concurrency ELSE ? END "  # min(), in both dialects
+                f"{skipped} ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, per_batch, per_batch, *skip)).fetchone()
             leases: list[ShardLease] = []
             while candidate and len(leases) < limit and (
                     lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)):
