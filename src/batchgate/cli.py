@@ -13,15 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-from aiohttp import web
-
 from batchgate import __version__, ids
 from batchgate.allocator import limit_arenas
 from batchgate.collector import freeze_startup_objects
 from batchgate.api.app import create_app
+from batchgate.api.server import serve_api
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
-from batchgate.errors import BatchgateError, ConfigError
+from batchgate.errors import BatchgateError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
 from batchgate.store.redact import redact
@@ -121,12 +120,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
         if with_api:
             app = create_app(Services(settings, store, blobs, router=router,
                                       wake_worker=worker.wake if worker else (lambda: None)))
-            runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
-            await runner.setup()
-            try:
-                await web.TCPSite(runner, settings.host, settings.port).start()
-            except OSError as exc:
-                raise ConfigError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}") from None
+            runner = await serve_api(app, settings)
             log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
                      settings.port, redact(settings.resolved_database_url))
             if not any(key.revoked_at is None for key in await store.list_keys()):

@@ -3,11 +3,14 @@
     BatchgateError                 500 server_error
     ├── ConfigError                bad settings or upstream config (never reaches HTTP)
     ├── InvalidRequest             400 invalid_request_error
-    │   └── PayloadTooLarge        413
+    │   ├── PayloadTooLarge        413
+    │   ├── RequestTimeout         408 a client sent its request's head or body too slowly
+    │   ├── UnsupportedEncoding    415 a Content-Encoding the server cannot decode
+    │   └── HeaderTooLarge         431 a request line or headers past the parser's limits
     ├── Unauthorized               401 authentication_error
     ├── NotFound                   404 invalid_request_error
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
-    ├── Unavailable                503 server_error (the database cannot be reached right now)
+    ├── Unavailable                503 server_error (the database cannot be reached, too many connections)
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
     ├── InputMissing               a batch's input file vanished from the store or the blobs
     ├── Abandoned                  a request given up without an answer because its run stopped
@@ -49,6 +52,21 @@ class InvalidRequest(BatchgateError):
 class PayloadTooLarge(InvalidRequest):
     status = 413
     default_code = "payload_too_large"
+
+
+class RequestTimeout(InvalidRequest):
+    status = 408
+    default_code = "request_timeout"
+
+
+class UnsupportedEncoding(InvalidRequest):
+    status = 415
+    default_code = "unsupported_content_encoding"
+
+
+class HeaderTooLarge(InvalidRequest):
+    status = 431
+    default_code = "request_header_too_large"
 
 
 class Unauthorized(BatchgateError):

@@ -100,6 +100,13 @@ class Settings:
     worker_shards: int = 16  # shards one worker works on at once: room for other batches beside a big one
     max_shards_per_batch: int = 8  # shards of one batch worked on at once, by all workers together
 
+    # Connections (api/server.py): slow or idle clients are let go, and connections beyond the cap refused
+    header_timeout_seconds: float = 20.0  # a request's head must be whole this long after its first byte came
+    body_timeout_seconds: float = 30.0  # a request body is cut if any span this long brings less than the rate below
+    body_min_bytes_per_second: int = 1024  # ... so an upload at any honest speed is never cut, however long
+    idle_timeout_seconds: float = 75.0  # a connection that has not sent its next request this long is closed
+    max_connections: int = 512  # client connections at once (at most half the file descriptor limit); more get 503
+
     # Memory: glibc malloc arenas the process's threads share (0 = glibc's default, 8 per core)
     malloc_arenas: int = 2
 
@@ -140,7 +147,8 @@ class Settings:
         positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
                     "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
                     "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
-                    "max_shards_per_batch")
+                    "max_shards_per_batch", "header_timeout_seconds", "body_timeout_seconds",
+                    "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
