@@ -112,6 +112,8 @@ class PostgresStore(SqlStore):
     LOCK_BATCH = " FOR UPDATE"
     LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
     FENCE_SHARD = " FOR SHARE"
+    LOCK_FILE = " FOR UPDATE"
+    SHARE_FILE = " FOR SHARE"
 
     def __init__(self, url: str):
         self._pool = _Pool(url, POOL_SIZE)
