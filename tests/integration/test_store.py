@@ -14,7 +14,7 @@ from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus as S
-from batchgate.errors import Conflict, LeaseLost, Unavailable
+from batchgate.errors import Conflict, InsufficientStorage, LeaseLost, Unavailable
 from batchgate.store import ResultRow, ShardLease, postgresql
 from batchgate.store.migrations import migration_scripts
 from batchgate.store.sql import PAGE_ROWS
@@ -550,6 +550,22 @@ async def test_concurrent_deletes_of_one_file_have_exactly_one_winner(store, sto
     finally:
         for opened in others:
             await opened.close()
+
+
+async def test_postgresql_disk_full_is_insufficient_storage(postgres_server):
+    """PostgreSQL's disk-full class (53100), raised by the server itself (from a trigger), becomes a 507."""
+    store = await batchgate.store.open_store(postgres_server.database())
+    try:
+        await store._write(lambda db: db.execute(
+            "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"))
+        await store._write(lambda db: db.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON files FOR EACH ROW EXECUTE FUNCTION disk_is_full()"))
+        with pytest.raises(InsufficientStorage) as refused:
+            await store.insert_file(make_file("file-big"))
+        assert refused.value.status == 507 and refused.value.code == "insufficient_storage"
+    finally:
+        await store.close()
 
 
 async def test_a_read_does_not_wait_for_a_write_in_progress(store):
