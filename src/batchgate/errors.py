@@ -11,6 +11,7 @@
     ├── NotFound                   404 invalid_request_error
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
     ├── Unavailable                503 server_error (the database cannot be reached, too many connections)
+    │   └── InsufficientStorage    507 insufficient_storage (the disk or database is full; deletes free space)
     ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
     ├── InputMissing               a batch's input file vanished from the store or the blobs
     ├── Abandoned                  a request given up without an answer because its run stopped
@@ -90,6 +91,20 @@ class Conflict(BatchgateError):
 class Unavailable(BatchgateError):
     status = 503
     default_code = "service_unavailable"
+
+
+STORAGE_FULL = ("The server's storage is full, so nothing new can be stored. Delete files you no longer need "
+                "(DELETE /v1/files/{file_id}) to free space, then try again.")
+
+
+class InsufficientStorage(Unavailable):
+    """A write failed for lack of space; passing, like Unavailable: workers pause and carry on once there is room."""
+
+    status = 507
+    default_code = "insufficient_storage"
+
+    def __init__(self, message: str = STORAGE_FULL, *, param: str | None = None, code: str | None = None):
+        super().__init__(message, param=param, code=code)
 
 
 class LeaseLost(BatchgateError):

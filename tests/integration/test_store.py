@@ -14,7 +14,7 @@ from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus as S
-from batchgate.errors import Conflict, LeaseLost, Unavailable
+from batchgate.errors import Conflict, InsufficientStorage, LeaseLost, Unavailable
 from batchgate.store import ResultRow, ShardLease, postgresql
 from batchgate.store.migrations import migration_scripts
 from batchgate.store.sql import PAGE_ROWS
@@ -50,6 +50,13 @@ def make_batch(batch_id: str, scope: Scope = ALICE, *, input_file_id: str = "fil
                        created_at + 86400, 8)
 
 
+async def add_batch(store, batch: BatchRecord) -> None:
+    """Insert `batch`, and its input file first unless it exists: a batch is only inserted beside its file."""
+    if await store.get_file(batch.scope, batch.input_file_id) is None:
+        await store.insert_file(make_file(batch.input_file_id, batch.scope))
+    assert await store.insert_batch(batch)
+
+
 def rows(*lines: int, ok: bool = True) -> list[ResultRow]:
     return [ResultRow(line, ok, b'{"line": %d}' % line) for line in lines]
 
@@ -61,7 +68,7 @@ async def claim_one(store, worker: str, now: float, lease_seconds: float, per_ba
 
 async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> ShardLease:
     """A batch in in_progress, as one shard whose live lease `worker` holds."""
-    await store.insert_batch(make_batch(batch_id, created_at=int(now)))
+    await add_batch(store, make_batch(batch_id, created_at=int(now)))
     assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10},
                                   shards=[ShardSpan(1, 10**6, 0)])
     lease = await claim_one(store, worker, now, 30, 8)
@@ -92,7 +99,7 @@ async def test_migrations_are_idempotent_across_reopen(store_url):
 
 
 async def test_transition_is_compare_and_set_and_stamps_its_timestamp(store):
-    await store.insert_batch(make_batch("batch_cas"))
+    await add_batch(store, make_batch("batch_cas"))
     results = await asyncio.gather(
         store.transition("batch_cas", S.VALIDATING, S.IN_PROGRESS, 1111, {"total": 3}),
         store.transition("batch_cas", S.VALIDATING, S.CANCELLING, 2222))
@@ -119,7 +126,7 @@ async def test_transition_is_compare_and_set_across_two_connections(store, store
     try:
         ids = [f"batch_race{i}" for i in range(20)]
         for batch_id in ids:
-            await store.insert_batch(make_batch(batch_id))
+            await add_batch(store, make_batch(batch_id))
         wins = await asyncio.gather(*(s.transition(b, S.VALIDATING, target, 1234)
                                       for b in ids
                                       for s, target in ((store, S.IN_PROGRESS), (other, S.CANCELLING))))
@@ -145,14 +152,14 @@ async def test_transition_writes_new_files_with_the_status_change(store):
 
 
 async def test_transition_refuses_columns_it_may_not_set(store):
-    await store.insert_batch(make_batch("batch_cols"))
+    await add_batch(store, make_batch("batch_cols"))
     with pytest.raises(ValueError):
         await store.transition("batch_cols", S.VALIDATING, S.IN_PROGRESS, 1, {"completed": 5})
     assert (await store.get_batch("batch_cols")).status is S.VALIDATING
 
 
 async def test_transition_refuses_moves_the_status_table_forbids(store):
-    await store.insert_batch(make_batch("batch_jump"))
+    await add_batch(store, make_batch("batch_jump"))
     with pytest.raises(ValueError, match="validating to completed"):
         await store.transition("batch_jump", S.VALIDATING, S.COMPLETED, 1)
     assert (await store.get_batch("batch_jump")).status is S.VALIDATING
@@ -162,7 +169,7 @@ async def test_transition_refuses_moves_the_status_table_forbids(store):
 
 
 async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(store):
-    await store.insert_batch(make_batch("batch_l"))
+    await add_batch(store, make_batch("batch_l"))
     assert await store.claim("batch_l", "w1", 1000.0, 10)
     assert await store.claim("batch_l", "w1", 1001.0, 10), "the holder may claim again (lease now ends at 1011)"
     assert not await store.claim("batch_l", "w2", 1010.5, 10), "a live lease belongs to its holder"
@@ -181,16 +188,16 @@ async def test_a_live_lease_cannot_be_claimed_an_expired_one_can(store):
 
 
 async def test_renew_reports_the_current_status(store):
-    await store.insert_batch(make_batch("batch_r"))
+    await add_batch(store, make_batch("batch_r"))
     assert await store.claim("batch_r", "w1", 1000.0, 30)
     assert await store.transition("batch_r", S.VALIDATING, S.CANCELLING, 1200)
     assert await store.renew("batch_r", "w1", 1001.0, 30) is S.CANCELLING
 
 
 async def test_batches_to_drive_lists_unleased_batches_with_a_step_for_one_worker(store):
-    await store.insert_batch(make_batch("batch_v"))  # validating
+    await add_batch(store, make_batch("batch_v"))  # validating
     await started_batch(store, "batch_run")  # in_progress: its shards are the work, not the batch
-    await store.insert_batch(make_batch("batch_c"))
+    await add_batch(store, make_batch("batch_c"))
     assert await store.transition("batch_c", S.VALIDATING, S.CANCELLING, 1000)
     assert await store.batches_to_drive(1000.0) == ["batch_v", "batch_c"]
     assert "batch_run" in await store.batches_to_drive(1000.0 + 86400), "a running batch past its window"
@@ -205,7 +212,7 @@ async def test_batches_to_drive_lists_unleased_batches_with_a_step_for_one_worke
 async def shard_batch(store, batch_id: str, shards: int, concurrency: int = 8, created_at: int = 1000) -> None:
     batch = BatchRecord(batch_id, ALICE, "/v1/chat/completions", "file-in", "24h", S.VALIDATING, created_at,
                         created_at + 86400, concurrency)
-    await store.insert_batch(batch)
+    await add_batch(store, batch)
     spans = [ShardSpan(10 * n + 1, 10 * n + 10, 100 * n) for n in range(shards)]
     assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, created_at, {"total": 10 * shards},
                                   shards=spans)
@@ -413,9 +420,9 @@ async def test_terminal_transitions_delete_result_rows(store, end):
 async def test_list_batches_pages_newest_first_within_a_scope(store):
     ids = [f"batch_a{i}" for i in range(5)]
     for i, batch_id in enumerate(ids):
-        await store.insert_batch(make_batch(batch_id, ALICE, created_at=1000 + i))
-        await store.insert_batch(make_batch(f"batch_b{i}", BOB, created_at=1000 + i))
-    await store.insert_batch(make_batch("batch_ax", ALICE_FOR_X))
+        await add_batch(store, make_batch(batch_id, ALICE, created_at=1000 + i))
+        await add_batch(store, make_batch(f"batch_b{i}", BOB, input_file_id="file-bob", created_at=1000 + i))
+    await add_batch(store, make_batch("batch_ax", ALICE_FOR_X, input_file_id="file-x"))
 
     page, more = await store.list_batches(ALICE, Page(limit=2, after=None))
     assert [b.id for b in page] == ["batch_a4", "batch_a3"] and more
@@ -467,8 +474,8 @@ async def test_expired_files_skips_files_an_unfinished_batch_uses(store):
     await store.insert_file(make_file("file-done", expires_at=500))
     await store.insert_file(make_file("file-fresh", expires_at=5000))
     await store.insert_file(make_file("file-forever", expires_at=None))
-    await store.insert_batch(make_batch("batch_busy", input_file_id="file-busy"))  # validating: active
-    await store.insert_batch(make_batch("batch_done", input_file_id="file-done"))
+    await add_batch(store, make_batch("batch_busy", input_file_id="file-busy"))  # validating: active
+    await add_batch(store, make_batch("batch_done", input_file_id="file-done"))
     assert await store.transition("batch_done", S.VALIDATING, S.FAILED, 900, {"errors": {"object": "list"}})
 
     assert sorted(f.id for f in await store.expired_files(1000, 100)) == ["file-done", "file-old"]
@@ -488,13 +495,77 @@ async def test_expired_files_skips_files_an_unfinished_batch_uses(store):
 
 async def test_delete_file_refuses_the_input_of_an_unfinished_batch(store):
     await store.insert_file(make_file("file-in-use", expires_at=500))
-    await store.insert_batch(make_batch("batch_user", input_file_id="file-in-use"))
+    await add_batch(store, make_batch("batch_user", input_file_id="file-in-use"))
     with pytest.raises(Conflict):
         await store.delete_file("file-in-use")
     assert await store.get_file(ALICE, "file-in-use") is not None
     assert await store.transition("batch_user", S.VALIDATING, S.FAILED, 900, {"errors": {"object": "list"}})
     assert (await store.delete_file("file-in-use")).id == "file-in-use"
     assert await store.get_file(ALICE, "file-in-use") is None
+
+
+async def test_a_batch_insert_needs_its_input_file_in_its_own_scope(store):
+    await store.insert_file(make_file("file-own"))
+    assert not await store.insert_batch(make_batch("batch_nofile", input_file_id="file-gone"))
+    assert not await store.insert_batch(make_batch("batch_other", BOB, input_file_id="file-own"))
+    assert await store.get_batch("batch_nofile") is None and await store.get_batch("batch_other") is None
+    assert await store.insert_batch(make_batch("batch_ok", input_file_id="file-own"))
+
+
+async def _delete_or_refuse(store, file_id: str) -> bool:
+    try:
+        return await store.delete_file(file_id) is not None
+    except Conflict:
+        return False
+
+
+async def test_a_batch_insert_and_the_delete_of_its_input_never_both_succeed(store, store_url):
+    """Two connections race, round after round: exactly one of insert and delete wins, and the state agrees."""
+    other = await batchgate.store.open_store(store_url)
+    try:
+        for round_ in range(30):
+            file_id, batch_id = f"file-race{round_}", f"batch_race{round_}"
+            await store.insert_file(make_file(file_id))
+            racers = [store.insert_batch(make_batch(batch_id, input_file_id=file_id)), _delete_or_refuse(other, file_id)]
+            if round_ % 2:
+                racers.reverse()
+            outcomes = await asyncio.gather(*racers)
+            inserted, deleted = outcomes if round_ % 2 == 0 else outcomes[::-1]
+            assert inserted is not deleted, f"round {round_}: inserted={inserted} deleted={deleted}"
+            assert (await store.get_batch(batch_id) is not None) is inserted
+            assert (await store.get_file(ALICE, file_id) is None) is deleted
+    finally:
+        await other.close()
+
+
+async def test_concurrent_deletes_of_one_file_have_exactly_one_winner(store, store_url):
+    others = [await batchgate.store.open_store(store_url) for _ in range(3)]
+    try:
+        for round_ in range(10):
+            file_id = f"file-twice{round_}"
+            await store.insert_file(make_file(file_id))
+            deletes = [s.delete_file(file_id) for s in [store, *others] for _ in range(2)]
+            gone = [f for f in await asyncio.gather(*deletes) if f is not None]
+            assert [f.id for f in gone] == [file_id], f"round {round_}: {len(gone)} deletes won"
+    finally:
+        for opened in others:
+            await opened.close()
+
+
+async def test_postgresql_disk_full_is_insufficient_storage(postgres_server):
+    """PostgreSQL's disk-full class (53100), raised by the server itself (from a trigger), becomes a 507."""
+    store = await batchgate.store.open_store(postgres_server.database())
+    try:
+        await store._write(lambda db: db.execute(
+            "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"))
+        await store._write(lambda db: db.execute(
+            "CREATE TRIGGER no_room BEFORE INSERT ON files FOR EACH ROW EXECUTE FUNCTION disk_is_full()"))
+        with pytest.raises(InsufficientStorage) as refused:
+            await store.insert_file(make_file("file-big"))
+        assert refused.value.status == 507 and refused.value.code == "insufficient_storage"
+    finally:
+        await store.close()
 
 
 async def test_a_read_does_not_wait_for_a_write_in_progress(store):
@@ -516,7 +587,7 @@ async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_se
     monkeypatch.setattr(postgresql, "IDLE_IN_TRANSACTION", "300ms")
     store = await batchgate.store.open_store(postgres_server.database())
     try:
-        await store.insert_batch(make_batch("batch_1"))
+        await add_batch(store, make_batch("batch_1"))
         holding, resume = threading.Event(), threading.Event()
 
         def pause_holding_the_row(db):

@@ -31,7 +31,8 @@ async def create(request: web.Request) -> web.Response:
         completion_window=spec.completion_window, status=BatchStatus.VALIDATING, created_at=now,
         expires_at=now + settings.completion_window_seconds, max_concurrency=spec.max_concurrency,
         metadata=spec.metadata, output_expires_seconds=spec.output_expires_seconds)
-    await svc.store.insert_batch(batch)
+    if not await svc.store.insert_batch(batch):
+        raise not_found("file", spec.input_file_id, "input_file_id")  # deleted since it was read above
     svc.wake_worker()
     return json_response(batch.to_wire())
 

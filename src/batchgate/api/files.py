@@ -175,8 +175,10 @@ async def get_file(request: web.Request) -> web.Response:
 async def delete_file(request: web.Request) -> web.Response:
     svc = services(request)
     file = await _owned(request)
-    if await svc.store.delete_file(file.id) is not None:
-        await svc.blobs.delete(file.storage_key)
+    # The row goes first: it is what makes the file exist, and deleting it checks that no batch reads it.
+    if await svc.store.delete_file(file.id) is None:
+        raise not_found("file", file.id, "file_id")  # a concurrent delete won
+    await svc.blobs.delete(file.storage_key)
     return json_response({"id": file.id, "object": "file", "deleted": True})
 
 

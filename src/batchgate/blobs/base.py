@@ -6,9 +6,25 @@ Writes are atomic: a half-written blob is never visible under its key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
 from typing import AsyncIterable, AsyncIterator, Iterator, Protocol, TypeVar
 
+from batchgate.errors import InsufficientStorage
+
 CHUNK = 1024 * 1024
+NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})  # a full disk, or the user's quota used up
+
+
+@contextlib.contextmanager
+def space_errors() -> Iterator[None]:
+    """A write that fails for lack of space raises InsufficientStorage (507), which says how to free some."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise InsufficientStorage() from exc
+        raise
 
 
 def chunk_sizes(first: int = CHUNK) -> Iterator[int]:
@@ -46,7 +62,10 @@ async def read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 class BlobStore(Protocol):
-    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int: ...
+    async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Store `chunks` under `key`; their size. InsufficientStorage when there is no room."""
+        ...
+
     def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
         """The bytes from `offset` on, in chunks of chunk_sizes(first_chunk)."""
         ...

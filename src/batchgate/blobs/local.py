@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
 from pathlib import Path
 from typing import AsyncIterable, AsyncIterator
 
-from batchgate.blobs.base import CHUNK, chunk_sizes
+from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
+from batchgate.errors import ConfigError
 
 
 class LocalBlobStore:
     def __init__(self, root: Path):
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / ".partial").mkdir(exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            (self.root / ".partial").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise unwritable(root, exc.strerror) from None
+        if not os.access(root, os.W_OK) or not os.access(root / ".partial", os.W_OK):
+            raise unwritable(root, "not writable")
 
     def _path(self, key: str) -> Path:
         # Keys are the server's own ("file-<hex>"), never a client's filename.
@@ -27,19 +34,19 @@ class LocalBlobStore:
     async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         final = self._path(key)
         partial = self.root / ".partial" / f"{key}.{secrets.token_hex(4)}"
-        handle = await asyncio.to_thread(open, partial, "wb")
         size = 0
-        try:
-            async for chunk in chunks:
-                size += len(chunk)
-                await asyncio.to_thread(handle.write, chunk)
-            await asyncio.to_thread(_sync_close, handle)
-            final.parent.mkdir(exist_ok=True)
-            await asyncio.to_thread(os.replace, partial, final)
-        except BaseException:
-            handle.close()
-            partial.unlink(missing_ok=True)
-            raise
+        with space_errors():
+            handle = await asyncio.to_thread(open, partial, "wb")
+            try:
+                async for chunk in chunks:
+                    size += len(chunk)
+                    await asyncio.to_thread(handle.write, chunk)
+                await asyncio.to_thread(_sync_close, handle)
+                final.parent.mkdir(exist_ok=True)
+                await asyncio.to_thread(os.replace, partial, final)
+            except BaseException:
+                _discard(handle, partial)
+                raise
         return size
 
     async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
@@ -75,6 +82,18 @@ def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
         except FileNotFoundError:
             pass  # someone else cleaned it
     return removed
+
+
+def unwritable(folder: Path, reason: str | None) -> ConfigError:
+    return ConfigError(f"cannot write to the storage folder {folder} ({reason or 'not writable'}): make it writable "
+                       f"by this user, or choose another with --data-dir or BATCHGATE_STORAGE_URL")
+
+
+def _discard(handle, partial: Path) -> None:
+    # On a full disk, closing tries to flush the buffered tail and fails again: the partial goes anyway.
+    with contextlib.suppress(OSError):
+        handle.close()
+    partial.unlink(missing_ok=True)
 
 
 def _sync_close(handle) -> None:

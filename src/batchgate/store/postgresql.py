@@ -24,7 +24,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
-from batchgate.errors import ConfigError, Unavailable
+from batchgate.errors import ConfigError, InsufficientStorage, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
 from batchgate.store.redact import redact
 from batchgate.store.sql import SqlStore
@@ -112,6 +112,8 @@ class PostgresStore(SqlStore):
     LOCK_BATCH = " FOR UPDATE"
     LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
     FENCE_SHARD = " FOR SHARE"
+    LOCK_FILE = " FOR UPDATE"
+    SHARE_FILE = " FOR SHARE"
 
     def __init__(self, url: str):
         self._pool = _Pool(url, POOL_SIZE)
@@ -137,6 +139,8 @@ class PostgresStore(SqlStore):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except pg_errors.DiskFull as exc:  # class 53100; an OperationalError too, so it is told apart first
+            raise InsufficientStorage() from exc
         except (psycopg.OperationalError, pg_errors.IdleInTransactionSessionTimeout) as exc:
             # The server is restarting, out of reach, or ended this session after a pause: callers
             # retry (workers) or answer 503 (the API).

@@ -34,6 +34,15 @@ SUMMARY_COLUMNS = "file_id, endpoint, requests, last_line, model, grains, max_li
 _ACTIVE = ", ".join(f"'{s.value}'" for s in sorted(ACTIVE))  # an SQL list of the unfinished statuses
 # Statuses a worker drives under the batch lease; in_progress is worked on shard by shard instead.
 _DRIVEN = "'validating', 'finalizing', 'cancelling'"
+# A file is deleted only while no unfinished batch reads it as input.
+DELETE_UNUSED_FILE = (f"DELETE FROM files WHERE id = ? AND NOT EXISTS "
+                      f"(SELECT 1 FROM batches WHERE input_file_id = ? AND status IN ({_ACTIVE}))")
+UNFINISHED_USER = f"SELECT id FROM batches WHERE input_file_id = ? AND status IN ({_ACTIVE}) LIMIT 1"
+INSERT_BATCH_IF_FILE = (
+    "INSERT INTO batches (id, owner, on_behalf_of, endpoint, input_file_id, completion_window, status, created_at, "
+    "expires_at, max_concurrency, metadata, output_expires_seconds) "
+    "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM files "
+    "WHERE id = ? AND owner = ? AND on_behalf_of = ?{share_file}")
 # Columns a status transition may set besides the status and its timestamp.
 TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id", "model"})
 
@@ -67,12 +76,19 @@ class SqlStore(WorkQueries):
     LOCK_BATCH = ""
     LOCK_SHARD = ""
     FENCE_SHARD = ""
+    # On a file row, by its delete (exclusive) and by a batch insert naming it as input (shared).
+    LOCK_FILE = ""
+    SHARE_FILE = ""
 
     async def _write(self, fn: Callable[[Db], T]) -> T:
         raise NotImplementedError
 
     async def _read(self, fn: Callable[[Db], T]) -> T:
         raise NotImplementedError
+
+    async def _write_freeing_space(self, fn: Callable[[Db], T]) -> T:
+        """A write that frees space (a file delete); a backend that keeps room aside for it uses it here."""
+        return await self._write(fn)
 
     async def _all(self, sql: str, params: tuple = ()) -> list[tuple]:
         return await self._read(lambda db: db.execute(sql, params).fetchall())
@@ -144,19 +160,18 @@ class SqlStore(WorkQueries):
 
     async def delete_file(self, file_id: str) -> FileRecord | None:
         def delete(db: Db) -> FileRecord | None:
-            row = db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?", (file_id,)).fetchone()
+            # The row lock orders this against a batch insert naming the file (which shares the lock):
+            # whichever comes second sees what the first committed, so they never both succeed.
+            row = db.execute(f"SELECT {FILE_COLUMNS} FROM files WHERE id = ?{self.LOCK_FILE}", (file_id,)).fetchone()
             if row is None:
-                return None
-            # Checked in the same transaction as the delete, so no batch can start using it in between.
-            user = db.execute(f"SELECT id FROM batches WHERE status IN ({_ACTIVE}) AND input_file_id = ? LIMIT 1",
-                              (file_id,)).fetchone()
-            if user is not None:
-                raise Conflict(f"File {file_id} is in use by batch {user[0]}, which has not finished; "
-                               f"cancel it first.", param="file_id", code="file_in_use")
-            db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+                return None  # a concurrent delete won
+            if db.execute(DELETE_UNUSED_FILE, (file_id, file_id)).rowcount == 0:
+                user = db.execute(UNFINISHED_USER, (file_id,)).fetchone()
+                raise Conflict(f"File {file_id} is the input of batch {user[0]}, which has not finished; wait for it "
+                               f"to end or cancel it, then delete the file.", param="file_id", code="file_in_use")
             return _file(row)
 
-        return await self._write(delete)
+        return await self._write_freeing_space(delete)
 
     async def expired_files(self, now: int, limit: int) -> list[FileRecord]:
         # A file some unfinished batch still reads or writes is kept alive until that batch ends.
@@ -168,15 +183,16 @@ class SqlStore(WorkQueries):
 
     # batches ------------------------------------------------------------------------------
 
-    async def insert_batch(self, batch: BatchRecord) -> None:
-        await self._write(lambda db: db.execute(
-            "INSERT INTO batches (id, owner, on_behalf_of, endpoint, input_file_id, completion_window, status, "
-            "created_at, expires_at, max_concurrency, metadata, output_expires_seconds) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (batch.id, batch.scope.owner, batch.scope.on_behalf_of, batch.endpoint, batch.input_file_id,
-             batch.completion_window, batch.status.value, batch.created_at, batch.expires_at, batch.max_concurrency,
-             orjson.dumps(batch.metadata).decode() if batch.metadata is not None else None,
-             batch.output_expires_seconds)))
+    async def insert_batch(self, batch: BatchRecord) -> bool:
+        scope = batch.scope
+        params = (batch.id, scope.owner, scope.on_behalf_of, batch.endpoint, batch.input_file_id,
+                  batch.completion_window, batch.status.value, batch.created_at, batch.expires_at,
+                  batch.max_concurrency, orjson.dumps(batch.metadata).decode() if batch.metadata is not None else None,
+                  batch.output_expires_seconds, batch.input_file_id, scope.owner, scope.on_behalf_of)
+        # Inserted only while its input file exists (in the batch's scope), holding that file's row lock
+        # until the commit, so a concurrent delete of the file either comes first (no batch) or fails.
+        sql = INSERT_BATCH_IF_FILE.format(share_file=self.SHARE_FILE)
+        return await self._write(lambda db: db.execute(sql, params).rowcount == 1)
 
     async def get_batch(self, batch_id: str, scope: Scope | None = None) -> BatchRecord | None:
         sql, params = f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)

@@ -7,13 +7,16 @@ result commits. Each read runs in its own read transaction: one consistent snaps
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from batchgate.errors import ConfigError
+from batchgate.errors import ConfigError, InsufficientStorage
 from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.reserve import SpaceReserve
 from batchgate.store.sql import PAGE_ROWS, SqlStore
 
 T = TypeVar("T")
@@ -32,6 +35,7 @@ class SqliteStore(SqlStore):
         self._shared = path == ":memory:"
         self._reader = None if self._shared else ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
         self._read_db: sqlite3.Connection | None = None
+        self._reserve = None if self._shared else SpaceReserve(Path(f"{path}-reserve"))
 
     @classmethod
     async def open(cls, url: str) -> "SqliteStore":
@@ -40,14 +44,20 @@ class SqliteStore(SqlStore):
         if not path:
             raise ConfigError(f"database url {url!r} names no file")
         store = cls(path)
-        await store._run(store._connect)
-        if store._reader is not None:  # after the migrations, so the reader sees the schema
-            store._read_db = await asyncio.get_running_loop().run_in_executor(store._reader, store._open)
+        try:
+            await store._run(store._connect)
+            if store._reader is not None:  # after the migrations, so the reader sees the schema
+                store._read_db = await asyncio.get_running_loop().run_in_executor(store._reader, store._open)
+        except (sqlite3.Error, OSError, InsufficientStorage) as exc:
+            await store.close()
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise ConfigError(f"cannot write to the database {path} ({reason}): make it and its folder writable by "
+                              f"this user, or choose another with --data-dir or BATCHGATE_DATABASE_URL") from None
         return store
 
     def _connect(self) -> None:
         if not self._shared:
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+            _writable(Path(self._path))
         self._db = self._open()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._tx(_migrate)
@@ -67,17 +77,39 @@ class SqliteStore(SqlStore):
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
         try:
-            result = fn(db)
-        except BaseException:
-            db.execute("ROLLBACK")
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(db)
+                db.execute("COMMIT")
+            except BaseException:
+                # SQLite rolls back by itself after some errors (a full disk); a second ROLLBACK would
+                # hide the first error behind "no transaction is active".
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                raise InsufficientStorage() from exc
             raise
-        db.execute("COMMIT")
+        if self._reserve is not None:
+            self._reserve.restore()  # a write went through: there may be room for the reserve again
         return result
+
+    def _tx_freeing_space(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return self._tx(fn)
+        except InsufficientStorage:
+            # Released on the writer's own thread, so no other write of this store can take the room first.
+            if self._reserve is None or not self._reserve.release():
+                raise
+            return self._tx(fn)
 
     async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await self._run(self._tx, fn)
+
+    async def _write_freeing_space(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(self._tx_freeing_space, fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
@@ -94,6 +126,18 @@ class SqliteStore(SqlStore):
             await self._run(self._db.close)
             self._db = None
         self._executor.shutdown(wait=True)
+
+
+def _writable(path: Path) -> None:
+    """Raise unless the database file and its folder can be written (SQLite writes its -wal and -shm beside it).
+
+    A database whose migrations are all applied writes nothing on opening, so a read-only one
+    would otherwise only show at the first request that writes.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for what in (path.parent, path):
+        if what.exists() and not os.access(what, os.W_OK):
+            raise PermissionError(errno.EACCES, "not writable", str(what))
 
 
 def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
