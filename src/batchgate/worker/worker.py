@@ -22,6 +22,7 @@ from batchgate.worker.heartbeat import log_failure
 from batchgate.worker.lane import Lane
 from batchgate.worker.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
+from batchgate.worker.takeover import Takeover
 
 log = logging.getLogger("batchgate.worker")
 SWEEP_PAGE = 500
@@ -37,6 +38,7 @@ class Worker:
         self._shard_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
         self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
+        self._takeover = Takeover(ctx.store)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""
@@ -47,6 +49,7 @@ class Worker:
         try:
             while True:
                 self._wake.clear()
+                await self._take_over_dead()
                 await self._start_new_runs()
                 await self._start_shards()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -57,6 +60,13 @@ class Worker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _take_over_dead(self) -> None:
+        """Before claiming: the leases of workers that died (a kill -9, a crash) are free at once."""
+        try:
+            await self._takeover.check(self.ctx.worker_id, self.ctx.clock())
+        except Exception as exc:
+            log_failure("could not look for dead workers' leases; retrying", exc)
 
     async def _start_new_runs(self) -> None:
         try:
