@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batchgate.domain.liveness import (ProcessIdentity, ProcessState, host_key, parse_stat, parse_worker_id,
-                                       provably_dead, worker_id)
+                                       past_grace, provably_dead, worker_id)
 
 HERE = ProcessIdentity("web-1", 100, 5000, host_key("boot-a", 4026531836))
 OWNER = ProcessIdentity("web-1", 4242, 9000, HERE.host_key)
@@ -70,3 +70,12 @@ def test_a_process_we_may_not_read_is_alive():
 ])
 def test_an_owner_elsewhere_is_never_judged_from_our_proc(owner):
     assert not provably_dead(owner, HERE, None)
+
+
+def test_an_ended_session_is_taken_over_only_once_seen_ended_for_the_grace():
+    first_seen: dict[str, float] = {}
+    assert past_grace(first_seen, ["a"], 10.0, 1.5) == []
+    assert past_grace(first_seen, ["a", "b"], 11.0, 1.5) == []
+    assert past_grace(first_seen, ["a", "b"], 11.5, 1.5) == ["a"]
+    assert past_grace(first_seen, ["b"], 12.0, 1.5) == [] and "a" not in first_seen, "seen alive again: forgotten"
+    assert past_grace(first_seen, ["a", "b"], 12.5, 1.5) == ["b"]

@@ -81,3 +81,18 @@ def provably_dead(owner: ProcessIdentity, here: ProcessIdentity, seen: ProcessSt
     if seen.start_ticks is None:
         return False
     return seen.start_ticks != owner.start_ticks or seen.state in _EXITED_STATES
+
+
+def past_grace(first_seen: dict[str, float], ended: list[str], now: float, grace: float) -> list[str]:
+    """The owners in `ended` first seen so at least `grace` seconds ago; `first_seen` is updated in place
+    (owners no longer seen ended are forgotten).
+
+    An owner whose session ended may have proven it, and so dispatched, up to the moment we first saw it
+    end; its own proof lasts `grace` (worker/heartbeat.py). After that it sends nothing more.
+    """
+    for owner in list(first_seen):
+        if owner not in ended:
+            del first_seen[owner]
+    for owner in ended:
+        first_seen.setdefault(owner, now)
+    return [owner for owner in ended if now - first_seen[owner] >= grace]

@@ -87,6 +87,20 @@ class WorkQueries:
 
         await self._write(expire)
 
+    # sessions: a store without them (SQLite) judges owners by their process alone ----------
+
+    async def hold_session(self, worker_id: str, now: float) -> None:
+        return None
+
+    async def prove_session(self, worker_id: str, now: float) -> bool:
+        return True
+
+    def session_proven_at(self, worker_id: str) -> float | None:
+        return float("inf")
+
+    async def ended_sessions(self, owners: Sequence[str]) -> list[str]:
+        return []
+
     # shard leases: in_progress batches, worked on by every worker at once ---------------------
 
     async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
