@@ -5,10 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-import secrets
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -26,6 +23,7 @@ from batchgate.store import KeyRecord, open_store
 from batchgate.store.redact import redact
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.identity import new_worker_id
 from batchgate.worker.worker import Worker
 
 log = logging.getLogger("batchgate")
@@ -109,7 +107,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
     store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+    worker_id = new_worker_id()
     worker = Worker(WorkerContext(settings, store, blobs, router, worker_id)) if with_worker else None
     runner = None
     stopping = asyncio.Event()

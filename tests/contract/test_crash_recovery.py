@@ -1,13 +1,15 @@
 """`kill -9` of the gateway mid-batch: the restarted gateway resumes the batch (I1, I2, I3).
 
-The dead process's lease runs out after BATCHGATE_LEASE_SECONDS=2 (the Gateway default),
-then the new process claims the batch and carries on from the results already in SQLite.
+The restarted process sees that the old one is gone and claims its leases at once; otherwise
+(another worker frozen, not dead) a lease runs out after BATCHGATE_LEASE_SECONDS (2 s, the Gateway
+default, unless a test says otherwise). Either way the batch carries on from the results in SQLite.
 """
 
 from __future__ import annotations
 
 import signal
 import time
+from collections import Counter
 
 import pytest
 
@@ -263,3 +265,34 @@ def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gat
         if worker is not None:
             stop_process(worker)
         stop_mock(mock)
+
+
+def test_a_restart_after_kill_9_resumes_at_once_without_waiting_out_the_lease(make_gateway, slow_mock):
+    """With the default 20 s lease, the restarted gateway sees the old process is gone and carries on in seconds."""
+    gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_LEASE_SECONDS": "20"})
+    api = client(gw)
+    db = gw.data_dir / "batchgate.db"
+    texts = {f"r{i:03d}": f"resume line {i}" for i in range(240)}
+    line_of = {text: n for n, text in enumerate(texts.values(), 1)}
+    _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()], max_concurrency=12)
+    kill_now(gw, api, batch.id, 40)
+    assert db_batch(db, batch.id)["status"] == "in_progress"
+    recorded = set(recorded_lines(db, batch.id))
+    assert len(recorded) < 240 and shard_owners(db, batch.id), "the dead process should hold live leases"
+
+    gw.start()  # returns once /healthz answers
+    healthy_at = time.monotonic()
+    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed > len(recorded), timeout=25,
+               interval=0.02, what="the counts to move after the restart")
+    resumed_after = time.monotonic() - healthy_at
+    print(f"request_counts moved {resumed_after:.2f}s after the restarted gateway was healthy")
+    assert resumed_after < 2.0, f"the batch waited {resumed_after:.1f}s: the dead process's lease was waited out"
+
+    done = wait_status(api, batch.id, timeout=40)
+    assert done.status == "completed"
+    output, errors = outputs(api, done)
+    assert_partition(output, errors, texts)  # I1
+    assert_counts(done, 240)  # I2
+    sends = Counter(line_of[r["text"]] for r in slow_mock.requests())
+    assert all(sends[line] == 1 for line in recorded), "a line recorded before the kill was sent again (I3)"
+    assert set(sends) == set(range(1, 241))

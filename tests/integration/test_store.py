@@ -235,6 +235,23 @@ async def test_a_shard_lease_is_exclusive_until_it_lapses(store):
     assert (await claim_one(store, "w3", 1019.0, 10, 8)).worker_id == "w3", "a released shard is free at once"
 
 
+async def test_the_leases_of_a_dead_owner_lapse_at_once_and_no_others(store):
+    await shard_batch(store, "batch_d", 2)
+    await store.insert_batch(make_batch("batch_v"))
+    assert await store.claim("batch_v", "dead", 1000.0, 30)
+    dead_shard = await claim_one(store, "dead", 1000.0, 30, 8)
+    live_shard = await claim_one(store, "alive", 1000.0, 30, 8)
+    assert sorted(await store.lease_owners(1001.0)) == ["alive", "dead"]
+    await store.expire_leases(["dead"], 1001.0)
+    assert await store.lease_owners(1001.0) == ["alive"]
+    taken = await claim_one(store, "heir", 1001.0, 30, 8)
+    assert taken is not None and taken.shard == dead_shard.shard, "the dead owner's shard is free at once"
+    assert await store.claim("batch_v", "heir", 1001.0, 30), "and so is its batch lease"
+    assert await store.renew_shard(live_shard, 1002.0, 30) is S.IN_PROGRESS, "a live owner keeps its lease"
+    with pytest.raises(LeaseLost):
+        await store.record_results(dead_shard, rows(1), Usage())  # fencing holds for the old owner
+
+
 async def test_a_batch_runs_at_most_its_share_of_shards_and_splits_its_concurrency(store):
     await shard_batch(store, "batch_wide", 10, concurrency=12)
     leases = [await claim_one(store, f"w{i}", 1000.0, 30, 4) for i in range(5)]

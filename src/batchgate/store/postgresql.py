@@ -18,7 +18,7 @@ import functools
 import logging
 import queue
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,6 +26,7 @@ from psycopg.pq import TransactionStatus
 
 from batchgate.errors import ConfigError, InsufficientStorage, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.pg_sessions import PostgresSessions, ended_sessions
 from batchgate.store.redact import redact
 from batchgate.store.sql import SqlStore
 
@@ -118,6 +119,7 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str):
         self._pool = _Pool(url, POOL_SIZE)
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
+        self._sessions = PostgresSessions(url, CONNECT_TIMEOUT)  # a worker's own connection, beside the pool
 
     @classmethod
     async def open(cls, url: str) -> "PostgresStore":
@@ -172,7 +174,23 @@ class PostgresStore(SqlStore):
     async def _read(self, fn: Callable[[_Connection], T]) -> T:
         return await self._run(self._query, fn)
 
+    async def hold_session(self, worker_id: str, now: float) -> None:
+        try:
+            await asyncio.to_thread(self._sessions.hold, worker_id, now)
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+
+    async def prove_session(self, worker_id: str, now: float) -> bool:
+        return await asyncio.to_thread(self._sessions.prove, worker_id, now)
+
+    def session_proven_at(self, worker_id: str) -> float | None:
+        return self._sessions.proven_at(worker_id)
+
+    async def ended_sessions(self, owners: Sequence[str]) -> list[str]:
+        return await self._write(lambda db: ended_sessions(db, owners)) if owners else []
+
     async def close(self) -> None:
+        await asyncio.to_thread(self._sessions.close)
         await self._run(self._pool.close)
         self._executor.shutdown(wait=True)
 

@@ -15,6 +15,8 @@ from batchgate.store.base import ResultRow, ShardLease
 PAGE_ROWS = 2000
 _LIVE = "lease_owner IS NOT NULL AND lease_expires_at >= ?"  # a shard someone is working on
 FREE_LEASE = "(lease_owner IS NULL OR lease_expires_at < ?)"  # a shard anyone may claim
+# Statuses in which a batch lease may be held (batches_by_status serves the lookup).
+_LEASED = "'validating', 'in_progress', 'finalizing', 'cancelling'"
 # A shard holding one of its batch's places: a window of its own, not one handed on to it.
 _PLACE = f"done = 0 AND handed_on = 0 AND {_LIVE}"
 
@@ -62,6 +64,42 @@ class WorkQueries:
         rows = await self._all(f"SELECT count(*) FROM shards WHERE batch_id = ? AND done = 0 AND {_LIVE}",
                                (batch_id, now))
         return rows[0][0]
+
+    # taking over the leases of a dead owner ----------------------------------------------------
+
+    async def lease_owners(self, now: float) -> list[str]:
+        """Every owner of a live batch or shard lease."""
+        rows = await self._all(
+            f"SELECT lease_owner FROM shards WHERE done = 0 AND {_LIVE} UNION "
+            f"SELECT lease_owner FROM batches WHERE status IN ({_LEASED}) AND {_LIVE}", (now, now))
+        return [owner for (owner,) in rows]
+
+    async def expire_leases(self, owners: Sequence[str], now: float) -> None:
+        """Let the live leases of `owners` lapse now, for anyone to claim (their owners are known to be gone)."""
+        if not owners:
+            return
+        marks = ", ".join("?" * len(owners))
+
+        def expire(db: Db) -> None:
+            for table in ("shards", "batches"):
+                db.execute(f"UPDATE {table} SET lease_expires_at = 0 WHERE lease_owner IN ({marks}) "
+                           "AND lease_expires_at >= ?", (*owners, now))
+
+        await self._write(expire)
+
+    # sessions: a store without them (SQLite) judges owners by their process alone ----------
+
+    async def hold_session(self, worker_id: str, now: float) -> None:
+        return None
+
+    async def prove_session(self, worker_id: str, now: float) -> bool:
+        return True
+
+    def session_proven_at(self, worker_id: str) -> float | None:
+        return float("inf")
+
+    async def ended_sessions(self, owners: Sequence[str]) -> list[str]:
+        return []
 
     # shard leases: in_progress batches, worked on by every worker at once ---------------------
 

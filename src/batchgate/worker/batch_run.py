@@ -21,7 +21,7 @@ from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import StopReason, StopSignal
 from batchgate.worker.finalize import fail_without_input, finalize
-from batchgate.worker.heartbeat import EXPIRABLE, heartbeat, interval, safe_lease
+from batchgate.worker.heartbeat import EXPIRABLE, credit, heartbeat, interval
 from batchgate.worker.validate import validate_input
 
 log = logging.getLogger("batchgate.worker")
@@ -39,7 +39,7 @@ class BatchRun:
         claimed_at = ctx.clock()
         if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.settings.lease_seconds):
             return
-        self.stop.renewed(claimed_at + safe_lease(ctx))
+        credit(ctx, self.stop, claimed_at)
         beat = None
         try:
             batch = await ctx.store.get_batch(self.batch_id)

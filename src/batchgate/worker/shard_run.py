@@ -18,7 +18,7 @@ from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import StopSignal, execute
 from batchgate.worker.finalize import fail_without_input
-from batchgate.worker.heartbeat import heartbeat, safe_lease
+from batchgate.worker.heartbeat import credit, heartbeat
 from batchgate.worker.lane import Lane
 
 log = logging.getLogger("batchgate.worker")
@@ -32,7 +32,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, la
         await ctx.store.release_shard(lease)
         return False
     stop = StopSignal()
-    stop.renewed(claimed_at + safe_lease(ctx))
+    credit(ctx, stop, claimed_at)
     renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 
 from batchgate.blobs.local import remove_stale
@@ -18,10 +19,12 @@ from batchgate.errors import Conflict
 from batchgate.store import ShardLease
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.heartbeat import log_failure
+from batchgate.worker.heartbeat import interval, log_failure, session_grace
+from batchgate.worker.identity import new_worker_id
 from batchgate.worker.lane import Lane
 from batchgate.worker.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
+from batchgate.worker.takeover import Takeover
 
 log = logging.getLogger("batchgate.worker")
 SWEEP_PAGE = 500
@@ -37,26 +40,59 @@ class Worker:
         self._shard_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
         self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
+        # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
+        self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""
         self._wake.set()
 
     async def run(self) -> None:
+        await self._hold_session(self.ctx.worker_id)
         sweeper = asyncio.create_task(self._sweep_forever())
+        prover = asyncio.create_task(self._prove_session_forever())
         try:
             while True:
                 self._wake.clear()
+                await self._take_over_dead()
                 await self._start_new_runs()
                 await self._start_shards()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.ctx.settings.poll_interval_seconds)
         finally:
-            sweeper.cancel()
-            tasks = [sweeper, *self._runs.values(), *self._shards]
+            tasks = [sweeper, prover, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _prove_session_forever(self) -> None:
+        """Prove our session (PostgreSQL) every heartbeat; once it is lost, go on under a new worker id.
+
+        The runs begun under the lost id stop at their next heartbeat (their session is gone, and
+        another worker may take their leases); new claims are made under the new id.
+        """
+        while True:
+            await asyncio.sleep(interval(self.ctx))
+            try:
+                if not await self.ctx.store.prove_session(self.ctx.worker_id, self.ctx.clock()):
+                    log.warning("worker %s: its database session ended; its leases are given up", self.ctx.worker_id)
+                    await self._hold_session(new_worker_id())
+            except Exception as exc:
+                log_failure("could not prove the worker's database session; retrying", exc)
+
+    async def _hold_session(self, worker_id: str) -> None:
+        self.ctx = dataclasses.replace(self.ctx, worker_id=worker_id)
+        try:
+            await self.ctx.store.hold_session(worker_id, self.ctx.clock())
+        except Exception as exc:
+            log_failure(f"worker {worker_id}: could not open its database session; retrying", exc)
+
+    async def _take_over_dead(self) -> None:
+        """Before claiming: the leases of workers that died (a kill -9, a crash) are free at once."""
+        try:
+            await self._takeover.check(self.ctx.worker_id, self.ctx.clock())
+        except Exception as exc:
+            log_failure("could not look for dead workers' leases; retrying", exc)
 
     async def _start_new_runs(self) -> None:
         try:
