@@ -181,7 +181,7 @@ def test_a_corrupt_compressed_body_is_a_400_on_json_routes_and_uploads(gw, obo, 
     assert reply.status == 200, reply.body
 
 
-@pytest.mark.parametrize("digits", ["３６００", "٣٦٠٠", "3600²", "1" + "0" * 40])
+@pytest.mark.parametrize("digits", ["３６００", "٣٦٠٠", "3600²"])
 def test_numbers_in_forms_and_queries_take_ascii_digits_only(gw, obo, digits):
     form, ctype = multipart([("purpose", None, b"batch", None), ("expires_after[anchor]", None, b"created_at", None),
                              ("expires_after[seconds]", None, digits.encode(), None),
