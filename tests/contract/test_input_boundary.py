@@ -165,6 +165,16 @@ def test_headers_that_are_not_utf8_are_refused_with_json(gw, obo):
     assert (error["code"], error["param"]) == ("invalid_header", "X-On-Behalf-Of")
 
 
+def test_a_filename_that_is_not_utf8_is_kept_cleaned(gw, obo):
+    form = (b'--bb\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--bb\r\nContent-Disposition: form-data; name="file"; filename="in\xff\xfe.jsonl"\r\n\r\n'
+            + jsonl([request_line("a", "hi")]) + b"\r\n--bb--\r\n")
+    reply = raw_request(gw, post_json(gw, f"{OPENAI}/files", form, obo,
+                                      **{"Content-Type": "multipart/form-data; boundary=bb"}))
+    assert reply.status == 200, reply.body
+    assert json.loads(reply.body)["filename"] == "in__.jsonl"
+
+
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 def test_a_corrupt_compressed_body_is_a_400_on_json_routes_and_uploads(gw, obo, encoding):
     garbage = b"\x1f\x8b\x08\x00 this is not compressed data at all"

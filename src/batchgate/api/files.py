@@ -26,7 +26,9 @@ from batchgate.errors import InvalidRequest, PayloadTooLarge
 log = logging.getLogger("batchgate.api")
 MAX_FIELD_BYTES = 4096
 MAX_FILES_PAGE = 10_000  # the MKA1 SDK asks for 10,000 by default
-UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# Control characters, path separators, and bytes that were not UTF-8 (aiohttp keeps them as lone surrogates,
+# which nothing can store or send again).
+UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
