@@ -234,6 +234,9 @@ def test_an_upstream_that_ignores_stream_still_streams_to_the_openai_sdk(gw, obo
     assert chunks and all(c.object == "chat.completion.chunk" for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: two words"
     assert chunks[-1].choices[0].finish_reason == "stop"
+    relayed = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "one two three"}],
+                                                  stream=True))  # an upstream that streams is relayed as it comes
+    assert len(relayed) > 2 and "".join(c.choices[0].delta.content or "" for c in relayed) == "echo: one two three"
     with pytest.raises(openai.BadRequestError) as refused:
         list(client.chat.completions.create(model="plain-m", messages=[{"role": "user", "content": "[status:400]"}],
                                             stream=True))

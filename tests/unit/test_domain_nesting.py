@@ -6,7 +6,9 @@ import orjson
 import pytest
 
 from batchgate.domain.lines import LineError, parse_line
-from batchgate.domain.nesting import depth_exceeds, too_deep
+from batchgate.domain.nesting import DEPTH_CEILING, depth_exceeds, too_deep
+from batchgate.errors import ConfigError
+from batchgate.settings import Settings
 from tests.support.request_lines import CHAT, LIMIT, line_of, valid
 
 
@@ -34,3 +36,9 @@ def test_a_too_deep_line_is_a_line_error_with_its_line_number():
     assert (caught.value.line, caught.value.code) == (7, "json_too_deep")
     assert "64 levels" in caught.value.message
     assert parse_line(raw, 7, CHAT, LIMIT).custom_id == "req-1"  # a line validated before is read as it is
+
+
+def test_the_depth_setting_stays_below_what_can_be_sent_on():
+    with pytest.raises(ConfigError, match="max_json_depth"):
+        Settings.load({"max_json_depth": DEPTH_CEILING + 1}, env={})
+    assert Settings.load({"max_json_depth": DEPTH_CEILING}, env={}).max_json_depth == DEPTH_CEILING
