@@ -1,4 +1,4 @@
-"""batchgate.domain.sse: naming the events of a stream for MKA1's stream path, whatever the byte pieces; a whole answer told as events."""
+"""batchgate.domain.sse: naming the events of a stream for MKA1's stream path; a whole answer told as events."""
 
 from __future__ import annotations
 

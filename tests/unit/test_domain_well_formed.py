@@ -22,7 +22,8 @@ AGREEMENT_LINES = [
     *(line_of(**valid(body=value)) for value in [[], "text", 1, True, None, {}, {"model": None}]),
     *(line_of(**valid(body={"model": value})) for value in ["", 5, ["gpt"], {"name": "gpt"}, False, "gpt-x"]),
     # nesting at the limit and one past it (the line is level 1, its body level 2)
-    line_of(**valid(body={"model": "m", "x": [[[[[[0]]]]]]})), line_of(**valid(body={"model": "m", "x": [[[[[[[0]]]]]]]})),
+    line_of(**valid(body={"model": "m", "x": [[[[[[0]]]]]]})),
+    line_of(**valid(body={"model": "m", "x": [[[[[[[0]]]]]]]})),
     line_of(**valid(body={"model": "m", "x": "[[[[[[[[[[{{{{{{{{"})),  # brackets in a string nest nothing
     b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1e999999}}',
     b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1' + b"0" * 5000
