@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.errors import ConfigError
 
 ENV_PREFIX = "BATCHGATE_"
@@ -70,6 +71,12 @@ class Settings:
     max_line_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 2 * 1024**3
     max_reported_errors: int = 100
+    # What one request body may be: JSON bodies (create batch, synchronous calls) are read whole up to this,
+    # the size of the biggest line a batch accepts, so a request that is fine in a batch is fine alone.
+    max_json_body_bytes: int = 8 * 1024 * 1024
+    # Arrays and objects nested in one another, in a request body or a batch line. orjson writes at most
+    # 254 levels, so deeper input could be read but never sent on.
+    max_json_depth: int = 64
 
     # Calling upstreams
     max_attempts: int = 5
@@ -148,7 +155,8 @@ class Settings:
                     "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
                     "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
                     "max_shards_per_batch", "header_timeout_seconds", "body_timeout_seconds",
-                    "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections")
+                    "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections", "max_json_body_bytes",
+                    "max_json_depth")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
@@ -156,6 +164,9 @@ class Settings:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
+        if self.max_json_depth > DEPTH_CEILING:
+            raise ConfigError(f"setting max_json_depth must be at most {DEPTH_CEILING}: deeper JSON "
+                              f"could not be sent on to an upstream")
         if self.default_max_concurrency > self.max_concurrency_ceiling:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 

@@ -12,7 +12,8 @@ answer to its own request. Directives inside the text steer it:
 
 Options model a server with limited room: --capacity N serves N requests at once and queues the
 rest (like an inference server's batch), or with --reject-over-capacity answers them 429.
---fail-status S answers S to everything (a broken server).
+--fail-status S answers S to everything (a broken server). --ignore-stream answers `stream: true`
+with one whole JSON object, as some servers do.
 
 A chat request with `stream: true` is answered as server-sent events, one chunk per word of the
 answer. GET /v1/models lists MODELS.
@@ -73,7 +74,8 @@ def answer(endpoint: str, body: dict, text: str) -> dict:
 
 class MockUpstream:
     def __init__(self, log_path: str | None, latency: float, capacity: int | None = None,
-                 reject_over_capacity: bool = False, fail_status: int | None = None):
+                 reject_over_capacity: bool = False, fail_status: int | None = None, ignore_stream: bool = False):
+        self.ignore_stream = ignore_stream
         self.attempts: Counter[str] = Counter()
         self.latency = latency
         self.log = open(log_path, "ab", buffering=0) if log_path else None
@@ -116,7 +118,7 @@ class MockUpstream:
         if status != 200:
             payload = {"error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}}
             return web.json_response(payload, status=status, headers=headers)
-        if body.get("stream") is True:
+        if body.get("stream") is True and not self.ignore_stream:
             return await stream(request, answer(endpoint, body, text))
         return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
                             headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
@@ -160,8 +162,9 @@ MOCK = web.AppKey("mock", MockUpstream)  # the state behind an app, for tests th
 
 
 def make_app(log_path: str | None = None, latency: float = 0.0, capacity: int | None = None,
-             reject_over_capacity: bool = False, fail_status: int | None = None) -> web.Application:
-    mock = MockUpstream(log_path, latency, capacity, reject_over_capacity, fail_status)
+             reject_over_capacity: bool = False, fail_status: int | None = None,
+             ignore_stream: bool = False) -> web.Application:
+    mock = MockUpstream(log_path, latency, capacity, reject_over_capacity, fail_status, ignore_stream)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MOCK] = mock
     app.router.add_post("/v1/{endpoint:.+}", mock.handle)
@@ -177,8 +180,10 @@ def main() -> None:
     parser.add_argument("--capacity", type=int)
     parser.add_argument("--reject-over-capacity", action="store_true")
     parser.add_argument("--fail-status", type=int)
+    parser.add_argument("--ignore-stream", action="store_true")
     args = parser.parse_args()
-    web.run_app(make_app(args.log, args.latency, args.capacity, args.reject_over_capacity, args.fail_status), host="127.0.0.1", port=args.port, print=None, access_log=None)
+    web.run_app(make_app(args.log, args.latency, args.capacity, args.reject_over_capacity, args.fail_status,
+                         args.ignore_stream), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from batchgate import ids
-from batchgate.api.middleware import not_found
+from batchgate.api.middleware import not_found, unknown_cursor
 from batchgate.api.services import services
 from batchgate.api.wire import json_response, read_json, scope_of
 from batchgate.domain.records import BatchRecord, list_page
@@ -50,8 +50,11 @@ async def get(request: web.Request) -> web.Response:
 
 
 async def list_batches(request: web.Request) -> web.Response:
-    svc = services(request)
-    items, has_more = await svc.store.list_batches(scope_of(request), parse_page(request.query))
+    svc, scope = services(request), scope_of(request)
+    page = parse_page(request.query, with_order=True)
+    if page.after and await svc.store.get_batch(page.after, scope) is None:
+        raise unknown_cursor("batch", page.after)
+    items, has_more = await svc.store.list_batches(scope, page)
     return json_response(list_page(items, has_more))
 
 

@@ -12,21 +12,23 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from batchgate import ids
-from batchgate.api.middleware import not_found
+from batchgate.api.middleware import not_found, unknown_cursor
 from batchgate.api.services import services
 from batchgate.api.upload_check import UploadCheck
-from batchgate.api.wire import json_response, scope_of
+from batchgate.api.wire import json_response, scope_of, unreadable_body
 from batchgate.blobs import CHUNK
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import FileRecord, list_page
-from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, parse_expires_after, parse_page,
-                                       parse_purpose, parse_sha256)
+from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, ascii_integer, parse_expires_after,
+                                       parse_page, parse_purpose, parse_sha256)
 from batchgate.errors import InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger("batchgate.api")
 MAX_FIELD_BYTES = 4096
 MAX_FILES_PAGE = 10_000  # the MKA1 SDK asks for 10,000 by default
-UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\]")
+# Control characters, path separators, and bytes that were not UTF-8 (aiohttp keeps them as lone surrogates,
+# which nothing can store or send again).
+UNSAFE_FILENAME = re.compile(r"[\x00-\x1f\x7f/\\\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
     except BaseException as exc:
         if stored is not None:
             await svc.blobs.delete(stored.key)
+        if isinstance(exc, web.RequestPayloadError):
+            raise unreadable_body(exc) from None
         if isinstance(exc, (ValueError, AssertionError, HttpProcessingError)):
             raise InvalidRequest(f"The multipart body is malformed: {exc}.", code="invalid_multipart") from None
         raise
@@ -135,8 +139,9 @@ def _expires_after(fields: dict[str, str]) -> int | None:
     if "expires_after[seconds]" not in fields and "expires_after[anchor]" not in fields:
         return None
     seconds = fields.get("expires_after[seconds]", "")
+    number = ascii_integer(seconds)
     value = {"anchor": fields.get("expires_after[anchor]", "created_at"),
-             "seconds": int(seconds) if seconds.strip().isdigit() else seconds}
+             "seconds": seconds if number is None else number}
     return parse_expires_after(value, "expires_after")
 
 
@@ -155,6 +160,8 @@ def safe_filename(name: str | None) -> str:
 async def list_files(request: web.Request) -> web.Response:
     svc, query = services(request), request.query
     page = parse_page(query, with_order=True, max_limit=MAX_FILES_PAGE, default_limit=MAX_FILES_PAGE)
+    if page.after and await svc.store.get_file(scope_of(request), page.after) is None:
+        raise unknown_cursor("file", page.after)
     purpose = parse_purpose(query["purpose"], FILE_PURPOSES) if query.get("purpose") else None
     items, has_more = await svc.store.list_files(scope_of(request), page, purpose, parse_sha256(query.get("sha256")))
     return json_response(list_page(items, has_more))

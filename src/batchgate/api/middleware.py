@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from batchgate.api.wire import SCOPE, json_response
+from batchgate.api.wire import SCOPE, header_text, json_response
 from batchgate.domain.records import Scope
 from batchgate.domain.requests import parse_on_behalf_of
 from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthorized
@@ -28,7 +28,7 @@ async def errors_as_json(request: web.Request, handler):
         if request.path.endswith("/content"):
             # The MKA1 SDK reads this route's error code as an integer; a null code suits both SDKs.
             body["error"]["code"] = None
-        return json_response(body, status=exc.status)
+        return _closing_if_body_broken(request, json_response(body, status=exc.status))
     except ConnectionError:
         # The client went away mid-request: nothing to answer, and nothing went wrong here.
         log.debug("client disconnected during %s %s", request.method, request.path)
@@ -54,12 +54,28 @@ async def errors_as_json(request: web.Request, handler):
         return json_response(body, status=500)
 
 
+def _closing_if_body_broken(request: web.Request, response: web.Response) -> web.Response:
+    """The answer, ending the connection if aiohttp failed to decode the body (a corrupt gzip).
+
+    The rest of such a body can be neither read nor skipped, and aiohttp would try to skip it
+    after the answer and log the failure as its own.
+    """
+    if request.content.exception() is not None:
+        request.content.feed_eof()
+        response.force_close()
+    return response
+
+
 def authenticate(store):
     @web.middleware
     async def auth(request: web.Request, handler):
         if request.path in PUBLIC_PATHS:
             return await handler(request)
-        header = request.headers.get("Authorization", "")
+        try:
+            header = header_text(request, "Authorization") or ""
+        except InvalidRequest:
+            raise Unauthorized("The Authorization header is not valid UTF-8, so it holds no API key: send "
+                               "'Authorization: Bearer <key>'.") from None
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'. "
@@ -67,7 +83,7 @@ def authenticate(store):
         owner = await store.owner_of_key(hash_secret(secret.strip()))
         if owner is None:
             raise Unauthorized("Incorrect API key provided.")
-        request[SCOPE] = Scope(owner, parse_on_behalf_of(request.headers.get("X-On-Behalf-Of")))
+        request[SCOPE] = Scope(owner, parse_on_behalf_of(header_text(request, "X-On-Behalf-Of")))
         return await handler(request)
 
     return auth
@@ -77,4 +93,14 @@ def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
     return NotFound(f"No {kind} found with id '{object_id}'.", param=param)
 
 
-__all__ = ["InvalidRequest", "authenticate", "errors_as_json", "not_found"]
+def unknown_cursor(kind: str, object_id: str) -> InvalidRequest:
+    """A list's `after` that names nothing the caller owns.
+
+    OpenAI does not document this case; an empty page would end a client's paging loop as if the list
+    were exhausted, hiding the mistake, so it is a 400 that names the id.
+    """
+    return InvalidRequest(f"'after' must be the id of one of your {kind}s, from an earlier page; no {kind} "
+                          f"{object_id!r} was found.", param="after", code="invalid_after")
+
+
+__all__ = ["InvalidRequest", "authenticate", "errors_as_json", "not_found", "unknown_cursor"]

@@ -48,7 +48,8 @@ def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: 
 
 def arguments(limits: LineLimits, scratch: Path) -> list[str]:
     """The command line for this module under `limits`, checking with scratch files in `scratch`."""
-    return ["-m", __name__, orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines]).decode(),
+    return ["-m", __name__, orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines,
+                                         limits.max_json_depth]).decode(),
             str(scratch)]
 
 

@@ -7,10 +7,11 @@ endpoint, is validated by its batch as before, which reports every error with it
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from batchgate.domain.lines import ENDPOINTS, is_blank, request_shape
+from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.domain.shards import ShardCutter
 
 
@@ -21,10 +22,13 @@ class LineLimits:
     max_lines: int
     max_line_bytes: int
     shard_lines: int
+    # Not compared: a line within any depth limit a setting may choose stays sendable, so a summary made
+    # under another limit still holds. Summaries read back from the store do not record it: the ceiling.
+    max_json_depth: int = field(default=DEPTH_CEILING, compare=False)
 
     @classmethod
     def of(cls, settings) -> LineLimits:
-        return cls(settings.max_lines, settings.max_line_bytes, settings.shard_lines)
+        return cls(settings.max_lines, settings.max_line_bytes, settings.shard_lines, settings.max_json_depth)
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,9 @@ class FileCheck:
             return []
         ids: list[str] = []
         count, endpoint, max_lines, last_model = self.requests, self.endpoint, self.limits.max_lines, self._last_model
+        max_depth = self.limits.max_json_depth
         for line, offset, raw in located:
-            shape = None if raw is None else request_shape(raw)
+            shape = None if raw is None else request_shape(raw, max_depth)
             if shape is None:
                 if raw is not None and is_blank(raw):
                     continue

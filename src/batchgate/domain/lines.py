@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import orjson
 
+from batchgate.domain.nesting import too_deep, too_deep_message
+
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
 MAX_CUSTOM_ID_CHARS = 512
 
@@ -40,8 +42,11 @@ def is_blank(raw: bytes) -> bool:
     return not raw or raw.isspace()  # isspace stops at the first other byte; strip() would copy the line
 
 
-def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int) -> RequestLine:
-    """Parse one non-blank line (without its newline) or raise LineError."""
+def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int, max_depth: int | None = None) -> RequestLine:
+    """Parse one non-blank line (without its newline) or raise LineError.
+
+    `max_depth` is the nesting limit validation applies; None re-reads a line validated before (to send it).
+    """
     if len(raw) > max_line_bytes:
         raise LineError(line, "line_too_long", f"Line {line} is {len(raw)} bytes; the limit is {max_line_bytes} bytes.")
     try:
@@ -54,20 +59,22 @@ def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int) -> Req
         raise LineError(line, "invalid_json_line", f"Line {line} is not valid JSON: {exc}.") from None
     if not isinstance(obj, dict):
         raise LineError(line, "invalid_json_line", f"Line {line} must be a JSON object, not {_json_kind(obj)}.")
+    if max_depth is not None and too_deep(raw, obj, max_depth):
+        raise LineError(line, "json_too_deep", f"Line {line} {too_deep_message(max_depth)}.")
     return RequestLine(line, _custom_id(obj, line), _body(obj, line, endpoint))
 
 
-def well_formed(raw: bytes, endpoint: str) -> tuple[str, str] | None:
+def well_formed(raw: bytes, endpoint: str, max_depth: int) -> tuple[str, str] | None:
     """(custom_id, model) when parse_line would accept the line, else None (parse_line then says why).
 
     The fast path of validation: one parse and a handful of lookups, no exception and no object per line.
     Lines already over the size limit never get here.
     """
-    shape = request_shape(raw)
+    shape = request_shape(raw, max_depth)
     return (shape[0], shape[2]) if shape is not None and shape[1] == endpoint else None
 
 
-def request_shape(raw: bytes) -> tuple[str, str, str] | None:
+def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
     """(custom_id, url, model) when parse_line would accept the line for the endpoint `url`, else None.
 
     For a check that does not know the endpoint yet (an upload's); lines over the size limit never get here.
@@ -76,7 +83,7 @@ def request_shape(raw: bytes) -> tuple[str, str, str] | None:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    if type(obj) is not dict:
+    if type(obj) is not dict or too_deep(raw, obj, max_depth):
         return None
     custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
     if (type(custom_id) is str and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS and obj.get("method") == "POST"

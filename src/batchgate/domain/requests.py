@@ -120,10 +120,10 @@ def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit:
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit is not None:
-        if not re.fullmatch(r"-?[0-9]+", raw_limit):
-            raise InvalidRequest(f"'limit' must be an integer; got {raw_limit!r}.", param="limit",
+        limit = ascii_integer(raw_limit)
+        if limit is None:
+            raise InvalidRequest(f"'limit' must be an integer in ASCII digits; got {raw_limit!r}.", param="limit",
                                  code="invalid_limit")
-        limit = int(raw_limit)
         if not 1 <= limit <= max_limit:
             raise InvalidRequest(f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit",
                                  code="invalid_limit")
@@ -132,6 +132,19 @@ def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit:
         raise InvalidRequest(f"'order' must be \"asc\" or \"desc\"; got {order!r}.", param="order",
                              code="invalid_order")
     return Page(limit=limit, after=query.get("after") or None, descending=order == "desc")
+
+
+_ASCII_INTEGER = re.compile(r"-?[0-9]{1,18}")  # [0-9], not \d: int() and isdigit() also take '٣' or '²'
+
+
+def ascii_integer(text: str) -> int | None:
+    """The integer `text` spells in ASCII digits (surrounding blanks allowed), else None.
+
+    Query strings and form fields are text from anyone: only plain digits count, and few enough
+    of them that no int() of a huge string is ever computed.
+    """
+    digits = text.strip(" \t\r\n")
+    return int(digits) if _ASCII_INTEGER.fullmatch(digits) else None
 
 
 def parse_purpose(value: str | None, allowed: tuple[str, ...] = (INPUT_PURPOSE,)) -> str:

@@ -15,6 +15,7 @@ from yarl import URL
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, parse_retry_after
+from batchgate.domain.sse import answer_as_events, looks_like_events
 from batchgate.errors import UpstreamFailure
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, send_with_retries
@@ -105,12 +106,28 @@ class HttpUpstream:
     async def _open(self, endpoint: str, payload: bytes) -> tuple[Outcome | Stream, float | None]:
         try:
             response = await self._client().post(self._url(endpoint), data=payload, headers=self._headers)
-            if 200 <= response.status < 300:
+            if 200 <= response.status < 300 and response.content_type == "text/event-stream":
                 return Stream(_relay(response)), None
             async with response:
-                return self._answer(response.status, response.headers, await response.read())
+                raw = await response.read()
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return self._failure(exc), None
+        if 200 <= response.status < 300 and looks_like_events(raw):  # events under another content type
+            return Stream(_replay(raw)), None
+        return self._as_stream(endpoint, *self._answer(response.status, response.headers, raw))
+
+    def _as_stream(self, endpoint: str, outcome: Outcome, retry_after: float | None) -> tuple[Outcome | Stream,
+                                                                                              float | None]:
+        """An upstream that ignored `stream: true` answered whole: a 2xx becomes the events of its stream."""
+        if not outcome.ok:
+            return outcome, retry_after
+        events = answer_as_events(endpoint, outcome.body)
+        if events is None:
+            return Outcome(status_code=outcome.status_code, body=outcome.body, request_id=outcome.request_id,
+                           error_code="invalid_upstream_response",
+                           error_message=f"The upstream {self.name!r} was asked to stream and answered "
+                                         f"neither events nor a {endpoint} answer."), retry_after
+        return Stream(_replay(events)), None
 
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists (none if it does not answer one), kept MODELS_TTL seconds."""
@@ -134,6 +151,10 @@ class HttpUpstream:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def _replay(events: bytes):
+    yield events
 
 
 async def _relay(response: aiohttp.ClientResponse):

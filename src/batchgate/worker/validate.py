@@ -84,9 +84,9 @@ def _check_batch(located: list[tuple[int, int, bytes | None]], endpoint: str, se
 
     A plain loop with the well-formed case first: this runs once per line of every file.
     """
-    count, max_lines, last_model = report.request_count, settings.max_lines, None
+    count, max_lines, max_depth, last_model = report.request_count, settings.max_lines, settings.max_json_depth, None
     for line, offset, raw in located:
-        fast = None if raw is None else well_formed(raw, endpoint)
+        fast = None if raw is None else well_formed(raw, endpoint, max_depth)
         if fast is None and raw is not None and is_blank(raw):
             continue
         count += 1
@@ -100,7 +100,7 @@ def _check_batch(located: list[tuple[int, int, bytes | None]], endpoint: str, se
             try:
                 if raw is None:
                     raise LineError(line, "line_too_long", f"Line {line} is longer than {settings.max_line_bytes} bytes.")
-                request = parse_line(raw, line, endpoint, settings.max_line_bytes)
+                request = parse_line(raw, line, endpoint, settings.max_line_bytes, max_depth)
             except LineError as error:
                 report.add_error(error)
                 continue

@@ -1,0 +1,41 @@
+"""How deeply JSON nests: the one rule for request bodies and batch lines.
+
+orjson reads up to 1024 levels but writes at most 254, so a document deeper than that could be
+accepted and then fail when it is sent on. A limit well below both keeps every accepted request sendable.
+"""
+
+from __future__ import annotations
+
+# The deepest limit a setting may choose: a line's body sits inside the line, the line inside a result,
+# and all of it must stay below the 254 levels orjson writes.
+DEPTH_CEILING = 200
+
+
+def too_deep(raw: bytes, value: object, limit: int) -> bool:
+    """Whether `value` (parsed from `raw`) nests arrays and objects more than `limit` levels deep.
+
+    Counting brackets in the bytes costs less than walking the value, and a document with no more
+    opening brackets than the limit cannot be deeper: most lines are settled without a walk.
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    return depth_exceeds(value, limit)
+
+
+def depth_exceeds(value: object, limit: int) -> bool:
+    """Walk `value`, stopping at the first container past `limit` levels (so recursion stays within it)."""
+    if type(value) is not dict and type(value) is not list:
+        return False
+    return limit == 0 or _nests_more(value, limit - 1)
+
+
+def _nests_more(container: dict | list, levels_left: int) -> bool:
+    for child in container.values() if type(container) is dict else container:
+        if type(child) is dict or type(child) is list:
+            if levels_left == 0 or _nests_more(child, levels_left - 1):
+                return True
+    return False
+
+
+def too_deep_message(limit: int) -> str:
+    return f"nests arrays and objects more than {limit} levels deep; flatten it"
