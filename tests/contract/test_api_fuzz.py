@@ -26,14 +26,14 @@ BAD_AUTHORIZATIONS = {"none": None, "unknown-key": "Bearer bg-not-a-key", "not-b
                       "empty-bearer": "Bearer "}
 
 
-def load_schema(*, only_valid: bool, tags: list[str]):
+def load_schema(*, only_valid: bool, tags: list[str], linked: bool = False):
     # The synchronous routes pass their bodies to the upstream, so an invalid body tests the mock upstream
     # (it answers 500 to messages that are not objects), not the gateway: those routes get valid bodies only.
     config = schemathesis.Config.from_dict({
         "seed": SEED,
         "generation": {"mode": "positive" if only_valid else "all", "max-examples": FUZZ.max_examples,
                        "deterministic": True},
-        "phases": {"stateful": {"enabled": False}},
+        "phases": {"stateful": {"enabled": linked}},
     })
     schema = schemathesis.openapi.from_dict(build_openapi(), config=config)
     return schema.include(tag=tags)
@@ -41,6 +41,8 @@ def load_schema(*, only_valid: bool, tags: list[str]):
 
 resources = load_schema(only_valid=False, tags=["files", "batches", "health"])
 inference = load_schema(only_valid=True, tags=["inference"])
+# Valid requests only, so an upload's id reaches the calls its links feed (create, get, content, cancel...).
+workflows = load_schema(only_valid=True, tags=["files", "batches"], linked=True)
 DOCUMENT = build_openapi()
 
 
@@ -95,6 +97,20 @@ def test_files_and_batches_never_fail_or_break_the_envelope(case, gw, session):
 @FUZZ
 def test_sync_routes_never_fail_or_break_the_envelope(case, gw, session):
     call_and_check(case, gw, session)
+
+
+def test_linked_calls_never_fail_or_break_the_envelope(gw, session):
+    """Schemathesis's stateful phase: ids from one answer feed the next call, along the document's links."""
+
+    class Workflow(workflows.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"base_url": gw.url, "session": session, "headers": {"Authorization": f"Bearer {gw.key}"},
+                    "timeout": 30}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+    Workflow.run(settings=settings(FUZZ, max_examples=15, stateful_step_count=10))
 
 
 # --- the document itself ------------------------------------------------------------------------------

@@ -35,10 +35,16 @@ def _nullable(schema: dict) -> dict:
     return {"anyOf": [schema, {"type": "null"}]}
 
 
-def _ok(description: str, content: dict) -> dict:
-    """A 200 answer; every other status answers the error envelope (`default`)."""
-    return {"200": {"description": description, "content": content},
-            "default": {"description": "An error.", "content": _json(_ref("Error"))}}
+def _ok(description: str, content: dict, links: dict | None = None) -> dict:
+    """A 200 answer (with the calls its ids feed); every other status answers the error envelope (`default`)."""
+    ok = {"description": description, "content": content, **({"links": links} if links else {})}
+    return {"200": ok, "default": {"description": "An error.", "content": _json(_ref("Error"))}}
+
+
+def _links(dialect: str, field: str, param: str, operations: tuple[str, ...]) -> dict:
+    """OpenAPI links: the id at `field` of this answer is the `param` of each of `operations`."""
+    return {operation: {"operationId": f"{dialect}_{operation}", "parameters": {param: f"$response.body#/{field}"}}
+            for operation in operations}
 
 
 UNIX_SECONDS = {"type": "integer", "minimum": 0}
@@ -190,10 +196,16 @@ def _dialect_paths(prefix: str) -> dict[str, dict]:
     d = DIALECTS[prefix]
     file_id, batch_id, model_id = _path("file_id"), _path("batch_id"), _path("model_id")
     page_limit = {"type": "integer", "minimum": 1}
+    file_links = _links(d, "id", "file_id", ("get_file", "file_content", "delete_file"))
+    file_links["create_batch"] = {"operationId": f"{d}_create_batch",
+                                  "requestBody": {"input_file_id": "$response.body#/id"}}
+    batch_links = _links(d, "id", "batch_id", ("get_batch", "cancel_batch"))
+    batch_links.update({f"{name}_output": link for name, link in
+                        _links(d, "output_file_id", "file_id", ("get_file", "file_content")).items()})
     paths = {
         f"{prefix}/files": {
             "post": _operation(d, "upload_file", "Upload a JSONL file of requests.", "files",
-                               _ok("The stored file.", _json(_ref("File"))),
+                               _ok("The stored file.", _json(_ref("File")), file_links),
                                body={"multipart/form-data": {"schema": _ref("UploadFile")}}),
             "get": _operation(d, "list_files", "List the caller's files, newest first.", "files",
                               _ok("A page of files.", _json(_ref("FileList"))), parameters=(
@@ -216,15 +228,16 @@ def _dialect_paths(prefix: str) -> dict[str, dict]:
         },
         f"{prefix}/batches": {
             "post": _operation(d, "create_batch", "Create a batch from an uploaded file.", "batches",
-                               _ok("The new batch.", _json(_ref("Batch"))), body=_json(_ref("CreateBatch"))),
+                               _ok("The new batch.", _json(_ref("Batch")), batch_links),
+                               body=_json(_ref("CreateBatch"))),
             "get": _operation(d, "list_batches", "List the caller's batches, newest first.", "batches",
                               _ok("A page of batches.", _json(_ref("BatchList"))), parameters=(
                                   _query("after", {"type": "string"}, "A batch id: the page starts after it."),
                                   _query("limit", {**page_limit, "maximum": 100, "default": 20}))),
         },
         f"{prefix}/batches/{{batch_id}}": {
-            "get": _operation(d, "get_batch", "A batch.", "batches", _ok("The batch.", _json(_ref("Batch"))),
-                              parameters=(batch_id,)),
+            "get": _operation(d, "get_batch", "A batch.", "batches",
+                              _ok("The batch.", _json(_ref("Batch")), batch_links), parameters=(batch_id,)),
         },
         f"{prefix}/batches/{{batch_id}}/cancel": {
             "post": _operation(d, "cancel_batch", "Cancel a batch.", "batches",
