@@ -1,0 +1,167 @@
+"""Schemathesis against a live gateway, from the OpenAPI document of tests/support/openapi.py.
+
+Every route in both dialects gets generated requests (valid ones, and invalid ones where that
+reaches only the gateway's own checks) with a valid key; whatever it is sent, the gateway must
+never answer 5xx, and every 4xx must be the contract's error envelope.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+import schemathesis
+from aiohttp import web
+from hypothesis import HealthCheck, settings
+from openapi_spec_validator import validate as validate_openapi
+
+from batchgate.api import app as app_module
+from tests.support.openapi import build_openapi
+
+SEED = 20261130  # a fixed seed: CI sees the same cases every run
+FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None,
+                suppress_health_check=list(HealthCheck))
+BAD_AUTHORIZATIONS = {"none": None, "unknown-key": "Bearer bg-not-a-key", "not-bearer": "Basic dXNlcjpwYXNz",
+                      "empty-bearer": "Bearer "}
+
+
+def load_schema(*, only_valid: bool, tags: list[str], linked: bool = False):
+    # The synchronous routes pass their bodies to the upstream, so an invalid body tests the mock upstream
+    # (it answers 500 to messages that are not objects), not the gateway: those routes get valid bodies only.
+    config = schemathesis.Config.from_dict({
+        "seed": SEED,
+        "generation": {"mode": "positive" if only_valid else "all", "max-examples": FUZZ.max_examples,
+                       "deterministic": True},
+        "phases": {"stateful": {"enabled": linked}},
+    })
+    schema = schemathesis.openapi.from_dict(build_openapi(), config=config)
+    return schema.include(tag=tags)
+
+
+resources = load_schema(only_valid=False, tags=["files", "batches", "health"])
+inference = load_schema(only_valid=True, tags=["inference"])
+# Valid requests only, so an upload's id reaches the calls its links feed (create, get, content, cancel...).
+workflows = load_schema(only_valid=True, tags=["files", "batches"], linked=True)
+DOCUMENT = build_openapi()
+
+
+@pytest.fixture(scope="module")
+def gw(module_gateway):
+    return module_gateway
+
+
+@pytest.fixture(scope="module")
+def session():
+    with requests.Session() as s:
+        yield s
+
+
+def is_error_envelope(body: object) -> bool:
+    if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
+        return False
+    error = body["error"]
+    return (set(error) == {"message", "type", "param", "code"} and isinstance(error["message"], str)
+            and isinstance(error["type"], str) and isinstance(error["param"], (str, type(None)))
+            and isinstance(error["code"], (str, type(None))))
+
+
+@schemathesis.check
+def error_is_envelope(ctx, response, case):
+    """Every 4xx/5xx answer is JSON {"error": {"message": str, "type": str, "param": str|null, "code": str|null}}."""
+    if response.status_code < 400:
+        return None
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type.startswith("application/json"), \
+        f"{response.status_code} answered as {content_type!r}: {response.content[:300]!r}"
+    assert is_error_envelope(response.json()), f"not the error envelope: {response.content[:300]!r}"
+    return None
+
+
+CHECKS = [schemathesis.checks.not_a_server_error, error_is_envelope]
+
+
+def call_and_check(case, gw, session):
+    response = case.call(base_url=gw.url, session=session, headers={"Authorization": f"Bearer {gw.key}"},
+                         timeout=30)
+    case.validate_response(response, checks=CHECKS)
+
+
+@resources.parametrize()
+@FUZZ
+def test_files_and_batches_never_fail_or_break_the_envelope(case, gw, session):
+    call_and_check(case, gw, session)
+
+
+@inference.parametrize()
+@FUZZ
+def test_sync_routes_never_fail_or_break_the_envelope(case, gw, session):
+    call_and_check(case, gw, session)
+
+
+def test_linked_calls_never_fail_or_break_the_envelope(gw, session):
+    """Schemathesis's stateful phase: ids from one answer feed the next call, along the document's links."""
+
+    class Workflow(workflows.as_state_machine()):
+        def get_call_kwargs(self, case):
+            return {"base_url": gw.url, "session": session, "headers": {"Authorization": f"Bearer {gw.key}"},
+                    "timeout": 30}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=CHECKS)
+
+    Workflow.run(settings=settings(FUZZ, max_examples=15, stateful_step_count=10))
+
+
+# --- the document itself ------------------------------------------------------------------------------
+
+def test_document_is_valid_openapi_3_1():
+    validate_openapi(DOCUMENT)
+    assert DOCUMENT["openapi"].startswith("3.1")
+
+
+def served_routes() -> set[tuple[str, str]]:
+    """(METHOD, path template) of every route the app registers, read from the app's own add_routes."""
+    app = web.Application()
+    app.router.add_get("/healthz", app_module.healthz)
+    for prefix in app_module.PREFIXES:
+        for resource in app_module.RESOURCES:
+            resource.add_routes(app, prefix)
+    return {(route.method, route.resource.canonical) for route in app.router.routes() if route.method != "HEAD"}
+
+
+def documented_routes() -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item}
+
+
+def test_document_describes_exactly_the_routes_served():
+    assert documented_routes() == served_routes()
+
+
+# --- missing and garbage keys on every route ------------------------------------------------------------
+
+def concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "x-unknown", path)
+
+
+@pytest.mark.parametrize("authorization", BAD_AUTHORIZATIONS.values(), ids=BAD_AUTHORIZATIONS.keys())
+def test_every_route_refuses_a_missing_or_bad_key(gw, session, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for method, path in sorted(documented_routes()):
+        response = session.request(method, gw.url + concrete(path), headers=headers, timeout=30)
+        if path == "/healthz":
+            assert response.status_code == 200
+            continue
+        assert response.status_code == 401, (method, path, response.status_code, response.text[:300])
+        assert is_error_envelope(response.json()), (method, path, response.text[:300])
+
+
+@pytest.mark.parametrize("body", [
+    {"error": "plain"}, {"error": {"message": "m", "type": "t", "param": None}},
+    {"error": {"message": "m", "type": "t", "param": None, "code": 400}},
+    {"error": {"message": "m", "type": "t", "param": None, "code": None}, "detail": "x"}, "400: Bad Request", None,
+], ids=["string", "no-code", "int-code", "extra-key", "text", "null"])
+def test_envelope_check_refuses_other_shapes(body):
+    # The fuzz checks are only as good as this predicate: it must say no to near misses.
+    assert not is_error_envelope(body)
+    assert is_error_envelope({"error": {"message": "m", "type": "t", "param": None, "code": None}})
