@@ -56,12 +56,15 @@ async def infer(request: web.Request, endpoint: str, mka1_stream: bool = False) 
 
 
 async def _stream(request: web.Request, opened: Outcome | Stream, names: NamedEvents | None) -> web.StreamResponse:
-    if isinstance(opened, Outcome):
-        status, payload = http_answer(opened)
+    first = await _first_event(opened) if isinstance(opened, Stream) else None
+    if first is None:  # no stream, or one that ended before its first event: an answer can still say why
+        status, payload = http_answer(opened if isinstance(opened, Outcome) else BROKEN_OFF)
         return json_response(payload, status)
+    assert isinstance(opened, Stream)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     try:
         await response.prepare(request)
+        await response.write(names.feed(first) if names else first)
         async for event in opened.events:
             await response.write(names.feed(event) if names else event)
         if names:
@@ -74,6 +77,22 @@ async def _stream(request: web.Request, opened: Outcome | Stream, names: NamedEv
     finally:
         await opened.events.aclose()
     return response
+
+
+BROKEN_OFF = Outcome(error_code="upstream_unreachable",
+                     error_message="The upstream opened a stream and ended it before its first event; try again.")
+
+
+async def _first_event(stream: Stream) -> bytes | None:
+    """The stream's first piece, read before the 200 is sent; None (the stream closed) if there is none."""
+    try:
+        first = await anext(stream.events, None)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning("the upstream broke off a stream before its first event: %r", exc)
+        first = None
+    if first is None:
+        await stream.events.aclose()
+    return first
 
 
 async def list_models(request: web.Request) -> web.Response:
