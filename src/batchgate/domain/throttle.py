@@ -46,14 +46,18 @@ def window_spent(headers: Mapping[str, str], fallback: float) -> float | None:
     """Seconds until the upstream's rate window refills, if its headers say it is spent (else None).
 
     `headers` has lower-case names. A spent window without a readable reset waits `fallback`.
+    Every answer passes here, so the common case is two dictionary lookups.
     """
-    longest = None
-    for kind in ("requests", "tokens"):
-        if headers.get(f"x-ratelimit-remaining-{kind}") == "0":
-            reset = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
-            wait = fallback if reset is None else reset
-            longest = wait if longest is None else max(longest, wait)
-    return longest
+    requests = headers.get("x-ratelimit-remaining-requests") == "0"
+    tokens = headers.get("x-ratelimit-remaining-tokens") == "0"
+    if not (requests or tokens):
+        return None
+    return max(_reset(headers, kind, fallback) for kind, spent in (("requests", requests), ("tokens", tokens)) if spent)
+
+
+def _reset(headers: Mapping[str, str], kind: str, fallback: float) -> float:
+    seconds = parse_duration(headers.get(f"x-ratelimit-reset-{kind}", ""))
+    return fallback if seconds is None else seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +70,11 @@ class Asked:
 
 @dataclass
 class Throttle:
+    """Whether one upstream's door is open, paused, or waiting for its probe's answer."""
+
     window: float = 1.0  # seconds of answers that 429s must cluster in
     share: float = 0.5  # ... as at least this share of them
-    least: int = 10  # ... and at least this many
+    least: int = 20  # ... and at least this many
     pause_seconds: float = 1.0  # a cluster's pause when the upstream names no time
     until: float = 0.0  # paused until then; 0 when open
     probe_out: bool = False
@@ -104,6 +110,11 @@ class Throttle:
 
         `refused`: it was a 429. `counted`: a 429 the adaptive limit does not account for.
         """
+        if asked is None and not refused and not self.probe_out:  # the common case: one more answer
+            if now - self.started >= self.window:
+                self._roll(now)
+            self.answers += 1
+            return
         if asked is not None and asked.spent_for is not None:
             self._pause(now, max(asked.spent_for, asked.retry_after or 0.0))
         elif self.probe_out and sent_at >= self.probe_sent:
@@ -123,10 +134,7 @@ class Throttle:
 
     def _clustered(self, now: float, refusal: bool) -> bool:
         if now - self.started >= self.window:
-            fresh = now - self.started >= 2 * self.window
-            self.earlier_answers = 0 if fresh else self.answers
-            self.earlier_refusals = 0 if fresh else self.refusals
-            self.started, self.answers, self.refusals = now, 0, 0
+            self._roll(now)
         self.answers += 1
         if not refusal:
             return False
@@ -136,6 +144,13 @@ class Throttle:
         refusals = self.refusals + self.earlier_refusals * weight
         answers = self.answers + self.earlier_answers * weight
         return refusals >= self.least and refusals >= self.share * answers
+
+    def _roll(self, now: float) -> None:
+        """Start a new stretch of `window` seconds; the one before it still counts for a while."""
+        fresh = now - self.started >= 2 * self.window
+        self.earlier_answers = 0 if fresh else self.answers
+        self.earlier_refusals = 0 if fresh else self.refusals
+        self.started, self.answers, self.refusals = now, 0, 0
 
     def _pause(self, now: float, seconds: float) -> None:
         self.until = max(self.until, now + seconds)
