@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SHARE_WEIGHT = 1 / 16  # the refused share follows about the last 16 answers: a few refusals in a row show
+SHARE_WEIGHT = 1 / 32  # the refused share follows about the last 32 answers: 5% sporadic refusals never reach
+# a quarter of them (in simulation), while an upstream refusing its overflow gets there within ten refusals
 
 
 @dataclass
