@@ -214,7 +214,8 @@ def main() -> None:
     parser.add_argument("--capacity", type=int)
     parser.add_argument("--reject-over-capacity", action="store_true")
     parser.add_argument("--reject-retry-after", help="the Retry-After of those refusals (none if not given)")
-    parser.add_argument("--chaos", default="", help="shares of requests that fail: 500=0.05,429=0.05,reset=0.02,hang=0.01")
+    parser.add_argument("--chaos", default="",
+                        help="shares of requests that fail: 500=0.05,429=0.05,reset=0.02,hang=0.01")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     chaos = {kind: float(share) for kind, share in (item.split("=") for item in args.chaos.split(",") if item)}

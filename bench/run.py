@@ -1,4 +1,4 @@
-"""The benchmark suite: overhead, saturation, memory, ingest, chaos and capacity_429, each figure a ratio from the same run.
+"""The benchmark suite: overhead, saturation, memory, ingest, chaos, capacity_429; each a ratio from the same run.
 
     python bench/run.py                      # the full suite (about 15 minutes on 2 cores)
     python bench/run.py --quick              # a tiny configuration that checks everything works
@@ -61,8 +61,8 @@ class Config:
 
 QUICK = Config(overhead_lines=300, concurrency=32, saturation_lines=200, saturation_latency=0.05,
                saturation_capacity=16, memory_sizes=(200, 400, 800), ingest_bytes=2_000_000, mock_processes=1,
-               chaos_lines=200, chaos_runs=1, chaos_concurrency=16, chaos_timeout=0.5, capacity_lines=200, capacity_latency=0.05,
-               capacity_limit=16, capacity_window=128)
+               chaos_lines=200, chaos_runs=1, chaos_concurrency=16, chaos_timeout=0.5, capacity_lines=200,
+               capacity_latency=0.05, capacity_limit=16, capacity_window=128)
 
 CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
 # Benchmarks of faults back off as the product does by default, not as quickly as the test harness does.
