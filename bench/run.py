@@ -1,4 +1,4 @@
-"""The benchmark suite: overhead, saturation, memory and ingest, each figure a ratio from the same run.
+"""The benchmark suite: overhead, saturation, memory, ingest, chaos, capacity_429; each a ratio from the same run.
 
     python bench/run.py                      # the full suite (about 15 minutes on 2 cores)
     python bench/run.py --quick              # a tiny configuration that checks everything works
@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,22 +49,35 @@ class Config:
     memory_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     ingest_bytes: int = 1_000_000_000
     mock_processes: int = 2
+    chaos_lines: int = 2_000
+    chaos_runs: int = 10
+    chaos_concurrency: int = 64  # the default max_concurrency
+    chaos_timeout: float = 2.0  # the gateway's request timeout: where a hang ends
+    capacity_lines: int = 2_000
+    capacity_latency: float = 0.2
+    capacity_limit: int = 64  # the upstream answers 429 to what exceeds this many in flight
+    capacity_window: int = 512  # what the batch asks for
 
 
 QUICK = Config(overhead_lines=300, concurrency=32, saturation_lines=200, saturation_latency=0.05,
-               saturation_capacity=16, memory_sizes=(200, 400, 800), ingest_bytes=2_000_000, mock_processes=1)
+               saturation_capacity=16, memory_sizes=(200, 400, 800), ingest_bytes=2_000_000, mock_processes=1,
+               chaos_lines=200, chaos_runs=1, chaos_concurrency=16, chaos_timeout=0.5, capacity_lines=200,
+               capacity_latency=0.05, capacity_limit=16, capacity_window=128)
 
+CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
+# Benchmarks of faults back off as the product does by default, not as quickly as the test harness does.
+PRODUCT_RETRIES = {"BATCHGATE_RETRY_BASE_SECONDS": "0.5"}
 TARGETS = {"overhead": "ratio ≥ 0.8", "saturation": "ratio ≤ 1.03", "memory": "flat within 20%, under 300 MB",
-           "ingest": "≥ 150 MB/s"}
+           "ingest": "≥ 150 MB/s", "chaos": "report", "capacity_429": "ratio < 2"}
 
 
 # --- processes ---------------------------------------------------------------------------------------------
 
 
 class FastUpstream:
-    def __init__(self, processes: int = 1, latency: float = 0.0, capacity: int | None = None):
+    def __init__(self, processes: int = 1, latency: float = 0.0, capacity: int | None = None, *more: str):
         self.port = free_port()
-        options = ["--processes", str(processes), "--latency", str(latency)]
+        options = ["--processes", str(processes), "--latency", str(latency), *more]
         options += ["--capacity", str(capacity)] if capacity else []
         self.process = subprocess.Popen([sys.executable, str(FAST_UPSTREAM), "--port", str(self.port), *options])
         wait_for_port(self.port, self.process)
@@ -81,9 +95,11 @@ class FastUpstream:
         self.process.wait(10)
 
 
-def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None) -> Gateway:
+def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None,
+                  more_upstreams: str = "") -> Gateway:
     folder.mkdir(parents=True, exist_ok=True)
-    config = (f'[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n{upstream_keys}\n')
+    config = (f'{more_upstreams}[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n'
+              f'{upstream_keys}\n')
     return Gateway(folder, config, env={"BATCHGATE_LOG_LEVEL": "warning", "BATCHGATE_LEASE_SECONDS": "20",
                                         "BATCHGATE_POLL_INTERVAL_SECONDS": "0.2", **(env or {})})
 
@@ -153,15 +169,15 @@ def resident_kb(pid: int) -> int:
 # --- inputs ------------------------------------------------------------------------------------------------
 
 
-def chat_line(i: int, padding: str = "") -> bytes:
-    body = {"model": "bench", "messages": [{"role": "user", "content": f"question {i} {padding}"}], "max_tokens": 16}
+def chat_line(i: int, padding: str = "", model: str = "bench") -> bytes:
+    body = {"model": model, "messages": [{"role": "user", "content": f"question {i} {padding}"}], "max_tokens": 16}
     return orjson.dumps({"custom_id": f"r{i}", "method": "POST", "url": CHAT, "body": body}) + b"\n"
 
 
-def write_input(path: Path, lines: int, padding: str = "") -> int:
+def write_input(path: Path, lines: int, padding: str = "", model: str = "bench") -> int:
     with path.open("wb") as out:
         for start in range(0, lines, 10_000):
-            out.write(b"".join(chat_line(i, padding) for i in range(start, min(lines, start + 10_000))))
+            out.write(b"".join(chat_line(i, padding, model) for i in range(start, min(lines, start + 10_000))))
     return path.stat().st_size
 
 
@@ -210,15 +226,20 @@ def finished(batch: dict) -> bool:
 
 async def run_batch(gateway: Gateway, path: Path, lines: int, concurrency: int) -> float:
     """Seconds from the start of the upload until the batch is completed with every line answered."""
+    elapsed, batch = await run_to_the_end(gateway, path, concurrency)
+    counts = batch["request_counts"]
+    assert batch["status"] == "completed" and counts["completed"] == lines, batch
+    return elapsed
+
+
+async def run_to_the_end(gateway: Gateway, path: Path, concurrency: int) -> tuple[float, dict]:
+    """Seconds from the start of the upload until the batch is terminal, and the batch then."""
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
         api = Api(gateway, session)
         started = time.perf_counter()
         batch = await api.create(await api.upload(path), concurrency)
         batch = await api.wait(batch["id"], finished)
-        elapsed = time.perf_counter() - started
-    counts = batch["request_counts"]
-    assert batch["status"] == "completed" and counts["completed"] == lines, batch
-    return elapsed
+        return time.perf_counter() - started, batch
 
 
 # --- the baseline: a plain aiohttp client doing the same job -----------------------------------------------
@@ -373,8 +394,75 @@ def parse_speed(path: Path) -> float:
     return path.stat().st_size / MB / (time.perf_counter() - started)
 
 
+def chaos(cfg: Config, work: Path) -> dict:
+    """Batches against an upstream with sporadic faults, each beside the same batch against a clean one."""
+    lines = cfg.chaos_lines
+    clean_path, chaos_path = work / "clean.jsonl", work / "chaos.jsonl"
+    write_input(clean_path, lines, model="clean")
+    write_input(chaos_path, lines, model="chaos")
+    clean = FastUpstream(cfg.mock_processes)
+    chaotic = FastUpstream(cfg.mock_processes, 0.0, None, "--chaos", CHAOS, "--seed", "1")
+    # One gateway for both, so they share its process and its warm-up: the model picks the upstream.
+    gateway = start_gateway(work / "gateway", clean.base_url,
+                            env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": str(cfg.chaos_timeout), **PRODUCT_RETRIES},
+                            more_upstreams=f'[[upstreams]]\nname = "chaos"\nbase_url = "{chaotic.base_url}"\n'
+                                           f'models = ["chaos"]\n')
+    pairs = []
+    try:
+        for run in range(cfg.chaos_runs):
+            clean_seconds, _ = asyncio.run(run_to_the_end(gateway, clean_path, cfg.chaos_concurrency))
+            chaos_seconds, batch = asyncio.run(run_to_the_end(gateway, chaos_path, cfg.chaos_concurrency))
+            counts = batch["request_counts"]
+            assert batch["status"] == "completed" and counts["completed"] + counts["failed"] == lines, batch
+            pairs.append((clean_seconds, chaos_seconds, counts["failed"]))
+            print(f"  chaos run {run + 1}: clean {clean_seconds:.2f} s, chaos {chaos_seconds:.2f} s", flush=True)
+    finally:
+        gateway.stop()
+        clean.stop()
+        chaotic.stop()
+    ratios = sorted(chaos_seconds / clean_seconds for clean_seconds, chaos_seconds, _ in pairs)
+    clean_median = statistics.median(p[0] for p in pairs)
+    chaos_median = statistics.median(p[1] for p in pairs)
+    return {"lines": lines, "runs": len(pairs), "mix": CHAOS, "request_timeout": cfg.chaos_timeout,
+            "concurrency": cfg.chaos_concurrency, "clean_median_seconds": round(clean_median, 3),
+            "chaos_median_seconds": round(chaos_median, 3), "ratio": round(chaos_median / clean_median, 3),
+            "ratio_min": round(ratios[0], 3), "ratio_max": round(ratios[-1], 3),
+            "failed_lines": sum(p[2] for p in pairs)}
+
+
+def capacity_429(cfg: Config, work: Path) -> dict:
+    """A batch asking for more than an upstream takes, which answers 429 to whatever exceeds its capacity:
+    without a Retry-After, and with `Retry-After: 1` as many hosted APIs send."""
+    result = refused_over_capacity(cfg, work / "plain")
+    result["with_retry_after"] = refused_over_capacity(cfg, work / "retry_after", "1")
+    return result
+
+
+def refused_over_capacity(cfg: Config, work: Path, retry_after: str | None = None) -> dict:
+    lines, latency, limit = cfg.capacity_lines, cfg.capacity_latency, cfg.capacity_limit
+    work.mkdir()
+    path = work / "capacity.jsonl"
+    write_input(path, lines)
+    asked = ["--reject-retry-after", retry_after] if retry_after else []
+    upstream = FastUpstream(1, latency, limit, "--reject-over-capacity", *asked)
+    gateway = start_gateway(work / "gateway", upstream.base_url, env=PRODUCT_RETRIES)
+    try:
+        total, batch = asyncio.run(run_to_the_end(gateway, path, cfg.capacity_window))
+        stats = asyncio.run(upstream.stats())
+    finally:
+        gateway.stop()
+        upstream.stop()
+    assert batch["status"] == "completed" and batch["request_counts"]["completed"] == lines, batch
+    ideal = lines / limit * latency
+    makespan = stats["last"] - stats["first"]
+    return {"lines": lines, "latency": latency, "upstream_capacity": limit, "max_concurrency": cfg.capacity_window,
+            "ideal_seconds": round(ideal, 3), "makespan_seconds": round(makespan, 3),
+            "ratio": round(makespan / ideal, 3), "refused": stats["rejected"], "end_to_end_seconds": round(total, 3)}
+
+
 BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
-    "overhead": overhead, "saturation": saturation, "memory": memory, "ingest": ingest}
+    "overhead": overhead, "saturation": saturation, "memory": memory, "ingest": ingest, "chaos": chaos,
+    "capacity_429": capacity_429}
 
 
 # --- reporting ----------------------------------------------------------------------------------------------
@@ -405,6 +493,18 @@ def table(results: dict) -> str:
                     f"{i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s + validation "
                     f"{i['validation_seconds']} s; {i['ratio_to_reference']} × a bare read-and-parse "
                     f"({i['reference_read_and_parse_mb_per_second']} MB/s) |")
+    if (c := results.get("chaos")) is not None:
+        rows.append(f"| chaos | median makespan {c['ratio']} × fault-free | {TARGETS['chaos']} | – | "
+                    f"{c['runs']} runs × {c['lines']} lines at {c['concurrency']} in flight, {c['mix']}, request "
+                    f"timeout {c['request_timeout']} s: {c['chaos_median_seconds']} s vs "
+                    f"{c['clean_median_seconds']} s (per run {c['ratio_min']}–{c['ratio_max']}); "
+                    f"{c['failed_lines']} lines failed |")
+    if (q := results.get("capacity_429")) is not None:
+        rows.append(f"| capacity_429 | makespan {q['ratio']} × ideal | {TARGETS['capacity_429']} | "
+                    f"{yes(q['ratio'] < 2)} | {q['lines']} lines asking {q['max_concurrency']} in flight of an "
+                    f"upstream that takes {q['upstream_capacity']} ({q['latency']} s each) and refuses the rest: "
+                    f"{q['makespan_seconds']} s vs {q['ideal_seconds']} s ideal; {q['refused']} refusals. With "
+                    f"Retry-After: 1 on each refusal: {q['with_retry_after']['ratio']} × ideal |")
     return "\n".join(rows)
 
 

@@ -101,6 +101,14 @@ class Settings:
     eject_seconds: float = 5.0
     # An idle upstream's window of requests in flight opens over this long, not all at once (domain/ramp.py)
     ramp_seconds: float = 0.2
+    # Sporadic 429s delay their own requests; 429s that cluster pause the upstream (domain/throttle.py):
+    # at least rate_limit_min_refusals and rate_limit_share of its answers within rate_limit_window_seconds
+    rate_limit_window_seconds: float = 1.0
+    rate_limit_share: float = 0.5
+    rate_limit_min_refusals: int = 20
+    rate_limit_pause_seconds: float = 1.0  # a pause's length when the upstream names none
+    # Refusals above this share of recent answers lower the adaptive limit; below it they are sporadic
+    adaptive_refusal_share: float = 0.25
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
@@ -156,12 +164,16 @@ class Settings:
                     "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
                     "max_shards_per_batch", "header_timeout_seconds", "body_timeout_seconds",
                     "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections", "max_json_body_bytes",
-                    "max_json_depth")
+                    "max_json_depth", "rate_limit_window_seconds", "rate_limit_min_refusals",
+                    "rate_limit_pause_seconds")
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
         if self.ramp_seconds < 0:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
+        for name in ("rate_limit_share", "adaptive_refusal_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"setting {name} must be a share in (0, 1], got {getattr(self, name)!r}")
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.max_json_depth > DEPTH_CEILING:

@@ -21,9 +21,11 @@ def test_bench_suite_runs_and_reports_every_figure(tmp_path):
     assert result["saturation"]["upstream_peak_in_flight"] <= 16
     assert len(result["memory"]["sizes"]) == 3 and result["memory"]["max_mb"] > 0
     assert result["ingest"]["mb_per_second"] > 0
+    assert result["chaos"]["ratio"] > 0 and result["chaos"]["runs"] == 1
+    assert result["capacity_429"]["ratio"] >= 1.0 and result["capacity_429"]["with_retry_after"]["ratio"] >= 1.0
     text = docs.read_text()
     assert "old table" not in text and "intro" in text and text.rstrip().endswith("after")
-    assert "| overhead |" in text and "| ingest |" in text and "quick configuration" in text
+    assert "| overhead |" in text and "| ingest |" in text and "| capacity_429 |" in text and "quick configuration" in text
 
 
 def test_local_models_bench_runs_and_reports_both_engines(tmp_path):

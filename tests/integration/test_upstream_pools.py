@@ -131,11 +131,11 @@ async def test_a_pool_whose_members_are_all_out_still_tries_rather_than_failing_
     assert sum(bad.attempts.values()) == 9
 
 
-async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
+async def test_a_spent_rate_window_pauses_only_that_upstream(serve, routers):
     url_a, mock_a, log_a = await serve()
     url_b, mock_b, _ = await serve()
     router = routers(UpstreamConfig("a", url_a, ("a",)), UpstreamConfig("b", url_b, ("b",)))
-    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [wait:2]", "a")))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [spent:2]", "a")))
     await asyncio.sleep(0.1)
     started = time.monotonic()
     others = await send_all(router, [chat(f"b{i}", "b") for i in range(20)], concurrency=5)
@@ -143,15 +143,29 @@ async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
     same = await send_all(router, [chat("also for a", "a")], concurrency=1)
     assert (await first).ok and same[0].ok
     times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log_a)}
-    told = times[("slow down [429:1] [wait:2]", 429)]
+    told = times[("slow down [429:1] [spent:2]", 429)]
     assert times[("also for a", 200)] >= told + 1.95  # waited out the pause at the door
-    assert times[("slow down [429:1] [wait:2]", 200)] >= told + 1.95
+    assert times[("slow down [429:1] [spent:2]", 200)] >= told + 1.95
 
 
-async def test_while_a_pool_member_is_paused_by_a_429_its_sibling_takes_the_lines(serve, routers):
+async def test_a_single_429_delays_only_its_own_request(serve, routers):
+    url, mock, log = await serve()
+    router = routers(UpstreamConfig("u", url, ("m",)))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("once [429:1] [wait:1]")))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    others = await send_all(router, [chat(f"q{i}") for i in range(20)], concurrency=5)
+    assert all(o.ok for o in others) and time.monotonic() - started < 0.8  # nobody else waits its second
+    assert (await first).ok
+    times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log)}
+    told = times[("once [429:1] [wait:1]", 429)]
+    assert times[("once [429:1] [wait:1]", 200)] >= told + 0.95  # its Retry-After is its own floor
+
+
+async def test_while_a_pool_member_is_paused_by_a_spent_window_its_sibling_takes_the_lines(serve, routers):
     url_a, mock_a, _ = await serve()
     url_b, mock_b, _ = await serve()
-    text = "first [429:1] [wait:5]"
+    text = "first [429:1] [spent:5]"
     async with aiohttp.ClientSession() as session:  # b has had its one 429 for this text already
         async with session.post(url_b + "/chat/completions", json=chat(text)) as answer:
             assert answer.status == 429
@@ -164,6 +178,31 @@ async def test_while_a_pool_member_is_paused_by_a_429_its_sibling_takes_the_line
     assert time.monotonic() - started < 4  # nobody waited out a's pause
 
 
+async def test_clustered_429s_pause_the_upstream_and_one_probe_reopens_it(serve, routers):
+    url, mock, log = await serve(latency=0.1)
+    router = routers(UpstreamConfig("u", url, ("m",), adaptive=False), rate_limit_min_refusals=5,
+                     rate_limit_pause_seconds=0.5)
+    # Ten lines refused at once, as by a spent quota that says nothing else: the upstream pauses.
+    outcomes = await send_all(router, [chat(f"q{i} [429:1]") for i in range(10)], concurrency=10)
+    assert all(o.ok for o in outcomes)
+    entries = logged(log)
+    refused_last = max(e["t"] for e in entries if e["status"] == 429)
+    retries = sorted(e["t"] for e in entries if e["status"] == 200)
+    assert retries[0] >= refused_last + 0.45  # the pause held every retry back
+    assert retries[1] - retries[0] >= 0.09  # the probe went alone; the rest followed its answer
+
+
+async def test_an_upstream_refusing_beyond_its_capacity_is_never_paused(serve, routers):
+    url, mock, _ = await serve(latency=0.05, capacity=8, reject_over_capacity=True)
+    router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1),
+                     max_attempts=50)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=64)
+    assert all(o.ok for o in outcomes)
+    throttle = router.pool("m").lanes[0].admission.throttle
+    assert mock.rejected > 20  # refused plenty ...
+    assert throttle.since == float("-inf") and not throttle.until  # ... and the lower limit was the whole answer
+
+
 async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve, routers):
     url, mock, _ = await serve(latency=0.02, capacity=8, reject_over_capacity=True)
     router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
@@ -172,6 +211,15 @@ async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve,
     lane = router.pool("m").lanes[0]
     assert lane.aimd.current <= 16, lane.aimd
     assert mock.rejected < 400  # without backing off, each line would be refused several times
+
+
+async def test_errors_resets_and_timeouts_leave_the_window_alone(serve, routers):
+    # A 500, a reset or a hang is one request's misfortune: the window stays open for everyone else.
+    url, mock, _ = await serve(latency=0.05, chaos={"500": 0.2, "reset": 0.1, "hang": 0.05}, seed=3)
+    router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=32), request_timeout_seconds=0.2)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=32)
+    assert all(o.ok for o in outcomes)
+    assert router.pool("m").lanes[0].aimd.current == 32
 
 
 async def test_without_adaptation_the_cap_alone_holds(serve, routers):

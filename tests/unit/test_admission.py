@@ -8,6 +8,7 @@ import time
 import pytest
 
 from batchgate.domain.fairness import Flow
+from batchgate.domain.throttle import Asked
 from batchgate.upstream.admission import Admission
 
 
@@ -86,14 +87,20 @@ async def test_tokens_per_minute_wait_and_settle_refunds():
     assert time.monotonic() - started >= 0.15
 
 
-async def test_a_pause_holds_everyone_until_it_ends():
+async def test_a_pause_holds_everyone_then_one_probe_goes_alone():
     door = Admission("u", lambda: 10)
-    door.pause(0.3)
-    assert door.paused()
+    door.throttle.answered(time.monotonic(), time.monotonic(), True, True, Asked(spent_for=0.3))
     started = time.monotonic()
-    await asyncio.gather(*(door.enter(Flow(), 0) for _ in range(3)))
+    waiting = [asyncio.create_task(door.enter(Flow(), 0)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    assert not any(task.done() for task in waiting)
+    await asyncio.sleep(0.2)
+    assert sum(task.done() for task in waiting) == 1 and door.in_flight == 1  # the probe
     assert time.monotonic() - started >= 0.29
-    assert door.in_flight == 3 and not door.paused()
+    door.throttle.answered(time.monotonic(), door.throttle.probe_sent, False, False, None)
+    door.leave()  # the probe's answer came: everyone may go
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert door.in_flight == 2
 
 
 async def test_a_waiter_cancelled_in_the_queue_takes_no_slot():

@@ -16,6 +16,7 @@ from yarl import URL
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, parse_retry_after
 from batchgate.domain.sse import answer_as_events, looks_like_events
+from batchgate.domain.throttle import Asked, window_spent
 from batchgate.errors import UpstreamFailure
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, send_with_retries
@@ -40,6 +41,7 @@ class HttpUpstream:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._pool = Http1Pool(Origin(config.base_url), self._headers, timeout)
+        self._unnamed_reset = settings.rate_limit_pause_seconds  # a spent window that says no reset time
         self._clock = time.monotonic
         self._listing: tuple[float, list[str]] = (float("-inf"), [])  # (fetched at, names)
 
@@ -64,15 +66,24 @@ class HttpUpstream:
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
         """On its own, with retries; the Router goes through `attempt` instead, behind its admission."""
         payload = orjson.dumps(body)
-        return await send_with_retries(lambda: self.attempt(endpoint, payload), self._policy, gate, self.name)
 
-    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
-        """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
+        async def once() -> tuple[Outcome, float | None]:
+            outcome, asked = await self.attempt(endpoint, payload)
+            return outcome, asked.retry_after if asked is not None else None
+
+        return await send_with_retries(once, self._policy, gate, self.name)
+
+    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window)."""
         try:
             answer = await self._pool.post(endpoint.removeprefix("/v1"), payload)
         except (asyncio.TimeoutError, UpstreamFailure) as exc:
             return self._failure(exc), None
-        return self._answer(answer.status, answer.headers, answer.body)
+        outcome, retry_after = self._answer(answer.status, answer.headers, answer.body)
+        spent_for = window_spent(answer.headers, self._unnamed_reset)
+        if retry_after is None and spent_for is None:
+            return outcome, None  # the common case: nothing asked, nothing allocated
+        return outcome, Asked(retry_after, spent_for)
 
     def _failure(self, exc: Exception) -> Outcome:
         if isinstance(exc, asyncio.TimeoutError):

@@ -1,7 +1,8 @@
 """Lanes and pools: how the Router fills upstreams without overrunning them.
 
 A Lane is one upstream with its door (upstream/admission.py: fair turns, max in flight, rpm/tpm
-windows, 429 pauses), its adaptive concurrency (domain/aimd.py) and its health (domain/health.py).
+windows, rate-limit pauses: domain/throttle.py), its adaptive concurrency (domain/aimd.py) and its
+health (domain/health.py).
 A Pool is the lanes that serve one model: each attempt goes to the healthy, unpaused lane with
 the least requests in flight or waiting, so a retry may land on another member.
 """
@@ -19,11 +20,13 @@ from batchgate.domain.health import Health
 from batchgate.domain.limits import estimate_tokens
 from batchgate.domain.results import Outcome, usage_of
 from batchgate.domain.retry import RetryPolicy
+from batchgate.domain.throttle import Asked, Throttle
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
 from batchgate.upstream.admission import Admission
 from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_with_retries
 
 Clock = Callable[[], float]
+REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens to
 
 
 class Lane:
@@ -34,21 +37,25 @@ class Lane:
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
-        self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap)) if config.adaptive else None
+        self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap),
+                         tolerated=settings.adaptive_refusal_share) if config.adaptive else None
         limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
-        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds)
+        throttle = Throttle(window=settings.rate_limit_window_seconds, share=settings.rate_limit_share,
+                            least=settings.rate_limit_min_refusals, pause_seconds=settings.rate_limit_pause_seconds)
+        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds, throttle)
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
 
     def available(self, now: float) -> bool:
-        return self.health.available(now) and now >= self.admission.paused_until
+        return self.health.available(now) and now >= self.admission.throttle.free_at
 
     async def call(self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int,
-                   model: Admission | None) -> tuple[Outcome, float | None]:
+                   model: Admission | None) -> tuple[Outcome, Asked | None]:
         """One attempt through the model's door (if it has limits) and this upstream's door."""
         self.load += 1
         doors: list[Admission] = []
         learned = False
+        started: float | None = None
         try:
             if model is not None:
                 await model.enter(flow, tokens)
@@ -56,13 +63,15 @@ class Lane:
             await self.admission.enter(flow, tokens)
             doors.append(self.admission)
             started = self._clock()
-            outcome, retry_after = await self._attempt(endpoint, body, payload)
-            self._learn(outcome, retry_after, self._clock() - started, tokens, doors)
+            outcome, asked = await self._attempt(endpoint, body, payload)
+            self._learn(outcome, asked, started, tokens, doors)
             learned = True
-            return outcome, retry_after
+            return outcome, asked
         finally:
             if not learned:
                 self.health.unanswered()
+                if started is not None:
+                    self.admission.throttle.unanswered(started)
             self._release(doors)
 
     async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int,
@@ -94,24 +103,32 @@ class Lane:
         for door in doors:
             door.leave()
 
-    async def _attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, float | None]:
+    async def _attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
         if self._single is not None:
             return await self._single(endpoint, payload)
         # A kind without single attempts retries on its own: to the lane, its whole send is one attempt.
         return await self.upstream.send(endpoint, body), None
 
-    def _learn(self, outcome: Outcome, retry_after: float | None, latency: float, tokens: int,
+    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int,
                doors: list[Admission]) -> None:
+        """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token windows.
+
+        Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
+        on its own, and shrinking everyone's window for it would stall the whole upstream.
+        """
         now = self._clock()
         status = outcome.status_code
-        overloaded = status == 429 or (status is not None and status >= 500) or outcome.error_code == "timeout"
+        accounted = False
         if self.aimd is not None:
-            if overloaded:
-                self.aimd.overloaded(now)
+            if status in REFUSALS:
+                accounted = self.aimd.refused(now, sent_at)
             elif outcome.ok:
-                self.aimd.success(latency, now)
-        if status == 429 and retry_after:
-            self.admission.pause(retry_after)  # only this upstream waits; the rest of the gateway goes on
+                self.aimd.success(now - sent_at, now)
+        if status is None:
+            self.admission.throttle.unanswered(sent_at)  # no answer is no sign either way
+        else:
+            refused = status == 429
+            self.admission.throttle.answered(now, sent_at, refused, refused and not accounted, asked)
         if outcome.error_code is not None or (status is not None and status >= 500):
             self.health.failed(now)
         else:
@@ -141,7 +158,7 @@ class Pool:
         now = self._clock()
         candidates = [lane for lane in self.lanes if lane.available(now)]
         if not candidates:  # all out: better to try one than to fail every line without asking
-            return min(self.lanes, key=lambda lane: (max(lane.health.ejected_until, lane.admission.paused_until),
+            return min(self.lanes, key=lambda lane: (max(lane.health.ejected_until, lane.admission.throttle.free_at),
                                                      lane.load))
         lane = min(candidates, key=lambda lane: lane.load) if len(candidates) > 1 else candidates[0]
         lane.health.sending(now)
@@ -152,10 +169,8 @@ class Pool:
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
         async def attempt() -> tuple[Outcome, float | None]:
-            outcome, _ = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
-            # A Retry-After is kept by pausing the door of the upstream that sent it, so the retry itself
-            # backs off as usual: another member of the pool may take it at once.
-            return outcome, None
+            outcome, asked = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
+            return outcome, asked.retry_after if asked is not None else None  # the retry's floor
 
         return await send_with_retries(attempt, self._policy, gate, self.lanes[0].name)
 
