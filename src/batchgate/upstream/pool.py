@@ -151,12 +151,15 @@ class Pool:
         self._counts_tokens = (model is not None and model.counts_tokens) or any(
             lane.admission.counts_tokens for lane in self.lanes)
 
-    def pick(self) -> Lane:
-        """Least loaded of the lanes that may take a request; if none may, the one free soonest."""
+    def pick(self, avoid: Lane | None = None) -> Lane:
+        """Least loaded of the lanes that may take a request (`avoid` only if no other may); if none may,
+        the one free soonest."""
         if len(self.lanes) == 1:
             return self.lanes[0]  # a lone upstream is tried even when out: there is no one else to ask
         now = self._clock()
         candidates = [lane for lane in self.lanes if lane.available(now)]
+        if avoid is not None and len(candidates) > 1:
+            candidates = [lane for lane in candidates if lane is not avoid] or candidates
         if not candidates:  # all out: better to try one than to fail every line without asking
             return min(self.lanes, key=lambda lane: (max(lane.health.ejected_until, lane.admission.throttle.free_at),
                                                      lane.load))
@@ -168,12 +171,23 @@ class Pool:
         payload = orjson.dumps(body)
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
+        refused_by: Lane | None = None  # the member whose Retry-After the next try must not ignore
+
         async def attempt() -> tuple[Outcome, float | None]:
-            outcome, asked = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
-            return outcome, asked.retry_after if asked is not None else None  # the retry's floor
+            nonlocal refused_by
+            lane = self.pick(avoid=refused_by)
+            outcome, asked = await lane.call(endpoint, body, payload, flow, tokens, self.model)
+            retry_after = asked.retry_after if asked is not None else None
+            refused_by = lane if retry_after else None
+            if retry_after and self._another_available(lane):
+                return outcome, None  # a Retry-After speaks for its own upstream: another member takes the retry
+            return outcome, retry_after  # the retry's floor
 
         return await send_with_retries(attempt, self._policy, gate, self.lanes[0].name)
 
+    def _another_available(self, lane: Lane) -> bool:
+        now = self._clock()
+        return any(other is not lane and other.available(now) for other in self.lanes)
 
     async def stream(self, endpoint: str, body: dict, flow: Flow = ANONYMOUS) -> Outcome | Stream:
         """Opened on the least loaded lane; retries before the first event are the upstream's own."""
