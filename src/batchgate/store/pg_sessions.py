@@ -75,8 +75,8 @@ class PostgresSessions:
         self._conn, self._holder, self._proven_at = None, None, None
 
 
-def ended_sessions(db, owners: Sequence[str]) -> list[str]:
-    """Those of `owners` whose lock is free: their session ended. Inside a transaction, which frees
-    the locks it took when it ends."""
+def ended_sessions(db, try_lock: str, owners: Sequence[str]) -> list[str]:
+    """Those of `owners` whose lock is free: their session ended. Run with the catalogue's
+    try_session_lock as `try_lock`, inside a transaction, which frees the locks it took when it ends."""
     return [owner for owner in owners
-            if db.execute("SELECT pg_try_advisory_xact_lock(?, ?)", (LOCK_CLASS, lock_key(owner))).fetchone()[0]]
+            if db.execute(try_lock, {"lock_class": LOCK_CLASS, "key": lock_key(owner)}).fetchone()[0]]
