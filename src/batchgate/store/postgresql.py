@@ -115,7 +115,8 @@ class PostgresStore(SqlStore):
     def __init__(self, url: str):
         self._pool = _Pool(url, POOL_SIZE)
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
-        self._sessions = PostgresSessions(url, CONNECT_TIMEOUT)  # a worker's own connection, beside the pool
+        # A worker's own connection, beside the pool.
+        self._sessions = PostgresSessions(url, CONNECT_TIMEOUT, QUERIES["hold_session_lock"])
 
     @classmethod
     async def open(cls, url: str) -> "PostgresStore":
@@ -192,8 +193,8 @@ class PostgresStore(SqlStore):
 
 
 def _migrate(db: _Connection) -> None:
-    db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    db.execute(QUERIES["lock_migrations"], {"key": MIGRATION_LOCK})
+    db.execute(QUERIES["create_migrations_table"])
     applied = {v for (v,) in db.execute(QUERIES["applied_migrations"]).fetchall()}
     for version, script in migration_scripts("postgresql"):
         if version not in applied:

@@ -50,12 +50,12 @@ _FENCE = "batch_id = :batch_id AND shard = :shard AND lease_owner = :worker_id" 
 
 QUERIES: dict[str, str] = {
     # schema ---------------------------------------------------------------------------------
+    "create_migrations_table": "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
     "applied_migrations": "SELECT version FROM schema_migrations",
     "record_migration": "INSERT INTO schema_migrations (version) VALUES (:version)",
 
     # keys -----------------------------------------------------------------------------------
-    "insert_key": "INSERT INTO api_keys (id, name, owner, secret_hash, prefix, created_at) "
-                  "VALUES (:id, :name, :owner, :secret_hash, :prefix, :created_at)",
+    "insert_key": _insert("api_keys", (*KEY_COLUMNS, "secret_hash")),
     "list_keys": f"SELECT {_columns(KEY_COLUMNS)} FROM api_keys ORDER BY created_at, id",
     "revoke_key": "UPDATE api_keys SET revoked_at = :now WHERE (id = :key OR name = :key) AND revoked_at IS NULL",
     "owner_of_key": "SELECT owner FROM api_keys WHERE secret_hash = :secret_hash AND revoked_at IS NULL",
@@ -167,8 +167,10 @@ QUERIES: dict[str, str] = {
     "results_page": f"SELECT {_columns(RESULT_ROW_COLUMNS)} FROM results WHERE batch_id = :batch_id AND line > :after "
                     "ORDER BY line LIMIT :limit",
 
-    # sessions (PostgreSQL): a worker's lock is free once its session ended ----------------
-    "try_session_lock": "SELECT pg_try_advisory_xact_lock(:lock_class, :key)",
+    # PostgreSQL only: advisory locks -------------------------------------------------------
+    "lock_migrations": "SELECT pg_advisory_xact_lock(:key)",  # one migrating process at a time
+    "hold_session_lock": "SELECT pg_advisory_lock(:lock_class, :key)",  # a worker's proof of life
+    "try_session_lock": "SELECT pg_try_advisory_xact_lock(:lock_class, :key)",  # free once its session ended
 }
 
 

@@ -54,6 +54,10 @@ def key_of(row: Sequence) -> KeyRecord:
     return KeyRecord(**dict(zip(KEY_COLUMNS, row)))
 
 
+def key_params(key: KeyRecord, secret_hash: str) -> dict[str, Any]:
+    return {**{column: getattr(key, column) for column in KEY_COLUMNS}, "secret_hash": secret_hash}
+
+
 def file_of(row: Sequence) -> FileRecord:
     fields = dict(zip(FILE_COLUMNS, row))
     return FileRecord(scope=Scope(fields.pop("owner"), fields.pop("on_behalf_of")), **fields)

@@ -51,9 +51,7 @@ class SqlStore(WorkQueries):
     # keys ---------------------------------------------------------------------------------
 
     async def create_key(self, key: KeyRecord, secret_hash: str) -> None:
-        params = {"id": key.id, "name": key.name, "owner": key.owner, "secret_hash": secret_hash,
-                  "prefix": key.prefix, "created_at": key.created_at}
-        await self._write(lambda db: db.execute(self.Q["insert_key"], params))
+        await self._write(lambda db: db.execute(self.Q["insert_key"], r.key_params(key, secret_hash)))
 
     async def list_keys(self) -> list[KeyRecord]:
         return [r.key_of(row) for row in await self._all(self.Q["list_keys"])]

@@ -154,7 +154,7 @@ def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> 
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
+    db.execute(QUERIES["create_migrations_table"])
     applied = {v for (v,) in db.execute(QUERIES["applied_migrations"])}
     for version, script in migration_scripts("sqlite"):
         if version not in applied:
