@@ -608,7 +608,7 @@ async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_se
         holding, resume = threading.Event(), threading.Event()
 
         def pause_holding_the_row(db):
-            db.execute("SELECT id FROM batches WHERE id = ? FOR UPDATE", ("batch_1",))
+            db.execute("SELECT id FROM batches WHERE id = %s FOR UPDATE", ("batch_1",))
             holding.set()
             resume.wait(10)  # idle in transaction, as a frozen process would be
             db.execute("SELECT 1")

@@ -31,8 +31,10 @@ def lock_key(worker_id: str) -> int:
 
 
 class PostgresSessions:
-    def __init__(self, conninfo: str, connect_timeout: int):
+    def __init__(self, conninfo: str, connect_timeout: int, hold_lock: str):
+        """`hold_lock` is the catalogue's hold_session_lock, in psycopg's spelling."""
         self._conninfo = conninfo
+        self._hold_lock = hold_lock
         self._connect_timeout = connect_timeout
         self._guard = threading.Lock()
         self._conn: psycopg.Connection | None = None
@@ -45,7 +47,7 @@ class PostgresSessions:
             self._drop()
             conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout,
                                    application_name=f"batchgate {worker_id}"[:63], **LINK_OPTIONS)
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, lock_key(worker_id)))
+            conn.execute(self._hold_lock, {"lock_class": LOCK_CLASS, "key": lock_key(worker_id)})
             self._conn, self._holder, self._proven_at = conn, worker_id, now
 
     def prove(self, worker_id: str, now: float) -> bool:
@@ -75,8 +77,8 @@ class PostgresSessions:
         self._conn, self._holder, self._proven_at = None, None, None
 
 
-def ended_sessions(db, owners: Sequence[str]) -> list[str]:
-    """Those of `owners` whose lock is free: their session ended. Inside a transaction, which frees
-    the locks it took when it ends."""
+def ended_sessions(db, try_lock: str, owners: Sequence[str]) -> list[str]:
+    """Those of `owners` whose lock is free: their session ended. Run with the catalogue's
+    try_session_lock as `try_lock`, inside a transaction, which frees the locks it took when it ends."""
     return [owner for owner in owners
-            if db.execute("SELECT pg_try_advisory_xact_lock(?, ?)", (LOCK_CLASS, lock_key(owner))).fetchone()[0]]
+            if db.execute(try_lock, {"lock_class": LOCK_CLASS, "key": lock_key(owner)}).fetchone()[0]]

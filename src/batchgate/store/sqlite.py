@@ -16,6 +16,7 @@ from typing import Any, Callable, TypeVar
 
 from batchgate.errors import ConfigError, InsufficientStorage
 from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.queries import Catalogue
 from batchgate.store.reserve import SpaceReserve
 from batchgate.store.sql import PAGE_ROWS, SqlStore
 
@@ -24,8 +25,12 @@ WAL_KEPT_BYTES = 64 * 1024 * 1024
 __all__ = ["PAGE_ROWS", "SqliteStore"]
 
 
+# BEGIN IMMEDIATE makes every write transaction exclusive: no row locks are needed.
+QUERIES = Catalogue({"lock_batch": "", "lock_shard": "", "fence_shard": "", "lock_file": "", "share_file": ""})
+
+
 class SqliteStore(SqlStore):
-    # BEGIN IMMEDIATE makes every write transaction exclusive: no row locks are needed.
+    Q = QUERIES
 
     def __init__(self, path: str):
         self._path = path
@@ -149,10 +154,10 @@ def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> 
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    applied = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
+    db.execute(QUERIES["create_migrations_table"])
+    applied = {v for (v,) in db.execute(QUERIES["applied_migrations"])}
     for version, script in migration_scripts("sqlite"):
         if version not in applied:
             for statement in statements(script):
                 db.execute(statement)
-            db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+            db.execute(QUERIES["record_migration"], {"version": version})
