@@ -244,9 +244,8 @@ def test_an_upstream_that_ignores_stream_still_streams_to_the_openai_sdk(gw, obo
 
 
 def test_a_stream_the_upstream_ends_before_its_first_event_is_a_502_not_an_empty_200(gw, obo):
-    # The mock opens a /responses stream and breaks it at once (it streams chat completions only).
     reply = http(gw, "POST", f"{OPENAI}/responses", obo=obo, allow_5xx=True,
-                 body={"model": "m", "input": "hello", "stream": True})
+                 body={"model": "m", "input": "hello [cut:1]", "stream": True})  # the mock ends it at once
     error = assert_error_reply(reply, 502)
     assert error["code"] == "upstream_unreachable" and "before its first event" in error["message"]
 

@@ -11,6 +11,7 @@ answer to its own request. Directives inside the text steer it:
     [wait:S]       with [429:N]: the 429 asks for Retry-After: S seconds (default 0)
     [spent:S]      with [429:N]: the 429 says the rate window is spent instead (x-ratelimit-remaining-requests: 0,
                    x-ratelimit-reset-requests: Ss), with no Retry-After unless [wait:S] asks for one
+    [cut:1]        asked to stream: open the stream (200, text/event-stream) and end it before any event
 
 Options model a server with limited room: --capacity N serves N requests at once and queues the
 rest (like an inference server's batch), or with --reject-over-capacity answers them 429.
@@ -44,7 +45,7 @@ from aiohttp import web
 GARBAGE = -200  # a 200 whose body is not JSON
 MODELS = ("mock-chat", "mock-embed")
 FAULTS = ("500", "429", "reset", "hang")
-DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage|wait|spent):([0-9.]+)\]")
+DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage|wait|spent|cut):([0-9.]+)\]")
 
 
 def request_text(endpoint: str, body: dict) -> str:
@@ -138,7 +139,8 @@ class MockUpstream:
             payload = {"error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}}
             return web.json_response(payload, status=status, headers=headers)
         if body.get("stream") is True and not self.ignore_stream:
-            return await stream(request, answer(endpoint, body, text))
+            cut = any(kind == "cut" for kind, _ in DIRECTIVE.findall(text))
+            return await stream(request, endpoint, None if cut else answer(endpoint, body, text))
         return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
                             headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
 
@@ -202,20 +204,36 @@ def parse_chaos(text: str | None) -> dict[str, float]:
     return chaos
 
 
-async def stream(request: web.Request, whole: dict) -> web.StreamResponse:
+async def stream(request: web.Request, endpoint: str, whole: dict | None) -> web.StreamResponse:
+    """`whole` told as server-sent events, a piece per word: chat chunks, or the responses API's events.
+    None opens the stream and ends it at once, as a server that broke down would."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
-    words = whole["choices"][0]["message"]["content"].split(" ")
-    for i, word in enumerate(words):
-        delta = {"content": word if i == 0 else " " + word, **({"role": "assistant"} if i == 0 else {})}
-        chunk = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"],
-                 "model": whole["model"], "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
-    last = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"], "model": whole["model"],
-            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    await response.write(b"data: " + orjson.dumps(last) + b"\n\ndata: [DONE]\n\n")
+    if whole is not None:
+        events = _response_events(whole) if endpoint == "responses" else _chat_events(whole)
+        await response.write(b"".join(events))
     await response.write_eof()
     return response
+
+
+def _chat_events(whole: dict) -> list[bytes]:
+    head = {"id": whole["id"], "object": "chat.completion.chunk", "created": whole["created"], "model": whole["model"]}
+    events = []
+    for i, word in enumerate(whole["choices"][0]["message"]["content"].split(" ")):
+        delta = {"content": word if i == 0 else " " + word, **({"role": "assistant"} if i == 0 else {})}
+        events.append({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+    events.append({**head, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return [b"data: " + orjson.dumps(event) + b"\n\n" for event in events] + [b"data: [DONE]\n\n"]
+
+
+def _response_events(whole: dict) -> list[bytes]:
+    events = [("response.created", {"response": {**whole, "status": "in_progress", "output": []}})]
+    for i, word in enumerate(whole["output_text"].split(" ")):
+        events.append(("response.output_text.delta", {"output_index": 0, "content_index": 0,
+                                                      "delta": word if i == 0 else " " + word}))
+    events.append(("response.completed", {"response": whole}))
+    return [f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n"
+            for name, data in events]
 
 
 MOCK = web.AppKey("mock", MockUpstream)  # the state behind an app, for tests that run it in process
