@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from batchgate.api.upload_check import PIPE_BYTES, QUEUED_CHUNKS, SPARE, UploadCheck
+from batchgate.api.upload_check import QUEUED_CHUNKS, SPARE, UploadCheck
 from batchgate.api.upload_checker import IDS_AT_ONCE, arguments, check_chunks
 from batchgate.domain.splitting import LineSplitter
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
@@ -316,11 +316,3 @@ def test_a_spare_for_other_settings_is_replaced_by_one_for_the_new(tmp_path, no_
     SPARE.replenish(arguments(LIMITS, tmp_path / "b"))
     assert SPARE._spare is not old and SPARE._spare.poll() is None
     old.wait(10)  # ended (TimeoutExpired otherwise)
-
-
-def test_a_checker_s_pipe_holds_a_whole_chunk(tmp_path, no_spare):
-    import fcntl
-    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < PIPE_BYTES:
-        pytest.skip("this system caps pipes below a chunk")
-    SPARE.replenish(arguments(LIMITS, tmp_path))
-    assert fcntl.fcntl(SPARE._spare.stdin.fileno(), fcntl.F_GETPIPE_SZ) == PIPE_BYTES

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import fcntl
 import logging
 import os
 import queue
@@ -32,7 +31,6 @@ from batchgate.worker.scratch_ids import scratch_folder
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4
-PIPE_BYTES = 1 << 20  # the upload's chunks are 1 MiB (blobs.CHUNK); a pipe holds 64 KiB unless widened
 
 
 class SpareChecker:
@@ -79,20 +77,7 @@ def _start(command: list[str]) -> subprocess.Popen:
     # This very copy of batchgate first on the child's import path, whatever the server was started with.
     source = str(Path(batchgate.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-    widen_pipe(child.stdin.fileno())
-    return child
-
-
-def widen_pipe(fd: int) -> None:
-    """Let the pipe hold a whole chunk (Linux): a 1 MiB write is then one copy, not sixteen of 64 KiB, each
-    waiting for the child to take the last. Writing 200 MB through it took half the time and about 20%
-    less CPU on both sides (0.6-0.65 against 0.8-0.9 CPU-s per GB). Elsewhere, or above the system's
-    pipe-max-size, the pipe stays as it is."""
-    try:
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-    except (AttributeError, OSError):
-        pass
+    return subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
 
 def _close(child: subprocess.Popen) -> None:
