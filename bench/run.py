@@ -456,7 +456,8 @@ def write_docs(docs: Path, results: dict) -> None:
     tail = rest.split(end, 1)[1]
     machine = results["machine"]
     stamp = f"Run of {machine['date']} on {machine['cpus']} CPUs, Python {machine['python']}" + (
-        " (quick configuration)" if results["quick"] else "") + ":"
+        " (quick configuration)" if results["quick"] else "") + (
+        f" ({', '.join(machine['only'])} only; the other rows are from an earlier run)" if machine.get("only") else "") + ":"
     docs.write_text(f"{head}{begin}\n{stamp}\n\n{table(results)}\n{end}{tail}")
 
 
@@ -474,7 +475,8 @@ def main() -> None:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
     results.update({"quick": args.quick, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}})
+                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                                     "only": names if args.only else None}})
     with tempfile.TemporaryDirectory(prefix="batchgate-bench-") as folder:
         for name in names:
             print(f"{name}…", flush=True)
