@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import platform
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -68,7 +70,8 @@ CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
 # Benchmarks of faults back off as the product does by default, not as quickly as the test harness does.
 PRODUCT_RETRIES = {"BATCHGATE_RETRY_BASE_SECONDS": "0.5"}
 TARGETS = {"overhead": "ratio ≥ 0.8", "saturation": "ratio ≤ 1.03", "memory": "flat within 20%, under 300 MB",
-           "ingest": "≥ 150 MB/s", "chaos": "report", "capacity_429": "ratio < 2"}
+           "ingest": "ratio ≥ 0.5", "chaos": "report", "capacity_429": "ratio < 2"}
+INGEST_RATIO = 0.5  # of a bare read-and-parse of the same file in one process, measured in the same run
 
 
 # --- processes ---------------------------------------------------------------------------------------------
@@ -113,9 +116,9 @@ class Meter(threading.Thread):
     count once per process.
     """
 
-    def __init__(self, pid: int):
+    def __init__(self, pid: int, every: float = 0.01):
         super().__init__(daemon=True)
-        self.pid, self.peak_kb, self.running = pid, 0, True
+        self.pid, self.peak_kb, self.running, self.every = pid, 0, True, every
         self.cpu_start = self.cpu()
 
     def tree(self) -> list[int]:
@@ -148,7 +151,7 @@ class Meter(threading.Thread):
     def run(self) -> None:
         while self.running:
             self.peak_kb = max(self.peak_kb, sum(map(resident_kb, self.tree())))
-            time.sleep(0.01)  # often enough to see the short-lived child checking a small upload
+            time.sleep(self.every)  # 10 ms: often enough to see the short-lived child checking a small upload
 
     def finish(self) -> tuple[float, float]:
         """(peak memory in MB, CPU seconds since start)"""
@@ -196,13 +199,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {gateway.key}"}
 
     async def upload(self, path: Path) -> str:
-        with path.open("rb") as stream:
-            form = aiohttp.FormData()
-            form.add_field("purpose", "batch")
-            form.add_field("file", stream, filename="bench.jsonl", content_type="application/jsonl")
-            async with self.session.post(f"{self.url}/files", data=form, headers=self.headers) as answer:
-                assert answer.status == 200, await answer.text()
-                return (await answer.json())["id"]
+        return await asyncio.to_thread(upload_file, self.url, self.headers, path)
 
     async def create(self, file_id: str, concurrency: int) -> dict:
         body = {"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h", "max_concurrency": concurrency}
@@ -218,6 +215,38 @@ class Api:
         while not until(batch := await self.get(batch_id)):
             await asyncio.sleep(every)
         return batch
+
+
+def upload_file(url: str, headers: dict, path: Path) -> str:
+    """POST `path` as a multipart batch file, its bytes sent by the kernel (sendfile) from the page cache.
+
+    The bench's client shares the gateway's two cores. aiohttp's FormData reads a file in 64 KiB
+    pieces, each through the thread pool, and spent about as much CPU as the gateway's upload itself:
+    like the mock upstream, the client now does far less than the gateway, so it is not what a figure
+    measures. The gateway parses the same multipart body either way.
+    """
+    boundary = "batchgate-bench-" + os.urandom(8).hex()
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.jsonl"\r\n'
+            f"Content-Type: application/jsonl\r\n\r\n").encode()  # the purpose first, as both SDKs send it
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    target = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(target.hostname, target.port, timeout=None)
+    try:
+        connection.putrequest("POST", target.path + "/files")
+        for name, value in {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}",
+                            "Content-Length": str(len(head) + path.stat().st_size + len(tail))}.items():
+            connection.putheader(name, value)
+        connection.endheaders(head)
+        with path.open("rb") as stream:
+            connection.sock.sendfile(stream)
+        connection.send(tail)
+        answer = connection.getresponse()
+        body = answer.read()
+        assert answer.status == 200, body
+        return orjson.loads(body)["id"]
+    finally:
+        connection.close()
 
 
 def finished(batch: dict) -> bool:
@@ -351,23 +380,28 @@ def memory(cfg: Config, work: Path) -> dict:
 def ingest(cfg: Config, work: Path) -> dict:
     path = work / "ingest.jsonl"
     size = write_input_of_size(path, cfg.ingest_bytes)
-    reference = parse_speed(path)
     upstream = FastUpstream(latency=30.0)  # lines that start before the cancel just wait
     gateway = start_gateway(work / "ingest", upstream.base_url, env={"BATCHGATE_CANCEL_GRACE_SECONDS": "0"})
     try:
-        meter = Meter(gateway.process.pid)
+        # The baseline just before and just after the upload: on a shared machine the load moves, and
+        # their mean is the baseline of the minutes the upload ran in.
+        before = parse_speed(path)
+        # Every 0.1 s: walking /proc every 10 ms took about a quarter of a core from the two the upload has.
+        meter = Meter(gateway.process.pid, every=0.1)
         meter.start()
         uploaded, validated = asyncio.run(upload_and_validate(gateway, path))
         peak, _ = meter.finish()
+        after = parse_speed(path)
     finally:
         gateway.stop()
         upstream.stop()
         path.unlink()
+    speed, reference = size / MB / (uploaded + validated), (before + after) / 2
     return {"bytes": size, "upload_seconds": round(uploaded, 2), "validation_seconds": round(validated, 2),
-            "mb_per_second": round(size / MB / (uploaded + validated), 1),
+            "mb_per_second": round(speed, 1),
             "reference_read_and_parse_mb_per_second": round(reference, 1),
-            "ratio_to_reference": round(size / MB / (uploaded + validated) / reference, 3),
-            "peak_mb": round(peak, 1)}
+            "reference_before_and_after": [round(before, 1), round(after, 1)],
+            "ratio": round(speed / reference, 3), "peak_mb": round(peak, 1)}
 
 
 async def upload_and_validate(gateway: Gateway, path: Path) -> tuple[float, float]:
@@ -489,10 +523,11 @@ def table(results: dict) -> str:
         rows.append(f"| memory | largest / smallest peak memory (PSS, gateway + children) {m['max_over_min']} | "
                     f"{TARGETS['memory']} | {yes(m['max_over_min'] <= 1.2 and m['max_mb'] < 300)} | {sizes} |")
     if (i := results.get("ingest")) is not None:
-        rows.append(f"| ingest | {i['mb_per_second']} MB/s | {TARGETS['ingest']} | {yes(i['mb_per_second'] >= 150)} | "
-                    f"{i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s + validation "
-                    f"{i['validation_seconds']} s; {i['ratio_to_reference']} × a bare read-and-parse "
-                    f"({i['reference_read_and_parse_mb_per_second']} MB/s) |")
+        rows.append(f"| ingest | {i['ratio']} × a bare read-and-parse | {TARGETS['ingest']} | "
+                    f"{yes(i['ratio'] >= INGEST_RATIO)} | {i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s "
+                    f"+ validation {i['validation_seconds']} s, {i['mb_per_second']} MB/s; one process reading "
+                    f"and parsing each line with orjson {i['reference_read_and_parse_mb_per_second']} MB/s "
+                    f"(before / after: {' / '.join(map(str, i['reference_before_and_after']))}) |")
     if (c := results.get("chaos")) is not None:
         rows.append(f"| chaos | median makespan {c['ratio']} × fault-free | {TARGETS['chaos']} | – | "
                     f"{c['runs']} runs × {c['lines']} lines at {c['concurrency']} in flight, {c['mix']}, request "
@@ -521,7 +556,8 @@ def write_docs(docs: Path, results: dict) -> None:
     tail = rest.split(end, 1)[1]
     machine = results["machine"]
     stamp = f"Run of {machine['date']} on {machine['cpus']} CPUs, Python {machine['python']}" + (
-        " (quick configuration)" if results["quick"] else "") + ":"
+        " (quick configuration)" if results["quick"] else "") + (
+        f" ({', '.join(machine['only'])} only; the other rows are from an earlier run)" if machine.get("only") else "") + ":"
     docs.write_text(f"{head}{begin}\n{stamp}\n\n{table(results)}\n{end}{tail}")
 
 
@@ -539,7 +575,8 @@ def main() -> None:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
     results.update({"quick": args.quick, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}})
+                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                                     "only": names if args.only else None}})
     with tempfile.TemporaryDirectory(prefix="batchgate-bench-") as folder:
         for name in names:
             print(f"{name}…", flush=True)

@@ -20,7 +20,8 @@ def test_bench_suite_runs_and_reports_every_figure(tmp_path):
     assert result["saturation"]["ratio"] >= 1.0  # nothing beats lines × latency / capacity
     assert result["saturation"]["upstream_peak_in_flight"] <= 16
     assert len(result["memory"]["sizes"]) == 3 and result["memory"]["max_mb"] > 0
-    assert result["ingest"]["mb_per_second"] > 0
+    assert result["ingest"]["mb_per_second"] > 0 and result["ingest"]["reference_read_and_parse_mb_per_second"] > 0
+    assert result["ingest"]["ratio"] > 0
     assert result["chaos"]["ratio"] > 0 and result["chaos"]["runs"] == 1
     assert result["capacity_429"]["ratio"] >= 1.0 and result["capacity_429"]["with_retry_after"]["ratio"] >= 1.0
     text = docs.read_text()
