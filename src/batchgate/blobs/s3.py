@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session

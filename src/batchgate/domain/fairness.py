@@ -9,7 +9,8 @@ a million-line batch cannot starve a ten-line one. Within one flow, order is fir
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Generic, Hashable, NamedTuple, TypeVar
+from collections.abc import Hashable
+from typing import Generic, NamedTuple, TypeVar
 
 T = TypeVar("T")
 

@@ -55,8 +55,8 @@ class Usage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
         return (self.input_tokens, self.output_tokens, self.total_tokens, self.cached_tokens, self.reasoning_tokens)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.errors import InvalidRequest
@@ -69,7 +70,8 @@ def parse_expires_after(value: Any, param: str) -> int | None:
         raise InvalidRequest(f"'{param}' must be {{\"anchor\": \"created_at\", \"seconds\": N}}.", param=param,
                              code="invalid_expires_after")
     seconds = value.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER:
+    if (isinstance(seconds, bool) or not isinstance(seconds, int)
+            or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER):
         raise InvalidRequest(f"'{param}.seconds' must be an integer from {MIN_EXPIRES_AFTER} to {MAX_EXPIRES_AFTER}.",
                              param=f"{param}.seconds", code="invalid_expires_after")
     return seconds

@@ -8,7 +8,8 @@ into records by column name (rows.py).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
@@ -83,7 +84,7 @@ class SqlStore(WorkQueries):
 
     async def list_files(self, scope: Scope, page: Page, purpose: str | None,
                          sha256: str | None) -> tuple[list[FileRecord], bool]:
-        filters = {column: value for column, value in zip(PAGE_FILTERS, (purpose, sha256)) if value}
+        filters = {column: value for column, value in zip(PAGE_FILTERS, (purpose, sha256), strict=True) if value}
         rows = await self._page("files", scope, page, filters)
         return [r.file_of(row) for row in rows[:page.limit]], len(rows) > page.limit
 

@@ -5,7 +5,8 @@ Mixed into SqlStore (sql.py), which provides `_write`, `_all` and the backend's 
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Protocol, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Protocol
 
 from batchgate.domain.records import Usage
 from batchgate.domain.status import BatchStatus
@@ -194,7 +195,7 @@ class WorkQueries:
                 raise LeaseLost(f"batch {lease.batch_id}: results were already recorded by another worker")
             ok = sum(1 for row in rows if row.ok)
             counts = {"batch_id": lease.batch_id, "completed": ok, "failed": len(rows) - ok,
-                      **dict(zip(USAGE_COLUMNS, usage.astuple()))}
+                      **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True))}
             if db.execute(self.Q["count_results"], counts).rowcount != 1:
                 raise _lease_lost(lease)
 

@@ -10,9 +10,10 @@ import asyncio
 import errno
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from batchgate.errors import ConfigError, InsufficientStorage
 from batchgate.store.migrations import migration_scripts, statements
@@ -43,7 +44,7 @@ class SqliteStore(SqlStore):
         self._reserve = None if self._shared else SpaceReserve(Path(f"{path}-reserve"))
 
     @classmethod
-    async def open(cls, url: str) -> "SqliteStore":
+    async def open(cls, url: str) -> SqliteStore:
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
         path = url.removeprefix("sqlite://").removeprefix("/")
         if not path:
