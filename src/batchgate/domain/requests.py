@@ -122,10 +122,11 @@ def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit:
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit is not None:
-        limit = ascii_integer(raw_limit)
-        if limit is None:
+        parsed = ascii_integer(raw_limit)
+        if parsed is None:
             raise InvalidRequest(f"'limit' must be an integer in ASCII digits; got {raw_limit!r}.", param="limit",
                                  code="invalid_limit")
+        limit = parsed
         if not 1 <= limit <= max_limit:
             raise InvalidRequest(f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit",
                                  code="invalid_limit")
