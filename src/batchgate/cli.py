@@ -12,11 +12,11 @@ from pathlib import Path
 
 from batchgate import __version__, ids
 from batchgate.allocator import limit_arenas
-from batchgate.collector import freeze_startup_objects
 from batchgate.api.app import create_app
 from batchgate.api.server import serve_api
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
+from batchgate.collector import freeze_startup_objects
 from batchgate.errors import BatchgateError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
@@ -150,7 +150,8 @@ async def cmd_keys_create(settings: Settings, args) -> None:
         secret = ids.new_secret()
         key = KeyRecord(ids.new_id("key_"), args.name, args.owner or args.name, secret[:7], int(time.time()), None)
         await store.create_key(key, ids.hash_secret(secret))
-        print(f"created key {key.id} (name {key.name}, owner {key.owner}); store the secret now, it is not shown again:")
+        print(f"created key {key.id} (name {key.name}, owner {key.owner}); "
+              "store the secret now, it is not shown again:")
         print(secret)
     finally:
         await store.close()

@@ -11,9 +11,10 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from batchgate.domain.nesting import DEPTH_CEILING
@@ -143,7 +144,7 @@ class Settings:
         return self.storage_url or str((self.data_dir / "files").resolve())
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "Settings":
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the config file, the environment and explicit overrides."""
         env = os.environ if env is None else env
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -280,7 +281,7 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
 def _http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
-        parts.port  # raises for a port that is not a number
+        _ = parts.port  # raises for a port that is not a number
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -197,10 +197,11 @@ def _stopped(pid: int) -> bool:
 
 def start_worker(gateway: Gateway, log_name: str = "worker.log") -> subprocess.Popen:
     """A `batchgate worker` process (scale-out) on the gateway's data dir, config and environment."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "batchgate", "worker", "--data-dir", str(gateway.data_dir),
-         "--config", str(gateway.config_path)],
-        env={**gateway.env, "BATCHGATE_NO_WORKER": "0"}, stderr=open(gateway.folder / log_name, "ab"))
+    with open(gateway.folder / log_name, "ab") as log:  # the worker keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "batchgate", "worker", "--data-dir", str(gateway.data_dir),
+             "--config", str(gateway.config_path)],
+            env={**gateway.env, "BATCHGATE_NO_WORKER": "0"}, stderr=log)
 
 
 def stop_process(process: subprocess.Popen) -> None:

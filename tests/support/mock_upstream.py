@@ -144,6 +144,10 @@ class MockUpstream:
         return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
                             headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
 
+    async def close(self, app: web.Application) -> None:
+        if self.log:
+            self.log.close()
+
     async def models(self, request: web.Request) -> web.Response:
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
                                                                "owned_by": "mock"} for m in MODELS]})
@@ -247,6 +251,7 @@ def make_app(log_path: str | None = None, latency: float = 0.0, capacity: int | 
     app[MOCK] = mock
     app.router.add_post("/v1/{endpoint:.+}", mock.handle)
     app.router.add_get("/v1/models", mock.models)
+    app.on_cleanup.append(mock.close)
     return app
 
 

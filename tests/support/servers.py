@@ -91,9 +91,10 @@ class Gateway:
         return result.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchgate", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--config", str(self.config_path)], env=self.env, stderr=open(self.folder / "serve.log", "ab"))
+        with open(self.folder / "serve.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "batchgate", "serve", "--port", str(self.port), "--data-dir",
+                 str(self.data_dir), "--config", str(self.config_path)], env=self.env, stderr=log)
         wait_for_port(self.port, self.process)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

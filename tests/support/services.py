@@ -68,11 +68,11 @@ class PostgresServer:
         subprocess.run(command, check=True, capture_output=True, user=self.user, cwd=self.folder)
 
     def start(self) -> None:
-        log = open(self.folder / "postgres.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
-            stdout=log, stderr=log, user=self.user, cwd=self.folder)
+        with open(self.folder / "postgres.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
+                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
+                stdout=log, stderr=log, user=self.user, cwd=self.folder)
         wait_for_port(self.port, self.process, timeout=30)
         deadline = time.monotonic() + 30
         while True:  # the port opens a little before connections are accepted
@@ -114,9 +114,10 @@ class S3Server:
 
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=open(folder / "moto.log", "ab"), env={**os.environ, **AWS_ENV})
+        with open(folder / "moto.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=subprocess.DEVNULL, stderr=log, env={**os.environ, **AWS_ENV})
         wait_for_port(self.port, self.process, timeout=60)
 
     @property

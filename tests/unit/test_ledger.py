@@ -94,6 +94,7 @@ def test_a_killed_process_leaves_no_scratch_file(tmp_path):
     finally:
         child.kill()
         child.wait()
+        child.stdout.close()
     assert list(tmp_path.iterdir()) == []
 
 

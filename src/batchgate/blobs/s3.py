@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -38,10 +39,10 @@ class S3BlobStore:
         self.bucket, self.prefix = bucket, prefix
         self._session = get_session()
         self._stack = contextlib.AsyncExitStack()
-        self._client = None
+        self._client: Any = None  # aiobotocore's S3 client: built at run time, it ships no types
         self._lock = asyncio.Lock()
 
-    async def _s3(self):
+    async def _s3(self) -> Any:
         async with self._lock:  # one client, made in the event loop that uses it
             if self._client is None:
                 endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
@@ -61,7 +62,8 @@ class S3BlobStore:
 
     async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         s3, name = await self._s3(), self._key(key)
-        buffer, size, upload_id, parts = bytearray(), 0, None, []
+        buffer, size, upload_id = bytearray(), 0, None
+        parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
                 buffer += chunk
@@ -85,7 +87,7 @@ class S3BlobStore:
             raise
         return size
 
-    async def _part(self, s3, name: str, upload_id: str, number: int, data: bytes) -> dict:
+    async def _part(self, s3: Any, name: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         answer = await s3.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=data)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 

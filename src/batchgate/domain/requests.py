@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.errors import InvalidRequest
@@ -69,7 +70,8 @@ def parse_expires_after(value: Any, param: str) -> int | None:
         raise InvalidRequest(f"'{param}' must be {{\"anchor\": \"created_at\", \"seconds\": N}}.", param=param,
                              code="invalid_expires_after")
     seconds = value.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER:
+    if (isinstance(seconds, bool) or not isinstance(seconds, int)
+            or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER):
         raise InvalidRequest(f"'{param}.seconds' must be an integer from {MIN_EXPIRES_AFTER} to {MAX_EXPIRES_AFTER}.",
                              param=f"{param}.seconds", code="invalid_expires_after")
     return seconds
@@ -120,10 +122,11 @@ def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit:
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit is not None:
-        limit = ascii_integer(raw_limit)
-        if limit is None:
+        parsed = ascii_integer(raw_limit)
+        if parsed is None:
             raise InvalidRequest(f"'limit' must be an integer in ASCII digits; got {raw_limit!r}.", param="limit",
                                  code="invalid_limit")
+        limit = parsed
         if not 1 <= limit <= max_limit:
             raise InvalidRequest(f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit",
                                  code="invalid_limit")

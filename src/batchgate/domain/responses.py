@@ -6,6 +6,7 @@ Text in, `output_text` out; tools, files and images are beyond a local chat mode
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from batchgate import ids
 from batchgate.errors import InvalidRequest
@@ -15,7 +16,7 @@ TEXT_PARTS = ("input_text", "output_text", "text")
 SAMPLING = ("temperature", "top_p", "seed", "stop")
 
 
-def response_to_chat(body: dict) -> dict:
+def response_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     messages = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -35,7 +36,7 @@ def response_to_chat(body: dict) -> dict:
     return chat
 
 
-def _message(item: object, index: int) -> dict:
+def _message(item: object, index: int) -> dict[str, Any]:
     where = f"input[{index}]"
     if not isinstance(item, dict) or item.get("type", "message") != "message":
         raise InvalidRequest(f"'{where}' must be a message with a 'role' and text 'content'.", param=where)
@@ -55,7 +56,7 @@ def _text(content: object, where: str) -> str:
                          f"text only.", param=where)
 
 
-def chat_to_response(chat: dict, body: dict, model: str) -> dict:
+def chat_to_response(chat: dict[str, Any], body: dict[str, Any], model: str) -> dict[str, Any]:
     choice = chat["choices"][0]
     text = choice["message"].get("content") or ""
     usage = chat.get("usage") or {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -60,7 +61,7 @@ def _upstream_error_message(outcome: Outcome) -> str:
     return message if isinstance(message, str) and message else f"The upstream answered HTTP {outcome.status_code}."
 
 
-def _error_detail(body: object) -> dict | None:
+def _error_detail(body: object) -> dict[str, Any] | None:
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else None
 

@@ -69,4 +69,4 @@ class ShardCutter:
         shards = min(grains, wanted)
         starts = [grains * i // shards for i in range(shards)]  # strictly increasing, as shards <= grains
         ends = [self._lines[g] - 1 for g in starts[1:]] + [self._last_line]
-        return [ShardSpan(self._lines[g], last, self._offsets[g]) for g, last in zip(starts, ends)]
+        return [ShardSpan(self._lines[g], last, self._offsets[g]) for g, last in zip(starts, ends, strict=True)]

@@ -8,6 +8,8 @@ answer the way a stream would have, so a streaming client still reads it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 
@@ -64,11 +66,11 @@ def looks_like_events(raw: bytes) -> bool:
     return raw.lstrip().startswith((b"data:", b"event:", b":"))
 
 
-def _event(payload: dict) -> bytes:
+def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def _chunk_of(completion: dict) -> dict:
+def _chunk_of(completion: dict[str, Any]) -> dict[str, Any]:
     """A chat.completion as one chat.completion.chunk: each choice's message becomes its delta."""
     choices = [{"index": choice.get("index", position), "delta": _delta(choice.get("message")),
                 "logprobs": choice.get("logprobs"), "finish_reason": choice.get("finish_reason")}
@@ -79,7 +81,7 @@ def _chunk_of(completion: dict) -> dict:
     return chunk
 
 
-def _delta(message: object) -> dict:
+def _delta(message: object) -> dict[str, Any]:
     if not isinstance(message, dict):
         return {}
     delta = {key: value for key, value in message.items() if value is not None}

@@ -21,8 +21,8 @@ spent and not counted again.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 PROBE_OUT = -1.0  # `Throttle.wait`: a probe is out, nobody else may enter until its answer
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|us|µs|ns|m|s)")

@@ -9,8 +9,9 @@ the batch is sealed: a worker whose lease was taken over gets LeaseLost (fencing
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterable, Protocol, Sequence
+from typing import Protocol
 
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
@@ -71,7 +72,8 @@ class Store(Protocol):
     async def list_files(self, scope: Scope, page: Page, purpose: str | None,
                          sha256: str | None) -> tuple[list[FileRecord], bool]: ...
     async def delete_file(self, file_id: str) -> FileRecord | None:
-        """Delete and return the file; None if absent (a concurrent delete won); Conflict if an unfinished batch reads it.
+        """Delete and return the file; None if absent (a concurrent delete won);
+        Conflict if an unfinished batch reads it.
 
         Decided in one transaction with insert_batch: a batch and the delete of its input never both succeed."""
         ...

@@ -15,13 +15,26 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TypedDict
 
 import psycopg
 
 LOCK_CLASS = 0x6267  # "bg": the first key of the two-key advisory locks batchgate holds per worker
+
+
+class LinkOptions(TypedDict):
+    """libpq's TCP options, by name, so that `connect(**LINK_OPTIONS)` type-checks key by key."""
+
+    keepalives: int
+    keepalives_idle: int
+    keepalives_interval: int
+    keepalives_count: int
+    tcp_user_timeout: int
+
+
 # Fail a hung call on a cut connection in seconds, not the minutes of TCP's own retries.
-LINK_OPTIONS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+LINK_OPTIONS: LinkOptions = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
                 "tcp_user_timeout": 10_000}
 
 

@@ -16,8 +16,9 @@ import asyncio
 import contextlib
 import logging
 import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -119,7 +120,7 @@ class PostgresStore(SqlStore):
         self._sessions = PostgresSessions(url, CONNECT_TIMEOUT, QUERIES["hold_session_lock"])
 
     @classmethod
-    async def open(cls, url: str) -> "PostgresStore":
+    async def open(cls, url: str) -> PostgresStore:
         # postgresql+psycopg://… as SQLAlchemy spells it is accepted too.
         conninfo = "postgresql://" + url.split("://", 1)[-1]
         try:
@@ -143,7 +144,7 @@ class PostgresStore(SqlStore):
         except (psycopg.OperationalError, pg_errors.IdleInTransactionSessionTimeout) as exc:
             # The server is restarting, out of reach, or ended this session after a pause: callers
             # retry (workers) or answer 503 (the API).
-            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+            raise _unavailable(exc) from exc
 
     def _tx(self, fn: Callable[[_Connection], T]) -> T:
         for attempt in range(RETRIES):
@@ -175,7 +176,7 @@ class PostgresStore(SqlStore):
         try:
             await asyncio.to_thread(self._sessions.hold, worker_id, now)
         except psycopg.OperationalError as exc:
-            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+            raise _unavailable(exc) from exc
 
     async def prove_session(self, worker_id: str, now: float) -> bool:
         return await asyncio.to_thread(self._sessions.prove, worker_id, now)
@@ -190,6 +191,10 @@ class PostgresStore(SqlStore):
         await asyncio.to_thread(self._sessions.close)
         await self._run(self._pool.close)
         self._executor.shutdown(wait=True)
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.")
 
 
 def _migrate(db: _Connection) -> None:

@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from batchgate.domain.status import ACTIVE
-from batchgate.store.rows import (BATCH_COLUMNS, FILE_COLUMNS, KEY_COLUMNS, NEW_BATCH_COLUMNS, RESULT_COLUMNS,
-                                  RESULT_ROW_COLUMNS, SHARD_COLUMNS, SPAN_COLUMNS, SUMMARY_COLUMNS)
+from batchgate.store.rows import (
+    BATCH_COLUMNS,
+    FILE_COLUMNS,
+    KEY_COLUMNS,
+    NEW_BATCH_COLUMNS,
+    RESULT_COLUMNS,
+    RESULT_ROW_COLUMNS,
+    SHARD_COLUMNS,
+    SPAN_COLUMNS,
+    SUMMARY_COLUMNS,
+)
 
 # The dialect fragments a backend supplies, appended to the statements that name them: row locks
 # on the batch row a claimer or finisher works on (lock_batch), on the shard a claimer picks, which

@@ -10,14 +10,15 @@ are handled by name below.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import orjson
 
 from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
-from batchgate.domain.status import BatchStatus
 from batchgate.domain.shards import ShardSpan
+from batchgate.domain.status import BatchStatus
 from batchgate.store.base import KeyRecord, ResultRow, ShardLease
 
 SCOPE_COLUMNS = ("owner", "on_behalf_of")
@@ -51,7 +52,7 @@ def _unjson(text: str | None) -> Any:
 
 
 def key_of(row: Sequence) -> KeyRecord:
-    return KeyRecord(**dict(zip(KEY_COLUMNS, row)))
+    return KeyRecord(**dict(zip(KEY_COLUMNS, row, strict=True)))
 
 
 def key_params(key: KeyRecord, secret_hash: str) -> dict[str, Any]:
@@ -59,7 +60,7 @@ def key_params(key: KeyRecord, secret_hash: str) -> dict[str, Any]:
 
 
 def file_of(row: Sequence) -> FileRecord:
-    fields = dict(zip(FILE_COLUMNS, row))
+    fields = dict(zip(FILE_COLUMNS, row, strict=True))
     return FileRecord(scope=Scope(fields.pop("owner"), fields.pop("on_behalf_of")), **fields)
 
 
@@ -70,7 +71,7 @@ def file_params(file: FileRecord) -> dict[str, Any]:
 
 
 def batch_of(row: Sequence) -> BatchRecord:
-    fields = dict(zip(BATCH_COLUMNS, row))
+    fields = dict(zip(BATCH_COLUMNS, row, strict=True))
     scope = Scope(fields.pop("owner"), fields.pop("on_behalf_of"))
     usage = Usage(**{column: fields.pop(column) for column in USAGE_COLUMNS})
     fields.update(status=BatchStatus(fields["status"]), metadata=_unjson(fields["metadata"]),
@@ -96,7 +97,7 @@ def transition_params(changes: dict[str, Any]) -> dict[str, Any]:
 
 
 def summary_of(row: Sequence) -> FileSummary:
-    fields = dict(zip(SUMMARY_COLUMNS, row))
+    fields = dict(zip(SUMMARY_COLUMNS, row, strict=True))
     del fields["file_id"]
     limits = LineLimits(**{column: fields.pop(column) for column in LIMIT_COLUMNS})
     fields["grains"] = bytes(fields["grains"])
@@ -117,7 +118,7 @@ def shard_params(batch_id: str, shard: int, span: ShardSpan) -> dict[str, Any]:
 
 def shard_lease_of(row: Sequence, batch_id: str, worker_id: str, window: int) -> ShardLease:
     """`worker_id`'s lease on the shard of a SPAN_COLUMNS row, with its share `window` of the batch's concurrency."""
-    span = dict(zip(SPAN_COLUMNS, row))
+    span = dict(zip(SPAN_COLUMNS, row, strict=True))
     return ShardLease(batch_id, span["shard"], worker_id, span["first_line"], span["last_line"],
                       span["start_offset"], window)
 

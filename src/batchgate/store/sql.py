@@ -8,7 +8,8 @@ into records by column name (rows.py).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, TypeVar
+from collections.abc import Iterable
+from typing import TypeVar
 
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
@@ -18,7 +19,6 @@ from batchgate.domain.status import TERMINAL, BatchStatus, can_move, timestamp_f
 from batchgate.errors import Conflict
 from batchgate.store import rows as r
 from batchgate.store.base import KeyRecord
-from batchgate.store.queries import Catalogue
 from batchgate.store.sql_work import PAGE_ROWS, Db, WorkQueries
 
 T = TypeVar("T")
@@ -31,22 +31,7 @@ def _scope(scope: Scope) -> dict[str, str]:
 
 
 class SqlStore(WorkQueries):
-    """Every Store operation; a backend provides `_write`, `_read` and its catalogue `Q`."""
-
-    Q: Catalogue  # the backend's statements, with its row-lock fragments and parameter style
-
-    async def _write(self, fn: Callable[[Db], T]) -> T:
-        raise NotImplementedError
-
-    async def _read(self, fn: Callable[[Db], T]) -> T:
-        raise NotImplementedError
-
-    async def _write_freeing_space(self, fn: Callable[[Db], T]) -> T:
-        """A write that frees space (a file delete); a backend that keeps room aside for it uses it here."""
-        return await self._write(fn)
-
-    async def _all(self, sql: str, params: dict[str, Any] | tuple = ()) -> list[tuple]:
-        return await self._read(lambda db: db.execute(sql, params).fetchall())
+    """Every Store operation; a backend provides `_write`, `_read` and its catalogue `Q` (see SqlBase)."""
 
     # keys ---------------------------------------------------------------------------------
 
@@ -83,7 +68,7 @@ class SqlStore(WorkQueries):
 
     async def list_files(self, scope: Scope, page: Page, purpose: str | None,
                          sha256: str | None) -> tuple[list[FileRecord], bool]:
-        filters = {column: value for column, value in zip(PAGE_FILTERS, (purpose, sha256)) if value}
+        filters = {column: value for column, value in zip(PAGE_FILTERS, (purpose, sha256), strict=True) if value}
         rows = await self._page("files", scope, page, filters)
         return [r.file_of(row) for row in rows[:page.limit]], len(rows) > page.limit
 

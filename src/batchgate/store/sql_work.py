@@ -1,11 +1,13 @@
 """The operations that share work between workers: the batch lease, shard leases, and the results they fence.
 
-Mixed into SqlStore (sql.py), which provides `_write`, `_all` and the backend's catalogue `Q`.
+SqlStore (sql.py) builds on these; a backend (sqlite.py, postgresql.py) provides `_write`, `_read`
+and its catalogue `Q`, as declared by SqlBase.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Protocol, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from batchgate.domain.records import Usage
 from batchgate.domain.status import BatchStatus
@@ -15,6 +17,7 @@ from batchgate.store.queries import Catalogue
 from batchgate.store.rows import USAGE_COLUMNS, result_of, result_params, shard_lease_of
 
 PAGE_ROWS = 2000
+T = TypeVar("T")
 
 
 class Db(Protocol):
@@ -33,8 +36,26 @@ def _holder(lease: ShardLease) -> dict[str, Any]:
     return {"batch_id": lease.batch_id, "shard": lease.shard, "worker_id": lease.worker_id}
 
 
-class WorkQueries:
-    Q: Catalogue
+class SqlBase:
+    """What every SQL operation runs on; a backend provides `_write`, `_read` and its catalogue `Q`."""
+
+    Q: Catalogue  # the backend's statements, with its row-lock fragments and parameter style
+
+    async def _write(self, fn: Callable[[Db], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        raise NotImplementedError
+
+    async def _write_freeing_space(self, fn: Callable[[Db], T]) -> T:
+        """A write that frees space (a file delete); a backend that keeps room aside for it uses it here."""
+        return await self._write(fn)
+
+    async def _all(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return await self._read(lambda db: db.execute(sql, params).fetchall())
+
+
+class WorkQueries(SqlBase):
 
     # the batch lease: validating, finalizing, cancelling and expiring, one worker at a time ----------
 
@@ -194,7 +215,7 @@ class WorkQueries:
                 raise LeaseLost(f"batch {lease.batch_id}: results were already recorded by another worker")
             ok = sum(1 for row in rows if row.ok)
             counts = {"batch_id": lease.batch_id, "completed": ok, "failed": len(rows) - ok,
-                      **dict(zip(USAGE_COLUMNS, usage.astuple()))}
+                      **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True))}
             if db.execute(self.Q["count_results"], counts).rowcount != 1:
                 raise _lease_lost(lease)
 

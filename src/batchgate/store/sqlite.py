@@ -10,9 +10,10 @@ import asyncio
 import errno
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from batchgate.errors import ConfigError, InsufficientStorage
 from batchgate.store.migrations import migration_scripts, statements
@@ -43,7 +44,7 @@ class SqliteStore(SqlStore):
         self._reserve = None if self._shared else SpaceReserve(Path(f"{path}-reserve"))
 
     @classmethod
-    async def open(cls, url: str) -> "SqliteStore":
+    async def open(cls, url: str) -> SqliteStore:
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
         path = url.removeprefix("sqlite://").removeprefix("/")
         if not path:
@@ -81,7 +82,7 @@ class SqliteStore(SqlStore):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._db
+        db = _opened(self._db)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -118,8 +119,8 @@ class SqliteStore(SqlStore):
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
-            return await self._run(fn, self._db)
-        return await asyncio.get_running_loop().run_in_executor(self._reader, _snapshot, self._read_db, fn)
+            return await self._run(fn, _opened(self._db))
+        return await asyncio.get_running_loop().run_in_executor(self._reader, _snapshot, _opened(self._read_db), fn)
 
     async def close(self) -> None:
         if self._read_db is not None:
@@ -143,6 +144,13 @@ def _writable(path: Path) -> None:
     for what in (path.parent, path):
         if what.exists() and not os.access(what, os.W_OK):
             raise PermissionError(errno.EACCES, "not writable", str(what))
+
+
+def _opened(db: sqlite3.Connection | None) -> sqlite3.Connection:
+    """The connection `open` made; an error once `close` has dropped it."""
+    if db is None:
+        raise sqlite3.ProgrammingError("the store is closed")
+    return db
 
 
 def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
