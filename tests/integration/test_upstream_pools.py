@@ -162,13 +162,18 @@ async def test_a_single_429_delays_only_its_own_request(serve, routers):
     assert times[("once [429:1] [wait:1]", 200)] >= told + 0.95  # its Retry-After is its own floor
 
 
+async def use_up_its_429(url: str, text: str) -> None:
+    """Send `text` (with a [429:1] directive) to one mock directly, so it has had its one refusal."""
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url + "/chat/completions", json=chat(text)) as answer:
+            assert answer.status == 429
+
+
 async def test_in_a_pool_a_429s_retry_goes_to_another_member_without_waiting_its_retry_after(serve, routers):
     url_a, mock_a, _ = await serve()
     url_b, mock_b, _ = await serve()
     text = "refused once [429:1] [wait:5]"
-    async with aiohttp.ClientSession() as session:  # b has had its one 429 for this text already
-        async with session.post(url_b + "/chat/completions", json=chat(text)) as answer:
-            assert answer.status == 429
+    await use_up_its_429(url_b, text)  # so that only a refuses it
     router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
     started = time.monotonic()
     told = await router.send("/v1/chat/completions", chat(text))
@@ -180,9 +185,7 @@ async def test_while_a_pool_member_is_paused_by_a_spent_window_its_sibling_takes
     url_a, mock_a, _ = await serve()
     url_b, mock_b, _ = await serve()
     text = "first [429:1] [spent:5]"
-    async with aiohttp.ClientSession() as session:  # b has had its one 429 for this text already
-        async with session.post(url_b + "/chat/completions", json=chat(text)) as answer:
-            assert answer.status == 429
+    await use_up_its_429(url_b, text)  # so that only a refuses it
     router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
     started = time.monotonic()
     told = await router.send("/v1/chat/completions", chat(text))
