@@ -31,11 +31,11 @@ class ExplodingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         if "boom" in text:
             raise RuntimeError("kaboom")
-        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}})
+        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}}), None
 
     async def close(self) -> None:
         return None
@@ -141,7 +141,7 @@ class HoldingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         cls = HoldingUpstream
         cls.sent.append(text)
@@ -150,7 +150,7 @@ class HoldingUpstream:
         try:
             if "hold" in text:
                 await cls.release.wait()
-            return Outcome(status_code=200, body={"echo": text})
+            return Outcome(status_code=200, body={"echo": text}), None
         finally:
             cls.in_flight -= 1
 

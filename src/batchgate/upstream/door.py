@@ -20,7 +20,7 @@ from batchgate.domain.ramp import Ramp
 from batchgate.domain.throttle import Throttle
 
 
-class Admission:
+class Door:
     def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
                  tpm: float | None = None, clock: Callable[[], float] = time.monotonic, ramp_seconds: float = 0.0,
                  throttle: Throttle | None = None):
