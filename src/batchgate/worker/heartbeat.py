@@ -9,7 +9,7 @@ from typing import Awaitable, Callable
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import LeaseLost, Unavailable
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopReason, StopSignal
+from batchgate.worker.stop import StopReason, StopSignal
 
 log = logging.getLogger("batchgate.worker")
 EXPIRABLE = frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS})

@@ -16,10 +16,11 @@ from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopSignal, execute
+from batchgate.worker.execute import execute
 from batchgate.worker.finalize import fail_without_input
 from batchgate.worker.heartbeat import credit, heartbeat
 from batchgate.worker.lane import Lane
+from batchgate.worker.stop import StopSignal
 
 log = logging.getLogger("batchgate.worker")
 
