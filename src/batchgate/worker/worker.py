@@ -22,7 +22,7 @@ from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
 from batchgate.worker.identity import new_worker_id
 from batchgate.worker.lane import Lane
-from batchgate.worker.scratch_ids import scratch_folder
+from batchgate.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
 from batchgate.worker.takeover import Takeover
 
