@@ -336,7 +336,7 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
     gate = asyncio.Event()
     ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), lambda: None)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), ctx.execution.max_line_bytes, lambda: None)
     sending = True
     try:
         await source.prime()

@@ -38,9 +38,10 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shar
     waited for each next line while the rows of the answers before it were made.)
     """
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
-    writer = ResultWriter(ctx.store, shard, ctx.settings.commit_interval_seconds)
+    settings = ctx.execution
+    writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
     answers = _Answers(writer)
-    lines = _Unsent(ctx, batch, shard, sent_all)
+    lines = _Unsent(ctx, batch, shard, settings.max_line_bytes, sent_all)
     senders: set[asyncio.Task] = set()
 
     def may_send() -> bool:
@@ -70,7 +71,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shar
                         task.add_done_callback(senders.discard)
                     if lines.failure is not None:
                         raise lines.failure
-                    await _drain(senders, stop, ctx.settings.cancel_grace_seconds)
+                    await _drain(senders, stop, settings.cancel_grace_seconds)
             finally:
                 answers.record()  # the answers already in, whatever ends the run
     finally:
@@ -86,8 +87,9 @@ class _Unsent:
     are still out: its senders then start the moment those answers free their slots.
     """
 
-    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
-        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, ctx.settings.max_line_bytes, sent_all
+    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, max_line_bytes: int,
+                 sent_all: Callable[[], None]):
+        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, max_line_bytes, sent_all
         self._last_line = shard.last_line
         self._lines = input_lines(ctx, batch, shard)
         self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))

@@ -17,12 +17,12 @@ Renew = Callable[[float], Awaitable[BatchStatus]]  # renew(now) → the batch's 
 
 
 def interval(ctx: WorkerContext) -> float:
-    return min(ctx.settings.poll_interval_seconds, ctx.settings.lease_seconds / 3)
+    return min(ctx.leases.poll_interval_seconds, ctx.leases.lease_seconds / 3)
 
 
 def safe_lease(ctx: WorkerContext) -> float:
     # Stop dispatching one heartbeat before the lease could lapse.
-    return ctx.settings.lease_seconds - interval(ctx)
+    return ctx.leases.lease_seconds - interval(ctx)
 
 
 def session_grace(ctx: WorkerContext) -> float:

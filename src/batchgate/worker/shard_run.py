@@ -34,7 +34,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, la
         return False
     stop = StopSignal()
     credit(ctx, stop, claimed_at)
-    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
+    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.leases.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         await execute(ctx, batch, stop, lease, lane, sent_all)
