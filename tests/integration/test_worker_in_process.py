@@ -17,7 +17,7 @@ from batchgate.domain.status import TERMINAL, BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
-from batchgate.store import ShardLease, open_store
+from batchgate.store import ShardLease
 from batchgate.worker.execute import _Unsent
 from batchgate.worker.worker import Worker
 from batchgate.worker.context import WorkerContext
@@ -42,16 +42,14 @@ class ExplodingUpstream:
 
 
 @pytest.fixture
-async def parts(tmp_path, monkeypatch):
+async def parts(tmp_path, monkeypatch, memory_store):
     monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
     settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2,
                         upstreams=(UpstreamConfig("x", "http://unused/v1", kind="exploding"),))
-    store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
-    yield WorkerContext(settings, store, blobs, router, "w1")
+    yield WorkerContext(settings, memory_store, blobs, router, "w1")
     await router.close()
-    await store.close()
 
 
 def chat(custom_id: str, text: str) -> bytes:
@@ -159,18 +157,16 @@ class HoldingUpstream:
 
 
 @pytest.fixture
-async def holding(tmp_path, monkeypatch):
+async def holding(tmp_path, monkeypatch, memory_store):
     """A worker context on the holding upstream, with shards of 2 lines and 2 shards of a batch at once."""
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
     HoldingUpstream.in_flight = HoldingUpstream.peak = 0
     settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2, shard_lines=2,
                         max_shards_per_batch=2, upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),))
-    store = await open_store(settings.resolved_database_url)
     router = Router(settings)
-    yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    yield WorkerContext(settings, memory_store, open_blobs(settings.resolved_storage_url), router, "w1")
     await router.close()
-    await store.close()
 
 
 async def held_then_released(ctx: WorkerContext, texts: list[str], held: int,
