@@ -1,7 +1,7 @@
 """Members and pools: how the Router fills upstreams without overrunning them.
 
 A Member is one upstream of a pool with its door (upstream/door.py: fair turns, max in flight, rpm/tpm
-windows, rate-limit pauses: domain/throttle.py), its adaptive concurrency (domain/aimd.py) and its
+buckets, rate-limit pauses: domain/throttle.py), its adaptive concurrency (domain/aimd.py) and its
 health (domain/health.py).
 A Pool is the members that serve one model: each attempt goes to the healthy, unpaused member with
 the least requests in flight or waiting, so a retry may land on another member.
@@ -75,7 +75,7 @@ class Member:
 
     async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int,
                      model: Door | None) -> Outcome | Stream:
-        """A streamed answer holds its places at the doors until its last event is passed on."""
+        """A streamed answer stays in flight at the doors until its last event is passed on."""
         self.load += 1
         doors: list[Door] = []
         opened: Outcome | Stream | None = None
@@ -104,7 +104,7 @@ class Member:
 
     def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int,
                doors: list[Door]) -> None:
-        """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token windows.
+        """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token buckets.
 
         Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
         on its own, and shrinking everyone's window for it would stall the whole upstream.

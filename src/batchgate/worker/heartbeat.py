@@ -53,7 +53,7 @@ def credit(ctx: WorkerContext, stop: StopSignal, renewed_at: float) -> bool:
 
 
 async def heartbeat(ctx: WorkerContext, what: str, renew: Renew, stop: StopSignal, expires_at: int) -> None:
-    """Renew every `interval` until cancelled; a cancel or the end of the window stops the work."""
+    """Renew every `interval` until cancelled; a cancel or the end of the completion window stops the work."""
     while True:
         await asyncio.sleep(interval(ctx))
         renewing_at = ctx.clock()

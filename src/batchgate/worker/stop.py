@@ -9,7 +9,7 @@ from typing import Callable
 
 class StopReason(Enum):
     CANCELLED = "cancelled"  # let in-flight lines finish within a grace period
-    EXPIRED = "expired"  # the window is over: abandon in-flight lines now
+    EXPIRED = "expired"  # the completion window is over: abandon in-flight lines now
     LEASE_LOST = "lease_lost"  # another worker owns the work: stop writing at once
 
 
