@@ -32,7 +32,7 @@ class Door:
         self._requests = TokenBucket(rpm, now) if rpm else None
         self._tokens = TokenBucket(tpm, now) if tpm else None
         self._queue: FairQueue[tuple[asyncio.Future, int]] = FairQueue()
-        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for room (a bucket, the ramp, a pause)
+        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for room
         self._timer: asyncio.TimerHandle | None = None
         self.in_flight = 0
         self.throttle = throttle or Throttle()

@@ -22,17 +22,20 @@ from batchgate.domain.results import Outcome, usage_of
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.throttle import Asked, Throttle
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
-from batchgate.upstream.door import Door
 from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_with_retries
+from batchgate.upstream.door import Door
 
 Clock = Callable[[], float]
 REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens to
 
 
 class Member:
+    """One upstream of a pool, with its door, its adaptive limit and its health."""
+
     def __init__(self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings,
                  clock: Clock = time.monotonic):
         self.upstream = upstream
+        self._attempt = upstream.attempt  # bound once: it runs for every request
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
@@ -62,7 +65,7 @@ class Member:
             await self.door.enter(flow, tokens)
             doors.append(self.door)
             started = self._clock()
-            outcome, asked = await self.upstream.attempt(endpoint, body, payload)
+            outcome, asked = await self._attempt(endpoint, body, payload)
             self._learn(outcome, asked, started, tokens, doors)
             learned = True
             return outcome, asked

@@ -19,9 +19,9 @@ from batchgate.domain.shards import ShardCutter
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.finalize import fail_without_input, finalize
 from batchgate.worker.heartbeat import EXPIRABLE, credit, heartbeat, interval
+from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.validate import validate_input
 
 log = logging.getLogger("batchgate.worker")
