@@ -73,10 +73,10 @@ async def test_upstreams_listing_the_matching_pattern_form_the_pool(routers):
                      UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
                      UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
                      UpstreamConfig("rest", "http://r.invalid/v1", ("*",)))
-    assert [lane.name for lane in router.pool("llama-3-8b").lanes] == ["gpu1", "gpu2"]
-    assert [lane.name for lane in router.pool("llama-3-70b").lanes] == ["special"]
-    assert [lane.name for lane in router.pool("qwen-7b").lanes] == ["gpu2"]
-    assert [lane.name for lane in router.pool("gpt-4o").lanes] == ["rest"]
+    assert [member.name for member in router.pool("llama-3-8b").members] == ["gpu1", "gpu2"]
+    assert [member.name for member in router.pool("llama-3-70b").members] == ["special"]
+    assert [member.name for member in router.pool("qwen-7b").members] == ["gpu2"]
+    assert [member.name for member in router.pool("gpt-4o").members] == ["rest"]
     assert router.route("llama-3-8b").name == "gpu1"  # the first match still serves it
     assert router.pool("llama-3-8b") is router.pool("llama-2")  # one pool per pattern, not per model
 
@@ -215,7 +215,7 @@ async def test_an_upstream_refusing_beyond_its_capacity_is_never_paused(serve, r
                      max_attempts=50)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=64)
     assert all(o.ok for o in outcomes)
-    throttle = router.pool("m").lanes[0].admission.throttle
+    throttle = router.pool("m").members[0].door.throttle
     assert mock.rejected > 20  # refused plenty ...
     assert throttle.since == float("-inf") and not throttle.until  # ... and the lower limit was the whole answer
 
@@ -225,8 +225,8 @@ async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve,
     router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(400)], concurrency=64)
     assert all(o.ok for o in outcomes)
-    lane = router.pool("m").lanes[0]
-    assert lane.aimd.current <= 16, lane.aimd
+    member = router.pool("m").members[0]
+    assert member.aimd.current <= 16, member.aimd
     assert mock.rejected < 400  # without backing off, each line would be refused several times
 
 
@@ -236,7 +236,7 @@ async def test_errors_resets_and_timeouts_leave_the_window_alone(serve, routers)
     router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=32), request_timeout_seconds=0.2)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=32)
     assert all(o.ok for o in outcomes)
-    assert router.pool("m").lanes[0].aimd.current == 32
+    assert router.pool("m").members[0].aimd.current == 32
 
 
 async def test_without_adaptation_the_cap_alone_holds(serve, routers):
@@ -268,28 +268,28 @@ async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
     assert door._tokens.level > 600 - 20 * 3 - 5  # charged what was used, not what was estimated
 
 
-class WholeSendOnly:
-    """An upstream kind that offers only `send` (it retries on its own): the lane treats each send as one attempt."""
+class PlainAttempt:
+    """An upstream kind whose attempt is a plain coroutine (no HTTP, no rate-limit hints): it passes the doors too."""
 
     def __init__(self, config, settings):
         self.name = config.name
         self.bodies: list[dict] = []
 
-    async def send(self, endpoint, body, gate=None):
+    async def attempt(self, endpoint, body, payload):
         self.bodies.append(body)
-        return Outcome(status_code=200, body={"echo": body["messages"][0]["content"]})
+        return Outcome(status_code=200, body={"echo": body["messages"][0]["content"]}), None
 
     async def close(self):
         pass
 
 
-async def test_a_kind_with_only_send_still_passes_the_door(monkeypatch, routers):
-    monkeypatch.setitem(KINDS, "whole", WholeSendOnly)
+async def test_a_kind_with_a_plain_attempt_passes_the_door(monkeypatch, routers):
+    monkeypatch.setitem(KINDS, "whole", PlainAttempt)
     router = routers(UpstreamConfig("w", "unused://", ("m",), kind="whole", max_concurrency=2, adaptive=False))
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(10)], concurrency=5)
     assert [o.body["echo"] for o in outcomes] == [f"q{i}" for i in range(10)]
     assert len(router.route("m").bodies) == 10
-    assert router.pool("m").lanes[0].admission.in_flight == 0
+    assert router.pool("m").members[0].door.in_flight == 0
 
 
 async def test_a_stream_holds_its_place_at_the_door_until_its_last_event(serve, routers):

@@ -17,7 +17,7 @@ from batchgate.domain.status import TERMINAL, BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
-from batchgate.store import ShardLease, open_store
+from batchgate.store import ShardLease
 from batchgate.worker.execute import _Unsent
 from batchgate.worker.worker import Worker
 from batchgate.worker.context import WorkerContext
@@ -31,27 +31,25 @@ class ExplodingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         if "boom" in text:
             raise RuntimeError("kaboom")
-        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}})
+        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}}), None
 
     async def close(self) -> None:
         return None
 
 
 @pytest.fixture
-async def parts(tmp_path, monkeypatch):
+async def parts(tmp_path, monkeypatch, memory_store):
     monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
     settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2,
                         upstreams=(UpstreamConfig("x", "http://unused/v1", kind="exploding"),))
-    store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
-    yield WorkerContext(settings, store, blobs, router, "w1")
+    yield WorkerContext(settings, memory_store, blobs, router, "w1")
     await router.close()
-    await store.close()
 
 
 def chat(custom_id: str, text: str) -> bytes:
@@ -141,7 +139,7 @@ class HoldingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         cls = HoldingUpstream
         cls.sent.append(text)
@@ -150,7 +148,7 @@ class HoldingUpstream:
         try:
             if "hold" in text:
                 await cls.release.wait()
-            return Outcome(status_code=200, body={"echo": text})
+            return Outcome(status_code=200, body={"echo": text}), None
         finally:
             cls.in_flight -= 1
 
@@ -159,18 +157,16 @@ class HoldingUpstream:
 
 
 @pytest.fixture
-async def holding(tmp_path, monkeypatch):
+async def holding(tmp_path, monkeypatch, memory_store):
     """A worker context on the holding upstream, with shards of 2 lines and 2 shards of a batch at once."""
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
     HoldingUpstream.in_flight = HoldingUpstream.peak = 0
     settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2, shard_lines=2,
                         max_shards_per_batch=2, upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),))
-    store = await open_store(settings.resolved_database_url)
     router = Router(settings)
-    yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    yield WorkerContext(settings, memory_store, open_blobs(settings.resolved_storage_url), router, "w1")
     await router.close()
-    await store.close()
 
 
 async def held_then_released(ctx: WorkerContext, texts: list[str], held: int,
@@ -336,7 +332,7 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
     gate = asyncio.Event()
     ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), lambda: None)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), ctx.execution.max_line_bytes, lambda: None)
     sending = True
     try:
         await source.prime()

@@ -85,7 +85,7 @@ def test_the_file_is_in_the_folder_but_its_name_is_gone_while_open(tmp_path):
 
 
 def test_a_killed_process_leaves_no_scratch_file(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from batchgate.worker.scratch_ids import UniqueIds; "
+    code = ("import sys, time; from pathlib import Path; from batchgate.scratch_ids import UniqueIds; "
             "ids = UniqueIds(Path(sys.argv[1])); ids.add([f'id{i}' for i in range(10000)]); print('ready', flush=True); "
             "time.sleep(60)")
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)

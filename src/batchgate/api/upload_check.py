@@ -27,7 +27,7 @@ import batchgate
 from batchgate.api.upload_checker import arguments, summary_from_wire
 from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.settings import Settings
-from batchgate.worker.scratch_ids import scratch_folder
+from batchgate.scratch_ids import scratch_folder
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4

@@ -19,7 +19,7 @@ import orjson
 
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
 from batchgate.domain.splitting import LineSplitter
-from batchgate.worker.scratch_ids import UniqueIds
+from batchgate.scratch_ids import UniqueIds
 
 READ_BYTES = 1 << 18  # per read from stdin: fewer, bigger chunks cost less time, more memory
 IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once

@@ -9,6 +9,7 @@ from typing import AsyncIterator, Awaitable, Callable, Protocol
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
+from batchgate.domain.throttle import Asked
 from batchgate.errors import Abandoned
 
 # Asked before each retry: False means the caller no longer wants an answer (send raises Abandoned).
@@ -17,6 +18,14 @@ RetryGate = Callable[[], Awaitable[bool]]
 
 class Upstream(Protocol):
     name: str
+
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window).
+
+        `payload` is `body` serialized once by the caller; a kind uses whichever form it needs. The pool
+        calls this behind the doors and does the retrying itself. Never raises for upstream trouble.
+        """
+        ...
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
         """Send one request (retries included) and say what finally happened. Never raises for upstream trouble."""

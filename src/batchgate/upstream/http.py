@@ -64,16 +64,16 @@ class HttpUpstream:
         return self._session
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
-        """On its own, with retries; the Router goes through `attempt` instead, behind its admission."""
+        """On its own, with retries; the Router goes through `attempt` instead, behind its door."""
         payload = orjson.dumps(body)
 
         async def once() -> tuple[Outcome, float | None]:
-            outcome, asked = await self.attempt(endpoint, payload)
+            outcome, asked = await self.attempt(endpoint, body, payload)
             return outcome, asked.retry_after if asked is not None else None
 
         return await send_with_retries(once, self._policy, gate, self.name)
 
-    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, Asked | None]:
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
         """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window)."""
         try:
             answer = await self._pool.post(endpoint.removeprefix("/v1"), payload)

@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client for the hot path: one request in, one whole answer out, keep-alive pooled.
 
 A batch line is one small POST and one small JSON answer. A general client builds request and
-response objects, header multidicts, trace hooks and timers for each; measured, that was the
-largest part of the gateway's CPU per line. Here a request is one write of pre-built bytes and
+response objects, header multidicts, trace hooks and timers for each, the largest part of a
+gateway's CPU per line (docs/benchmarks.md). Here a request is one write of pre-built bytes and
 an answer is parsed straight from the socket's buffer by an asyncio protocol.
 
 It speaks what OpenAI-compatible servers answer: Content-Length, chunked or close-delimited

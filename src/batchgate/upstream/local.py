@@ -15,6 +15,7 @@ from typing import AsyncIterator
 import orjson
 
 from batchgate.domain.results import Outcome
+from batchgate.domain.throttle import Asked
 from batchgate.errors import EngineMissing, InvalidRequest
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream
@@ -47,16 +48,21 @@ class LocalUpstream:
             return not_served(endpoint, model, f"the local model {model!r} does not serve {endpoint}")
         return engine, pool
 
-    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One answer from the engine (the body is used, the payload is not); an engine never asks us to wait."""
         found = self._engine(endpoint, body["model"])
         if isinstance(found, Outcome):
-            return found
+            return found, None
         engine, pool = found
         try:
             answer = await asyncio.get_running_loop().run_in_executor(pool, engine.answer, endpoint, body)
         except (InvalidRequest, EngineMissing) as exc:
-            return refusal(exc)
-        return Outcome(status_code=200, body=answer)
+            return refusal(exc), None
+        return Outcome(status_code=200, body=answer), None
+
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+        """One attempt: what fails in process would fail again, so nothing is retried."""
+        return (await self.attempt(endpoint, body, b""))[0]
 
     async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
         found = self._engine(endpoint, body["model"])

@@ -19,9 +19,9 @@ from batchgate.domain.shards import ShardCutter
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopReason, StopSignal
 from batchgate.worker.finalize import fail_without_input, finalize
 from batchgate.worker.heartbeat import EXPIRABLE, credit, heartbeat, interval
+from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.validate import validate_input
 
 log = logging.getLogger("batchgate.worker")
@@ -37,13 +37,13 @@ class BatchRun:
     async def run(self) -> None:
         ctx = self.ctx
         claimed_at = ctx.clock()
-        if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.settings.lease_seconds):
+        if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.leases.lease_seconds):
             return
         credit(ctx, self.stop, claimed_at)
         beat = None
         try:
             batch = await ctx.store.get_batch(self.batch_id)
-            renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.settings.lease_seconds)
+            renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.leases.lease_seconds)
             beat = asyncio.create_task(heartbeat(ctx, f"batch {self.batch_id}", renew, self.stop, batch.expires_at))
             while (batch := await ctx.store.get_batch(self.batch_id)) and (
                     self._expired(batch) or batch.status in STEPS):

@@ -78,7 +78,7 @@ async def _write(ctx: WorkerContext, batch: BatchRecord, kind: str, lines: Async
 
     size = await ctx.blobs.write(key, chunks())
     now = ctx.now()
-    retention = batch.output_expires_seconds or ctx.settings.file_retention_seconds
+    retention = batch.output_expires_seconds or ctx.finalizing.file_retention_seconds
     return FileRecord(key, batch.scope, f"{batch.id}_{kind}.jsonl", OUTPUT_PURPOSE, size, digest.hexdigest(), key,
                       now, now + retention)
 
@@ -118,5 +118,5 @@ async def _error_lines(ctx: WorkerContext, batch: BatchRecord, code: str) -> Asy
             if not row.ok:
                 yield row.record
             continue
-        request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
+        request = parse_line(raw, line, batch.endpoint, ctx.finalizing.max_line_bytes)
         yield unanswered_line(ids.request_id(), request.custom_id, code)

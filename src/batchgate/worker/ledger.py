@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from batchgate.worker.scratch_ids import ScratchIds
+from batchgate.scratch_ids import ScratchIds
 
 
 class CustomIdLedger(ScratchIds):

@@ -16,10 +16,11 @@ from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopSignal, execute
+from batchgate.worker.execute import execute
 from batchgate.worker.finalize import fail_without_input
 from batchgate.worker.heartbeat import credit, heartbeat
 from batchgate.worker.lane import Lane
+from batchgate.worker.stop import StopSignal
 
 log = logging.getLogger("batchgate.worker")
 
@@ -33,7 +34,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, la
         return False
     stop = StopSignal()
     credit(ctx, stop, claimed_at)
-    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
+    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.leases.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         await execute(ctx, batch, stop, lease, lane, sent_all)

@@ -3,7 +3,7 @@
 A request enters with its flow and estimated tokens and waits until, all at once: its flow's fair
 turn has come (domain/fairness.py), fewer than `limit()` requests are in flight (and, while the
 door opens from cold, fewer than its ramp allows: domain/ramp.py), the requests- and
-tokens-per-minute windows have room (domain/limits.py), and no rate limit has paused the door
+tokens-per-minute buckets have room (domain/limits.py), and no rate limit has paused the door
 (domain/throttle.py: after a pause, one probe goes alone until its answer reopens the door).
 When nothing waits and everything has room, entering costs no task, future or timer.
 """
@@ -20,7 +20,7 @@ from batchgate.domain.ramp import Ramp
 from batchgate.domain.throttle import Throttle
 
 
-class Admission:
+class Door:
     def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
                  tpm: float | None = None, clock: Callable[[], float] = time.monotonic, ramp_seconds: float = 0.0,
                  throttle: Throttle | None = None):
@@ -32,7 +32,7 @@ class Admission:
         self._requests = TokenBucket(rpm, now) if rpm else None
         self._tokens = TokenBucket(tpm, now) if tpm else None
         self._queue: FairQueue[tuple[asyncio.Future, int]] = FairQueue()
-        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for a window
+        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for room
         self._timer: asyncio.TimerHandle | None = None
         self.in_flight = 0
         self.throttle = throttle or Throttle()
@@ -70,7 +70,7 @@ class Admission:
             self._tokens.settle(estimated, actual, self._clock())
 
     def _room(self, tokens: int) -> float:
-        """0 when a request of `tokens` may enter now, > 0 seconds to wait for a window, -1 when full."""
+        """0 when a request of `tokens` may enter now, > 0 seconds to wait for room, -1 when full."""
         limit = self._limit()
         if limit is not None and self.in_flight >= limit:
             return -1.0
