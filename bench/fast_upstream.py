@@ -30,22 +30,39 @@ from collections import deque
 
 import orjson
 
-ANSWER = orjson.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "bench",
-    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
-    "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9}})
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-            + str(len(ANSWER)).encode() + b"\r\n\r\n" + ANSWER)
+ANSWER = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "bench",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+        "usage": {"prompt_tokens": 8, "completion_tokens": 1, "total_tokens": 9},
+    }
+)
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(ANSWER)).encode()
+    + b"\r\n\r\n"
+    + ANSWER
+)
 
 
 def refusal(status: bytes, extra: bytes = b"") -> bytes:
     body = b'{"error": {"message": "mock refusal", "type": "mock_error", "code": null}}'
-    return (b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n" + extra
-            + b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\n"
+        + extra
+        + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
 
 
-FAULT_ANSWERS = {"500": refusal(b"500 Internal Server Error"),
-                 "429": refusal(b"429 Too Many Requests", b"Retry-After: 1\r\n")}
+FAULT_ANSWERS = {
+    "500": refusal(b"500 Internal Server Error"),
+    "429": refusal(b"429 Too Many Requests", b"Retry-After: 1\r\n"),
+}
 FAULTS = ("500", "429", "reset", "hang")
 
 
@@ -72,17 +89,33 @@ class Stats:
     def response(self) -> bytes:
         mean = self.turnaround_seconds / self.turnarounds if self.turnarounds else 0.0
         late = self.lateness_seconds / self.delayed if self.delayed else 0.0
-        body = orjson.dumps({"requests": self.requests, "faults": self.faults, "rejected": self.rejected,
-                             "first": self.first, "last": self.last, "peak": self.peak,
-                             "mean_turnaround_ms": round(mean * 1000, 3), "mean_lateness_ms": round(late * 1000, 3)})
+        body = orjson.dumps(
+            {
+                "requests": self.requests,
+                "faults": self.faults,
+                "rejected": self.rejected,
+                "first": self.first,
+                "last": self.last,
+                "peak": self.peak,
+                "mean_turnaround_ms": round(mean * 1000, 3),
+                "mean_lateness_ms": round(late * 1000, 3),
+            }
+        )
         return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 
 
 class Upstream:
     """One process's state: the latency, the room for requests at once, and who waits for room."""
 
-    def __init__(self, latency: float, capacity: int | None, reject: bool = False,
-                 chaos: dict[str, float] | None = None, seed: int = 0, reject_retry_after: str | None = None):
+    def __init__(
+        self,
+        latency: float,
+        capacity: int | None,
+        reject: bool = False,
+        chaos: dict[str, float] | None = None,
+        seed: int = 0,
+        reject_retry_after: str | None = None,
+    ):
         self.latency, self.capacity, self.reject = latency, capacity, reject
         asked = b"Retry-After: %s\r\n" % reject_retry_after.encode() if reject_retry_after else b""
         self.over_capacity = refusal(b"429 Too Many Requests", asked)
@@ -134,7 +167,9 @@ class Upstream:
         self.stats.peak = max(self.stats.peak, self.stats.busy)
         if self.latency:
             due = self.loop.time() + self.latency
-            self.loop.call_at(due - APPROACH, self.loop.call_at, due, self.answer, transport, time.time() + self.latency)
+            self.loop.call_at(
+                due - APPROACH, self.loop.call_at, due, self.answer, transport, time.time() + self.latency
+            )
         else:
             self.answer(transport)
 
@@ -156,7 +191,7 @@ def content_length(head: bytes) -> int:
     if at < 0:
         return 0
     stop = head.find(b"\r\n", at + 2)
-    return int(head[at + 17:stop if stop > 0 else None])
+    return int(head[at + 17 : stop if stop > 0 else None])
 
 
 class Connection(asyncio.Protocol):
@@ -179,15 +214,22 @@ class Connection(asyncio.Protocol):
             length = content_length(head)
             if len(self.buffer) < end + 4 + length:
                 return
-            del self.buffer[:end + 4 + length]
+            del self.buffer[: end + 4 + length]
             if head.startswith(b"get /stats"):
                 self.transport.write(self.upstream.stats.response())
             else:
                 self.upstream.arrived(self.transport, self.answered_at)
 
 
-async def serve(port: int, latency: float, capacity: int | None, reject: bool = False,
-                chaos: dict[str, float] | None = None, seed: int = 0, reject_retry_after: str | None = None) -> None:
+async def serve(
+    port: int,
+    latency: float,
+    capacity: int | None,
+    reject: bool = False,
+    chaos: dict[str, float] | None = None,
+    seed: int = 0,
+    reject_retry_after: str | None = None,
+) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -214,8 +256,9 @@ def main() -> None:
     parser.add_argument("--capacity", type=int)
     parser.add_argument("--reject-over-capacity", action="store_true")
     parser.add_argument("--reject-retry-after", help="the Retry-After of those refusals (none if not given)")
-    parser.add_argument("--chaos", default="",
-                        help="shares of requests that fail: 500=0.05,429=0.05,reset=0.02,hang=0.01")
+    parser.add_argument(
+        "--chaos", default="", help="shares of requests that fail: 500=0.05,429=0.05,reset=0.02,hang=0.01"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     chaos = {kind: float(share) for kind, share in (item.split("=") for item in args.chaos.split(",") if item)}
@@ -232,9 +275,17 @@ def main() -> None:
         children.append(pid)
     try:
         with asyncio.Runner(loop_factory=exact_timers_loop if args.latency else None) as runner:
-            runner.run(serve(args.port, args.latency, args.capacity, args.reject_over_capacity, chaos,
-                             args.seed + index,
-                             args.reject_retry_after))
+            runner.run(
+                serve(
+                    args.port,
+                    args.latency,
+                    args.capacity,
+                    args.reject_over_capacity,
+                    chaos,
+                    args.seed + index,
+                    args.reject_retry_after,
+                )
+            )
     except KeyboardInterrupt:
         pass
     finally:

@@ -24,9 +24,9 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import aiohttp
 import orjson
@@ -61,16 +61,36 @@ class Config:
     capacity_window: int = 512  # what the batch asks for
 
 
-QUICK = Config(overhead_lines=300, concurrency=32, saturation_lines=200, saturation_latency=0.05,
-               saturation_capacity=16, memory_sizes=(200, 400, 800), ingest_bytes=2_000_000, mock_processes=1,
-               chaos_lines=200, chaos_runs=1, chaos_concurrency=16, chaos_timeout=0.5, capacity_lines=200,
-               capacity_latency=0.05, capacity_limit=16, capacity_window=128)
+QUICK = Config(
+    overhead_lines=300,
+    concurrency=32,
+    saturation_lines=200,
+    saturation_latency=0.05,
+    saturation_capacity=16,
+    memory_sizes=(200, 400, 800),
+    ingest_bytes=2_000_000,
+    mock_processes=1,
+    chaos_lines=200,
+    chaos_runs=1,
+    chaos_concurrency=16,
+    chaos_timeout=0.5,
+    capacity_lines=200,
+    capacity_latency=0.05,
+    capacity_limit=16,
+    capacity_window=128,
+)
 
 CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
 # Benchmarks of faults back off as the product does by default, not as quickly as the test harness does.
 PRODUCT_RETRIES = {"BATCHGATE_RETRY_BASE_SECONDS": "0.5"}
-TARGETS = {"overhead": "ratio ≥ 0.8", "saturation": "ratio ≤ 1.03", "memory": "flat within 20%, under 300 MB",
-           "ingest": "ratio ≥ 0.5", "chaos": "report", "capacity_429": "ratio < 2"}
+TARGETS = {
+    "overhead": "ratio ≥ 0.8",
+    "saturation": "ratio ≤ 1.03",
+    "memory": "flat within 20%, under 300 MB",
+    "ingest": "ratio ≥ 0.5",
+    "chaos": "report",
+    "capacity_429": "ratio < 2",
+}
 INGEST_RATIO = 0.5  # of a bare read-and-parse of the same file in one process, measured in the same run
 
 
@@ -98,13 +118,23 @@ class FastUpstream:
         self.process.wait(10)
 
 
-def start_gateway(folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None,
-                  more_upstreams: str = "") -> Gateway:
+def start_gateway(
+    folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None, more_upstreams: str = ""
+) -> Gateway:
     folder.mkdir(parents=True, exist_ok=True)
-    config = (f'{more_upstreams}[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n'
-              f'{upstream_keys}\n')
-    return Gateway(folder, config, env={"BATCHGATE_LOG_LEVEL": "warning", "BATCHGATE_LEASE_SECONDS": "20",
-                                        "BATCHGATE_POLL_INTERVAL_SECONDS": "0.2", **(env or {})})
+    config = (
+        f'{more_upstreams}[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n{upstream_keys}\n'
+    )
+    return Gateway(
+        folder,
+        config,
+        env={
+            "BATCHGATE_LOG_LEVEL": "warning",
+            "BATCHGATE_LEASE_SECONDS": "20",
+            "BATCHGATE_POLL_INTERVAL_SECONDS": "0.2",
+            **(env or {}),
+        },
+    )
 
 
 class Meter(threading.Thread):
@@ -226,16 +256,21 @@ def upload_file(url: str, headers: dict, path: Path) -> str:
     measures. The gateway parses the same multipart body either way.
     """
     boundary = "batchgate-bench-" + os.urandom(8).hex()
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.jsonl"\r\n'
-            f"Content-Type: application/jsonl\r\n\r\n").encode()  # the purpose first, as both SDKs send it
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="bench.jsonl"\r\n'
+        f"Content-Type: application/jsonl\r\n\r\n"
+    ).encode()  # the purpose first, as both SDKs send it
     tail = f"\r\n--{boundary}--\r\n".encode()
     target = urllib.parse.urlsplit(url)
     connection = http.client.HTTPConnection(target.hostname, target.port, timeout=None)
     try:
         connection.putrequest("POST", target.path + "/files")
-        for name, value in {**headers, "Content-Type": f"multipart/form-data; boundary={boundary}",
-                            "Content-Length": str(len(head) + path.stat().st_size + len(tail))}.items():
+        for name, value in {
+            **headers,
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Length": str(len(head) + path.stat().st_size + len(tail)),
+        }.items():
             connection.putheader(name, value)
         connection.endheaders(head)
         with path.open("rb") as stream:
@@ -280,14 +315,27 @@ async def plain_client(path: Path, url: str, concurrency: int, out: Path) -> Non
     with path.open("rb") as source, out.open("wb") as sink:
         lines = iter(source)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+
             async def worker() -> None:
                 for raw in lines:
                     line = orjson.loads(raw)
                     async with session.post(url, data=orjson.dumps(line["body"]), headers=headers) as answer:
                         body = orjson.loads(await answer.read())
-                        sink.write(orjson.dumps({"id": "x", "custom_id": line["custom_id"], "response": {
-                            "status_code": answer.status, "request_id": answer.headers.get("x-request-id"),
-                            "body": body}, "error": None}) + b"\n")
+                        sink.write(
+                            orjson.dumps(
+                                {
+                                    "id": "x",
+                                    "custom_id": line["custom_id"],
+                                    "response": {
+                                        "status_code": answer.status,
+                                        "request_id": answer.headers.get("x-request-id"),
+                                        "body": body,
+                                    },
+                                    "error": None,
+                                }
+                            )
+                            + b"\n"
+                        )
 
             await asyncio.gather(*(worker() for _ in range(concurrency)))
 
@@ -313,13 +361,16 @@ def overhead(cfg: Config, work: Path) -> dict:
     finally:
         gateway.stop()
         upstream.stop()
-    return {"lines": lines, "concurrency": concurrency,
-            "plain_lines_per_second": round(lines / plain_seconds),
-            "gateway_lines_per_second": round(lines / gateway_seconds),
-            "ratio": round(plain_seconds / gateway_seconds, 3),
-            "plain_cpu_seconds_per_1000_lines": round(plain_cpu / lines * 1000, 4),
-            "gateway_cpu_seconds_per_1000_lines": round(gateway_cpu / lines * 1000, 4),
-            "cpu_ratio": round(gateway_cpu / plain_cpu, 2)}
+    return {
+        "lines": lines,
+        "concurrency": concurrency,
+        "plain_lines_per_second": round(lines / plain_seconds),
+        "gateway_lines_per_second": round(lines / gateway_seconds),
+        "ratio": round(plain_seconds / gateway_seconds, 3),
+        "plain_cpu_seconds_per_1000_lines": round(plain_cpu / lines * 1000, 4),
+        "gateway_cpu_seconds_per_1000_lines": round(gateway_cpu / lines * 1000, 4),
+        "cpu_ratio": round(gateway_cpu / plain_cpu, 2),
+    }
 
 
 def saturation(cfg: Config, work: Path) -> dict:
@@ -342,15 +393,22 @@ def saturation(cfg: Config, work: Path) -> dict:
         upstream.stop()
     ideal = lines * latency / capacity
     makespan, plain_makespan = stats["last"] - stats["first"], plain["last"] - plain["first"]
-    return {"lines": lines, "latency": latency, "capacity": capacity, "ideal_seconds": round(ideal, 3),
-            "makespan_seconds": round(makespan, 3), "ratio": round(makespan / ideal, 4),
-            # Whole rounds of `capacity` lines: the last, partial round takes a full latency too.
-            "whole_rounds_ratio": round(-(-lines // capacity) * latency / ideal, 4),
-            "plain_client_ratio": round(plain_makespan / ideal, 4),
-            "end_to_end_seconds": round(total, 3), "upstream_peak_in_flight": stats["peak"],
-            "mean_turnaround_ms": stats["mean_turnaround_ms"],
-            "plain_client_mean_turnaround_ms": plain["mean_turnaround_ms"],
-            "upstream_mean_lateness_ms": stats["mean_lateness_ms"]}
+    return {
+        "lines": lines,
+        "latency": latency,
+        "capacity": capacity,
+        "ideal_seconds": round(ideal, 3),
+        "makespan_seconds": round(makespan, 3),
+        "ratio": round(makespan / ideal, 4),
+        # Whole rounds of `capacity` lines: the last, partial round takes a full latency too.
+        "whole_rounds_ratio": round(-(-lines // capacity) * latency / ideal, 4),
+        "plain_client_ratio": round(plain_makespan / ideal, 4),
+        "end_to_end_seconds": round(total, 3),
+        "upstream_peak_in_flight": stats["peak"],
+        "mean_turnaround_ms": stats["mean_turnaround_ms"],
+        "plain_client_mean_turnaround_ms": plain["mean_turnaround_ms"],
+        "upstream_mean_lateness_ms": stats["mean_lateness_ms"],
+    }
 
 
 def memory(cfg: Config, work: Path) -> dict:
@@ -397,11 +455,16 @@ def ingest(cfg: Config, work: Path) -> dict:
         upstream.stop()
         path.unlink()
     speed, reference = size / MB / (uploaded + validated), (before + after) / 2
-    return {"bytes": size, "upload_seconds": round(uploaded, 2), "validation_seconds": round(validated, 2),
-            "mb_per_second": round(speed, 1),
-            "reference_read_and_parse_mb_per_second": round(reference, 1),
-            "reference_before_and_after": [round(before, 1), round(after, 1)],
-            "ratio": round(speed / reference, 3), "peak_mb": round(peak, 1)}
+    return {
+        "bytes": size,
+        "upload_seconds": round(uploaded, 2),
+        "validation_seconds": round(validated, 2),
+        "mb_per_second": round(speed, 1),
+        "reference_read_and_parse_mb_per_second": round(reference, 1),
+        "reference_before_and_after": [round(before, 1), round(after, 1)],
+        "ratio": round(speed / reference, 3),
+        "peak_mb": round(peak, 1),
+    }
 
 
 async def upload_and_validate(gateway: Gateway, path: Path) -> tuple[float, float]:
@@ -437,10 +500,12 @@ def chaos(cfg: Config, work: Path) -> dict:
     clean = FastUpstream(cfg.mock_processes)
     chaotic = FastUpstream(cfg.mock_processes, 0.0, None, "--chaos", CHAOS, "--seed", "1")
     # One gateway for both, so they share its process and its warm-up: the model picks the upstream.
-    gateway = start_gateway(work / "gateway", clean.base_url,
-                            env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": str(cfg.chaos_timeout), **PRODUCT_RETRIES},
-                            more_upstreams=f'[[upstreams]]\nname = "chaos"\nbase_url = "{chaotic.base_url}"\n'
-                                           f'models = ["chaos"]\n')
+    gateway = start_gateway(
+        work / "gateway",
+        clean.base_url,
+        env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": str(cfg.chaos_timeout), **PRODUCT_RETRIES},
+        more_upstreams=f'[[upstreams]]\nname = "chaos"\nbase_url = "{chaotic.base_url}"\nmodels = ["chaos"]\n',
+    )
     pairs = []
     try:
         for run in range(cfg.chaos_runs):
@@ -457,11 +522,19 @@ def chaos(cfg: Config, work: Path) -> dict:
     ratios = sorted(chaos_seconds / clean_seconds for clean_seconds, chaos_seconds, _ in pairs)
     clean_median = statistics.median(p[0] for p in pairs)
     chaos_median = statistics.median(p[1] for p in pairs)
-    return {"lines": lines, "runs": len(pairs), "mix": CHAOS, "request_timeout": cfg.chaos_timeout,
-            "concurrency": cfg.chaos_concurrency, "clean_median_seconds": round(clean_median, 3),
-            "chaos_median_seconds": round(chaos_median, 3), "ratio": round(chaos_median / clean_median, 3),
-            "ratio_min": round(ratios[0], 3), "ratio_max": round(ratios[-1], 3),
-            "failed_lines": sum(p[2] for p in pairs)}
+    return {
+        "lines": lines,
+        "runs": len(pairs),
+        "mix": CHAOS,
+        "request_timeout": cfg.chaos_timeout,
+        "concurrency": cfg.chaos_concurrency,
+        "clean_median_seconds": round(clean_median, 3),
+        "chaos_median_seconds": round(chaos_median, 3),
+        "ratio": round(chaos_median / clean_median, 3),
+        "ratio_min": round(ratios[0], 3),
+        "ratio_max": round(ratios[-1], 3),
+        "failed_lines": sum(p[2] for p in pairs),
+    }
 
 
 def capacity_429(cfg: Config, work: Path) -> dict:
@@ -489,14 +562,27 @@ def refused_over_capacity(cfg: Config, work: Path, retry_after: str | None = Non
     assert batch["status"] == "completed" and batch["request_counts"]["completed"] == lines, batch
     ideal = lines / limit * latency
     makespan = stats["last"] - stats["first"]
-    return {"lines": lines, "latency": latency, "upstream_capacity": limit, "max_concurrency": cfg.capacity_window,
-            "ideal_seconds": round(ideal, 3), "makespan_seconds": round(makespan, 3),
-            "ratio": round(makespan / ideal, 3), "refused": stats["rejected"], "end_to_end_seconds": round(total, 3)}
+    return {
+        "lines": lines,
+        "latency": latency,
+        "upstream_capacity": limit,
+        "max_concurrency": cfg.capacity_window,
+        "ideal_seconds": round(ideal, 3),
+        "makespan_seconds": round(makespan, 3),
+        "ratio": round(makespan / ideal, 3),
+        "refused": stats["rejected"],
+        "end_to_end_seconds": round(total, 3),
+    }
 
 
 BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
-    "overhead": overhead, "saturation": saturation, "memory": memory, "ingest": ingest, "chaos": chaos,
-    "capacity_429": capacity_429}
+    "overhead": overhead,
+    "saturation": saturation,
+    "memory": memory,
+    "ingest": ingest,
+    "chaos": chaos,
+    "capacity_429": capacity_429,
+}
 
 
 # --- reporting ----------------------------------------------------------------------------------------------
@@ -505,41 +591,53 @@ BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
 def table(results: dict) -> str:
     rows = ["| benchmark | figure | target | met | detail |", "|---|---|---|---|---|"]
     if (o := results.get("overhead")) is not None:
-        rows.append(f"| overhead | {o['ratio']} × plain client | {TARGETS['overhead']} | {yes(o['ratio'] >= 0.8)} | "
-                    f"{o['lines']} lines at {o['concurrency']} in flight: {o['gateway_lines_per_second']} vs "
-                    f"{o['plain_lines_per_second']} lines/s; CPU s / 1,000 lines "
-                    f"{o['gateway_cpu_seconds_per_1000_lines']} vs {o['plain_cpu_seconds_per_1000_lines']} "
-                    f"({o['cpu_ratio']}×) |")
+        rows.append(
+            f"| overhead | {o['ratio']} × plain client | {TARGETS['overhead']} | {yes(o['ratio'] >= 0.8)} | "
+            f"{o['lines']} lines at {o['concurrency']} in flight: {o['gateway_lines_per_second']} vs "
+            f"{o['plain_lines_per_second']} lines/s; CPU s / 1,000 lines "
+            f"{o['gateway_cpu_seconds_per_1000_lines']} vs {o['plain_cpu_seconds_per_1000_lines']} "
+            f"({o['cpu_ratio']}×) |"
+        )
     if (s := results.get("saturation")) is not None:
-        rows.append(f"| saturation | makespan {s['ratio']} × ideal | {TARGETS['saturation']} | "
-                    f"{yes(s['ratio'] <= 1.03)} | {s['lines']} lines, {s['latency']} s latency, capacity "
-                    f"{s['capacity']}: {s['makespan_seconds']} s vs {s['ideal_seconds']} s ideal; "
-                    f"{s['end_to_end_seconds']} s upload to completed. Same run: a plain aiohttp client "
-                    f"{s['plain_client_ratio']}, whole rounds alone {s['whole_rounds_ratio']}. Next request "
-                    f"{s['mean_turnaround_ms']} ms after an answer (plain client "
-                    f"{s['plain_client_mean_turnaround_ms']} ms) |")
+        rows.append(
+            f"| saturation | makespan {s['ratio']} × ideal | {TARGETS['saturation']} | "
+            f"{yes(s['ratio'] <= 1.03)} | {s['lines']} lines, {s['latency']} s latency, capacity "
+            f"{s['capacity']}: {s['makespan_seconds']} s vs {s['ideal_seconds']} s ideal; "
+            f"{s['end_to_end_seconds']} s upload to completed. Same run: a plain aiohttp client "
+            f"{s['plain_client_ratio']}, whole rounds alone {s['whole_rounds_ratio']}. Next request "
+            f"{s['mean_turnaround_ms']} ms after an answer (plain client "
+            f"{s['plain_client_mean_turnaround_ms']} ms) |"
+        )
     if (m := results.get("memory")) is not None:
         sizes = ", ".join(f"{int(k):,} lines {v['peak_mb']} MB" for k, v in m["sizes"].items())
-        rows.append(f"| memory | largest / smallest peak memory (PSS, gateway + children) {m['max_over_min']} | "
-                    f"{TARGETS['memory']} | {yes(m['max_over_min'] <= 1.2 and m['max_mb'] < 300)} | {sizes} |")
+        rows.append(
+            f"| memory | largest / smallest peak memory (PSS, gateway + children) {m['max_over_min']} | "
+            f"{TARGETS['memory']} | {yes(m['max_over_min'] <= 1.2 and m['max_mb'] < 300)} | {sizes} |"
+        )
     if (i := results.get("ingest")) is not None:
-        rows.append(f"| ingest | {i['ratio']} × a bare read-and-parse | {TARGETS['ingest']} | "
-                    f"{yes(i['ratio'] >= INGEST_RATIO)} | {i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s "
-                    f"+ validation {i['validation_seconds']} s, {i['mb_per_second']} MB/s; one process reading "
-                    f"and parsing each line with orjson {i['reference_read_and_parse_mb_per_second']} MB/s "
-                    f"(before / after: {' / '.join(map(str, i['reference_before_and_after']))}) |")
+        rows.append(
+            f"| ingest | {i['ratio']} × a bare read-and-parse | {TARGETS['ingest']} | "
+            f"{yes(i['ratio'] >= INGEST_RATIO)} | {i['bytes'] / MB:,.0f} MB: upload {i['upload_seconds']} s "
+            f"+ validation {i['validation_seconds']} s, {i['mb_per_second']} MB/s; one process reading "
+            f"and parsing each line with orjson {i['reference_read_and_parse_mb_per_second']} MB/s "
+            f"(before / after: {' / '.join(map(str, i['reference_before_and_after']))}) |"
+        )
     if (c := results.get("chaos")) is not None:
-        rows.append(f"| chaos | median makespan {c['ratio']} × fault-free | {TARGETS['chaos']} | – | "
-                    f"{c['runs']} runs × {c['lines']} lines at {c['concurrency']} in flight, {c['mix']}, request "
-                    f"timeout {c['request_timeout']} s: {c['chaos_median_seconds']} s vs "
-                    f"{c['clean_median_seconds']} s (per run {c['ratio_min']}–{c['ratio_max']}); "
-                    f"{c['failed_lines']} lines failed |")
+        rows.append(
+            f"| chaos | median makespan {c['ratio']} × fault-free | {TARGETS['chaos']} | – | "
+            f"{c['runs']} runs × {c['lines']} lines at {c['concurrency']} in flight, {c['mix']}, request "
+            f"timeout {c['request_timeout']} s: {c['chaos_median_seconds']} s vs "
+            f"{c['clean_median_seconds']} s (per run {c['ratio_min']}–{c['ratio_max']}); "
+            f"{c['failed_lines']} lines failed |"
+        )
     if (q := results.get("capacity_429")) is not None:
-        rows.append(f"| capacity_429 | makespan {q['ratio']} × ideal | {TARGETS['capacity_429']} | "
-                    f"{yes(q['ratio'] < 2)} | {q['lines']} lines asking {q['max_concurrency']} in flight of an "
-                    f"upstream that takes {q['upstream_capacity']} ({q['latency']} s each) and refuses the rest: "
-                    f"{q['makespan_seconds']} s vs {q['ideal_seconds']} s ideal; {q['refused']} refusals. With "
-                    f"Retry-After: 1 on each refusal: {q['with_retry_after']['ratio']} × ideal |")
+        rows.append(
+            f"| capacity_429 | makespan {q['ratio']} × ideal | {TARGETS['capacity_429']} | "
+            f"{yes(q['ratio'] < 2)} | {q['lines']} lines asking {q['max_concurrency']} in flight of an "
+            f"upstream that takes {q['upstream_capacity']} ({q['latency']} s each) and refuses the rest: "
+            f"{q['makespan_seconds']} s vs {q['ideal_seconds']} s ideal; {q['refused']} refusals. With "
+            f"Retry-After: 1 on each refusal: {q['with_retry_after']['ratio']} × ideal |"
+        )
     return "\n".join(rows)
 
 
@@ -555,9 +653,16 @@ def write_docs(docs: Path, results: dict) -> None:
     head, rest = text.split(begin, 1)
     tail = rest.split(end, 1)[1]
     machine = results["machine"]
-    stamp = f"Run of {machine['date']} on {machine['cpus']} CPUs, Python {machine['python']}" + (
-        " (quick configuration)" if results["quick"] else "") + (
-        f" ({', '.join(machine['only'])} only; the other rows are from an earlier run)" if machine.get("only") else "") + ":"
+    stamp = (
+        f"Run of {machine['date']} on {machine['cpus']} CPUs, Python {machine['python']}"
+        + (" (quick configuration)" if results["quick"] else "")
+        + (
+            f" ({', '.join(machine['only'])} only; the other rows are from an earlier run)"
+            if machine.get("only")
+            else ""
+        )
+        + ":"
+    )
     docs.write_text(f"{head}{begin}\n{stamp}\n\n{table(results)}\n{end}{tail}")
 
 
@@ -574,9 +679,17 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results = json.loads(args.out.read_text()) if args.out.exists() and args.only else {}
-    results.update({"quick": args.quick, "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                                     "only": names if args.only else None}})
+    results.update(
+        {
+            "quick": args.quick,
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "only": names if args.only else None,
+            },
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="batchgate-bench-") as folder:
         for name in names:
             print(f"{name}…", flush=True)

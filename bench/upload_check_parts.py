@@ -63,9 +63,13 @@ def main() -> None:
     def whole_check(source, scratch):  # + the repeat check on disk: what the checker process runs
         check_chunks(lambda: source.read(READ) or None, limits, scratch)
 
-    steps = {"bare read-and-parse (orjson)": bare, "split into lines + orjson": split_and_parse,
-             "+ each line's shape (request_shape)": line_shapes, "+ the file rules (FileCheck)": file_rules,
-             "+ repeated custom_ids (check_chunks)": whole_check}
+    steps = {
+        "bare read-and-parse (orjson)": bare,
+        "split into lines + orjson": split_and_parse,
+        "+ each line's shape (request_shape)": line_shapes,
+        "+ the file rules (FileCheck)": file_rules,
+        "+ repeated custom_ids (check_chunks)": whole_check,
+    }
     with tempfile.TemporaryDirectory(prefix="batchgate-check-parts-") as folder:
         path = Path(folder) / "input.jsonl"
         size = write_input_of_size(path, args.mb * 1_000_000)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import AsyncIterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -65,6 +65,7 @@ def gateway(make_gateway, mock_upstream):
 
 
 # --- real backing services: PostgreSQL and S3, started once per session when a test asks ------------
+
 
 @pytest.fixture(scope="session")
 def postgres_server():

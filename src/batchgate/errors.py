@@ -100,8 +100,10 @@ class Unavailable(BatchgateError):
     default_code = "service_unavailable"
 
 
-STORAGE_FULL = ("The server's storage is full, so nothing new can be stored. Delete files you no longer need "
-                "(DELETE /v1/files/{file_id}) to free space, then try again.")
+STORAGE_FULL = (
+    "The server's storage is full, so nothing new can be stored. Delete files you no longer need "
+    "(DELETE /v1/files/{file_id}) to free space, then try again."
+)
 
 
 class InsufficientStorage(Unavailable):

@@ -160,13 +160,33 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
-                    "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
-                    "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
-                    "max_shards_per_batch", "header_timeout_seconds", "body_timeout_seconds",
-                    "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections", "max_json_body_bytes",
-                    "max_json_depth", "rate_limit_window_seconds", "rate_limit_min_refusals",
-                    "rate_limit_pause_seconds")
+        positive = (
+            "port",
+            "completion_window_seconds",
+            "default_max_concurrency",
+            "max_concurrency_ceiling",
+            "max_lines",
+            "max_line_bytes",
+            "max_file_bytes",
+            "max_attempts",
+            "lease_seconds",
+            "local_chat_slots",
+            "eject_after_failures",
+            "eject_seconds",
+            "shard_lines",
+            "worker_shards",
+            "max_shards_per_batch",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "body_min_bytes_per_second",
+            "idle_timeout_seconds",
+            "max_connections",
+            "max_json_body_bytes",
+            "max_json_depth",
+            "rate_limit_window_seconds",
+            "rate_limit_min_refusals",
+            "rate_limit_pause_seconds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
@@ -178,8 +198,10 @@ class Settings:
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.max_json_depth > DEPTH_CEILING:
-            raise ConfigError(f"setting max_json_depth must be at most {DEPTH_CEILING}: deeper JSON "
-                              f"could not be sent on to an upstream")
+            raise ConfigError(
+                f"setting max_json_depth must be at most {DEPTH_CEILING}: deeper JSON "
+                f"could not be sent on to an upstream"
+            )
         if self.default_max_concurrency > self.max_concurrency_ceiling:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 
@@ -219,8 +241,9 @@ def _coerce(name: str, raw: Any) -> Any:
         raise ConfigError(f"setting {name} ({env_var(name)}) must be {kind.__name__}, got {raw!r}") from None
 
 
-def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...],
-                                                                   tuple[ModelLimits, ...]]:
+def _read_config_file(
+    path: Path, env: Mapping[str, str]
+) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...], tuple[ModelLimits, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -236,8 +259,11 @@ def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any
         raise ConfigError(f"config file {path}: upstreams must be an array of tables ([[upstreams]])")
     if not isinstance(limit_tables, list):
         raise ConfigError(f"config file {path}: limits must be an array of tables ([[limits]])")
-    return (data, tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1)),
-            tuple(_limits(i, t, path) for i, t in enumerate(limit_tables, 1)))
+    return (
+        data,
+        tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1)),
+        tuple(_limits(i, t, path) for i, t in enumerate(limit_tables, 1)),
+    )
 
 
 def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> UpstreamConfig:
@@ -266,10 +292,13 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
     table["models"] = tuple(models)
     table["base_url"] = table.get("base_url", "").rstrip("/")
     if table.get("kind") != "local" and not _http_url(table["base_url"]):
-        raise ConfigError(f"{where}: 'base_url' must be an http:// or https:// URL with a host, "
-                          f"such as http://localhost:8000/v1 (got {table['base_url']!r})")
-    _check_numbers(where, table, integers=("max_concurrency", "min_concurrency"),
-                   numbers=("timeout_seconds", "rpm", "tpm"))
+        raise ConfigError(
+            f"{where}: 'base_url' must be an http:// or https:// URL with a host, "
+            f"such as http://localhost:8000/v1 (got {table['base_url']!r})"
+        )
+    _check_numbers(
+        where, table, integers=("max_concurrency", "min_concurrency"), numbers=("timeout_seconds", "rpm", "tpm")
+    )
     if not isinstance(table.get("adaptive", True), bool):
         raise ConfigError(f"{where}: 'adaptive' must be true or false")
     floor, cap = table.get("min_concurrency"), table.get("max_concurrency")

@@ -24,8 +24,9 @@ def test_requests_per_minute_hold_the_extra_lines_back(make_gateway, mock_upstre
 def test_model_limits_from_the_config_file_cap_lines_in_flight(make_gateway, tmp_path):
     upstream = MockUpstream(tmp_path, 0.1)
     try:
-        gateway = make_gateway(config({"name": "u", "base_url": upstream.base_url},
-                                      extra='[[limits]]\nmodel = "m"\nmax_concurrency = 2\n'))
+        gateway = make_gateway(
+            config({"name": "u", "base_url": upstream.base_url}, extra='[[limits]]\nmodel = "m"\nmax_concurrency = 2\n')
+        )
         api = client(gateway)
         _, batch = start_batch(api, [chat_line(f"r{i}", f"line {i}") for i in range(10)], max_concurrency=10)
         assert wait_status(api, batch.id, timeout=60).status == "completed"

@@ -9,8 +9,16 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 
-from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, config, outputs,
-                                     start_batch, wait_status)
+from tests.support.lifecycle import (
+    assert_counts,
+    assert_partition,
+    chat_line,
+    client,
+    config,
+    outputs,
+    start_batch,
+    wait_status,
+)
 from tests.support.servers import MockUpstream
 
 LINES = 2000

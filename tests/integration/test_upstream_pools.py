@@ -69,10 +69,12 @@ async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: F
 
 
 async def test_upstreams_listing_the_matching_pattern_form_the_pool(routers):
-    router = routers(UpstreamConfig("special", "http://s.invalid/v1", ("llama-3-70b",)),
-                     UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
-                     UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
-                     UpstreamConfig("rest", "http://r.invalid/v1", ("*",)))
+    router = routers(
+        UpstreamConfig("special", "http://s.invalid/v1", ("llama-3-70b",)),
+        UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
+        UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
+        UpstreamConfig("rest", "http://r.invalid/v1", ("*",)),
+    )
     assert [member.name for member in router.pool("llama-3-8b").members] == ["gpu1", "gpu2"]
     assert [member.name for member in router.pool("llama-3-70b").members] == ["special"]
     assert [member.name for member in router.pool("qwen-7b").members] == ["gpu2"]
@@ -102,8 +104,12 @@ async def test_a_slower_member_gets_fewer_lines(serve, routers):
 async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
     url_bad, bad, _ = await serve(fail_status=500)
     url_good, good, _ = await serve()
-    router = routers(UpstreamConfig("bad", url_bad, ("m",)), UpstreamConfig("good", url_good, ("m",)),
-                     eject_after_failures=3, eject_seconds=0.3)
+    router = routers(
+        UpstreamConfig("bad", url_bad, ("m",)),
+        UpstreamConfig("good", url_good, ("m",)),
+        eject_after_failures=3,
+        eject_seconds=0.3,
+    )
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(60)], concurrency=4)
     assert all(o.ok for o in outcomes)  # every retry found the good member
     failed_before = sum(bad.attempts.values())
@@ -124,8 +130,7 @@ async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
 
 async def test_a_pool_whose_members_are_all_out_still_tries_rather_than_failing_unasked(serve, routers):
     url_bad, bad, _ = await serve(fail_status=503)
-    router = routers(UpstreamConfig("bad", url_bad, ("m",)), eject_after_failures=1, eject_seconds=60,
-                     max_attempts=3)
+    router = routers(UpstreamConfig("bad", url_bad, ("m",)), eject_after_failures=1, eject_seconds=60, max_attempts=3)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(3)], concurrency=1)
     assert [o.status_code for o in outcomes] == [503, 503, 503]
     assert sum(bad.attempts.values()) == 9
@@ -197,8 +202,9 @@ async def test_while_a_pool_member_is_paused_by_a_spent_window_its_sibling_takes
 
 async def test_clustered_429s_pause_the_upstream_and_one_probe_reopens_it(serve, routers):
     url, mock, log = await serve(latency=0.1)
-    router = routers(UpstreamConfig("u", url, ("m",), adaptive=False), rate_limit_min_refusals=5,
-                     rate_limit_pause_seconds=0.5)
+    router = routers(
+        UpstreamConfig("u", url, ("m",), adaptive=False), rate_limit_min_refusals=5, rate_limit_pause_seconds=0.5
+    )
     # Ten lines refused at once, as by a spent quota that says nothing else: the upstream pauses.
     outcomes = await send_all(router, [chat(f"q{i} [429:1]") for i in range(10)], concurrency=10)
     assert all(o.ok for o in outcomes)
@@ -211,8 +217,7 @@ async def test_clustered_429s_pause_the_upstream_and_one_probe_reopens_it(serve,
 
 async def test_an_upstream_refusing_beyond_its_capacity_is_never_paused(serve, routers):
     url, mock, _ = await serve(latency=0.05, capacity=8, reject_over_capacity=True)
-    router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1),
-                     max_attempts=50)
+    router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=64)
     assert all(o.ok for o in outcomes)
     throttle = router.pool("m").members[0].door.throttle
@@ -249,8 +254,11 @@ async def test_without_adaptation_the_cap_alone_holds(serve, routers):
 async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
     url_a, mock_a, _ = await serve(latency=0.03)
     url_b, mock_b, _ = await serve(latency=0.03)
-    router = routers(UpstreamConfig("a", url_a, ("m*",)), UpstreamConfig("b", url_b, ("m*",)),
-                     limits=(ModelLimits("m-small", max_concurrency=3),))
+    router = routers(
+        UpstreamConfig("a", url_a, ("m*",)),
+        UpstreamConfig("b", url_b, ("m*",)),
+        limits=(ModelLimits("m-small", max_concurrency=3),),
+    )
     await send_all(router, [chat(f"q{i}", "m-small") for i in range(30)], concurrency=20)
     assert mock_a.peak + mock_b.peak <= 3 + 1 and mock_a.in_flight == 0
     assert router.pool("m-small") is not router.pool("m-big")  # only the limited model has its own door

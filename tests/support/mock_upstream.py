@@ -63,29 +63,54 @@ def answer(endpoint: str, body: dict, text: str) -> dict:
     model = body.get("model", "unknown")
     words = len(text.split()) or 1
     if endpoint == "chat/completions":
-        return {"id": "chatcmpl-" + hashlib.md5(text.encode()).hexdigest()[:12], "object": "chat.completion",
-                "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": f"echo: {text}"}}],
-                "usage": {"prompt_tokens": words, "completion_tokens": words + 1, "total_tokens": 2 * words + 1}}
+        return {
+            "id": "chatcmpl-" + hashlib.md5(text.encode()).hexdigest()[:12],
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"echo: {text}"}}
+            ],
+            "usage": {"prompt_tokens": words, "completion_tokens": words + 1, "total_tokens": 2 * words + 1},
+        }
     if endpoint == "embeddings":
         digest = hashlib.sha256(text.encode()).digest()
-        return {"object": "list", "model": model,
-                "data": [{"object": "embedding", "index": 0, "embedding": [b / 255 for b in digest[:8]]}],
-                "usage": {"prompt_tokens": words, "total_tokens": words}}
+        return {
+            "object": "list",
+            "model": model,
+            "data": [{"object": "embedding", "index": 0, "embedding": [b / 255 for b in digest[:8]]}],
+            "usage": {"prompt_tokens": words, "total_tokens": words},
+        }
     if endpoint == "responses":
-        return {"id": "resp_" + hashlib.md5(text.encode()).hexdigest()[:12], "object": "response", "model": model,
-                "status": "completed", "output_text": f"echo: {text}",
-                "output": [{"type": "message", "role": "assistant",
-                            "content": [{"type": "output_text", "text": f"echo: {text}"}]}],
-                "usage": {"input_tokens": words, "output_tokens": words + 1, "total_tokens": 2 * words + 1}}
-    return {"created": int(time.time()), "data": [{"url": f"https://images.invalid/{hashlib.md5(text.encode()).hexdigest()}"}]}
+        return {
+            "id": "resp_" + hashlib.md5(text.encode()).hexdigest()[:12],
+            "object": "response",
+            "model": model,
+            "status": "completed",
+            "output_text": f"echo: {text}",
+            "output": [
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": f"echo: {text}"}]}
+            ],
+            "usage": {"input_tokens": words, "output_tokens": words + 1, "total_tokens": 2 * words + 1},
+        }
+    return {
+        "created": int(time.time()),
+        "data": [{"url": f"https://images.invalid/{hashlib.md5(text.encode()).hexdigest()}"}],
+    }
 
 
 class MockUpstream:
-    def __init__(self, log_path: str | None, latency: float, capacity: int | None = None,
-                 reject_over_capacity: bool = False, fail_status: int | None = None, ignore_stream: bool = False,
-                 chaos: dict[str, float] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        log_path: str | None,
+        latency: float,
+        capacity: int | None = None,
+        reject_over_capacity: bool = False,
+        fail_status: int | None = None,
+        ignore_stream: bool = False,
+        chaos: dict[str, float] | None = None,
+        seed: int = 0,
+    ):
         self.ignore_stream = ignore_stream
         self.attempts: Counter[str] = Counter()
         self.chaos = chaos or {}
@@ -124,8 +149,17 @@ class MockUpstream:
         if fault in ("500", "429"):
             status, headers = int(fault), ({"Retry-After": "1"} if fault == "429" else {})
         if self.log:
-            self.log.write(orjson.dumps({"text": text, "status": fault if fault in ("reset", "hang") else status,
-                                         "t": time.time(), "auth": request.headers.get("Authorization")}) + b"\n")
+            self.log.write(
+                orjson.dumps(
+                    {
+                        "text": text,
+                        "status": fault if fault in ("reset", "hang") else status,
+                        "t": time.time(),
+                        "auth": request.headers.get("Authorization"),
+                    }
+                )
+                + b"\n"
+            )
         if fault == "reset":
             return reset(request)
         if fault == "hang":
@@ -141,16 +175,20 @@ class MockUpstream:
         if body.get("stream") is True and not self.ignore_stream:
             cut = any(kind == "cut" for kind, _ in DIRECTIVE.findall(text))
             return await stream(request, endpoint, None if cut else answer(endpoint, body, text))
-        return web.Response(body=orjson.dumps(answer(endpoint, body, text)), content_type="application/json",
-                            headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]})
+        return web.Response(
+            body=orjson.dumps(answer(endpoint, body, text)),
+            content_type="application/json",
+            headers={"x-request-id": "req_" + hashlib.md5(text.encode()).hexdigest()[:16]},
+        )
 
     async def close(self, app: web.Application) -> None:
         if self.log:
             self.log.close()
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response({"object": "list", "data": [{"id": m, "object": "model", "created": 0,
-                                                               "owned_by": "mock"} for m in MODELS]})
+        return web.json_response(
+            {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "mock"} for m in MODELS]}
+        )
 
     def fault(self, text: str) -> str | None:
         """The chaos this attempt meets, if any: a draw from the seed, the text and the attempt's number."""
@@ -199,7 +237,7 @@ async def hang(request: web.Request) -> web.Response:
 
 
 def parse_chaos(text: str | None) -> dict[str, float]:
-    """"500=0.05,reset=0.02" → {"500": 0.05, "reset": 0.02}"""
+    """ "500=0.05,reset=0.02" → {"500": 0.05, "reset": 0.02}"""
     pairs = (item.split("=") for item in (text or "").split(",") if item)
     chaos = {kind: float(share) for kind, share in pairs}
     unknown = set(chaos) - set(FAULTS)
@@ -233,19 +271,29 @@ def _chat_events(whole: dict) -> list[bytes]:
 def _response_events(whole: dict) -> list[bytes]:
     events = [("response.created", {"response": {**whole, "status": "in_progress", "output": []}})]
     for i, word in enumerate(whole["output_text"].split(" ")):
-        events.append(("response.output_text.delta", {"output_index": 0, "content_index": 0,
-                                                      "delta": word if i == 0 else " " + word}))
+        events.append(
+            (
+                "response.output_text.delta",
+                {"output_index": 0, "content_index": 0, "delta": word if i == 0 else " " + word},
+            )
+        )
     events.append(("response.completed", {"response": whole}))
-    return [f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n"
-            for name, data in events]
+    return [f"event: {name}\ndata: ".encode() + orjson.dumps({"type": name, **data}) + b"\n\n" for name, data in events]
 
 
 MOCK = web.AppKey("mock", MockUpstream)  # the state behind an app, for tests that run it in process
 
 
-def make_app(log_path: str | None = None, latency: float = 0.0, capacity: int | None = None,
-             reject_over_capacity: bool = False, fail_status: int | None = None,
-             ignore_stream: bool = False, chaos: dict[str, float] | None = None, seed: int = 0) -> web.Application:
+def make_app(
+    log_path: str | None = None,
+    latency: float = 0.0,
+    capacity: int | None = None,
+    reject_over_capacity: bool = False,
+    fail_status: int | None = None,
+    ignore_stream: bool = False,
+    chaos: dict[str, float] | None = None,
+    seed: int = 0,
+) -> web.Application:
     mock = MockUpstream(log_path, latency, capacity, reject_over_capacity, fail_status, ignore_stream, chaos, seed)
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[MOCK] = mock
@@ -267,8 +315,16 @@ def main() -> None:
     parser.add_argument("--chaos", help='shares of attempts that fail, e.g. "500=0.05,429=0.05,reset=0.02,hang=0.01"')
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    app = make_app(args.log, args.latency, args.capacity, args.reject_over_capacity, args.fail_status,
-                   args.ignore_stream, parse_chaos(args.chaos), args.seed)
+    app = make_app(
+        args.log,
+        args.latency,
+        args.capacity,
+        args.reject_over_capacity,
+        args.fail_status,
+        args.ignore_stream,
+        parse_chaos(args.chaos),
+        args.seed,
+    )
     web.run_app(app, host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 

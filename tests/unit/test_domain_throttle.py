@@ -7,8 +7,19 @@ import pytest
 from batchgate.domain.throttle import PROBE_OUT, Asked, Throttle, parse_duration, window_spent
 
 
-@pytest.mark.parametrize("text, seconds", [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1.5s", 1.5),
-                                           ("1h2m3s", 3723.0), ("2", 2.0), ("0.25", 0.25), ("500us", 0.0005)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("1s", 1.0),
+        ("6m0s", 360.0),
+        ("20ms", 0.02),
+        ("1.5s", 1.5),
+        ("1h2m3s", 3723.0),
+        ("2", 2.0),
+        ("0.25", 0.25),
+        ("500us", 0.0005),
+    ],
+)
 def test_reset_durations(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds)
 
@@ -20,8 +31,18 @@ def test_unreadable_durations(text):
 
 def test_a_spent_window_is_read_from_the_headers():
     assert window_spent({"x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "6m0s"}, 1.0) == 360.0
-    assert window_spent({"x-ratelimit-remaining-tokens": "0", "x-ratelimit-reset-tokens": "20ms",
-                         "x-ratelimit-remaining-requests": "0", "x-ratelimit-reset-requests": "1s"}, 1.0) == 1.0
+    assert (
+        window_spent(
+            {
+                "x-ratelimit-remaining-tokens": "0",
+                "x-ratelimit-reset-tokens": "20ms",
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1s",
+            },
+            1.0,
+        )
+        == 1.0
+    )
     assert window_spent({"x-ratelimit-remaining-requests": "0"}, 2.5) == 2.5  # spent, reset unreadable: the fallback
     assert window_spent({"x-ratelimit-remaining-requests": "12", "x-ratelimit-reset-requests": "1s"}, 1.0) is None
     assert window_spent({}, 1.0) is None

@@ -10,12 +10,26 @@ from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 DEPTH = 8  # a small nesting limit, so lines at and past it are short
 
 AGREEMENT_LINES = [
-    line_of(**valid()), line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
-    line_of(**valid(custom_id="x" * (MAX_CUSTOM_ID_CHARS + 1))), line_of(**valid(extra=[1, {"a": None}])),
-    line_of(**valid(body={"model": "m", "stream": False})), line_of(**valid(body={"model": "m", "stream": True})),
-    line_of(**valid(body={"model": "m", "stream": 1})), b"", b"   ", b"\xff\xfe", b"{", b"[]", b'"text"', b"3", b"null",
+    line_of(**valid()),
+    line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
+    line_of(**valid(custom_id="x" * (MAX_CUSTOM_ID_CHARS + 1))),
+    line_of(**valid(extra=[1, {"a": None}])),
+    line_of(**valid(body={"model": "m", "stream": False})),
+    line_of(**valid(body={"model": "m", "stream": True})),
+    line_of(**valid(body={"model": "m", "stream": 1})),
+    b"",
+    b"   ",
+    b"\xff\xfe",
+    b"{",
+    b"[]",
+    b'"text"',
+    b"3",
+    b"null",
     b'{"custom_id": "a", "custom_id": "b", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}',
-    line_of(**without("custom_id")), line_of(**without("method")), line_of(**without("url")), line_of(**without("body")),
+    line_of(**without("custom_id")),
+    line_of(**without("method")),
+    line_of(**without("url")),
+    line_of(**without("body")),
     *(line_of(**valid(custom_id=value)) for value in ["", 5, None, ["a"], {"a": 1}, True]),
     *(line_of(**valid(method=value)) for value in ["GET", "post", None, 1, ""]),
     *(line_of(**valid(url=value)) for value in ["/v1/embeddings", "/v1/chat/completions/", None, 5, ""]),
@@ -26,7 +40,8 @@ AGREEMENT_LINES = [
     line_of(**valid(body={"model": "m", "x": [[[[[[[0]]]]]]]})),
     line_of(**valid(body={"model": "m", "x": "[[[[[[[[[[{{{{{{{{"})),  # brackets in a string nest nothing
     b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1e999999}}',
-    b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1' + b"0" * 5000
+    b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1'
+    + b"0" * 5000
     + b'}}',
 ]
 

@@ -17,10 +17,10 @@ import pytest
 
 from batchgate.api.upload_check import QUEUED_CHUNKS, SPARE, UploadCheck
 from batchgate.api.upload_checker import IDS_AT_ONCE, arguments, check_chunks
-from batchgate.domain.splitting import LineSplitter
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
 from batchgate.domain.lines import is_blank, parse_line
 from batchgate.domain.shards import ShardCutter
+from batchgate.domain.splitting import LineSplitter
 from batchgate.settings import Settings
 
 CHAT = "/v1/chat/completions"
@@ -28,8 +28,13 @@ LIMITS = LineLimits(max_lines=100, max_line_bytes=300, shard_lines=4)
 
 
 def line(custom_id: str, *, url: str = CHAT, model: str = "m", **changes) -> bytes:
-    obj = {"custom_id": custom_id, "method": "POST", "url": url,
-           "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}, **changes}
+    obj = {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": url,
+        "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        **changes,
+    }
     return orjson.dumps(obj)
 
 
@@ -87,7 +92,7 @@ def test_lines_cut_anywhere_across_chunks_give_the_same_summary():
     assert whole is not None
     for cut in range(len(data) + 1):
         assert check([data[:cut], data[cut:]]) == whole, f"cut at byte {cut}"
-    assert check([data[i:i + 1] for i in range(len(data))]) == whole
+    assert check([data[i : i + 1] for i in range(len(data))]) == whole
     assert check([data.removesuffix(b"\n")]) == whole, "a last line without its newline"
 
 
@@ -171,7 +176,7 @@ async def upload_check(settings: Settings, chunks: list[bytes]) -> FileSummary |
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 async def test_the_thread_summarises_a_clean_file_and_removes_its_scratch_file(tmp_path):

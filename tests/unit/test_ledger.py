@@ -62,8 +62,9 @@ async def test_many_ids(ledger):
 
 
 async def test_unicode_and_odd_ids(ledger):
-    await ledger.add([("naïve ✓", 1), ("naive ✓", 2), ("naïve ✓", 3), ("'; DROP TABLE ids; --", 4),
-                      ("'; DROP TABLE ids; --", 5)])
+    await ledger.add(
+        [("naïve ✓", 1), ("naive ✓", 2), ("naïve ✓", 3), ("'; DROP TABLE ids; --", 4), ("'; DROP TABLE ids; --", 5)]
+    )
     assert await ledger.duplicates(10) == [("naïve ✓", 1, 3), ("'; DROP TABLE ids; --", 4, 5)]
 
 
@@ -85,9 +86,11 @@ def test_the_file_is_in_the_folder_but_its_name_is_gone_while_open(tmp_path):
 
 
 def test_a_killed_process_leaves_no_scratch_file(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from batchgate.scratch_ids import UniqueIds; "
-            "ids = UniqueIds(Path(sys.argv[1])); ids.add([f'id{i}' for i in range(10000)]); print('ready', flush=True); "
-            "time.sleep(60)")
+    code = (
+        "import sys, time; from pathlib import Path; from batchgate.scratch_ids import UniqueIds; "
+        "ids = UniqueIds(Path(sys.argv[1])); ids.add([f'id{i}' for i in range(10000)]); print('ready', flush=True); "
+        "time.sleep(60)"
+    )
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert child.stdout.readline().strip() == "ready"

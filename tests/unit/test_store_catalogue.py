@@ -54,13 +54,43 @@ def test_a_file_and_its_summary_round_trip_through_their_columns():
 
 def test_a_batch_row_becomes_its_record_by_column_name():
     values = {column: None for column in rows.BATCH_COLUMNS}
-    values.update(id="batch_1", owner="alice", on_behalf_of="", endpoint="/v1/chat/completions",
-                  input_file_id="file-1", completion_window="24h", status="in_progress", created_at=1,
-                  expires_at=2, max_concurrency=8, metadata='{"k": "v"}', total=3, completed=1, failed=1,
-                  input_tokens=5, output_tokens=6, total_tokens=11, cached_tokens=0, reasoning_tokens=0)
+    values.update(
+        id="batch_1",
+        owner="alice",
+        on_behalf_of="",
+        endpoint="/v1/chat/completions",
+        input_file_id="file-1",
+        completion_window="24h",
+        status="in_progress",
+        created_at=1,
+        expires_at=2,
+        max_concurrency=8,
+        metadata='{"k": "v"}',
+        total=3,
+        completed=1,
+        failed=1,
+        input_tokens=5,
+        output_tokens=6,
+        total_tokens=11,
+        cached_tokens=0,
+        reasoning_tokens=0,
+    )
     batch = rows.batch_of(_row(rows.BATCH_COLUMNS, values))
-    assert batch == BatchRecord("batch_1", Scope("alice"), "/v1/chat/completions", "file-1", "24h",
-                                BatchStatus.IN_PROGRESS, 1, 2, 8, {"k": "v"}, total=3, completed=1, failed=1,
-                                usage=Usage(5, 6, 11))
+    assert batch == BatchRecord(
+        "batch_1",
+        Scope("alice"),
+        "/v1/chat/completions",
+        "file-1",
+        "24h",
+        BatchStatus.IN_PROGRESS,
+        1,
+        2,
+        8,
+        {"k": "v"},
+        total=3,
+        completed=1,
+        failed=1,
+        usage=Usage(5, 6, 11),
+    )
     params = rows.new_batch_params(batch)
     assert set(params) == set(rows.NEW_BATCH_COLUMNS) and params["metadata"] == '{"k":"v"}'

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 NOTICE_INTERVAL_SECONDS = 10.0
 
@@ -17,8 +17,13 @@ NOTICE_INTERVAL_SECONDS = 10.0
 class ThrottledLog:
     """Writes the first event of each interval; the events held back are counted and reported at its end."""
 
-    def __init__(self, logger: logging.Logger, level: int, interval: float = NOTICE_INTERVAL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int,
+        interval: float = NOTICE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._logger = logger
         self._level = level
         self._interval = interval
@@ -47,6 +52,7 @@ class ThrottledLog:
 
     def _report_held(self) -> None:
         if self._held:
-            self._logger.log(self._level, "and %d more in the last %g s, the last: %s", self._held,
-                             self._interval, self._last_held)
+            self._logger.log(
+                self._level, "and %d more in the last %g s, the last: %s", self._held, self._interval, self._last_held
+            )
             self._held = 0

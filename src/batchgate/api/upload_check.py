@@ -26,8 +26,8 @@ import orjson
 import batchgate
 from batchgate.api.upload_checker import arguments, summary_from_wire
 from batchgate.domain.file_check import FileSummary, LineLimits
-from batchgate.settings import Settings
 from batchgate.scratch_ids import scratch_folder
+from batchgate.settings import Settings
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4
@@ -133,8 +133,9 @@ class UploadCheck:
                 self.child.stdin.close()
             answer = orjson.loads(self.child.stdout.read())
             if "failure" in answer:
-                log.error("checking an upload's lines failed; its batches will validate it themselves: %s",
-                          answer["failure"])
+                log.error(
+                    "checking an upload's lines failed; its batches will validate it themselves: %s", answer["failure"]
+                )
             summary = summary_from_wire(answer.get("summary"), self._limits)
         except Exception:
             log.exception("checking an upload's lines failed; its batches will validate it themselves")

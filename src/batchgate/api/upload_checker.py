@@ -12,8 +12,8 @@ import base64
 import gc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
@@ -48,23 +48,32 @@ def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: 
 
 def arguments(limits: LineLimits, scratch: Path) -> list[str]:
     """The command line for this module under `limits`, checking with scratch files in `scratch`."""
-    return ["-m", __name__, orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines,
-                                         limits.max_json_depth]).decode(),
-            str(scratch)]
+    return [
+        "-m",
+        __name__,
+        orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines, limits.max_json_depth]).decode(),
+        str(scratch),
+    ]
 
 
 def summary_to_wire(summary: FileSummary | None) -> dict | None:
     if summary is None:
         return None
-    return {"endpoint": summary.endpoint, "requests": summary.requests, "last_line": summary.last_line,
-            "model": summary.model, "grains": base64.b64encode(summary.grains).decode()}
+    return {
+        "endpoint": summary.endpoint,
+        "requests": summary.requests,
+        "last_line": summary.last_line,
+        "model": summary.model,
+        "grains": base64.b64encode(summary.grains).decode(),
+    }
 
 
 def summary_from_wire(wire: dict | None, limits: LineLimits) -> FileSummary | None:
     if wire is None:
         return None
-    return FileSummary(wire["endpoint"], wire["requests"], wire["last_line"], wire["model"],
-                       base64.b64decode(wire["grains"]), limits)
+    return FileSummary(
+        wire["endpoint"], wire["requests"], wire["last_line"], wire["model"], base64.b64decode(wire["grains"]), limits
+    )
 
 
 def main(argv: list[str]) -> int:

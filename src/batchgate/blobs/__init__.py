@@ -29,7 +29,9 @@ def open_blobs(url: str) -> BlobStore:
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     opener = STORES.get(scheme)
     if opener is None:
-        raise ConfigError(f"storage url {url!r}: unsupported scheme {scheme!r} (supported: a folder path, file://, s3://)")
+        raise ConfigError(
+            f"storage url {url!r}: unsupported scheme {scheme!r} (supported: a folder path, file://, s3://)"
+        )
     return opener(url)
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from typing import AsyncIterable, AsyncIterator, Iterator, Protocol, TypeVar
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import Protocol, TypeVar
 
 from batchgate.errors import InsufficientStorage
 
@@ -69,6 +70,7 @@ class BlobStore(Protocol):
     def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
         """The bytes from `offset` on, in chunks of chunk_sizes(first_chunk)."""
         ...
+
     async def delete(self, key: str) -> None: ...
     async def sweep_partial(self, older_than: float) -> int:
         """Remove half-written blobs untouched for `older_than` seconds (a crash mid-write); how many."""

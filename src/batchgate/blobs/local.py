@@ -7,8 +7,8 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
-from typing import AsyncIterable, AsyncIterator
 
 from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
 from batchgate.errors import ConfigError
@@ -85,8 +85,10 @@ def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
 
 
 def unwritable(folder: Path, reason: str | None) -> ConfigError:
-    return ConfigError(f"cannot write to the storage folder {folder} ({reason or 'not writable'}): make it writable "
-                       f"by this user, or choose another with --data-dir or BATCHGATE_STORAGE_URL")
+    return ConfigError(
+        f"cannot write to the storage folder {folder} ({reason or 'not writable'}): make it writable "
+        f"by this user, or choose another with --data-dir or BATCHGATE_STORAGE_URL"
+    )
 
 
 def _discard(handle, partial: Path) -> None:

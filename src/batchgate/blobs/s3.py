@@ -48,10 +48,12 @@ class S3BlobStore:
                 endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
                 region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
                 # Servers behind an endpoint override (MinIO, Ceph, moto) rarely serve bucket subdomains.
-                config = AioConfig(s3={"addressing_style": "path"} if endpoint else {},
-                                   retries={"max_attempts": 5, "mode": "standard"})
+                config = AioConfig(
+                    s3={"addressing_style": "path"} if endpoint else {}, retries={"max_attempts": 5, "mode": "standard"}
+                )
                 self._client = await self._stack.enter_async_context(
-                    self._session.create_client("s3", endpoint_url=endpoint, region_name=region, config=config))
+                    self._session.create_client("s3", endpoint_url=endpoint, region_name=region, config=config)
+                )
         return self._client
 
     def _key(self, key: str) -> str:
@@ -78,8 +80,9 @@ class S3BlobStore:
             else:
                 if buffer:
                     parts.append(await self._part(s3, name, upload_id, len(parts) + 1, bytes(buffer)))
-                await s3.complete_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id,
-                                                   MultipartUpload={"Parts": parts})
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
         except BaseException:
             if upload_id is not None:
                 with contextlib.suppress(Exception):

@@ -7,8 +7,8 @@ endpoint, is validated by its batch as before, which reports every error with it
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from batchgate.domain.lines import ENDPOINTS, is_blank, request_shape
 from batchgate.domain.nesting import DEPTH_CEILING

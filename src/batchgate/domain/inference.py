@@ -10,8 +10,13 @@ from batchgate.errors import InvalidRequest
 # Endpoints that may answer as server-sent events when the body asks for `stream: true`.
 STREAMABLE = ("/v1/chat/completions", "/v1/responses")
 # The HTTP status of a request that got no answer, by why.
-NO_ANSWER_STATUS = {"model_not_found": 404, "local_model_unavailable": 503, "timeout": 504,
-                    "upstream_unreachable": 502, "invalid_upstream_response": 502}
+NO_ANSWER_STATUS = {
+    "model_not_found": 404,
+    "local_model_unavailable": 503,
+    "timeout": 504,
+    "upstream_unreachable": 502,
+    "invalid_upstream_response": 502,
+}
 
 
 def check_body(body: object, endpoint: str) -> dict[str, Any]:
@@ -19,13 +24,15 @@ def check_body(body: object, endpoint: str) -> dict[str, Any]:
         raise InvalidRequest("The request body must be a JSON object.", code="invalid_body")
     model = body.get("model")
     if model is None:
-        raise InvalidRequest("'model' is required; 'auto' picks the built-in model for this endpoint.",
-                             param="model", code="missing_model")
+        raise InvalidRequest(
+            "'model' is required; 'auto' picks the built-in model for this endpoint.",
+            param="model",
+            code="missing_model",
+        )
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' must be a non-empty string.", param="model", code="invalid_model")
     if body.get("stream") is True and endpoint not in STREAMABLE:
-        raise InvalidRequest(f"{endpoint} does not stream; drop 'stream'.", param="stream",
-                             code="stream_not_supported")
+        raise InvalidRequest(f"{endpoint} does not stream; drop 'stream'.", param="stream", code="stream_not_supported")
     return body
 
 

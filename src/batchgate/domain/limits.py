@@ -80,6 +80,9 @@ def _text_length(value: object) -> int:
     if isinstance(value, list):
         return sum(_text_length(v) for v in value)
     if isinstance(value, dict):
-        return sum(_text_length(v) for k, v in value.items() if k in ("content", "text", "input", "arguments")
-                   or isinstance(v, (list, dict)))
+        return sum(
+            _text_length(v)
+            for k, v in value.items()
+            if k in ("content", "text", "input", "arguments") or isinstance(v, (list, dict))
+        )
     return 0

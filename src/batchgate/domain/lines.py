@@ -86,8 +86,14 @@ def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
     if type(obj) is not dict or too_deep(raw, obj, max_depth):
         return None
     custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
-    if (type(custom_id) is str and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS and obj.get("method") == "POST"
-            and type(url) is str and type(body) is dict and body.get("stream") is not True):
+    if (
+        type(custom_id) is str
+        and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+        and obj.get("method") == "POST"
+        and type(url) is str
+        and type(body) is dict
+        and body.get("stream") is not True
+    ):
         model = body.get("model")
         if type(model) is str and model:
             return custom_id, url, model
@@ -101,8 +107,12 @@ def _custom_id(obj: dict, line: int) -> str:
     if not isinstance(custom_id, str) or not custom_id:
         raise LineError(line, "invalid_custom_id", f"Line {line}: 'custom_id' must be a non-empty string.", "custom_id")
     if len(custom_id) > MAX_CUSTOM_ID_CHARS:
-        raise LineError(line, "invalid_custom_id",
-                        f"Line {line}: 'custom_id' is longer than {MAX_CUSTOM_ID_CHARS} characters.", "custom_id")
+        raise LineError(
+            line,
+            "invalid_custom_id",
+            f"Line {line}: 'custom_id' is longer than {MAX_CUSTOM_ID_CHARS} characters.",
+            "custom_id",
+        )
     return custom_id
 
 
@@ -116,16 +126,21 @@ def _body(obj: dict, line: int, endpoint: str) -> dict:
     if url is None:
         raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {endpoint!r}.", "url")
     if url != endpoint:
-        raise LineError(line, "url_mismatch",
-                        f"Line {line}: 'url' is {url!r} but the batch endpoint is {endpoint!r}.", "url")
+        raise LineError(
+            line, "url_mismatch", f"Line {line}: 'url' is {url!r} but the batch endpoint is {endpoint!r}.", "url"
+        )
     body = obj.get("body")
     if body is None:
         raise LineError(line, "missing_body", f"Line {line} has no 'body'.", "body")
     if not isinstance(body, dict):
         raise LineError(line, "invalid_body", f"Line {line}: 'body' must be a JSON object.", "body")
     if body.get("stream") is True:
-        raise LineError(line, "stream_not_supported",
-                        f"Line {line}: 'body.stream' must not be true; a batch stores whole answers.", "body.stream")
+        raise LineError(
+            line,
+            "stream_not_supported",
+            f"Line {line}: 'body.stream' must not be true; a batch stores whole answers.",
+            "body.stream",
+        )
     model = body.get("model")
     if model is None:
         raise LineError(line, "missing_model", f"Line {line}: 'body.model' is required.", "body.model")

@@ -34,8 +34,13 @@ class LinkOptions(TypedDict):
 
 
 # Fail a hung call on a cut connection in seconds, not the minutes of TCP's own retries.
-LINK_OPTIONS: LinkOptions = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-                "tcp_user_timeout": 10_000}
+LINK_OPTIONS: LinkOptions = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def lock_key(worker_id: str) -> int:
@@ -58,8 +63,13 @@ class PostgresSessions:
         """Take `worker_id`'s lock on a new session (dropping any earlier one, and its proof)."""
         with self._guard:
             self._drop()
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout,
-                                   application_name=f"batchgate {worker_id}"[:63], **LINK_OPTIONS)
+            conn = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                application_name=f"batchgate {worker_id}"[:63],
+                **LINK_OPTIONS,
+            )
             conn.execute(self._hold_lock, {"lock_class": LOCK_CLASS, "key": lock_key(worker_id)})
             self._conn, self._holder, self._proven_at = conn, worker_id, now
 
@@ -93,5 +103,8 @@ class PostgresSessions:
 def ended_sessions(db, try_lock: str, owners: Sequence[str]) -> list[str]:
     """Those of `owners` whose lock is free: their session ended. Run with the catalogue's
     try_session_lock as `try_lock`, inside a transaction, which frees the locks it took when it ends."""
-    return [owner for owner in owners
-            if db.execute(try_lock, {"lock_class": LOCK_CLASS, "key": lock_key(owner)}).fetchone()[0]]
+    return [
+        owner
+        for owner in owners
+        if db.execute(try_lock, {"lock_class": LOCK_CLASS, "key": lock_key(owner)}).fetchone()[0]
+    ]

@@ -43,8 +43,16 @@ IDLE_IN_TRANSACTION = "30s"
 
 
 # The catalogue in psycopg's spelling, made once: row locks, and `%(name)s` parameters.
-QUERIES = Catalogue({"lock_batch": " FOR UPDATE", "lock_shard": " FOR UPDATE SKIP LOCKED", "fence_shard": " FOR SHARE",
-                     "lock_file": " FOR UPDATE", "share_file": " FOR SHARE"}, style=pyformat)
+QUERIES = Catalogue(
+    {
+        "lock_batch": " FOR UPDATE",
+        "lock_shard": " FOR UPDATE SKIP LOCKED",
+        "fence_shard": " FOR SHARE",
+        "lock_file": " FOR UPDATE",
+        "share_file": " FOR SHARE",
+    },
+    style=pyformat,
+)
 
 
 class _Connection:

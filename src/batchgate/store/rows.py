@@ -23,16 +23,52 @@ from batchgate.store.base import KeyRecord, ResultRow, ShardLease
 
 SCOPE_COLUMNS = ("owner", "on_behalf_of")
 KEY_COLUMNS = ("id", "name", "owner", "prefix", "created_at", "revoked_at")
-FILE_COLUMNS = ("id", "owner", "on_behalf_of", "filename", "purpose", "bytes", "sha256", "storage_key", "created_at",
-                "expires_at")
+FILE_COLUMNS = (
+    "id",
+    "owner",
+    "on_behalf_of",
+    "filename",
+    "purpose",
+    "bytes",
+    "sha256",
+    "storage_key",
+    "created_at",
+    "expires_at",
+)
 USAGE_COLUMNS = ("input_tokens", "output_tokens", "total_tokens", "cached_tokens", "reasoning_tokens")
 # The columns a batch is created with; the others start at their defaults and change as it runs.
-NEW_BATCH_COLUMNS = ("id", "owner", "on_behalf_of", "endpoint", "input_file_id", "completion_window", "status",
-                     "created_at", "expires_at", "max_concurrency", "metadata", "output_expires_seconds")
+NEW_BATCH_COLUMNS = (
+    "id",
+    "owner",
+    "on_behalf_of",
+    "endpoint",
+    "input_file_id",
+    "completion_window",
+    "status",
+    "created_at",
+    "expires_at",
+    "max_concurrency",
+    "metadata",
+    "output_expires_seconds",
+)
 BATCH_COLUMNS = (
-    *NEW_BATCH_COLUMNS, "output_file_id", "error_file_id", "errors", "in_progress_at", "finalizing_at",
-    "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at", "total", "completed", "failed",
-    *USAGE_COLUMNS, "model")
+    *NEW_BATCH_COLUMNS,
+    "output_file_id",
+    "error_file_id",
+    "errors",
+    "in_progress_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+    "total",
+    "completed",
+    "failed",
+    *USAGE_COLUMNS,
+    "model",
+)
 LIMIT_COLUMNS = ("max_lines", "max_line_bytes", "shard_lines")
 SUMMARY_COLUMNS = ("file_id", "endpoint", "requests", "last_line", "model", "grains", *LIMIT_COLUMNS)
 SPAN_COLUMNS = ("shard", "first_line", "last_line", "start_offset")  # where a shard's lines are
@@ -74,15 +110,20 @@ def batch_of(row: Sequence) -> BatchRecord:
     fields = dict(zip(BATCH_COLUMNS, row, strict=True))
     scope = Scope(fields.pop("owner"), fields.pop("on_behalf_of"))
     usage = Usage(**{column: fields.pop(column) for column in USAGE_COLUMNS})
-    fields.update(status=BatchStatus(fields["status"]), metadata=_unjson(fields["metadata"]),
-                  errors=_unjson(fields["errors"]))
+    fields.update(
+        status=BatchStatus(fields["status"]), metadata=_unjson(fields["metadata"]), errors=_unjson(fields["errors"])
+    )
     return BatchRecord(scope=scope, usage=usage, **fields)
 
 
 def new_batch_params(batch: BatchRecord) -> dict[str, Any]:
     params = {column: getattr(batch, column) for column in NEW_BATCH_COLUMNS if column not in SCOPE_COLUMNS}
-    params.update(owner=batch.scope.owner, on_behalf_of=batch.scope.on_behalf_of, status=batch.status.value,
-                  metadata=_json(batch.metadata))
+    params.update(
+        owner=batch.scope.owner,
+        on_behalf_of=batch.scope.on_behalf_of,
+        status=batch.status.value,
+        metadata=_json(batch.metadata),
+    )
     return params
 
 
@@ -105,22 +146,31 @@ def summary_of(row: Sequence) -> FileSummary:
 
 
 def summary_params(file_id: str, summary: FileSummary) -> dict[str, Any]:
-    params = {column: getattr(summary, column) for column in SUMMARY_COLUMNS if column not in LIMIT_COLUMNS
-              and column != "file_id"}
+    params = {
+        column: getattr(summary, column)
+        for column in SUMMARY_COLUMNS
+        if column not in LIMIT_COLUMNS and column != "file_id"
+    }
     params.update({column: getattr(summary.limits, column) for column in LIMIT_COLUMNS}, file_id=file_id)
     return params
 
 
 def shard_params(batch_id: str, shard: int, span: ShardSpan) -> dict[str, Any]:
-    return {"batch_id": batch_id, "shard": shard, "first_line": span.first_line, "last_line": span.last_line,
-            "start_offset": span.offset}
+    return {
+        "batch_id": batch_id,
+        "shard": shard,
+        "first_line": span.first_line,
+        "last_line": span.last_line,
+        "start_offset": span.offset,
+    }
 
 
 def shard_lease_of(row: Sequence, batch_id: str, worker_id: str, window: int) -> ShardLease:
     """`worker_id`'s lease on the shard of a SPAN_COLUMNS row, with its share `window` of the batch's concurrency."""
     span = dict(zip(SPAN_COLUMNS, row, strict=True))
-    return ShardLease(batch_id, span["shard"], worker_id, span["first_line"], span["last_line"],
-                      span["start_offset"], window)
+    return ShardLease(
+        batch_id, span["shard"], worker_id, span["first_line"], span["last_line"], span["start_offset"], window
+    )
 
 
 def result_of(row: Sequence) -> ResultRow:

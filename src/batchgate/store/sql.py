@@ -66,11 +66,12 @@ class SqlStore(WorkQueries):
         rows = await self._all(self.Q["get_file"], {"id": file_id, **_scope(scope)})
         return r.file_of(rows[0]) if rows else None
 
-    async def list_files(self, scope: Scope, page: Page, purpose: str | None,
-                         sha256: str | None) -> tuple[list[FileRecord], bool]:
+    async def list_files(
+        self, scope: Scope, page: Page, purpose: str | None, sha256: str | None
+    ) -> tuple[list[FileRecord], bool]:
         filters = {column: value for column, value in zip(PAGE_FILTERS, (purpose, sha256), strict=True) if value}
         rows = await self._page("files", scope, page, filters)
-        return [r.file_of(row) for row in rows[:page.limit]], len(rows) > page.limit
+        return [r.file_of(row) for row in rows[: page.limit]], len(rows) > page.limit
 
     async def _page(self, table: str, scope: Scope, page: Page, filters: dict[str, str] | None = None) -> list[tuple]:
         """One page of `table` (page_files, page_batches) in the caller's scope, one row more than asked."""
@@ -88,8 +89,12 @@ class SqlStore(WorkQueries):
                 return None  # a concurrent delete won
             if db.execute(self.Q["delete_unused_file"], {"id": file_id}).rowcount == 0:
                 user = db.execute(self.Q["unfinished_user"], {"id": file_id}).fetchone()
-                raise Conflict(f"File {file_id} is the input of batch {user[0]}, which has not finished; wait for it "
-                               f"to end or cancel it, then delete the file.", param="file_id", code="file_in_use")
+                raise Conflict(
+                    f"File {file_id} is the input of batch {user[0]}, which has not finished; wait for it "
+                    f"to end or cancel it, then delete the file.",
+                    param="file_id",
+                    code="file_in_use",
+                )
             return r.file_of(row)
 
         return await self._write_freeing_space(delete)
@@ -113,11 +118,18 @@ class SqlStore(WorkQueries):
 
     async def list_batches(self, scope: Scope, page: Page) -> tuple[list[BatchRecord], bool]:
         rows = await self._page("batches", scope, page)
-        return [r.batch_of(row) for row in rows[:page.limit]], len(rows) > page.limit
+        return [r.batch_of(row) for row in rows[: page.limit]], len(rows) > page.limit
 
-    async def transition(self, batch_id: str, expected: BatchStatus, target: BatchStatus, now: int,
-                         changes: dict | None = None, new_files: Iterable[FileRecord] = (),
-                         shards: Iterable[ShardSpan] = ()) -> bool:
+    async def transition(
+        self,
+        batch_id: str,
+        expected: BatchStatus,
+        target: BatchStatus,
+        now: int,
+        changes: dict | None = None,
+        new_files: Iterable[FileRecord] = (),
+        shards: Iterable[ShardSpan] = (),
+    ) -> bool:
         if not can_move(expected, target):
             raise ValueError(f"a batch cannot move from {expected.value} to {target.value}")
         changes = r.transition_params(changes or {})

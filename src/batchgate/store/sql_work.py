@@ -56,7 +56,6 @@ class SqlBase:
 
 
 class WorkQueries(SqlBase):
-
     # the batch lease: validating, finalizing, cancelling and expiring, one worker at a time ----------
 
     async def claim(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> bool:
@@ -65,8 +64,9 @@ class WorkQueries(SqlBase):
 
     async def renew(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> BatchStatus:
         def renew(db: Db) -> BatchStatus:
-            row = db.execute(self.Q["renew_batch"],
-                             {"id": batch_id, "worker_id": worker_id, "until": now + lease_seconds}).fetchone()
+            row = db.execute(
+                self.Q["renew_batch"], {"id": batch_id, "worker_id": worker_id, "until": now + lease_seconds}
+            ).fetchone()
             if row is None:
                 raise LeaseLost(f"worker {worker_id} no longer holds batch {batch_id}")
             return BatchStatus(row[0])
@@ -120,8 +120,9 @@ class WorkQueries(SqlBase):
 
     # shard leases: in_progress batches, worked on by every worker at once ---------------------
 
-    async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
-                           limit: int, skip: Sequence[str] = ()) -> list[ShardLease]:
+    async def claim_shards(
+        self, worker_id: str, now: float, lease_seconds: float, per_batch: int, limit: int, skip: Sequence[str] = ()
+    ) -> list[ShardLease]:
         """Lease up to `limit` free shards of the least recently served batch (not in `skip`) that may run
         one more shard.
 
@@ -136,21 +137,26 @@ class WorkQueries(SqlBase):
         def claim(db: Db) -> list[ShardLease]:
             candidate = db.execute(sql, params).fetchone()
             leases: list[ShardLease] = []
-            while candidate and len(leases) < limit and (
-                    lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)):
+            while (
+                candidate
+                and len(leases) < limit
+                and (lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch))
+            ):
                 leases.append(lease)
             return leases
 
         return await self._write(claim)
 
-    async def claim_successor(self, lease: ShardLease, now: float, lease_seconds: float,
-                              per_batch: int) -> ShardLease | None:
+    async def claim_successor(
+        self, lease: ShardLease, now: float, lease_seconds: float, per_batch: int
+    ) -> ShardLease | None:
         """Lease the next free shard of `lease`'s batch, for `lease`'s holder once it has sent every line.
 
         `lease`'s shard then only awaits its last answers and gives its place to the successor,
         which its holder feeds through the same window: the batch's lines in flight stay within
         max_concurrency. With no successor to take, the shard keeps its place.
         """
+
         def claim(db: Db) -> ShardLease | None:
             if db.execute(self.Q["hand_on_shard"], {**_holder(lease), "now": now}).rowcount != 1:
                 return None  # finished, or taken over meanwhile: no longer ours to hand on
@@ -161,8 +167,9 @@ class WorkQueries(SqlBase):
 
         return await self._write(claim)
 
-    def _claim_in(self, db: Db, batch_id: str, worker_id: str, now: float, lease_seconds: float,
-                  per_batch: int) -> ShardLease | None:
+    def _claim_in(
+        self, db: Db, batch_id: str, worker_id: str, now: float, lease_seconds: float, per_batch: int
+    ) -> ShardLease | None:
         # Counted again once the batch row is ours (claimers of one batch queue on it for a moment),
         # so two claimers cannot both take its last place.
         batch = {"batch_id": batch_id, "now": now}
@@ -214,8 +221,12 @@ class WorkQueries(SqlBase):
             if db.executemany(self.Q["insert_result"], result_params(lease.batch_id, rows)).rowcount != len(rows):
                 raise LeaseLost(f"batch {lease.batch_id}: results were already recorded by another worker")
             ok = sum(1 for row in rows if row.ok)
-            counts = {"batch_id": lease.batch_id, "completed": ok, "failed": len(rows) - ok,
-                      **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True))}
+            counts = {
+                "batch_id": lease.batch_id,
+                "completed": ok,
+                "failed": len(rows) - ok,
+                **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True)),
+            }
             if db.execute(self.Q["count_results"], counts).rowcount != 1:
                 raise _lease_lost(lease)
 
@@ -223,8 +234,12 @@ class WorkQueries(SqlBase):
 
     async def done_lines(self, batch_id: str, first: int = 1, last: int | None = None) -> AsyncIterator[int]:
         """Recorded lines of `batch_id` between `first` and `last`, in order."""
-        params = {"batch_id": batch_id, "after": first - 1, "last": last if last is not None else 2**62,
-                  "limit": PAGE_ROWS}
+        params = {
+            "batch_id": batch_id,
+            "after": first - 1,
+            "last": last if last is not None else 2**62,
+            "limit": PAGE_ROWS,
+        }
         while True:
             rows = await self._all(self.Q["done_lines"], params)
             for (line,) in rows:

@@ -57,8 +57,10 @@ class SqliteStore(SqlStore):
         except (sqlite3.Error, OSError, InsufficientStorage) as exc:
             await store.close()
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            raise ConfigError(f"cannot write to the database {path} ({reason}): make it and its folder writable by "
-                              f"this user, or choose another with --data-dir or BATCHGATE_DATABASE_URL") from None
+            raise ConfigError(
+                f"cannot write to the database {path} ({reason}): make it and its folder writable by "
+                f"this user, or choose another with --data-dir or BATCHGATE_DATABASE_URL"
+            ) from None
         return store
 
     def _connect(self) -> None:

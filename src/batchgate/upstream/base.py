@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Protocol
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
@@ -57,12 +58,16 @@ Attempt = Callable[[], Awaitable[tuple["Outcome | Stream", "float | None"]]]
 
 def worth_retrying(answer: Outcome | Stream) -> bool:
     """An opened stream is final; an outcome is retried when it failed in a way that may pass."""
-    return (isinstance(answer, Outcome) and not answer.ok
-            and (answer.error_code is not None or is_retryable_status(answer.status_code)))
+    return (
+        isinstance(answer, Outcome)
+        and not answer.ok
+        and (answer.error_code is not None or is_retryable_status(answer.status_code))
+    )
 
 
-async def send_with_retries(attempt: Attempt, policy: RetryPolicy, gate: RetryGate | None,
-                            name: str) -> Outcome | Stream:
+async def send_with_retries(
+    attempt: Attempt, policy: RetryPolicy, gate: RetryGate | None, name: str
+) -> Outcome | Stream:
     """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
     tries = 0
     while True:

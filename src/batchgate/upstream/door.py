@@ -12,18 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from batchgate.domain.fairness import Flow, FairQueue
+from batchgate.domain.fairness import FairQueue, Flow
 from batchgate.domain.limits import TokenBucket
 from batchgate.domain.ramp import Ramp
 from batchgate.domain.throttle import Throttle
 
 
 class Door:
-    def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
-                 tpm: float | None = None, clock: Callable[[], float] = time.monotonic, ramp_seconds: float = 0.0,
-                 throttle: Throttle | None = None):
+    def __init__(
+        self,
+        name: str,
+        limit: Callable[[], int | None],
+        rpm: float | None = None,
+        tpm: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ramp_seconds: float = 0.0,
+        throttle: Throttle | None = None,
+    ):
         self.name = name
         self._limit = limit
         self._clock = clock

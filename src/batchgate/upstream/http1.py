@@ -56,8 +56,9 @@ class Http1Pool:
         self.origin = origin
         self._timeout = timeout
         self._ssl = ssl.create_default_context() if origin.tls else None
-        self._fixed = "".join(f"{name}: {value}\r\n" for name, value in
-                              {"Host": origin.authority, **headers}.items()).encode("latin-1")
+        self._fixed = "".join(
+            f"{name}: {value}\r\n" for name, value in {"Host": origin.authority, **headers}.items()
+        ).encode("latin-1")
         self._heads: dict[str, bytes] = {}
         self._idle: deque[_Connection] = deque()
 
@@ -69,8 +70,9 @@ class Http1Pool:
         return await self._send(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body), self._timeout)
 
     async def get(self, path: str, timeout: float) -> Answer:
-        return await self._send(b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed
-                                + b"\r\n", timeout)
+        return await self._send(
+            b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed + b"\r\n", timeout
+        )
 
     async def _send(self, request: bytes, timeout: float) -> Answer:
         """On an idle connection if one is alive, else on a new one."""
@@ -98,11 +100,17 @@ class Http1Pool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(_Connection, self.origin.host, self.origin.port, ssl=self._ssl,
-                                                   server_hostname=self.origin.host if self._ssl else None)
+            _, conn = await loop.create_connection(
+                _Connection,
+                self.origin.host,
+                self.origin.port,
+                ssl=self._ssl,
+                server_hostname=self.origin.host if self._ssl else None,
+            )
         except (OSError, ssl.SSLError) as exc:
-            raise UpstreamFailure(f"cannot connect to {self.origin.authority}: {exc.__class__.__name__}: {exc}") \
-                from None
+            raise UpstreamFailure(
+                f"cannot connect to {self.origin.authority}: {exc.__class__.__name__}: {exc}"
+            ) from None
         return conn
 
     async def _exchange(self, conn: _Connection, request: bytes) -> Answer:
@@ -220,8 +228,8 @@ class _Parser:
         elif self._length is not None:
             done = len(buffer) >= self._length
             if done:
-                self._body += buffer[:self._length]
-                del buffer[:self._length]
+                self._body += buffer[: self._length]
+                del buffer[: self._length]
         else:
             done = ended
             if done:
@@ -242,7 +250,7 @@ class _Parser:
                 raise UpstreamFailure("the connection closed in the middle of the answer's headers")
             return False
         lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-        del buffer[:end + 4]
+        del buffer[: end + 4]
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
         if not version.startswith("HTTP/1.") or not code.isdigit():
@@ -277,12 +285,12 @@ class _Parser:
                 if end < 0:
                     return False
                 if self._length == -1:
-                    del buffer[:end + 2]
+                    del buffer[: end + 2]
                     if end == 0:
                         return True  # the blank line after the (ignored) trailers
                     continue
                 size = bytes(buffer[:end]).split(b";", 1)[0].strip()
-                del buffer[:end + 2]
+                del buffer[: end + 2]
                 try:
                     self._length = int(size, 16)
                 except ValueError:
@@ -292,8 +300,8 @@ class _Parser:
                 continue
             if len(buffer) < self._length + 2:
                 return False
-            self._body += buffer[:self._length]
-            del buffer[:self._length + 2]
+            self._body += buffer[: self._length]
+            del buffer[: self._length + 2]
             self._length = None
 
     def _decoded(self) -> bytes:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator
 
 import orjson
 
@@ -93,8 +93,9 @@ class LocalUpstream:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _events(first: dict, chunks: asyncio.Queue, work: asyncio.Future,
-                  gone: threading.Event) -> AsyncIterator[bytes]:
+async def _events(
+    first: dict, chunks: asyncio.Queue, work: asyncio.Future, gone: threading.Event
+) -> AsyncIterator[bytes]:
     try:
         chunk = first
         while chunk is not _END:
@@ -104,8 +105,12 @@ async def _events(first: dict, chunks: asyncio.Queue, work: asyncio.Future,
             await work
         except Exception as exc:  # the status line is gone already: say it in the stream, as OpenAI does
             log.exception("the local model failed mid-stream")
-            error = {"message": f"The local model failed mid-answer: {exc}", "type": "server_error",
-                     "param": None, "code": "local_model_error"}
+            error = {
+                "message": f"The local model failed mid-answer: {exc}",
+                "type": "server_error",
+                "param": None,
+                "code": "local_model_error",
+            }
             yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
             return
         yield b"data: [DONE]\n\n"
@@ -121,6 +126,9 @@ def refusal(exc: InvalidRequest | EngineMissing) -> Outcome:
 
 def not_served(endpoint: str, model: str, why: str) -> Outcome:
     default = DEFAULTS.get(endpoint)
-    hint = (f"use {default!r} (or 'auto')" if default
-            else "there is no local model for it, so name a model an [[upstreams]] table serves")
+    hint = (
+        f"use {default!r} (or 'auto')"
+        if default
+        else "there is no local model for it, so name a model an [[upstreams]] table serves"
+    )
     return Outcome(error_code="model_not_found", error_message=f"{why}; on {endpoint} {hint}.")

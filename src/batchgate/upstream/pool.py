@@ -10,7 +10,7 @@ the least requests in flight or waiting, so a retry may land on another member.
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import orjson
 
@@ -32,18 +32,26 @@ REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens 
 class Member:
     """One upstream of a pool, with its door, its adaptive limit and its health."""
 
-    def __init__(self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings,
-                 clock: Clock = time.monotonic):
+    def __init__(
+        self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings, clock: Clock = time.monotonic
+    ):
         self.upstream = upstream
         self._attempt = upstream.attempt  # bound once: it runs for every request
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
-        self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap),
-                         tolerated=settings.adaptive_refusal_share) if config.adaptive else None
+        self.aimd = (
+            Aimd(cap=cap, floor=min(config.min_concurrency, cap), tolerated=settings.adaptive_refusal_share)
+            if config.adaptive
+            else None
+        )
         limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
-        throttle = Throttle(window=settings.rate_limit_window_seconds, share=settings.rate_limit_share,
-                            least=settings.rate_limit_min_refusals, pause_seconds=settings.rate_limit_pause_seconds)
+        throttle = Throttle(
+            window=settings.rate_limit_window_seconds,
+            share=settings.rate_limit_share,
+            least=settings.rate_limit_min_refusals,
+            pause_seconds=settings.rate_limit_pause_seconds,
+        )
         self.door = Door(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds, throttle)
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
@@ -51,8 +59,9 @@ class Member:
     def available(self, now: float) -> bool:
         return self.health.available(now) and now >= self.door.throttle.free_at
 
-    async def call(self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int,
-                   model: Door | None) -> tuple[Outcome, Asked | None]:
+    async def call(
+        self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int, model: Door | None
+    ) -> tuple[Outcome, Asked | None]:
         """One attempt through the model's door (if it has limits) and this upstream's door."""
         self.load += 1
         doors: list[Door] = []
@@ -76,8 +85,7 @@ class Member:
                     self.door.throttle.unanswered(started)
             self._release(doors)
 
-    async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int,
-                     model: Door | None) -> Outcome | Stream:
+    async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int, model: Door | None) -> Outcome | Stream:
         """A streamed answer stays in flight at the doors until its last event is passed on."""
         self.load += 1
         doors: list[Door] = []
@@ -105,8 +113,7 @@ class Member:
         for door in doors:
             door.leave()
 
-    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int,
-               doors: list[Door]) -> None:
+    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door]) -> None:
         """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token buckets.
 
         Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
@@ -138,14 +145,16 @@ class Member:
 class Pool:
     """The members serving one model, plus the model's own door when a [[limits]] table names it."""
 
-    def __init__(self, members: Sequence[Member], model: Door | None, policy: RetryPolicy,
-                 clock: Clock = time.monotonic):
+    def __init__(
+        self, members: Sequence[Member], model: Door | None, policy: RetryPolicy, clock: Clock = time.monotonic
+    ):
         self.members = tuple(members)
         self.model = model
         self._policy = policy
         self._clock = clock
         self._counts_tokens = (model is not None and model.counts_tokens) or any(
-            member.door.counts_tokens for member in self.members)
+            member.door.counts_tokens for member in self.members
+        )
 
     def pick(self, avoid: Member | None = None) -> Member:
         """Least loaded of the members that may take a request (`avoid` only if no other may); if none may,
@@ -157,8 +166,10 @@ class Pool:
         if avoid is not None and len(candidates) > 1:
             candidates = [member for member in candidates if member is not avoid] or candidates
         if not candidates:  # all out: better to try one than to fail every line without asking
-            return min(self.members, key=lambda member: (
-                max(member.health.ejected_until, member.door.throttle.free_at), member.load))
+            return min(
+                self.members,
+                key=lambda member: (max(member.health.ejected_until, member.door.throttle.free_at), member.load),
+            )
         member = min(candidates, key=lambda member: member.load) if len(candidates) > 1 else candidates[0]
         member.health.sending(now)
         return member

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
@@ -39,8 +39,7 @@ class Router:
         for config in settings.upstreams or (DEFAULT_LOCAL,):
             factory = KINDS.get(config.kind)
             if factory is None:
-                raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} "
-                                  f"(known: {', '.join(KINDS)})")
+                raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} (known: {', '.join(KINDS)})")
             self._members.append((config.models, Member(factory(config, settings), config, settings, clock)))
         self._pools: dict[tuple, Pool] = {}  # by (pattern, limits pattern, model if it has limits)
         self._by_model: dict[str, Pool | None] = {}  # a lookup cache, dropped when it grows large
@@ -84,9 +83,11 @@ class Router:
             return pool, body
         if body["model"] == AUTO:
             return not_served(endpoint, AUTO, f"'{AUTO}' names the local default model for an endpoint")
-        return Outcome(error_code="model_not_found",
-                       error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
-                                     f"table's 'models' in the config.")
+        return Outcome(
+            error_code="model_not_found",
+            error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
+            f"table's 'models' in the config.",
+        )
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
         """`flow` (tenant, batch) is whose turn it is at a busy upstream; leave it out for a one-off call."""

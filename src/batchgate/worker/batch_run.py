@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Awaitable, Callable
 
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.shards import ShardCutter
@@ -46,7 +46,8 @@ class BatchRun:
             renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.leases.lease_seconds)
             beat = asyncio.create_task(heartbeat(ctx, f"batch {self.batch_id}", renew, self.stop, batch.expires_at))
             while (batch := await ctx.store.get_batch(self.batch_id)) and (
-                    self._expired(batch) or batch.status in STEPS):
+                self._expired(batch) or batch.status in STEPS
+            ):
                 step = _expire if self._expired(batch) else STEPS[batch.status]
                 try:
                     await step(self, batch)
@@ -79,8 +80,14 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     cutter = ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
     report = await validate_input(run.ctx, batch, cutter)
     if report.ok:
-        await run.ctx.store.transition(batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(),
-                                       {"total": report.request_count, "model": report.model}, shards=cutter.spans())
+        await run.ctx.store.transition(
+            batch.id,
+            S.VALIDATING,
+            S.IN_PROGRESS,
+            run.ctx.now(),
+            {"total": report.request_count, "model": report.model},
+            shards=cutter.spans(),
+        )
     else:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.FAILED, run.ctx.now(), {"errors": report.to_wire()})
 
@@ -106,8 +113,7 @@ async def _end(run: BatchRun, batch: BatchRecord, target: BatchStatus) -> None:
         # Never validated to the end: count its lines first, or record why the file is unusable.
         report = await validate_input(run.ctx, batch)
         if not report.ok:
-            await run.ctx.store.transition(batch.id, batch.status, target, run.ctx.now(),
-                                           {"errors": report.to_wire()})
+            await run.ctx.store.transition(batch.id, batch.status, target, run.ctx.now(), {"errors": report.to_wire()})
             return
         batch = dataclasses.replace(batch, total=report.request_count)
     await finalize(run.ctx, batch, target)

@@ -7,8 +7,8 @@ what a stage depends on is visible at a glance and a test can give it just that.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from batchgate.blobs import BlobStore
 from batchgate.settings import Settings

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from batchgate import ids
 from batchgate.domain.fairness import Flow
@@ -26,8 +26,14 @@ from batchgate.worker.writer import ResultWriter
 log = logging.getLogger("batchgate.worker")
 
 
-async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease, lane: Lane,
-                  sent_all: Callable[[], None] = lambda: None) -> None:
+async def execute(
+    ctx: WorkerContext,
+    batch: BatchRecord,
+    stop: StopSignal,
+    shard: ShardLease,
+    lane: Lane,
+    sent_all: Callable[[], None] = lambda: None,
+) -> None:
     """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
     or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited.
 
@@ -85,8 +91,14 @@ class _Unsent:
     are still out: its senders then start the moment those answers free their slots.
     """
 
-    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, max_line_bytes: int,
-                 sent_all: Callable[[], None]):
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        batch: BatchRecord,
+        shard: ShardLease,
+        max_line_bytes: int,
+        sent_all: Callable[[], None],
+    ):
         self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, max_line_bytes, sent_all
         self._last_line = shard.last_line
         self._lines = input_lines(ctx, batch, shard)
@@ -140,8 +152,9 @@ class _Unsent:
         await self._lines.aclose()
 
 
-async def _outcome(ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal,
-                   flow: Flow) -> Outcome | None:
+async def _outcome(
+    ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal, flow: Flow
+) -> Outcome | None:
     """The line's outcome; None if it was abandoned (no result: it stays unanswered for whoever carries on)."""
     try:
         return await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock), flow)

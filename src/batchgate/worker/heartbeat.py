@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import LeaseLost, Unavailable

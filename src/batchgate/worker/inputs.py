@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import AsyncIterator
 
 from batchgate.blobs import CHUNK
 from batchgate.blobs.base import read_ahead
@@ -19,8 +19,9 @@ from batchgate.worker.context import WorkerContext
 SHARD_FIRST_CHUNK = 64 * 1024
 
 
-async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
-                              shard: ShardLease | None = None) -> AsyncIterator[tuple[int, int, bytes | None]]:
+async def located_input_lines(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncIterator[tuple[int, int, bytes | None]]:
     """(1-based line number, byte offset, bytes) for each non-blank line, of the whole file or one shard.
 
     None stands for a line over the size limit.
@@ -32,8 +33,9 @@ async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
                     yield item
 
 
-async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
-                                shard: ShardLease | None = None) -> AsyncIterator[list[tuple[int, int, bytes | None]]]:
+async def located_input_batches(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncIterator[list[tuple[int, int, bytes | None]]]:
     """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
 
     For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
@@ -45,8 +47,10 @@ async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
     first_chunk = SHARD_FIRST_CHUNK if shard else CHUNK
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
-        async with aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks, \
-                aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches:
+        async with (
+            aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks,
+            aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches,
+        ):
             async for located in batches:
                 past_end = last_line is not None and located[-1][0] > last_line
                 if past_end:
@@ -58,8 +62,9 @@ async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
         raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
 
 
-async def input_lines(ctx: WorkerContext, batch: BatchRecord,
-                      shard: ShardLease | None = None) -> AsyncIterator[tuple[int, bytes | None]]:
+async def input_lines(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncIterator[tuple[int, bytes | None]]:
     """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
     async for line, _, raw in located_input_lines(ctx, batch, shard):
         yield line, raw

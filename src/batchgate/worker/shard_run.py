@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
@@ -25,8 +25,9 @@ from batchgate.worker.stop import StopSignal
 log = logging.getLogger("batchgate.worker")
 
 
-async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane,
-                    sent_all: Callable[[], None] = lambda: None) -> bool:
+async def run_shard(
+    ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane, sent_all: Callable[[], None] = lambda: None
+) -> bool:
     """Send the shard's unanswered lines through `lane`; True if this finished the batch's last shard."""
     batch = await ctx.store.get_batch(lease.batch_id)
     if batch is None or batch.status is not BatchStatus.IN_PROGRESS:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 
 class StopReason(Enum):

@@ -60,8 +60,9 @@ async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
     return True
 
 
-async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: ValidationReport,
-                       ledger: CustomIdLedger, cutter: ShardCutter | None) -> None:
+async def _check_lines(
+    ctx: WorkerContext, batch: BatchRecord, report: ValidationReport, ledger: CustomIdLedger, cutter: ShardCutter | None
+) -> None:
     settings = ctx.settings
     pending: list[tuple[str, int]] = []
     async with aclosing(located_input_batches(ctx, batch)) as batches:
@@ -73,13 +74,24 @@ async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: Validatio
                 pending = []
     await ledger.add(pending)
     for custom_id, first, line in await ledger.duplicates(settings.max_reported_errors):
-        report.add_error(LineError(line, "duplicate_custom_id",
-                                   f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
-                                   "custom_id"))
+        report.add_error(
+            LineError(
+                line,
+                "duplicate_custom_id",
+                f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
+                "custom_id",
+            )
+        )
 
 
-def _check_batch(located: list[tuple[int, int, bytes | None]], endpoint: str, settings: Settings,
-                 report: ValidationReport, cutter: ShardCutter | None, pending: list[tuple[str, int]]) -> bool:
+def _check_batch(
+    located: list[tuple[int, int, bytes | None]],
+    endpoint: str,
+    settings: Settings,
+    report: ValidationReport,
+    cutter: ShardCutter | None,
+    pending: list[tuple[str, int]],
+) -> bool:
     """Check one chunk's lines, adding (custom_id, line) of each request to `pending`; False past the line limit.
 
     A plain loop with the well-formed case first: this runs once per line of every file.
@@ -92,14 +104,18 @@ def _check_batch(located: list[tuple[int, int, bytes | None]], endpoint: str, se
         count += 1
         if count > max_lines:
             report.request_count = count
-            report.add_error(LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line})."))
+            report.add_error(
+                LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line}).")
+            )
             return False
         if fast is not None:
             custom_id, model = fast
         else:
             try:
                 if raw is None:
-                    raise LineError(line, "line_too_long", f"Line {line} is longer than {settings.max_line_bytes} bytes.")
+                    raise LineError(
+                        line, "line_too_long", f"Line {line} is longer than {settings.max_line_bytes} bytes."
+                    )
                 request = parse_line(raw, line, endpoint, settings.max_line_bytes, max_depth)
             except LineError as error:
                 report.add_error(error)

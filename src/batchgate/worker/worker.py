@@ -16,13 +16,13 @@ import logging
 from batchgate.blobs.local import remove_stale
 from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
+from batchgate.scratch_ids import scratch_folder
 from batchgate.store import ShardLease
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
 from batchgate.worker.identity import new_worker_id
 from batchgate.worker.lane import Lane
-from batchgate.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
 from batchgate.worker.takeover import Takeover
 
@@ -124,17 +124,23 @@ class Worker:
             claimed_at = self.ctx.clock()
             resting = self._shard_failures.all_resting(claimed_at)
             try:
-                leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
-                                                           settings.max_shards_per_batch,
-                                                           settings.worker_shards - len(self._shards), resting)
+                leases = await self.ctx.store.claim_shards(
+                    self.ctx.worker_id,
+                    claimed_at,
+                    settings.lease_seconds,
+                    settings.max_shards_per_batch,
+                    settings.worker_shards - len(self._shards),
+                    resting,
+                )
             except Exception as exc:
                 log_failure("could not claim a shard; retrying", exc)
                 return
             if not leases:
                 return
             for lease in leases:
-                task = asyncio.create_task(self._run_shard(lease, claimed_at, Lane(lease.window)),
-                                           name=f"shard-{lease.batch_id}-{lease.shard}")
+                task = asyncio.create_task(
+                    self._run_shard(lease, claimed_at, Lane(lease.window)), name=f"shard-{lease.batch_id}-{lease.shard}"
+                )
                 self._shards.add(task)
 
     def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
@@ -151,8 +157,9 @@ class Worker:
         settings = self.ctx.settings
         claimed_at = self.ctx.clock()
         try:
-            successor = await self.ctx.store.claim_successor(lease, claimed_at, settings.lease_seconds,
-                                                             settings.max_shards_per_batch)
+            successor = await self.ctx.store.claim_successor(
+                lease, claimed_at, settings.lease_seconds, settings.max_shards_per_batch
+            )
         except Exception as exc:
             log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
             successor = None
@@ -182,8 +189,11 @@ class Worker:
         except Exception as exc:
             # The shard is released and claimed again after a rest; only this batch rests, the others go on.
             count, delay = self._shard_failures.failed(lease.batch_id, self.ctx.clock())
-            log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
-                        f"claiming again in {delay:.1f}s", exc)
+            log_failure(
+                f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
+                f"claiming again in {delay:.1f}s",
+                exc,
+            )
         finally:
             sending.discard(lane)
             if not sending and self._sending.get(lease.batch_id) is sending:
