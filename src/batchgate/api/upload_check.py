@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import queue
@@ -83,10 +84,8 @@ def _start(command: list[str]) -> subprocess.Popen:
 def _close(child: subprocess.Popen) -> None:
     """End a checker that was given no file: it sees an empty one, and nobody reads its answer."""
     child.stdout.close()
-    try:
+    with contextlib.suppress(OSError):
         child.stdin.close()
-    except OSError:
-        pass
     child.wait()
 
 
@@ -157,7 +156,5 @@ class UploadCheck:
         return chunk
 
     def _call(self, fn) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # the event loop is gone (shutdown): nobody waits for this any more
             self._loop.call_soon_threadsafe(fn)
-        except RuntimeError:
-            pass  # the event loop is gone (shutdown): nobody waits for this any more

@@ -31,9 +31,8 @@ def depth_exceeds(value: object, limit: int) -> bool:
 
 def _nests_more(container: dict | list, levels_left: int) -> bool:
     for child in container.values() if type(container) is dict else container:
-        if type(child) is dict or type(child) is list:
-            if levels_left == 0 or _nests_more(child, levels_left - 1):
-                return True
+        if (type(child) is dict or type(child) is list) and (levels_left == 0 or _nests_more(child, levels_left - 1)):
+            return True
     return False
 
 
