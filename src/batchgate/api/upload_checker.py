@@ -89,6 +89,7 @@ def main(argv: list[str]) -> int:
         ended = not chunk
         return chunk or None
 
+    answer: dict[str, object]
     try:
         answer = {"summary": summary_to_wire(check_chunks(take, limits, scratch))}
     except Exception as exc:
