@@ -37,9 +37,8 @@ def main() -> None:
         size = write_input_of_size(blobs_root / KEY[-2:] / KEY, args.mb * 1_000_000)
         for _ in range(args.runs):
             seconds, lines = asyncio.run(validate(blobs_root, Path(folder) / "data"))
-            print(
-                f"{Path(sys.modules['batchgate'].__file__).parents[1]}: {lines} lines, {size / 1e6:.0f} MB in {seconds:.2f} s: {size / 1e6 / seconds:.1f} MB/s"
-            )
+            checkout = Path(sys.modules['batchgate'].__file__).parents[1]
+            print(f"{checkout}: {lines} lines, {size / 1e6:.0f} MB in {seconds:.2f} s: {size / 1e6 / seconds:.1f} MB/s")
 
 
 async def validate(blobs_root: Path, data_dir: Path) -> tuple[float, int]:

@@ -31,16 +31,16 @@ class ScratchIds:
 
     def __init__(self, folder: Path, *schema: str):
         folder.mkdir(parents=True, exist_ok=True)
-        file = tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False)
-        file.close()
+        with tempfile.NamedTemporaryFile(dir=folder, prefix="ids-", suffix=".db", delete=False) as file:
+            name = file.name
         try:
-            self._db = sqlite3.connect(file.name, check_same_thread=False)
+            self._db = sqlite3.connect(name, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("PRAGMA synchronous=OFF")
             for statement in schema:
                 self._db.execute(statement)
         finally:
-            Path(file.name).unlink(missing_ok=True)
+            Path(name).unlink(missing_ok=True)
 
     def close(self) -> None:
         self._db.close()

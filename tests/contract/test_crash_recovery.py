@@ -94,7 +94,7 @@ def test_kill_9_twice_mid_run_resumes_without_resending_recorded_lines(make_gate
     assert done.status == "completed"
 
     requests = slow_mock.requests()
-    for killed_at, recorded, restarted_at in kills:
+    for _killed_at, recorded, restarted_at in kills:
         resent = sorted(
             line_of[r["text"]] for r in requests if r["t"] >= restarted_at and line_of[r["text"]] in recorded
         )

@@ -236,7 +236,7 @@ def test_a_corrupt_compressed_body_is_a_400_on_json_routes_and_uploads(gw, obo, 
         reply = raw_request(gw, post_json(gw, path, garbage, obo, **{"Content-Encoding": encoding}))
         error = assert_error_reply(reply, 400)
         assert error["code"] == "invalid_content_encoding" and encoding in error["message"]
-    form, ctype = multipart([("purpose", None, b"batch", None), ("file", "in.jsonl", b"{}\n", None)])
+    _form, ctype = multipart([("purpose", None, b"batch", None), ("file", "in.jsonl", b"{}\n", None)])
     reply = raw_request(
         gw, post_json(gw, f"{OPENAI}/files", garbage, obo, **{"Content-Encoding": encoding, "Content-Type": ctype})
     )

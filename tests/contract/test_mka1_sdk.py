@@ -7,6 +7,7 @@ Every call goes through the official SDK; raw JSON is read from the very respons
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import urllib.request
@@ -335,7 +336,7 @@ def test_max_concurrency_is_kept_and_bounds_lines_in_flight(sdk, main_upstream, 
     assert batch.status == "completed" and batch.request_counts.completed == 3
     arrivals = sorted(r["t"] for r in main_upstream.requests() if tag in r["text"])
     assert len(arrivals) == 3
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(gap >= 0.25 for gap in gaps), f"with max_concurrency=1 a line waits for the previous one: {gaps}"
 
     other = sdk.llm.batches.create(

@@ -39,7 +39,7 @@ async def _rounds(gateway, obo: str, racers) -> list[list[tuple[str, int, dict]]
             assert uploaded.status == 200, uploaded.body
             calls = racers(uploaded.json["id"])
             answers = await asyncio.gather(*(_call(session, method, url, **kw) for _, method, url, kw in calls))
-            results.append([(kind, status, body) for (kind, *_), (status, body) in zip(calls, answers)])
+            results.append([(kind, status, body) for (kind, *_), (status, body) in zip(calls, answers, strict=True)])
     return results
 
 

@@ -74,7 +74,8 @@ def test_healthz_needs_no_key(gw):
 )
 def test_missing_or_unknown_key_is_401_everywhere(gw, prefix, authorization):
     headers = {"Authorization": authorization} if authorization is not None else {}
-    calls = read_paths(prefix, MISSING_FILE, MISSING_BATCH) + [
+    calls = [
+        *read_paths(prefix, MISSING_FILE, MISSING_BATCH),
         ("POST", f"{prefix}/batches"),
         ("POST", f"{prefix}/batches/{MISSING_BATCH}/cancel"),
         ("DELETE", f"{prefix}/files/{MISSING_FILE}"),
@@ -105,9 +106,11 @@ def gw_owner(gw) -> str:
 
 
 def test_sdks_report_401(gw):
-    with OpenAI(base_url=gw.url + "/v1", api_key="bg-wrong", max_retries=0) as client:
-        with pytest.raises(openai.AuthenticationError):
-            client.batches.list()
+    with (
+        OpenAI(base_url=gw.url + "/v1", api_key="bg-wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.batches.list()
     with SDK(bearer_auth="bg-wrong", server_url=gw.url, retry_config=None) as sdk:
         with pytest.raises(mka1_errors.SDKDefaultError) as caught:
             sdk.llm.batches.list()
@@ -320,9 +323,11 @@ def test_content_404_keeps_a_null_code_for_the_mka1_sdk(gw):
     # The MKA1 SDK types this route's error code as an integer; an OpenAI-style string breaks its parsing.
     error = assert_error_reply(http(gw, "GET", f"{MKA1}/files/{MISSING_FILE}/content"), 404)
     assert error["code"] is None or isinstance(error["code"], int)
-    with SDK(bearer_auth=gw.key, server_url=gw.url, retry_config=None) as sdk:
-        with pytest.raises(mka1_errors.GetFileContentNotFoundError):
-            sdk.llm.files.content(file_id=MISSING_FILE)
+    with (
+        SDK(bearer_auth=gw.key, server_url=gw.url, retry_config=None) as sdk,
+        pytest.raises(mka1_errors.GetFileContentNotFoundError),
+    ):
+        sdk.llm.files.content(file_id=MISSING_FILE)
 
 
 @PREFIXES

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from batchgate.domain.fairness import Flow
+from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
 from batchgate.upstream.router import KINDS, Router
@@ -58,7 +58,7 @@ def logged(path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
-async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: Flow = Flow()) -> list:
+async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: Flow = ANONYMOUS) -> list:
     window = asyncio.Semaphore(concurrency)
 
     async def one(body):
@@ -103,7 +103,7 @@ async def test_a_slower_member_gets_fewer_lines(serve, routers):
 
 async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
     url_bad, bad, _ = await serve(fail_status=500)
-    url_good, good, _ = await serve()
+    url_good, _good, _ = await serve()
     router = routers(
         UpstreamConfig("bad", url_bad, ("m",)),
         UpstreamConfig("good", url_good, ("m",)),
@@ -137,8 +137,8 @@ async def test_a_pool_whose_members_are_all_out_still_tries_rather_than_failing_
 
 
 async def test_a_spent_rate_window_pauses_only_that_upstream(serve, routers):
-    url_a, mock_a, log_a = await serve()
-    url_b, mock_b, _ = await serve()
+    url_a, _mock_a, log_a = await serve()
+    url_b, _mock_b, _ = await serve()
     router = routers(UpstreamConfig("a", url_a, ("a",)), UpstreamConfig("b", url_b, ("b",)))
     first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [spent:2]", "a")))
     await asyncio.sleep(0.1)
@@ -154,7 +154,7 @@ async def test_a_spent_rate_window_pauses_only_that_upstream(serve, routers):
 
 
 async def test_a_single_429_delays_only_its_own_request(serve, routers):
-    url, mock, log = await serve()
+    url, _mock, log = await serve()
     router = routers(UpstreamConfig("u", url, ("m",)))
     first = asyncio.create_task(router.send("/v1/chat/completions", chat("once [429:1] [wait:1]")))
     await asyncio.sleep(0.1)
@@ -169,9 +169,11 @@ async def test_a_single_429_delays_only_its_own_request(serve, routers):
 
 async def use_up_its_429(url: str, text: str) -> None:
     """Send `text` (with a [429:1] directive) to one mock directly, so it has had its one refusal."""
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url + "/chat/completions", json=chat(text)) as answer:
-            assert answer.status == 429
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + "/chat/completions", json=chat(text)) as answer,
+    ):
+        assert answer.status == 429
 
 
 async def test_in_a_pool_a_429s_retry_goes_to_another_member_without_waiting_its_retry_after(serve, routers):
@@ -201,7 +203,7 @@ async def test_while_a_pool_member_is_paused_by_a_spent_window_its_sibling_takes
 
 
 async def test_clustered_429s_pause_the_upstream_and_one_probe_reopens_it(serve, routers):
-    url, mock, log = await serve(latency=0.1)
+    url, _mock, log = await serve(latency=0.1)
     router = routers(
         UpstreamConfig("u", url, ("m",), adaptive=False), rate_limit_min_refusals=5, rate_limit_pause_seconds=0.5
     )
@@ -237,7 +239,7 @@ async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve,
 
 async def test_errors_resets_and_timeouts_leave_the_window_alone(serve, routers):
     # A 500, a reset or a hang is one request's misfortune: the window stays open for everyone else.
-    url, mock, _ = await serve(latency=0.05, chaos={"500": 0.2, "reset": 0.1, "hang": 0.05}, seed=3)
+    url, _mock, _ = await serve(latency=0.05, chaos={"500": 0.2, "reset": 0.1, "hang": 0.05}, seed=3)
     router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=32), request_timeout_seconds=0.2)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=32)
     assert all(o.ok for o in outcomes)
@@ -267,7 +269,7 @@ async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
 
 
 async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
-    url, mock, _ = await serve()
+    url, _mock, _ = await serve()
     router = routers(UpstreamConfig("u", url, ("m",)), limits=(ModelLimits("m", tpm=600),))
     door = router.pool("m").model
     # Each estimate is 1 + max_tokens 100 = 101 tokens; the mock's usage says 2 × 1 word + 1 = 3.
@@ -301,7 +303,7 @@ async def test_a_kind_with_a_plain_attempt_passes_the_door(monkeypatch, routers)
 
 
 async def test_a_stream_holds_its_place_at_the_door_until_its_last_event(serve, routers):
-    url, mock, log = await serve()
+    url, _mock, log = await serve()
     router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=1, adaptive=False))
     first = await router.stream("/v1/chat/completions", chat("one two three"))
     second = asyncio.create_task(router.send("/v1/chat/completions", chat("after")))

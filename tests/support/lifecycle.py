@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -195,10 +196,8 @@ def _stopped(pid: int) -> bool:
     """Every thread of `pid` is stopped (state T in /proc): a signal is delivered, not only sent."""
     states = []
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
             states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
     return all(state == "T" for state in states)
 
 

@@ -116,7 +116,8 @@ class MockUpstream:
         self.chaos = chaos or {}
         self.seed = seed
         self.latency = latency
-        self.log = open(log_path, "ab", buffering=0) if log_path else None
+        # held open for the mock's lifetime, closed in close()
+        self.log = open(log_path, "ab", buffering=0) if log_path else None  # noqa: SIM115
         self.room = asyncio.Semaphore(capacity) if capacity else None
         self.reject_over_capacity = reject_over_capacity
         self.fail_status = fail_status

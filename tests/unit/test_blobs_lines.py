@@ -191,7 +191,7 @@ async def test_reading_from_an_offset_numbers_lines_as_the_whole_file_does():
     data = b"l1\nl2\n\nl4 is longer\nl5\n"
     whole = await locate([data])
     assert [(n, line) for n, _, line in whole] == [(1, b"l1"), (2, b"l2"), (3, b""), (4, b"l4 is longer"), (5, b"l5")]
-    for number, offset, line in whole:
+    for number, offset, _line in whole:
         tail = await locate([data[offset:]], first_line=number, first_offset=offset)
         assert tail == [t for t in whole if t[0] >= number]
 

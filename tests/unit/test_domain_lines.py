@@ -238,7 +238,10 @@ def test_valid_line_for_each_endpoint(endpoint):
 
 
 def test_valid_line_with_extra_fields_and_unicode():
-    raw = '{"custom_id": "naïve-✓", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "日本"}, "x": 1}'
+    raw = (
+        '{"custom_id": "naïve-✓", "method": "POST", "url": "/v1/embeddings", '
+        '"body": {"model": "m", "input": "日本"}, "x": 1}'
+    )
     request = parse_line(raw.encode(), 3, "/v1/embeddings", LIMIT)
     assert request.custom_id == "naïve-✓"
     assert request.body == {"model": "m", "input": "日本"}

@@ -1,5 +1,7 @@
 """batchgate.domain.shards: cutting a batch's request lines into shards."""
 
+import itertools
+
 from batchgate.domain.shards import GRAINS, ShardCutter, ShardSpan
 
 
@@ -19,7 +21,7 @@ def test_shards_start_at_a_request_with_its_offset_and_gaps_belong_to_the_shard_
     requests = [(1, 0), (2, 10), (4, 30), (5, 40), (8, 70)]
     assert cut(requests, 2) == [ShardSpan(1, 1, 0), ShardSpan(2, 4, 10), ShardSpan(5, 8, 40)]
     assert cut(requests, 5) == [ShardSpan(1, 8, 0)]
-    assert cut(requests, 1) == [ShardSpan(n, e, o) for (n, o), e in zip(requests, [1, 3, 4, 7, 8])]
+    assert cut(requests, 1) == [ShardSpan(n, e, o) for (n, o), e in zip(requests, [1, 3, 4, 7, 8], strict=True)]
 
 
 def test_no_requests_no_shards():
@@ -31,7 +33,7 @@ def test_shards_cover_every_request_line_exactly_once():
     spans = cut(requests, 64)
     covered = [n for n, _ in requests if any(s.first_line <= n <= s.last_line for s in spans)]
     assert covered == [n for n, _ in requests]
-    assert all(a.last_line + 1 == b.first_line for a, b in zip(spans, spans[1:]))
+    assert all(a.last_line + 1 == b.first_line for a, b in itertools.pairwise(spans))
     assert spans[0].first_line == 1 and spans[-1].last_line == requests[-1][0]
 
 

@@ -87,7 +87,7 @@ def test_a_clean_file_is_summarised_as_the_full_pass_sees_it():
 
 
 def test_lines_cut_anywhere_across_chunks_give_the_same_summary():
-    data = jsonl(MIXED[:9] + [b"", line("tail")])
+    data = jsonl([*MIXED[:9], b"", line("tail")])
     whole = check([data])
     assert whole is not None
     for cut in range(len(data) + 1):
@@ -128,7 +128,7 @@ BAD_LINES = {
 def test_one_bad_line_anywhere_means_no_summary(bad):
     good = [line(f"r{i}") for i in range(6)]
     for at in (0, 3, 6):
-        assert check([jsonl(good[:at] + [bad] + good[at:])]) is None
+        assert check([jsonl([*good[:at], bad, *good[at:]])]) is None
 
 
 def test_lines_for_two_endpoints_mean_no_summary():

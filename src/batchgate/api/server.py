@@ -125,7 +125,9 @@ class GuardedServer(web.Server):
             )
         )
 
-    def __call__(self) -> asyncio.Protocol:
+    # aiohttp types the factory as making RequestHandlers, but only ever passes it to loop.create_server,
+    # which takes any asyncio.Protocol: a Refusal beyond the cap is deliberate.
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
         if self.open_connections < self.cap:
             return GuardedProtocol(
                 self, loop=self._loop, deadlines=self._deadlines, notices=self._notices, **self._kwargs

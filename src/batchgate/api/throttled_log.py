@@ -7,6 +7,7 @@ failing for want of file descriptors) would otherwise write one line, or one tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -45,10 +46,8 @@ class ThrottledLog:
         self._last_held = message
 
     def _report_held_later(self, delay: float) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # no loop: the count goes out with the next event's window instead
             asyncio.get_running_loop().call_later(delay, self._report_held)
-        except RuntimeError:  # no loop: the count goes out with the next event's window instead
-            pass
 
     def _report_held(self) -> None:
         if self._held:

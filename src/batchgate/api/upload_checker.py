@@ -2,8 +2,8 @@
 
 The file's bytes arrive on stdin until it closes; one JSON answer leaves on stdout: {"summary": ...}
 for a clean file, {"summary": null} for one its batch must validate itself (or an empty one),
-{"failure": "..."} when the check broke. It imports only what checking needs (no asyncio, no aiohttp), so it starts in a few
-tens of milliseconds and holds a few MB beside the server, and only while an upload lasts.
+{"failure": "..."} when the check broke. It imports only what checking needs (no asyncio, no aiohttp), so it starts
+in a few tens of milliseconds and holds a few MB beside the server, and only while an upload lasts.
 """
 
 from __future__ import annotations
@@ -89,6 +89,7 @@ def main(argv: list[str]) -> int:
         ended = not chunk
         return chunk or None
 
+    answer: dict[str, object]
     try:
         answer = {"summary": summary_to_wire(check_chunks(take, limits, scratch))}
     except Exception as exc:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 
 from batchgate.domain.splitting import LineSplitter, Located
 
 
 async def located_lines(
     chunks: AsyncIterable[bytes], max_line_bytes: int, first_line: int = 1, first_offset: int = 0
-) -> AsyncIterator[Located]:
+) -> AsyncGenerator[Located, None]:
     """Yield (line number, byte offset where it starts, line without newline); None stands for a line
     over the limit, which is never buffered whole. A trailing '\\r' is dropped so CRLF files read like
     LF files. `first_line` and `first_offset` say where in the file the chunks start.
@@ -21,7 +21,7 @@ async def located_lines(
 
 async def located_line_batches(
     chunks: AsyncIterable[bytes], max_line_bytes: int, first_line: int = 1, first_offset: int = 0
-) -> AsyncIterator[list[Located]]:
+) -> AsyncGenerator[list[Located], None]:
     """located_lines, a list per chunk: a reader of many short lines then loops in plain Python, not per await."""
     splitter = LineSplitter(max_line_bytes, first_line, first_offset)
     async for chunk in chunks:

@@ -7,7 +7,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
 
 from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
@@ -49,7 +49,7 @@ class LocalBlobStore:
                 raise
         return size
 
-    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncGenerator[bytes, None]:
         handle = await asyncio.to_thread(open, self._path(key), "rb")
         try:
             if offset:

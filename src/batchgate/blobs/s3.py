@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
 from aiobotocore.config import AioConfig
@@ -94,7 +94,7 @@ class S3BlobStore:
         answer = await s3.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=data)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
-    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncGenerator[bytes, None]:
         s3 = await self._s3()
         extra = {"Range": f"bytes={offset}-"} if offset else {}
         try:

@@ -9,10 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from batchgate.domain.lines import ENDPOINTS, is_blank, request_shape
 from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.domain.shards import ShardCutter
+
+
+class LimitSettings(Protocol):
+    """The settings a LineLimits is read from (the API's and the worker's settings both have them)."""
+
+    @property
+    def max_lines(self) -> int: ...
+    @property
+    def max_line_bytes(self) -> int: ...
+    @property
+    def shard_lines(self) -> int: ...
+    @property
+    def max_json_depth(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +41,7 @@ class LineLimits:
     max_json_depth: int = field(default=DEPTH_CEILING, compare=False)
 
     @classmethod
-    def of(cls, settings) -> LineLimits:
+    def of(cls, settings: LimitSettings) -> LineLimits:
         return cls(settings.max_lines, settings.max_line_bytes, settings.shard_lines, settings.max_json_depth)
 
 

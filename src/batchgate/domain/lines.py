@@ -7,6 +7,7 @@ Every problem is a LineError carrying its 1-based line number and a stable code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -23,7 +24,7 @@ class LineError(Exception):
     message: str
     param: str | None = None
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
 
 
@@ -31,11 +32,12 @@ class LineError(Exception):
 class RequestLine:
     line: int
     custom_id: str
-    body: dict
+    body: dict[str, Any]
 
     @property
     def model(self) -> str:
-        return self.body["model"]
+        model: str = self.body["model"]  # parse_line let the line through only with a string model
+        return model
 
 
 def is_blank(raw: bytes) -> bool:
@@ -100,7 +102,7 @@ def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
     return None
 
 
-def _custom_id(obj: dict, line: int) -> str:
+def _custom_id(obj: dict[str, Any], line: int) -> str:
     if "custom_id" not in obj:
         raise LineError(line, "missing_custom_id", f"Line {line} has no 'custom_id'.", "custom_id")
     custom_id = obj["custom_id"]
@@ -116,7 +118,7 @@ def _custom_id(obj: dict, line: int) -> str:
     return custom_id
 
 
-def _body(obj: dict, line: int, endpoint: str) -> dict:
+def _body(obj: dict[str, Any], line: int, endpoint: str) -> dict[str, Any]:
     method = obj.get("method")
     if method is None:
         raise LineError(line, "missing_method", f"Line {line} has no 'method'; it must be \"POST\".", "method")
@@ -197,7 +199,7 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.error_count == 0
 
-    def to_wire(self) -> dict | None:
+    def to_wire(self) -> dict[str, object] | None:
         if self.ok:
             return None
         ordered = sorted(self.errors, key=lambda e: e.line)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
@@ -39,7 +39,7 @@ class Upstream(Protocol):
 class Stream:
     """An answer that arrives in pieces: server-sent event bytes, passed on as they come."""
 
-    events: AsyncIterator[bytes]
+    events: AsyncGenerator[bytes, None]
 
 
 class StreamingUpstream(Upstream, Protocol):
@@ -53,7 +53,9 @@ class StreamingUpstream(Upstream, Protocol):
 
 
 # One try: the answer, and how long the upstream asked us to wait before the next one (Retry-After).
-Attempt = Callable[[], Awaitable[tuple["Outcome | Stream", "float | None"]]]
+# Generic in the answer: a plain send's attempts give Outcomes only, so its retries return an Outcome.
+Answer = TypeVar("Answer", bound="Outcome | Stream")
+Attempt = Callable[[], Awaitable[tuple[Answer, "float | None"]]]
 
 
 def worth_retrying(answer: Outcome | Stream) -> bool:
@@ -61,13 +63,14 @@ def worth_retrying(answer: Outcome | Stream) -> bool:
     return (
         isinstance(answer, Outcome)
         and not answer.ok
-        and (answer.error_code is not None or is_retryable_status(answer.status_code))
+        and (
+            answer.error_code is not None
+            or (answer.status_code is not None and is_retryable_status(answer.status_code))
+        )
     )
 
 
-async def send_with_retries(
-    attempt: Attempt, policy: RetryPolicy, gate: RetryGate | None, name: str
-) -> Outcome | Stream:
+async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate: RetryGate | None, name: str) -> Answer:
     """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
     tries = 0
     while True:

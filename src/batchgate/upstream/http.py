@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 
 import aiohttp
 import orjson
@@ -175,11 +176,11 @@ class HttpUpstream:
             self._session = None
 
 
-async def _replay(events: bytes):
+async def _replay(events: bytes) -> AsyncGenerator[bytes, None]:
     yield events
 
 
-async def _relay(response: aiohttp.ClientResponse):
+async def _relay(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
     try:
         async for piece in response.content.iter_any():
             yield piece

@@ -145,6 +145,7 @@ class _Connection(asyncio.Protocol):
         return not self._closed and now - self._idle_since < IDLE_SECONDS
 
     async def exchange(self, request: bytes) -> Answer:
+        assert self._transport is not None  # connection_made ran before create_connection returned us
         self._waiter = asyncio.get_running_loop().create_future()
         self._parser = _Parser()
         self._buffer.clear()
@@ -164,20 +165,23 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # create_connection hands a stream protocol an asyncio.Transport; the Protocol API types it as BaseTransport
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None or self._waiter.done():
             self.close()  # bytes nobody asked for: the connection is out of step
             return
+        parser = self._parser
+        assert parser is not None  # exchange() set it with the waiter
         self._buffer += data
         try:
-            answer = self._parser.feed(self._buffer, ended=False)
+            answer = parser.feed(self._buffer, ended=False)
         except UpstreamFailure as exc:
             self._waiter.set_exception(exc)
             return
         if answer is not None:
-            self.keep_alive = self._parser.keep_alive
+            self.keep_alive = parser.keep_alive
             self._waiter.set_result(answer)
 
     def eof_received(self) -> bool:
@@ -186,11 +190,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         waiter = self._waiter
+        parser = self._parser
         if waiter is None or waiter.done():
             return
-        if self._parser.started or not self._used:
+        assert parser is not None  # exchange() set it with the waiter
+        if parser.started or not self._used:
             try:
-                answer = self._parser.feed(self._buffer, ended=True)  # a close-delimited body ends here
+                answer = parser.feed(self._buffer, ended=True)  # a close-delimited body ends here
             except UpstreamFailure as failure:
                 waiter.set_exception(failure)
                 return

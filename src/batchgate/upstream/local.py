@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
 
 import orjson
@@ -95,7 +95,7 @@ class LocalUpstream:
 
 async def _events(
     first: dict, chunks: asyncio.Queue, work: asyncio.Future, gone: threading.Event
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     try:
         chunk = first
         while chunk is not _END:

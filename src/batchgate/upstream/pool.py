@@ -10,7 +10,7 @@ the least requests in flight or waiting, so a retry may land on another member.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
 
@@ -40,12 +40,12 @@ class Member:
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
-        self.aimd = (
+        self.aimd = aimd = (
             Aimd(cap=cap, floor=min(config.min_concurrency, cap), tolerated=settings.adaptive_refusal_share)
             if config.adaptive
             else None
         )
-        limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
+        limit = (lambda: aimd.current) if aimd else (lambda: config.max_concurrency)
         throttle = Throttle(
             window=settings.rate_limit_window_seconds,
             share=settings.rate_limit_share,
@@ -101,7 +101,7 @@ class Member:
                 self._release(doors)
         return opened if isinstance(opened, Outcome) else Stream(self._held(opened.events, doors))
 
-    async def _held(self, events: AsyncIterator[bytes], doors: list[Door]) -> AsyncIterator[bytes]:
+    async def _held(self, events: AsyncGenerator[bytes, None], doors: list[Door]) -> AsyncGenerator[bytes, None]:
         try:
             async for event in events:
                 yield event

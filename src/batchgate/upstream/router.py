@@ -18,13 +18,13 @@ from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream, Upstream
+from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, Upstream
 from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
 from batchgate.upstream.pool import Member, Pool, model_door
 
-UpstreamFactory = Callable[[UpstreamConfig, Settings], Upstream]
+UpstreamFactory = Callable[[UpstreamConfig, Settings], StreamingUpstream]
 
 # Upstream kinds by the `kind` key of an [[upstreams]] table.
 KINDS: dict[str, UpstreamFactory] = {"openai": HttpUpstream, "local": LocalUpstream}
@@ -54,12 +54,13 @@ class Router:
         return None if pool is None else pool.members[0].upstream
 
     def pool(self, model: str) -> Pool | None:
-        pool = self._by_model.get(model, False)
-        if pool is False:
+        try:
+            return self._by_model[model]
+        except KeyError:
             if len(self._by_model) >= MODEL_CACHE:
                 self._by_model.clear()
             pool = self._by_model[model] = self._find_pool(model)
-        return pool
+            return pool
 
     def _find_pool(self, model: str) -> Pool | None:
         for patterns, _ in self._members:

@@ -43,6 +43,7 @@ class BatchRun:
         beat = None
         try:
             batch = await ctx.store.get_batch(self.batch_id)
+            assert batch is not None  # claimed just now: the batch exists
             renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.leases.lease_seconds)
             beat = asyncio.create_task(heartbeat(ctx, f"batch {self.batch_id}", renew, self.stop, batch.expires_at))
             while (batch := await ctx.store.get_batch(self.batch_id)) and (
@@ -54,7 +55,9 @@ class BatchRun:
                 except InputMissing as missing:
                     log.error("batch %s ends failed with the results it has: %s", batch.id, missing.message)
                     await ctx.store.seal(batch.id)
-                    await fail_without_input(ctx, await ctx.store.get_batch(batch.id), missing)
+                    sealed = await ctx.store.get_batch(batch.id)
+                    assert sealed is not None  # held under the lease: nobody deletes it meanwhile
+                    await fail_without_input(ctx, sealed, missing)
                 if self.stop.reason is StopReason.LEASE_LOST:
                     return
         except LeaseLost:
@@ -108,7 +111,9 @@ async def _expire(run: BatchRun, batch: BatchRecord) -> None:
 async def _end(run: BatchRun, batch: BatchRecord, target: BatchStatus) -> None:
     """Cancel or expire: answered lines keep their results; every other line gets the batch's reason."""
     await run.ctx.store.seal(batch.id)
-    batch = await run.ctx.store.get_batch(batch.id)  # the counts are final once sealed
+    sealed = await run.ctx.store.get_batch(batch.id)  # the counts are final once sealed
+    assert sealed is not None  # held under the lease: nobody deletes it meanwhile
+    batch = sealed
     if batch.in_progress_at is None:
         # Never validated to the end: count its lines first, or record why the file is unusable.
         report = await validate_input(run.ctx, batch)

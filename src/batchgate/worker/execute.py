@@ -138,6 +138,7 @@ class _Unsent:
                 while self._next_done is not None and self._next_done < line:
                     self._next_done = await anext(self._done, None)
                 if self._next_done != line:
+                    assert raw is not None  # validation refused any batch with a line over the size limit
                     return parse_line(raw, line, self._endpoint, self._max_line_bytes)
         except Exception as exc:
             self.failure = exc

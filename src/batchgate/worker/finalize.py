@@ -143,5 +143,6 @@ async def _error_lines(ctx: WorkerContext, batch: BatchRecord, code: str) -> Asy
             if not row.ok:
                 yield row.record
             continue
+        assert raw is not None  # validation refused any batch with a line over the size limit
         request = parse_line(raw, line, batch.endpoint, ctx.finalizing.max_line_bytes)
         yield unanswered_line(ids.request_id(), request.custom_id, code)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
 
 from batchgate.blobs import CHUNK
@@ -21,7 +21,7 @@ SHARD_FIRST_CHUNK = 64 * 1024
 
 async def located_input_lines(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
-) -> AsyncIterator[tuple[int, int, bytes | None]]:
+) -> AsyncGenerator[tuple[int, int, bytes | None], None]:
     """(1-based line number, byte offset, bytes) for each non-blank line, of the whole file or one shard.
 
     None stands for a line over the size limit.
@@ -35,7 +35,7 @@ async def located_input_lines(
 
 async def located_input_batches(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
-) -> AsyncIterator[list[tuple[int, int, bytes | None]]]:
+) -> AsyncGenerator[list[tuple[int, int, bytes | None]], None]:
     """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
 
     For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
@@ -52,8 +52,7 @@ async def located_input_batches(
             aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches,
         ):
             async for located in batches:
-                past_end = last_line is not None and located[-1][0] > last_line
-                if past_end:
+                if last_line is not None and located[-1][0] > last_line:  # past the shard's end
                     if kept := [item for item in located if item[0] <= last_line]:
                         yield kept
                     return
@@ -64,7 +63,7 @@ async def located_input_batches(
 
 async def input_lines(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
-) -> AsyncIterator[tuple[int, bytes | None]]:
+) -> AsyncGenerator[tuple[int, bytes | None], None]:
     """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
     async for line, _, raw in located_input_lines(ctx, batch, shard):
         yield line, raw

@@ -47,7 +47,8 @@ class CustomIdLedger(ScratchIds):
         def query() -> list[tuple[str, int, int]]:
             # One pass over the index finds the repeated ids (usually none); only their rows are looked up.
             return self._db.execute(
-                "WITH repeated AS (SELECT custom_id, MIN(line) AS first FROM ids GROUP BY custom_id HAVING COUNT(*) > 1) "
+                "WITH repeated AS "
+                "(SELECT custom_id, MIN(line) AS first FROM ids GROUP BY custom_id HAVING COUNT(*) > 1) "
                 "SELECT d.custom_id, r.first, d.line FROM repeated r JOIN ids d ON d.custom_id = r.custom_id "
                 "AND d.line > r.first ORDER BY d.line LIMIT ?",
                 (limit,),

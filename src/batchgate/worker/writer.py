@@ -44,6 +44,7 @@ class ResultWriter:
     async def __aexit__(self, *exc_info) -> None:
         self._closing = True
         self._wake.set()
+        assert self._task is not None  # started in __aenter__
         await self._task  # the last flush; a LeaseLost or store error surfaces here
 
     async def _loop(self) -> None:
