@@ -1,24 +1,10 @@
-"""Shared fixtures: a mock upstream process, a live `batchgate serve` in front of it, an in-memory store."""
+"""Shared fixtures: a mock upstream process and a live `batchgate serve` in front of it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-from batchgate.store import Store, open_store
 from tests.support.servers import GatewayFactory, MockUpstream, upstream_config
-
-
-@pytest.fixture
-async def memory_store() -> AsyncIterator[Store]:
-    """A SQLite store in memory with every migration applied: fast, and gone with the test.
-
-    For worker tests that need a real store but no file; reads share the writer's connection.
-    """
-    store = await open_store("sqlite:///:memory:")
-    yield store
-    await store.close()
 
 
 @pytest.fixture
