@@ -65,7 +65,7 @@ function render(state, refresh) {
     ),
     h(
       "div",
-      { class: "grid" },
+      { class: "grid", "data-status": batch.status },
       progressCard(batch),
       timelineCard(batch),
       detailsCard(batch),

@@ -72,8 +72,8 @@ function row(file, reload, status) {
       h("div", {}, h("span", { class: "filename" }, file.filename), h("span", { class: "sub mono" }, file.id)),
     ),
     h("td", { "data-label": "Purpose" }, h("span", { class: `badge badge-${file.purpose === "batch" ? "info" : "muted"}` }, file.purpose)),
-    h("td", { "data-label": "Size" }, bytes(file.bytes)),
-    h("td", { "data-label": "Uploaded" }, age(file.created_at)),
+    h("td", { class: "nowrap", "data-label": "Size" }, bytes(file.bytes)),
+    h("td", { class: "nowrap", "data-label": "Uploaded" }, age(file.created_at)),
     h(
       "td",
       { "data-label": "Actions" },
