@@ -73,8 +73,11 @@ def sign_in(page: Page, url: str, key: str, on_behalf_of: str = "") -> None:
 
 def screenshot(page: Page, name: str) -> None:
     folder = os.environ.get("BATCHGATE_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / name), full_page=True)
+    if folder:  # down to the end of the page's content, however short it is
+        height = page.evaluate("Math.ceil(document.getElementById('view').getBoundingClientRect().bottom)")
+        page.screenshot(
+            path=str(Path(folder) / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280, "height": height}
+        )
 
 
 def bar_value(page: Page, batch_id: str) -> int:
@@ -100,7 +103,7 @@ def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gatewa
     wait_status(api, invalid.id)
     parked_lines = [chat_line(f"p{i}", f"parked {i} [sleep:3]") for i in range(20)]
     _, parked = start_batch(api, parked_lines, max_concurrency=1, filename="parked.jsonl")
-    running_file = api.files.create(file=("eval.jsonl", jsonl(running_lines(60))), purpose="batch")
+    running_file = api.files.create(file=("eval.jsonl", jsonl(running_lines(80))), purpose="batch")
     running = api.batches.create(
         input_file_id=running_file.id,
         endpoint=CHAT,
@@ -115,12 +118,18 @@ def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gatewa
     # The running batch's bar moves while the page stays put: the list polls by itself.
     expect(status_of_row(page, running.id)).to_have_attribute("data-status", "in_progress")
     first = wait_until(lambda: bar_value(page, running.id), what="the first lines done")
-    assert first < 60
+    assert first < 80
     wait_until(lambda: bar_value(page, running.id) > first, what="the bar to move")
+    screenshot(page, "dashboard-batches.png")
+
+    # The keyboard focus stays on a batch's link while the list re-renders around it.
+    page.get_by_role("link", name=running.id).focus()
+    before = bar_value(page, running.id)
+    wait_until(lambda: bar_value(page, running.id) > before, what="the list to re-render")
+    assert page.evaluate("document.activeElement.dataset.focusKey") == f"open-{running.id}"
     row = page.locator(f'tr[data-batch-id="{running.id}"]')
     expect(row).to_contain_text("nightly eval")
     expect(row).to_contain_text("chat/completions")
-    screenshot(page, "dashboard-batches.png")
 
     # Filters show only the batches of a status.
     page.get_by_role("link", name="Failed", exact=True).click()
@@ -130,20 +139,21 @@ def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gatewa
     expect(page.locator("tbody tr")).to_have_count(4)
 
     # The batch page follows it to the end and shows its failed lines and usage; the output downloads.
-    page.get_by_role("link", name=running.id).click()
+    page.get_by_role("link", name=running.id).focus()
+    page.keyboard.press("Enter")
     expect(page.locator(".page-head .badge")).to_have_attribute("data-status", "completed", timeout=60_000)
     expect(page.locator(".timeline")).to_contain_text("Completed")
     failed_card = page.locator(".card-failed-lines")
     expect(failed_card).to_contain_text("q003")
     expect(failed_card).to_contain_text("400")
-    expect(page.locator(".card-progress")).to_contain_text("54")  # completed lines
+    expect(page.locator(".card-progress")).to_contain_text("72")  # completed lines
     expect(page.locator(".card-usage dd").first).not_to_have_text("0")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download output").click()
     saved = Path(download.value.path()).read_text().splitlines()
     finished = api.batches.retrieve(running.id)
     assert download.value.suggested_filename.endswith(".jsonl")
-    assert [json.loads(line)["custom_id"] for line in saved] == [f"q{i:03d}" for i in range(60) if i % 10 != 3]
+    assert [json.loads(line)["custom_id"] for line in saved] == [f"q{i:03d}" for i in range(80) if i % 10 != 3]
     assert "\n".join(saved) + "\n" == api.files.content(finished.output_file_id).text
     screenshot(page, "dashboard-batch.png")
 
