@@ -225,6 +225,18 @@ def test_a_refused_key_stays_on_the_sign_in_form(dashboard_gateway, browser):
     assert page.evaluate("sessionStorage.length") == 0
 
 
+def test_a_key_revoked_while_signed_in_signs_the_page_out(dashboard_gateway, browser):
+    gateway = dashboard_gateway
+    key = gateway.create_key("short-lived", owner="test")
+    page = open_page(browser, DESKTOP)
+    sign_in(page, gateway.url, key)
+    result = gateway.cli("keys", "revoke", "short-lived")
+    assert result.returncode == 0, result.stderr
+    expect(page.get_by_role("alert")).to_contain_text("Signed out: Incorrect API key provided.")
+    expect(page.locator("#key")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+
+
 def test_every_page_fits_a_phone_screen(dashboard_gateway, browser, tmp_path):
     gateway = dashboard_gateway
     api = client(gateway)

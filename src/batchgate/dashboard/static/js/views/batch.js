@@ -157,7 +157,12 @@ function detailsCard(batch) {
     ["Model", modelOf(batch) || "—"],
     [
       "Input file",
-      h("div", { class: "input-file" }, h("span", { class: "mono" }, batch.input_file_id), downloadButton(batch.input_file_id, "Download")),
+      h(
+        "div",
+        { class: "input-file" },
+        h("span", { class: "mono" }, batch.input_file_id),
+        downloadButton(batch.input_file_id, "Download"),
+      ),
     ],
     ["Max concurrency", number(batch.max_concurrency)],
     ["Window", batch.completion_window],
@@ -211,7 +216,11 @@ function failedCard(batch, lines) {
   if (lines instanceof Error) return card("Failed lines", notice("error", lines.message));
   return card(
     "Failed lines",
-    h("p", { class: "muted small" }, lines.length === 1 ? "The error file's one line." : `The first ${lines.length} lines of the error file.`),
+    h(
+      "p",
+      { class: "muted small" },
+      lines.length === 1 ? "The error file's one line." : `The first ${lines.length} lines of the error file.`,
+    ),
     table(
       ["Request", "Status", "Error"],
       lines.map((line) => [
@@ -237,11 +246,25 @@ function table(columns, rows) {
     h(
       "table",
       { class: "table compact" },
-      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col" }, c)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          columns.map((c) => h("th", { scope: "col" }, c)),
+        ),
+      ),
       h(
         "tbody",
         {},
-        rows.map((cells) => h("tr", {}, cells.map((cell, i) => h("td", { "data-label": columns[i] }, cell)))),
+        rows.map((cells) =>
+          h(
+            "tr",
+            {},
+            cells.map((cell, i) => h("td", { "data-label": columns[i] }, cell)),
+          ),
+        ),
       ),
     ),
   );

@@ -45,7 +45,11 @@ function render(files, reload, status) {
       h(
         "thead",
         {},
-        h("tr", {}, ["Name", "Purpose", "Size", "Uploaded", "Actions"].map((c) => h("th", { scope: "col" }, c))),
+        h(
+          "tr",
+          {},
+          ["Name", "Purpose", "Size", "Uploaded", "Actions"].map((c) => h("th", { scope: "col" }, c)),
+        ),
       ),
       h(
         "tbody",
@@ -71,7 +75,11 @@ function row(file, reload, status) {
       { class: "cell-batch", "data-label": "Name" },
       h("div", {}, h("span", { class: "filename" }, file.filename), h("span", { class: "sub mono" }, file.id)),
     ),
-    h("td", { "data-label": "Purpose" }, h("span", { class: `badge badge-${file.purpose === "batch" ? "info" : "muted"}` }, file.purpose)),
+    h(
+      "td",
+      { "data-label": "Purpose" },
+      h("span", { class: `badge badge-${file.purpose === "batch" ? "info" : "muted"}` }, file.purpose),
+    ),
     h("td", { class: "nowrap", "data-label": "Size" }, bytes(file.bytes)),
     h("td", { class: "nowrap", "data-label": "Uploaded" }, age(file.created_at)),
     h(

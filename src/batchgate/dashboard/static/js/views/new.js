@@ -11,19 +11,53 @@ const SNIFF_BYTES = 256 * 1024; // enough for the first line of any sensible fil
 export function mount(view, { query }) {
   const existingId = query.get("file");
   const status = h("div", { class: "form-status", "aria-live": "polite" });
-  const fileInput = h("input", { id: "input-file", name: "file", type: "file", accept: ".jsonl,.json,.txt,application/jsonl", required: !existingId });
+  const fileInput = h("input", {
+    id: "input-file",
+    name: "file",
+    type: "file",
+    accept: ".jsonl,.json,.txt,application/jsonl",
+    required: !existingId,
+  });
   const endpoint = h(
     "select",
     { id: "endpoint", name: "endpoint" },
     h("option", { value: DETECT }, "From the file's first line"),
     ENDPOINTS.map((e) => h("option", { value: e }, e)),
   );
-  const concurrency = h("input", { id: "max-concurrency", name: "max_concurrency", type: "number", min: 1, step: 1, inputmode: "numeric" });
-  const metadata = h("textarea", { id: "metadata", name: "metadata", rows: 3, placeholder: "description=nightly eval\nowner=research", spellcheck: "false" });
-  const submit = h("button", { type: "submit", class: "button primary" }, existingId ? "Start batch" : "Upload and start batch");
+  const concurrency = h("input", {
+    id: "max-concurrency",
+    name: "max_concurrency",
+    type: "number",
+    min: 1,
+    step: 1,
+    inputmode: "numeric",
+  });
+  const metadata = h("textarea", {
+    id: "metadata",
+    name: "metadata",
+    rows: 3,
+    placeholder: "description=nightly eval\nowner=research",
+    spellcheck: "false",
+  });
+  const submit = h(
+    "button",
+    { type: "submit", class: "button primary" },
+    existingId ? "Start batch" : "Upload and start batch",
+  );
   const source = existingId
-    ? h("p", { class: "using-file" }, "Input: ", h("span", { class: "mono", id: "existing-file" }, existingId), " · ", h("a", { href: "#/new" }, "upload another file instead"))
-    : [h("label", { for: "input-file" }, "Input file (JSONL)"), fileInput, h("p", { class: "hint" }, "One request per line: custom_id, method, url, body.")];
+    ? h(
+        "p",
+        { class: "using-file" },
+        "Input: ",
+        h("span", { class: "mono", id: "existing-file" }, existingId),
+        " · ",
+        h("a", { href: "#/new" }, "upload another file instead"),
+      )
+    : [
+        h("label", { for: "input-file" }, "Input file (JSONL)"),
+        fileInput,
+        h("p", { class: "hint" }, "One request per line: custom_id, method, url, body."),
+      ];
   const form = h(
     "form",
     { class: "card form", "aria-labelledby": "new-title" },
