@@ -8,6 +8,7 @@ from batchgate.api import batches, files, inference
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
+from batchgate.dashboard import routes as dashboard
 
 # MKA1 paths first, then OpenAI's (`base_url=<server>/v1`).
 PREFIXES = ("/api/v1/llm", "/v1")
@@ -25,6 +26,7 @@ def create_app(svc: Services) -> web.Application:
     )
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
+    dashboard.add_routes(app)
     for prefix in PREFIXES:
         for resource in RESOURCES:
             resource.add_routes(app, prefix)

@@ -1,4 +1,4 @@
-"""Every failure becomes {"error": {...}} JSON; every call but /healthz needs a valid key."""
+"""Every failure becomes {"error": {...}} JSON; every call but /healthz and the dashboard needs a valid key."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthori
 from batchgate.ids import hash_secret
 
 log = logging.getLogger("batchgate.api")
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/ui"})
+PUBLIC_PREFIXES = ("/ui/",)  # the dashboard's own files: the page asks for a key and sends it itself
 CLIENT_CLOSED_REQUEST = 499  # never seen by anyone: the connection is gone
 HTTP_ERROR_TYPES = {
     401: "authentication_error",
@@ -86,7 +87,7 @@ def _closing_if_body_broken(request: web.Request, response: web.Response) -> web
 def authenticate(store):
     @web.middleware
     async def auth(request: web.Request, handler):
-        if request.path in PUBLIC_PATHS:
+        if is_public(request.path):
             return await handler(request)
         try:
             header = header_text(request, "Authorization") or ""
@@ -108,6 +109,10 @@ def authenticate(store):
         return await handler(request)
 
     return auth
+
+
+def is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def not_found(kind: str, object_id: str, param: str | None = None) -> NotFound:
