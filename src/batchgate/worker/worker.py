@@ -18,6 +18,7 @@ from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
 from batchgate.scratch_ids import scratch_folder
 from batchgate.store import ShardLease
+from batchgate.webhooks.sender import WebhookSender
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
@@ -42,6 +43,8 @@ class Worker:
         self._wake = asyncio.Event()
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
+        # Webhooks go out beside the batch work, never in its way: a task of their own, their own connections.
+        self._webhooks = WebhookSender(ctx.settings, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""
@@ -51,6 +54,7 @@ class Worker:
         await self._hold_session(self.ctx.worker_id)
         sweeper = asyncio.create_task(self._sweep_forever())
         prover = asyncio.create_task(self._prove_session_forever())
+        webhooks = asyncio.create_task(self._webhooks.run(), name="webhooks")
         try:
             while True:
                 self._wake.clear()
@@ -60,7 +64,7 @@ class Worker:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.ctx.settings.poll_interval_seconds)
         finally:
-            tasks = [sweeper, prover, *self._runs.values(), *self._shards]
+            tasks = [sweeper, prover, webhooks, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
