@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from batchgate import __version__, ids
+from batchgate import __version__, cli_webhooks, ids
 from batchgate.allocator import limit_arenas
 from batchgate.api.app import create_app
 from batchgate.api.server import serve_api
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.set_defaults(handler=cmd_keys_revoke)
     for sub in (create, listing, revoke):
         _add_flags(sub, COMMON_FLAGS)
+    cli_webhooks.register(commands)
     return parser
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batches, files, inference
+from batchgate.api import batches, files, inference, webhooks
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
@@ -12,7 +12,7 @@ from batchgate.dashboard import routes as dashboard
 
 # MKA1 paths first, then OpenAI's (`base_url=<server>/v1`).
 PREFIXES = ("/api/v1/llm", "/v1")
-RESOURCES = (files, batches, inference)
+RESOURCES = (files, batches, inference, webhooks)
 
 
 async def healthz(request: web.Request) -> web.Response:
