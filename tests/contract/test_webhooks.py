@@ -146,6 +146,20 @@ def test_events_survive_a_down_receiver_and_a_kill_9(make_gateway, mock_upstream
     assert len(receiver.calls()) == 4, "every event exactly once"
 
 
+def test_a_private_url_is_checked_again_when_sending(make_gateway, mock_upstream, receivers):
+    gw = gateway_with_webhooks(make_gateway, mock_upstream)
+    receiver = receivers()
+    add_endpoint(gw, receiver.url)
+    gw.stop()
+    gw.config_path.write_text(config({"name": "mock", "base_url": mock_upstream.base_url}))  # private: refused now
+    gw.start()
+
+    completed_batch(client(gw), "refused")
+    refusal = "attempt 1 failed (The webhook URL's host 127.0.0.1 is 127.0.0.1, a loopback"
+    wait_until(lambda: refusal in serve_log(gw), what="the refused attempt in the log")
+    assert receiver.calls() == []
+
+
 @pytest.mark.parametrize("prefix", ["/api/v1/llm", "/v1"])
 @pytest.mark.parametrize(
     "url",

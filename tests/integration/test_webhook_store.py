@@ -1,5 +1,5 @@
 """The webhook outbox in the metadata stores, SQLite and PostgreSQL alike: events written by a batch's
-terminal transition itself, deliveries leased to one sender at a time, attempts fenced by the lease."""
+terminal transition itself, deliveries leased to one courier at a time, attempts fenced by the lease."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ async def test_only_the_terminal_step_and_only_a_won_compare_and_set_write_event
     assert states(await store.deliveries_of_batch("batch_1")) == [("we_all", "batch.cancelled", "pending", 0)]
 
 
-async def test_a_delivery_is_leased_to_one_sender_and_fenced_by_its_lease(store):
+async def test_a_delivery_is_leased_to_one_courier_and_fenced_by_its_lease(store):
     await add_endpoint(store, "we_all", ALICE)
     await ended(store, "batch_1", ALICE, S.COMPLETED)
 
@@ -124,7 +124,7 @@ async def test_a_failed_attempt_waits_for_its_retry_time_and_a_last_one_gives_up
     assert await store.claim_deliveries("w1", 1e9, LEASE, 10) == []
 
 
-async def test_concurrent_senders_never_share_a_delivery(store):
+async def test_concurrent_couriers_never_share_a_delivery(store):
     for n in range(4):
         await add_endpoint(store, f"we_{n}", ALICE)
     for n in range(10):

@@ -21,8 +21,8 @@ from batchgate.domain.webhooks import (
     retry_delay,
 )
 from batchgate.errors import InvalidRequest
-from batchgate.webhooks.guard import check_url, refused
-from batchgate.webhooks.sender import signed_headers
+from batchgate.webhooks.courier import signed_headers
+from batchgate.webhooks.guard import GuardedResolver, check_url, refused
 
 DELIVERY = Delivery("evt_1", "we_1", "batch.completed", "batch_1", 1700000000, "https://example.com/h", new_secret(), 0)
 
@@ -122,3 +122,12 @@ async def test_check_url_resolves_names_and_honours_the_setting():
     with pytest.raises(InvalidRequest) as caught:
         await check_url("http://no-such-host.invalid/h", allow_private=False)
     assert caught.value.code == "webhook_url_unresolvable"
+
+
+async def test_the_couriers_resolver_refuses_a_name_of_a_private_address():
+    resolver = GuardedResolver()
+    try:
+        with pytest.raises(OSError, match="webhooks_allow_private"):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()

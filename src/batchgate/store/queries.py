@@ -36,7 +36,7 @@ from batchgate.store.rows import (
 # on the batch row a claimer or finisher works on (lock_batch), on the shard a claimer picks, which
 # others skip (lock_shard), on the shard a result commit is fenced by (fence_shard), and on a file
 # row, by its delete (lock_file, exclusive) and by a batch insert naming it as input (share_file), and
-# on the webhook deliveries a sender claims, which other senders skip (lock_delivery).
+# on the webhook deliveries a sender claims, which other couriers skip (lock_delivery).
 FRAGMENTS = ("lock_batch", "lock_shard", "fence_shard", "lock_file", "share_file", "lock_delivery")
 
 
@@ -183,7 +183,7 @@ QUERIES: dict[str, str] = {
     "SELECT :event_id, e.id, 'pending', :now FROM webhook_endpoints e JOIN batches b "
     "ON e.owner = b.owner AND e.on_behalf_of = b.on_behalf_of "
     "WHERE b.id = :batch_id AND (',' || e.events || ',') LIKE :listens",
-    # Due deliveries, oldest events first; a sender skips those another has locked (lock_delivery).
+    # Due deliveries, oldest events first; a courier skips those another has locked (lock_delivery).
     "due_deliveries": "SELECT d.event_id, d.endpoint_id, v.type, v.batch_id, v.created_at, e.url, e.secret, "
     "d.attempts FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id "
     "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
@@ -191,7 +191,7 @@ QUERIES: dict[str, str] = {
     "ORDER BY v.seq LIMIT :limit{lock_delivery}",
     "lease_delivery": "UPDATE webhook_deliveries SET lease_owner = :worker_id, lease_expires_at = :until "
     "WHERE event_id = :event_id AND endpoint_id = :endpoint_id",
-    # An attempt's outcome, by the lease holder only: a sender whose lease lapsed records nothing.
+    # An attempt's outcome, by the lease holder only: a courier whose lease lapsed records nothing.
     "settle_delivery": "UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1, "
     "next_attempt_at = :next_attempt_at, last_error = :last_error, lease_owner = NULL, lease_expires_at = NULL "
     "WHERE event_id = :event_id AND endpoint_id = :endpoint_id AND lease_owner = :worker_id AND state = 'pending'",

@@ -1,8 +1,8 @@
 """Webhook endpoints and their outbox of deliveries, for every SQL backend (see sql_work.SqlBase).
 
 The outbox is written by `outbox_event`, inside a batch's terminal transition (sql.py), so the
-event exists exactly when the status change does. Senders lease due deliveries, as shards are
-leased: several workers never send one delivery at once, and a dead sender's lease lapses.
+event exists exactly when the status change does. Couriers lease due deliveries, as shards are
+leased: several workers never send one delivery at once, and a dead courier's lease lapses.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class WebhookQueries(SqlBase):
     ) -> bool:
         """Record an attempt: delivered (no error), to retry at `next_attempt_at`, or given up (neither).
 
-        False if `worker_id` no longer held the delivery's lease (another sender has it now).
+        False if `worker_id` no longer held the delivery's lease (another courier has it now).
         """
         params = {
             "event_id": delivery.event_id,

@@ -1,7 +1,7 @@
 """Where a webhook may be sent: public addresses only, unless `webhooks_allow_private` says otherwise.
 
 A URL is checked on registration and again before each attempt, after DNS resolution. The
-sender's connector resolves through `GuardedResolver`, so the addresses it connects to are the
+courier's connector resolves through `GuardedResolver`, so the addresses it connects to are the
 ones checked (a name that changes its answer between check and send gains nothing), and it
 follows no redirects.
 """

@@ -18,7 +18,7 @@ from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
 from batchgate.scratch_ids import scratch_folder
 from batchgate.store import ShardLease
-from batchgate.webhooks.sender import WebhookSender
+from batchgate.webhooks.courier import Courier
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
@@ -44,7 +44,7 @@ class Worker:
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
         # Webhooks go out beside the batch work, never in its way: a task of their own, their own connections.
-        self._webhooks = WebhookSender(ctx.settings, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
+        self._webhooks = Courier(ctx.settings, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""

@@ -3,7 +3,7 @@
 Each pass leases due deliveries (oldest events first) up to `webhook_concurrency` in flight,
 posts each one signed the Standard Webhooks way, and records the attempt: delivered on a 2xx,
 otherwise retried after a doubling wait until `webhook_retry_window_seconds` after the event.
-A sender that dies mid-attempt leaves a lease that lapses; the delivery is then sent again,
+A courier that dies mid-attempt leaves a lease that lapses; the delivery is then sent again,
 with the same `webhook-id`, which is how a receiver recognises a repeat.
 """
 
@@ -41,7 +41,9 @@ def signed_headers(delivery: Delivery, body: bytes, sent_at: float) -> dict[str,
     }
 
 
-class WebhookSender:
+class Courier:
+    """Carries the outbox's deliveries to their endpoints, for one worker process."""
+
     def __init__(self, settings: Settings, store: Store, clock: Callable[[], float], worker_id: Callable[[], str]):
         self.settings = settings
         self.store = store
@@ -110,7 +112,7 @@ class WebhookSender:
             log.warning("%s: attempt %d failed (%s); %s", where, attempt, error, then)
         try:
             if not await self.store.settle_delivery(delivery, worker_id, retry_at, error):
-                log.warning("%s: its lease lapsed during the attempt; another sender has it", where)
+                log.warning("%s: its lease lapsed during the attempt; another courier has it", where)
         except Exception as exc:
             log.warning("%s: could not record the attempt (it will be made again): %s", where, exc)
 
