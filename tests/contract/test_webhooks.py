@@ -13,7 +13,17 @@ import sys
 import pytest
 
 from tests.contract.conftest import assert_error_reply, http
-from tests.support.lifecycle import chat_line, client, config, serve_log, start_batch, wait_status, wait_until
+from tests.support.lifecycle import (
+    chat_line,
+    client,
+    config,
+    serve_log,
+    start_batch,
+    start_worker,
+    stop_process,
+    wait_status,
+    wait_until,
+)
 from tests.support.servers import free_port
 from tests.support.webhooks import Receiver, verified
 
@@ -146,6 +156,28 @@ def test_events_survive_a_down_receiver_and_a_kill_9(make_gateway, mock_upstream
     assert len(receiver.calls()) == 4, "every event exactly once"
 
 
+def test_several_workers_send_each_event_once(make_gateway, mock_upstream, receivers):
+    gw = gateway_with_webhooks(make_gateway, mock_upstream, {"BATCHGATE_NO_WORKER": "1"})
+    workers = [start_worker(gw, f"worker{n}.log") for n in range(3)]
+    try:
+        receiver = receivers()
+        endpoint = add_endpoint(gw, receiver.url)
+        api = client(gw)
+        batch_ids = [start_batch(api, [chat_line(f"w{n}", f"hi {n}")])[1].id for n in range(12)]
+        assert {wait_status(api, batch_id).status for batch_id in batch_ids} == {"completed"}
+        events = events_received(receiver, endpoint["secret"], 12)
+        barrier = completed_batch(api, "barrier")
+        events = events_received(receiver, endpoint["secret"], 13)
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    assert events[-1]["data"] == {"id": barrier}
+    assert sorted(event["data"]["id"] for event in events[:12]) == sorted(batch_ids)
+    assert len(receiver.calls()) == 13, "no event sent twice"
+    logs = [(gw.folder / f"worker{n}.log").read_text() for n in range(3)]
+    assert sum(log.count("delivered on attempt 1") for log in logs) == 13
+
+
 def test_a_private_url_is_checked_again_when_sending(make_gateway, mock_upstream, receivers):
     gw = gateway_with_webhooks(make_gateway, mock_upstream)
     receiver = receivers()
@@ -219,7 +251,7 @@ def test_endpoints_and_their_events_belong_to_one_scope(make_gateway, mock_upstr
     assert [event["data"]["id"] for event in events] == [alice] and bob != alice
 
     deleted = http(gw, "DELETE", f"/api/v1/llm/webhooks/{endpoint['id']}", obo="alice")
-    assert deleted.json == {"id": endpoint["id"], "object": "webhook_endpoint.deleted", "deleted": True}
+    assert deleted.json == {"id": endpoint["id"], "object": "webhook_endpoint", "deleted": True}
     assert http(gw, "GET", "/v1/webhooks", obo="alice").json["data"] == []
 
 

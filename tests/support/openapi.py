@@ -22,6 +22,7 @@ from batchgate.domain.requests import (
     MAX_METADATA_VALUE,
     MIN_EXPIRES_AFTER,
 )
+from batchgate.domain.webhooks import EVENT_TYPES, MAX_URL_LENGTH
 from batchgate.settings import Settings
 
 MKA1_PREFIX, OPENAI_PREFIX = PREFIXES
@@ -465,6 +466,7 @@ def _dialect_paths(prefix: str) -> dict[str, dict]:
             ),
         },
     }
+    paths.update(_webhook_paths(prefix, d))
     answer = {**_json(_ref("InferenceAnswer")), "text/event-stream": {"schema": {"type": "string"}}}
     for path, schema, summary in (
         ("chat/completions", "ChatCompletionRequest", "A chat completion."),
@@ -494,6 +496,75 @@ def _dialect_paths(prefix: str) -> dict[str, dict]:
         )
     }
     return paths
+
+
+def _webhook_paths(prefix: str, d: str) -> dict[str, dict]:
+    return {
+        f"{prefix}/webhooks": {
+            "post": _operation(
+                d,
+                "create_webhook",
+                "Send this scope's batch events to a URL.",
+                "webhooks",
+                _ok("The new endpoint, with its signing secret (shown only here).", _json(_ref("WebhookEndpoint"))),
+                body=_json(_ref("CreateWebhookEndpoint")),
+            ),
+            "get": _operation(
+                d,
+                "list_webhooks",
+                "The caller's webhook endpoints.",
+                "webhooks",
+                _ok("The endpoints.", _json(_ref("WebhookEndpointList"))),
+            ),
+        },
+        f"{prefix}/webhooks/{{webhook_id}}": {
+            "delete": _operation(
+                d,
+                "delete_webhook",
+                "Remove a webhook endpoint; its undelivered events are dropped.",
+                "webhooks",
+                _ok("The removed endpoint.", _json(_ref("DeletedWebhookEndpoint"))),
+                parameters=(_path("webhook_id"),),
+            ),
+        },
+    }
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    events = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(EVENT_TYPES)}}
+    return {
+        "CreateWebhookEndpoint": {
+            "type": "object",
+            "required": ["url"],
+            "additionalProperties": False,
+            "properties": {
+                "url": {"type": "string", "maxLength": MAX_URL_LENGTH, "description": "http:// or https://"},
+                "events": {**events, "description": "Default: every event type."},
+            },
+        },
+        "WebhookEndpoint": {
+            "type": "object",
+            "required": ["id", "object", "url", "events", "created_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "webhook_endpoint"},
+                "url": {"type": "string"},
+                "events": events,
+                "created_at": {"type": "integer"},
+                "secret": {"type": "string", "pattern": "^whsec_"},
+            },
+        },
+        "WebhookEndpointList": _list_of("WebhookEndpoint"),
+        "DeletedWebhookEndpoint": {
+            "type": "object",
+            "required": ["id", "object", "deleted"],
+            "properties": {
+                "id": {"type": "string"},
+                "object": {"const": "webhook_endpoint"},
+                "deleted": {"type": "boolean"},
+            },
+        },
+    }
 
 
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
@@ -528,7 +599,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": _schemas(settings.max_concurrency_ceiling),
+            "schemas": {**_schemas(settings.max_concurrency_ceiling), **_webhook_schemas()},
             "securitySchemes": {
                 "bearer": {
                     "type": "http",

@@ -41,7 +41,7 @@ async def delete(request: web.Request) -> web.Response:
     endpoint_id = request.match_info["webhook_id"]
     if not await services(request).store.delete_webhook(scope_of(request), endpoint_id):
         raise not_found("webhook endpoint", endpoint_id, "webhook_id")
-    return json_response({"id": endpoint_id, "object": "webhook_endpoint.deleted", "deleted": True})
+    return json_response({"id": endpoint_id, "object": "webhook_endpoint", "deleted": True})
 
 
 def add_routes(app: web.Application, prefix: str) -> None:

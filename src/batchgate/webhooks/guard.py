@@ -47,7 +47,7 @@ async def resolve(host: str, port: int) -> list[Address]:
         pass
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+    except (OSError, ValueError) as exc:  # gaierror, or a name no resolver takes (bad IDNA, a NUL)
         raise InvalidRequest(
             f"The webhook URL's host {host} cannot be resolved ({exc}).", param="url", code="webhook_url_unresolvable"
         ) from None
