@@ -303,3 +303,43 @@ def test_a_real_browser_renders_every_operation_of_the_document(module_gateway, 
     for name in document["components"]["schemas"]:
         assert f'id="schema-{name.lower()}"' in dom, name
     assert "Could not load" not in dom
+
+
+# --- the documented limits are the enforced ones ------------------------------------------------------
+
+
+def test_documented_page_limits_are_the_enforced_ones(module_gateway, conformance):
+    gw, document = module_gateway, conformance.document
+    listed = 0
+    for path, item in document["paths"].items():
+        for parameter in item.get("get", {}).get("parameters", []):
+            if parameter["name"] != "limit":
+                continue
+            listed += 1
+            low, high = parameter["schema"]["minimum"], parameter["schema"]["maximum"]
+            for value, status in ((low, 200), (high, 200), (low - 1, 400), (high + 1, 400)):
+                reply = http(gw, "GET", f"{path}?limit={value}")
+                assert reply.status == status, (path, value, reply.body[:300])
+                conformance.check("GET", path, reply)
+    assert listed == 2 * len(PREFIXES)  # files and batches in each dialect
+
+
+def test_documented_create_limits_are_the_enforced_ones(module_gateway, conformance, unique_obo):
+    gw = module_gateway
+    create = conformance.document["components"]["schemas"]["CreateBatch"]["properties"]
+    metadata = conformance.document["components"]["schemas"]["Metadata"]["anyOf"][0]
+    file_id = upload_raw(gw, lines_for("limits"), obo=unique_obo).json["id"]
+    too_many = {f"k{i}": "v" for i in range(metadata["maxProperties"] + 1)}
+    for extra, param in (
+        ({"max_concurrency": create["max_concurrency"]["maximum"] + 1}, "max_concurrency"),
+        ({"max_concurrency": create["max_concurrency"]["minimum"] - 1}, "max_concurrency"),
+        ({"metadata": too_many}, "metadata"),
+        ({"metadata": {"k": "v" * (metadata["additionalProperties"]["maxLength"] + 1)}}, "metadata"),
+        ({"completion_window": "48h"}, "completion_window"),
+    ):
+        reply = create_batch_raw(gw, file_id, obo=unique_obo, **extra)
+        assert assert_error_reply(reply, 400)["param"].startswith(param), (extra, reply.body[:300])
+        conformance.check("POST", "/v1/batches", reply)
+    at_ceiling = create_batch_raw(gw, file_id, obo=unique_obo, max_concurrency=create["max_concurrency"]["maximum"])
+    conformance.check("POST", "/v1/batches", at_ceiling)
+    assert at_ceiling.status == 200 and at_ceiling.json["max_concurrency"] == create["max_concurrency"]["maximum"]
