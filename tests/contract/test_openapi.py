@@ -193,6 +193,7 @@ def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, c
         ("POST", "/v1/chat/completions", "/v1/chat/completions", {"messages": []}, "valid", 400),
         ("GET", "/v1/models/{model_id}", "/v1/models/no-such-model", None, "valid", 404),
         ("GET", "/docs/assets/{name}", "/docs/assets/nothing.js", None, None, 404),
+        ("GET", "/ui/static/{path}", "/ui/static/nothing.js", None, None, 404),
     ],
     ids=[
         "unknown-batch",
@@ -206,6 +207,7 @@ def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, c
         "no-model",
         "unknown-model",
         "unknown-asset",
+        "unknown-ui-file",
     ],
 )
 def test_errors_answer_the_documented_envelope(module_gateway, conformance, method, template, path, body, key, status):

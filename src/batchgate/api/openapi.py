@@ -7,11 +7,22 @@ the deployment's Settings), so the document cannot drift from what the handlers 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from batchgate import __version__
 from batchgate.api.files import MAX_FILES_PAGE
-from batchgate.api.paths import DIALECT_TITLES, DIALECTS, DOCS_ASSETS, DOCS_ASSETS_PATH, DOCS_PATH, OPENAPI_PATH
+from batchgate.api.paths import (
+    DIALECT_TITLES,
+    DIALECTS,
+    DOCS_ASSETS,
+    DOCS_ASSETS_PATH,
+    DOCS_PATH,
+    OPENAPI_PATH,
+    UI_PATH,
+    UI_STATIC_PATH,
+)
+from batchgate.dashboard.routes import CONTENT_TYPES as UI_CONTENT_TYPES
 from batchgate.domain.inference import STREAMABLE
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.requests import (
@@ -34,7 +45,7 @@ TAGS = (
     ("files", "JSONL files of requests, and the output and error files batches write."),
     ("batches", "Batches: create one from an uploaded file, follow it, cancel it."),
     ("inference", "One request, one answer, routed to the same upstreams as batch lines."),
-    ("meta", "Health, this document and its page. No key needed."),
+    ("meta", "Health, this document and its page, and the dashboard. No key needed."),
 )
 ON_BEHALF_OF = {
     "name": "X-On-Behalf-Of",
@@ -570,10 +581,23 @@ def _meta_paths() -> dict[str, dict]:
         DOCS_ASSETS_PATH: _public_get(
             "docs_asset",
             "The docs page's stylesheet and script.",
-            {media: {"schema": {"type": "string"}} for media in sorted(set(DOCS_ASSETS.values()))},
+            _text(DOCS_ASSETS.values()),
             (asset,),
         ),
+        # The dashboard: a page that asks for a key and calls the routes above with it.
+        UI_PATH: _public_get("ui", "The dashboard.", _text(["text/html"])),
+        UI_PATH + "/": _public_get("ui_slash", "The dashboard (the same page).", _text(["text/html"])),
+        UI_STATIC_PATH: _public_get(
+            "ui_static",
+            "The dashboard's own files: HTML, CSS, scripts and icons.",
+            _text(UI_CONTENT_TYPES.values()),
+            ({"name": "path", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},),
+        ),
     }
+
+
+def _text(media_types: Iterable[str]) -> dict:
+    return {media: {"schema": {"type": "string"}} for media in sorted(set(media_types))}
 
 
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:

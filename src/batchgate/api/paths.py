@@ -12,3 +12,7 @@ DOCS_PATH = "/docs"
 DOCS_ASSETS_PATH = DOCS_PATH + "/assets/{name}"
 # The docs page's own files and their media types (the page loads nothing from anywhere else).
 DOCS_ASSETS = {"docs.css": "text/css", "docs.js": "text/javascript"}
+
+# The dashboard (dashboard/routes.py): its page, and the files the page loads.
+UI_PATH = "/ui"
+UI_STATIC_PATH = UI_PATH + "/static/{path}"
