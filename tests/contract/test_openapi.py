@@ -194,6 +194,7 @@ def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, c
         ("GET", "/v1/models/{model_id}", "/v1/models/no-such-model", None, "valid", 404),
         ("GET", "/docs/assets/{name}", "/docs/assets/nothing.js", None, None, 404),
         ("GET", "/ui/static/{path}", "/ui/static/nothing.js", None, None, 404),
+        ("GET", "/ui/static/{path}", "/ui/static/a%00b.js", None, None, 404),
     ],
     ids=[
         "unknown-batch",
@@ -208,6 +209,7 @@ def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, c
         "unknown-model",
         "unknown-asset",
         "unknown-ui-file",
+        "ui-file-with-nul",
     ],
 )
 def test_errors_answer_the_documented_envelope(module_gateway, conformance, method, template, path, body, key, status):
