@@ -2,6 +2,7 @@
 
     server     serve, worker, keys: run the server or work on its database (DESIGN.md §1)
     resources  files …, batches …: one command per API call, JSON on stdout (DESIGN.md §5)
+    validate   validate: the server's line checks on a file, offline
 
 Every handler takes the parsed arguments and returns the exit code. A failure a user can cause
 is one line on stderr (`batchgate: …`), never a traceback.
@@ -14,10 +15,10 @@ import os
 import sys
 
 from batchgate import __version__
-from batchgate.cli import resources, server
+from batchgate.cli import resources, server, validate
 from batchgate.errors import BatchgateError, CommandFailed
 
-COMMAND_GROUPS = (server, resources)
+COMMAND_GROUPS = (server, resources, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:
