@@ -81,5 +81,21 @@ class Child:
 
     def finish(self, timeout: float = 60) -> int:
         code = self.process.wait(timeout)
-        self._reader.join(10)
+        self.close()
         return code
+
+    def close(self) -> None:
+        """Kill the command if it still runs, and close its pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self._reader.join(10)
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
+
+    def __enter__(self) -> Child:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

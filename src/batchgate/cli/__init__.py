@@ -2,6 +2,7 @@
 
     server     serve, worker, keys: run the server or work on its database (DESIGN.md §1)
     resources  files …, batches …: one command per API call, JSON on stdout (DESIGN.md §5)
+    run        run, watch: a whole batch from a file, with a live progress bar
     validate   validate: the server's line checks on a file, offline
 
 Every handler takes the parsed arguments and returns the exit code. A failure a user can cause
@@ -15,10 +16,10 @@ import os
 import sys
 
 from batchgate import __version__
-from batchgate.cli import resources, server, validate
+from batchgate.cli import resources, run, server, validate
 from batchgate.errors import BatchgateError, CommandFailed
 
-COMMAND_GROUPS = (server, resources, validate)
+COMMAND_GROUPS = (server, resources, run, validate)
 
 
 def build_parser() -> argparse.ArgumentParser:

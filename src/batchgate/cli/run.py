@@ -1,0 +1,209 @@
+"""`batchgate run FILE` (upload, create, follow, download) and `batchgate watch BATCH_ID` (follow, download).
+
+While a batch runs, Ctrl-C asks whether to cancel it or leave it running. Exit codes (DESIGN.md §5):
+0 every line succeeded; 1 the batch completed with some failed lines; 2 it ended failed, expired or
+cancelled (or bad usage); 3 the server could not be reached or answered 5xx; 130 left running after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from batchgate.cli.client import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    ApiClient,
+    Connection,
+    add_connection_flags,
+)
+from batchgate.cli.endpoints import infer_endpoint
+from batchgate.cli.progress import Counts, view_for
+from batchgate.cli.resources import add_batch_options, batch_request, readable
+from batchgate.errors import CommandFailed
+
+POLL_SECONDS = 0.5
+EXIT_LEFT_RUNNING = 130  # the shell's code for a command stopped by Ctrl-C
+TERMINAL = ("completed", "failed", "expired", "cancelled")
+OUTPUT_SUFFIX, ERRORS_SUFFIX = ".output.jsonl", ".errors.jsonl"
+ANSWERS = {"c": True, "cancel": True, "l": False, "leave": False, "": False}  # True: cancel
+
+# The exit code of a batch that ended, by its status.
+EXIT_BY_STATUS: dict[str, Callable[[Counts], int]] = {
+    "completed": lambda counts: EXIT_REFUSED if counts.failed else EXIT_OK,
+    "failed": lambda counts: EXIT_USAGE,
+    "expired": lambda counts: EXIT_USAGE,
+    "cancelled": lambda counts: EXIT_USAGE,
+}
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run",
+        help="upload a JSONL file, run it as a batch with a live progress bar, download the results",
+        description="Upload FILE, create a batch over it, follow it with a progress bar and download its output "
+        "and error files. Ctrl-C asks whether to cancel the batch or leave it running.",
+    )
+    run.add_argument("file", type=Path, metavar="FILE", help="a JSONL file of requests")
+    run.add_argument("--endpoint", help="the batch endpoint (default: the 'url' every line names)")
+    _add_result_flags(run, "FILE")
+    add_batch_options(run)
+    add_connection_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+    watch = commands.add_parser(
+        "watch",
+        help="follow a batch with the progress bar and download its results",
+        description="Reattach to a batch: follow it with the progress bar, then download its output and error files.",
+    )
+    watch.add_argument("batch_id", metavar="BATCH_ID")
+    _add_result_flags(watch, "BATCH_ID (in the current folder)")
+    add_connection_flags(watch)
+    watch.set_defaults(handler=cmd_watch)
+
+
+def _add_result_flags(parser: argparse.ArgumentParser, stem: str) -> None:
+    parser.add_argument(
+        "-o", "--output", dest="out", type=Path, metavar="OUT", help=f"the output file (default: {stem}{OUTPUT_SUFFIX})"
+    )
+    parser.add_argument(
+        "--errors",
+        type=Path,
+        metavar="ERR",
+        help=f"the error file, written only when some lines failed (default: {stem}{ERRORS_SUFFIX})",
+    )
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where a batch's output and error files go."""
+
+    output: Path
+    errors: Path
+
+    @classmethod
+    def of(cls, stem: Path, output: Path | None, errors: Path | None) -> Targets:
+        """`stem` with the default suffixes (in.jsonl → in.output.jsonl) for what the flags leave out."""
+        return cls(output or stem.with_suffix(OUTPUT_SUFFIX), errors or stem.with_suffix(ERRORS_SUFFIX))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = readable(args.file)
+    endpoint = args.endpoint or infer_endpoint(path)
+    targets = Targets.of(path, args.out, args.errors)
+    with ApiClient(Connection.of(args)) as api:
+        file = api.upload(path, "batch")
+        batch = api.call("POST", "/batches", json=batch_request(args, file["id"], endpoint))
+        say(f"batch {batch['id']} created over {file['id']} ({endpoint})")
+        return follow(api, batch, targets)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    targets = Targets.of(Path(args.batch_id), args.out, args.errors)
+    with ApiClient(Connection.of(args)) as api:
+        return follow(api, api.call("GET", f"/batches/{args.batch_id}"), targets)
+
+
+def follow(api: ApiClient, batch: dict[str, Any], targets: Targets) -> int:
+    """Show the batch until it ends (asking what to do on Ctrl-C), then download its results."""
+    batch_id = batch["id"]
+    cancelling = False
+    view = view_for(batch_id)
+    with interrupts() as interrupted:
+        view.start()
+        try:
+            while True:
+                view.show(Counts.of(batch))
+                if batch["status"] in TERMINAL:
+                    break
+                if interrupted.wait(POLL_SECONDS):
+                    interrupted.clear()
+                    view.stop()
+                    if cancelling or not ask_to_cancel(batch_id):
+                        say(f"batch {batch_id} keeps running; follow it again with: batchgate watch {batch_id}")
+                        return EXIT_LEFT_RUNNING
+                    cancelling = True
+                    cancel(api, batch_id)
+                    view.start()
+                batch = api.call("GET", f"/batches/{batch_id}")
+        finally:
+            view.stop()
+    return finish(api, batch, targets)
+
+
+@contextmanager
+def interrupts() -> Iterator[threading.Event]:
+    """Ctrl-C sets the event instead of raising, so a poll or a download is never cut in half."""
+    event = threading.Event()
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def ask_to_cancel(batch_id: str) -> bool:
+    """Ask on stderr, read the answer from stdin; no answer (end of input, another Ctrl-C) leaves it running."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for _ in range(3):
+            sys.stderr.write(f"\nCancel batch {batch_id} or leave it running? [c]ancel / [l]eave (default leave): ")
+            sys.stderr.flush()
+            answer = sys.stdin.readline()
+            if not answer:
+                return False
+            choice = ANSWERS.get(answer.strip().lower())
+            if choice is not None:
+                return choice
+        return False
+    except KeyboardInterrupt:
+        return False
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cancel(api: ApiClient, batch_id: str) -> None:
+    try:
+        api.call("POST", f"/batches/{batch_id}/cancel")
+    except CommandFailed as refused:
+        if refused.exit_code != EXIT_REFUSED:
+            raise
+        say(f"could not cancel: {refused.message}")  # it ended meanwhile: its results are downloaded as usual
+        return
+    say(f"cancelling batch {batch_id}; waiting for it to stop")
+
+
+def finish(api: ApiClient, batch: dict[str, Any], targets: Targets) -> int:
+    """Download what the ended batch wrote, say how it went, and return its exit code."""
+    counts = Counts.of(batch)
+    if batch.get("output_file_id"):
+        api.download_to(batch["output_file_id"], targets.output)
+        say(f"output: {targets.output} ({counts.done - counts.failed} lines)")
+    elif batch["status"] != "failed":  # nothing succeeded: the output file is there, empty
+        targets.output.write_bytes(b"")
+        say(f"output: {targets.output} (0 lines)")
+    if batch.get("error_file_id"):
+        api.download_to(batch["error_file_id"], targets.errors)
+        say(f"errors: {targets.errors} ({counts.failed} lines)")
+    for error in (batch.get("errors") or {}).get("data") or []:
+        say(f"line {error.get('line')}: {error.get('code')}: {error.get('message')}")
+    ok = counts.done - counts.failed
+    say(f"batch {batch['id']} {counts.status}: {ok} ok, {counts.failed} failed of {counts.total}")
+    return EXIT_BY_STATUS[counts.status](counts)
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -1,0 +1,71 @@
+"""The live bar of `batchgate run`, read off a real terminal (tmux) while the batch moves."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support.cli import client_env
+from tests.support.lifecycle import chat_line, jsonl
+from tests.support.servers import MockUpstream, upstream_config
+from tests.support.system import ensure_program
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    """tmux(*args) on a tmux server of this test's own; the server is killed at the end."""
+    program = ensure_program("tmux")
+    socket = str(tmp_path / "tmux.sock")
+
+    def run(*args: str, env: dict | None = None) -> str:
+        return subprocess.run(
+            [program, "-S", socket, *args], env=env, capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+
+    yield run
+    subprocess.run([program, "-S", socket, "kill-server"], capture_output=True, timeout=30)
+
+
+def test_the_bar_shows_the_batch_moving_in_a_terminal(make_gateway, tmp_path, tmux):
+    upstream = MockUpstream(tmp_path, 0.3)
+    try:
+        gateway = make_gateway(upstream_config(("slow", upstream.base_url, ["*"])))
+        (tmp_path / "job.jsonl").write_bytes(jsonl(chat_line(f"r{i}", f"line {i}") for i in range(30)))
+        command = " ".join(
+            [shlex.quote(sys.executable), "-m", "batchgate", "run", "job.jsonl", "--max-concurrency", "2"]
+        )
+        env = client_env(gateway, TERM="xterm-256color")
+        tmux(
+            "new-session",
+            "-d",
+            "-x",
+            "150",
+            "-y",
+            "20",
+            "-c",
+            str(tmp_path),
+            f"{command}; echo EXIT=$?; sleep 120",
+            env=env,
+        )
+        done_counts: list[int] = []
+        screen = ""
+        deadline = time.monotonic() + 90
+        while "EXIT=" not in screen and time.monotonic() < deadline:
+            screen = tmux("capture-pane", "-p")
+            if (match := re.search(r"(\d+)/30 done", screen)) and (not done_counts or done_counts[-1] != int(match[1])):
+                done_counts.append(int(match[1]))
+            time.sleep(0.1)
+    finally:
+        upstream.stop()
+    assert "EXIT=0" in screen, screen
+    # The bar was redrawn in place with counts that rose to the end, and shows the rate, ETA and status.
+    assert len(done_counts) >= 3 and done_counts == sorted(done_counts) and done_counts[-1] == 30, done_counts
+    bar = next(line for line in screen.splitlines() if "/30 done" in line)
+    assert "0 failed" in bar and "lines/s" in bar and "ETA" in bar and "completed" in bar
+    assert screen.count("/30 done") == 1
+    assert (tmp_path / "job.output.jsonl").exists()
