@@ -173,3 +173,12 @@ def test_a_5xx_is_exit_3(failing_server):
 def test_bad_usage_is_exit_2(args, message):
     result = batchgate(*args, env=client_env())
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [["files", "upload"], ["files", "list"], ["batches", "create"], ["batches", "get"], ["run"], ["watch"]]
+)
+def test_the_server_flags_name_their_environment_variables(command):
+    text = batchgate(*command, "--help", env=client_env()).stdout
+    for variable in ("BATCHGATE_URL", "BATCHGATE_API_KEY", "BATCHGATE_ON_BEHALF_OF"):
+        assert variable in text

@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"batchgate: {exc.message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("batchgate: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `batchgate files list | head`: the reader left; nothing more to say
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail too

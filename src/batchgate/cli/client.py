@@ -35,18 +35,18 @@ PREFIX = "/api/v1/llm"  # the MKA1 paths; /v1 is the same API
 TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 CHUNK = 1 << 16
 
-# (flag, attribute, environment variable, help)
+# (flag, attribute, metavar, environment variable, help)
 CONNECTION_FLAGS = (
-    ("--server-url", "server_url", "BATCHGATE_URL", f"the batchgate server (default {DEFAULT_URL})"),
-    ("--api-key", "api_key", "BATCHGATE_API_KEY", "the API key (see 'batchgate keys create')"),
-    ("--on-behalf-of", "on_behalf_of", "BATCHGATE_ON_BEHALF_OF", "the X-On-Behalf-Of value to act for"),
+    ("--server-url", "server_url", "URL", "BATCHGATE_URL", f"the batchgate server (default {DEFAULT_URL})"),
+    ("--api-key", "api_key", "KEY", "BATCHGATE_API_KEY", "the API key (see 'batchgate keys create')"),
+    ("--on-behalf-of", "on_behalf_of", "VALUE", "BATCHGATE_ON_BEHALF_OF", "the X-On-Behalf-Of value to act for"),
 )
 
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("server")
-    for flag, name, env, text in CONNECTION_FLAGS:
-        group.add_argument(flag, dest=name, default=None, help=f"{text} [env {env}]")
+    for flag, name, metavar, env, text in CONNECTION_FLAGS:
+        group.add_argument(flag, dest=name, metavar=metavar, default=None, help=f"{text} [env {env}]")
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class Connection:
     @classmethod
     def of(cls, args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> Connection:
         """Each value from its flag, else its environment variable; the URL has a default, the key does not."""
-        values = {name: getattr(args, name, None) or env.get(var) or None for _, name, var, _ in CONNECTION_FLAGS}
+        values = {name: getattr(args, name, None) or env.get(var) or None for _, name, _, var, _ in CONNECTION_FLAGS}
         if not values["api_key"]:
             raise CommandFailed("no API key: pass --api-key or set BATCHGATE_API_KEY", EXIT_USAGE)
         url = (values["server_url"] or DEFAULT_URL).rstrip("/")

@@ -49,7 +49,9 @@ def positive_int(text: str) -> int:
 
 def add_batch_options(parser: argparse.ArgumentParser) -> None:
     """The batch settings `batches create` and `run` share."""
-    parser.add_argument("--max-concurrency", type=positive_int, help="lines in flight at once for this batch")
+    parser.add_argument(
+        "--max-concurrency", type=positive_int, metavar="N", help="lines in flight at once for this batch"
+    )
     parser.add_argument(
         "--metadata",
         type=metadata_pair,
@@ -58,7 +60,9 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a metadata pair for the batch (repeatable)",
     )
-    parser.add_argument("--completion-window", default="24h", help="the batch's completion window (default 24h)")
+    parser.add_argument(
+        "--completion-window", default="24h", metavar="W", help="the batch's completion window (default 24h)"
+    )
 
 
 def batch_request(args: argparse.Namespace, input_file_id: str, endpoint: str) -> dict[str, Any]:
@@ -83,7 +87,7 @@ def _object_id(what: str) -> Flags:
 
 
 def _page_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--limit", type=positive_int, help="how many to list (the API's default: 20)")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="how many to list (the API's default: 20)")
     parser.add_argument("--after", metavar="ID", help="list those after this id (the last_id of a page)")
 
 
@@ -136,7 +140,7 @@ FILES = (
 
 def _create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-file-id", required=True, metavar="ID", help="the uploaded input file")
-    parser.add_argument("--endpoint", required=True, help="e.g. /v1/chat/completions")
+    parser.add_argument("--endpoint", required=True, metavar="E", help="e.g. /v1/chat/completions")
     add_batch_options(parser)
 
 

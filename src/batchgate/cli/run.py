@@ -35,6 +35,10 @@ POLL_SECONDS = 0.5
 EXIT_LEFT_RUNNING = 130  # the shell's code for a command stopped by Ctrl-C
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 OUTPUT_SUFFIX, ERRORS_SUFFIX = ".output.jsonl", ".errors.jsonl"
+EXIT_CODES = (
+    "exit codes: 0 every line succeeded; 1 some lines failed; 2 the batch ended failed, expired or cancelled, "
+    "or bad usage; 3 the server could not be reached or failed (5xx); 130 left running after Ctrl-C"
+)
 ANSWERS = {"c": True, "cancel": True, "l": False, "leave": False, "": False}  # True: cancel
 
 # The exit code of a batch that ended, by its status.
@@ -52,10 +56,11 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="upload a JSONL file, run it as a batch with a live progress bar, download the results",
         description="Upload FILE, create a batch over it, follow it with a progress bar and download its output "
         "and error files. Ctrl-C asks whether to cancel the batch or leave it running.",
+        epilog=EXIT_CODES,
     )
     run.add_argument("file", type=Path, metavar="FILE", help="a JSONL file of requests")
-    run.add_argument("--endpoint", help="the batch endpoint (default: the 'url' every line names)")
-    _add_result_flags(run, "FILE")
+    run.add_argument("--endpoint", metavar="E", help="the batch endpoint (default: the 'url' every line names)")
+    _add_result_flags(run, "FILE with %s in place of its suffix")
     add_batch_options(run)
     add_connection_flags(run)
     run.set_defaults(handler=cmd_run)
@@ -64,22 +69,29 @@ def register(commands: argparse._SubParsersAction) -> None:
         "watch",
         help="follow a batch with the progress bar and download its results",
         description="Reattach to a batch: follow it with the progress bar, then download its output and error files.",
+        epilog=EXIT_CODES,
     )
     watch.add_argument("batch_id", metavar="BATCH_ID")
-    _add_result_flags(watch, "BATCH_ID (in the current folder)")
+    _add_result_flags(watch, "BATCH_ID%s in the current folder")
     add_connection_flags(watch)
     watch.set_defaults(handler=cmd_watch)
 
 
-def _add_result_flags(parser: argparse.ArgumentParser, stem: str) -> None:
+def _add_result_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    """-o and --errors; `default` says where they go without them, given a suffix."""
     parser.add_argument(
-        "-o", "--output", dest="out", type=Path, metavar="OUT", help=f"the output file (default: {stem}{OUTPUT_SUFFIX})"
+        "-o",
+        "--output",
+        dest="out",
+        type=Path,
+        metavar="OUT",
+        help=f"the output file (default: {default % OUTPUT_SUFFIX})",
     )
     parser.add_argument(
         "--errors",
         type=Path,
         metavar="ERR",
-        help=f"the error file, written only when some lines failed (default: {stem}{ERRORS_SUFFIX})",
+        help=f"the error file, written only when some lines failed (default: {default % ERRORS_SUFFIX})",
     )
 
 

@@ -37,7 +37,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "stdout as 'line N: code: message'; the summary goes to stderr. Exit 0 when valid, 2 when not.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="a JSONL file of requests")
-    parser.add_argument("--endpoint", help="the batch endpoint (default: the 'url' of the first line naming one)")
+    parser.add_argument(
+        "--endpoint", metavar="E", help="the batch endpoint (default: the 'url' of the first line naming one)"
+    )
     parser.set_defaults(handler=cmd_validate)
 
 
