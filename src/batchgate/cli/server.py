@@ -12,20 +12,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from batchgate import __version__, ids
-from batchgate.allocator import limit_arenas
-from batchgate.api.app import create_app
-from batchgate.api.server import serve_api
-from batchgate.api.services import Services
-from batchgate.blobs import open_blobs
-from batchgate.collector import freeze_startup_objects
 from batchgate.settings import Settings, env_var
-from batchgate.store import KeyRecord, open_store
-from batchgate.store.redact import redact
-from batchgate.upstream.router import Router
-from batchgate.worker.context import WorkerContext
-from batchgate.worker.identity import new_worker_id
-from batchgate.worker.worker import Worker
 
 log = logging.getLogger("batchgate")
 
@@ -118,6 +105,21 @@ async def cmd_worker(settings: Settings, args) -> None:
 
 
 async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -> None:
+    # The server's modules load here rather than with the command line, so client commands start quickly.
+    from batchgate import __version__
+    from batchgate.allocator import limit_arenas
+    from batchgate.api.app import create_app
+    from batchgate.api.server import serve_api
+    from batchgate.api.services import Services
+    from batchgate.blobs import open_blobs
+    from batchgate.collector import freeze_startup_objects
+    from batchgate.store import open_store
+    from batchgate.store.redact import redact
+    from batchgate.upstream.router import Router
+    from batchgate.worker.context import WorkerContext
+    from batchgate.worker.identity import new_worker_id
+    from batchgate.worker.worker import Worker
+
     limit_arenas(settings.malloc_arenas)  # before the store and the file pool start their threads
     store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
@@ -166,6 +168,9 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
 
 
 async def cmd_keys_create(settings: Settings, args) -> None:
+    from batchgate import ids
+    from batchgate.store import KeyRecord, open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         secret = ids.new_secret()
@@ -180,6 +185,8 @@ async def cmd_keys_create(settings: Settings, args) -> None:
 
 
 async def cmd_keys_list(settings: Settings, args) -> None:
+    from batchgate.store import open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         for key in await store.list_keys():
@@ -190,6 +197,8 @@ async def cmd_keys_list(settings: Settings, args) -> None:
 
 
 async def cmd_keys_revoke(settings: Settings, args) -> int:
+    from batchgate.store import open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         count = await store.revoke_key(args.key, int(time.time()))

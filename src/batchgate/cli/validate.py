@@ -22,8 +22,6 @@ from batchgate.cli.resources import readable
 from batchgate.domain.lines import ENDPOINTS, LineError, ValidationReport
 from batchgate.errors import CommandFailed
 from batchgate.settings import Settings
-from batchgate.worker.ledger import CustomIdLedger
-from batchgate.worker.validate import LEDGER_CHUNK, _check_batch
 
 SHOWN_PROBLEMS = 1000  # the earliest this many are listed; the summary counts them all
 READ_CHUNK = 1 << 20
@@ -101,6 +99,10 @@ async def check_file(path: Path, endpoint: str, settings: Settings) -> Verdict:
 
     The same per-line pass and on-disk duplicate ledger as a batch's validation, over a local file.
     """
+    # Imported here: the worker's modules bring the upstream client, which other commands need not load.
+    from batchgate.worker.ledger import CustomIdLedger
+    from batchgate.worker.validate import LEDGER_CHUNK, _check_batch
+
     verdict = Verdict(ModelsSeen(keep=SHOWN_PROBLEMS), endpoint=endpoint)
     report = verdict.report
     with tempfile.TemporaryDirectory(prefix="batchgate-validate-") as scratch:
