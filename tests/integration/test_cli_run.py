@@ -129,3 +129,16 @@ def test_run_against_an_unreachable_server_is_exit_3(tmp_path):
     env = client_env(BATCHGATE_URL=f"http://127.0.0.1:{free_port()}", BATCHGATE_API_KEY="bg-x")
     result = batchgate("run", str(path), env=env)
     assert result.returncode == 3 and "cannot reach the server" in one_error_line(result)
+
+
+def test_run_waits_out_a_restart_of_the_server(slow_gateway, tmp_path):
+    path = slow_file(tmp_path, 20)
+    with Child("run", str(path), "--max-concurrency", "2", env=client_env(slow_gateway)) as child:
+        child.wait_for(" in_progress: ")
+        slow_gateway.stop()
+        child.wait_for("trying again")
+        slow_gateway.start()
+        assert child.finish() == 0, child.stderr
+    assert sorted(line["custom_id"] for line in lines_of(tmp_path / "slow.output.jsonl")) == sorted(
+        f"r{i}" for i in range(20)
+    )

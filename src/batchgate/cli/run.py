@@ -11,6 +11,7 @@ import argparse
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 from batchgate.cli.client import (
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_UNREACHABLE,
     EXIT_USAGE,
     ApiClient,
     Connection,
@@ -32,6 +34,8 @@ from batchgate.cli.resources import add_batch_options, batch_request, readable
 from batchgate.errors import CommandFailed
 
 POLL_SECONDS = 0.5
+PATIENCE_SECONDS = 60.0  # how long a server that stopped answering is retried while following a batch
+RETRY_SECONDS = 1.0
 EXIT_LEFT_RUNNING = 130  # the shell's code for a command stopped by Ctrl-C
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 OUTPUT_SUFFIX, ERRORS_SUFFIX = ".output.jsonl", ".errors.jsonl"
@@ -115,46 +119,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     with ApiClient(Connection.of(args)) as api:
         file = api.upload(path, "batch")
         batch = api.call("POST", "/batches", json=batch_request(args, file["id"], endpoint))
-        say(f"batch {batch['id']} created over {file['id']} ({endpoint})")
-        return follow(api, batch, targets)
+        with interrupts() as interrupted:  # from here on, Ctrl-C asks what to do with the batch
+            say(f"batch {batch['id']} created over {file['id']} ({endpoint})")
+            ended = follow(api, batch, interrupted)
+        return finish(api, ended, targets) if ended else EXIT_LEFT_RUNNING
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     targets = Targets.of(Path(args.batch_id), args.out, args.errors)
     with ApiClient(Connection.of(args)) as api:
-        return follow(api, api.call("GET", f"/batches/{args.batch_id}"), targets)
+        batch = api.call("GET", f"/batches/{args.batch_id}")
+        with interrupts() as interrupted:
+            ended = follow(api, batch, interrupted)
+        return finish(api, ended, targets) if ended else EXIT_LEFT_RUNNING
 
 
-def follow(api: ApiClient, batch: dict[str, Any], targets: Targets) -> int:
-    """Show the batch until it ends (asking what to do on Ctrl-C), then download its results."""
+def follow(api: ApiClient, batch: dict[str, Any], interrupted: threading.Event) -> dict[str, Any] | None:
+    """Show the batch until it ends, asking what to do when `interrupted`; the ended batch, or None if left running."""
     batch_id = batch["id"]
     cancelling = False
     view = view_for(batch_id)
-    with interrupts() as interrupted:
-        view.start()
+    view.start()
+    try:
+        while True:
+            view.show(Counts.of(batch))
+            if batch["status"] in TERMINAL:
+                return batch
+            if interrupted.wait(POLL_SECONDS):
+                interrupted.clear()
+                view.stop()
+                if cancelling or not ask_to_cancel(batch_id):
+                    say(f"batch {batch_id} keeps running; follow it again with: batchgate watch {batch_id}")
+                    return None
+                cancelling = True
+                cancel(api, batch_id)
+                view.start()
+            batch = poll(api, batch, interrupted)
+    finally:
+        view.stop()
+
+
+def poll(api: ApiClient, batch: dict[str, Any], interrupted: threading.Event) -> dict[str, Any]:
+    """The batch's latest state. An unreachable or failing server is retried for a while (a restart is
+    waited out); a Ctrl-C meanwhile returns the last state seen, for the caller to ask what to do."""
+    batch_id, deadline = batch["id"], None
+    while True:
         try:
-            while True:
-                view.show(Counts.of(batch))
-                if batch["status"] in TERMINAL:
-                    break
-                if interrupted.wait(POLL_SECONDS):
-                    interrupted.clear()
-                    view.stop()
-                    if cancelling or not ask_to_cancel(batch_id):
-                        say(f"batch {batch_id} keeps running; follow it again with: batchgate watch {batch_id}")
-                        return EXIT_LEFT_RUNNING
-                    cancelling = True
-                    cancel(api, batch_id)
-                    view.start()
-                batch = api.call("GET", f"/batches/{batch_id}")
-        finally:
-            view.stop()
-    return finish(api, batch, targets)
+            return dict(api.call("GET", f"/batches/{batch_id}"))
+        except CommandFailed as failure:
+            if failure.exit_code != EXIT_UNREACHABLE:
+                raise
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + PATIENCE_SECONDS
+                say(f"{failure.message}; trying again for {PATIENCE_SECONDS:.0f} s")
+            elif now >= deadline:
+                hint = f"batch {batch_id} may still be running: batchgate watch {batch_id}"
+                raise CommandFailed(f"{failure.message}; {hint}", EXIT_UNREACHABLE) from None
+            if interrupted.wait(RETRY_SECONDS):
+                return batch
 
 
 @contextmanager
 def interrupts() -> Iterator[threading.Event]:
-    """Ctrl-C sets the event instead of raising, so a poll or a download is never cut in half."""
+    """Ctrl-C sets the event instead of raising, so a poll is never cut in half and the user is asked."""
     event = threading.Event()
 
     def note(signum: int, frame: FrameType | None) -> None:
