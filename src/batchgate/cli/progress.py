@@ -88,19 +88,19 @@ class LiveBar:
     def __init__(self, batch_id: str, console: Console):
         self.batch_id = batch_id
         self.pace = Pace()
+        # Short enough for an 80-column terminal to keep it on one line (the batch id is said above it).
         self.progress = Progress(
-            TextColumn("[bold]{task.fields[batch]}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} done"),
+            TextColumn("[cyan]{task.fields[status]:<11}"),
+            BarColumn(bar_width=30),
+            TextColumn("{task.completed}/{task.fields[of]} done"),
             TextColumn("[red]{task.fields[failed]} failed"),
             TextColumn("{task.fields[rate]} lines/s"),
             TextColumn("ETA {task.fields[eta]}"),
-            TextColumn("[cyan]{task.fields[status]}"),
             console=console,
             auto_refresh=False,
         )
         self.task: TaskID = self.progress.add_task(
-            "batch", total=None, batch=batch_id, failed=0, rate="-", eta="--:--", status="…"
+            "batch", total=None, of="?", failed=0, rate="-", eta="--:--", status="…"
         )
 
     def start(self) -> None:
@@ -112,6 +112,7 @@ class LiveBar:
             self.task,
             completed=counts.done,
             total=counts.total or None,
+            of=counts.total or "?",  # no total until validation has counted the lines
             failed=counts.failed,
             rate=rate_text(self.pace.rate),
             eta=clock(self.pace.seconds_left(counts)),

@@ -29,7 +29,7 @@ from batchgate.cli.client import (
     add_connection_flags,
 )
 from batchgate.cli.endpoints import infer_endpoint
-from batchgate.cli.progress import Counts, view_for
+from batchgate.cli.progress import Counts, clock, view_for
 from batchgate.cli.resources import add_batch_options, batch_request, readable
 from batchgate.errors import CommandFailed
 
@@ -130,6 +130,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with ApiClient(Connection.of(args)) as api:
         batch = api.call("GET", f"/batches/{args.batch_id}")
         with interrupts() as interrupted:
+            say(f"batch {batch['id']} ({batch.get('endpoint')}), created {_age(batch.get('created_at'))} ago")
             ended = follow(api, batch, interrupted)
         return finish(api, ended, targets) if ended else EXIT_LEFT_RUNNING
 
@@ -243,6 +244,10 @@ def finish(api: ApiClient, batch: dict[str, Any], targets: Targets) -> int:
     ok = counts.done - counts.failed
     say(f"batch {batch['id']} {counts.status}: {ok} ok, {counts.failed} failed of {counts.total}")
     return EXIT_BY_STATUS[counts.status](counts)
+
+
+def _age(created_at: int | None) -> str:
+    return "?" if created_at is None else clock(max(0.0, time.time() - created_at))
 
 
 def say(message: str) -> None:
