@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -53,8 +54,10 @@ def test_files_upload_list_get_content_delete(env, input_file, tmp_path):
     assert gone.returncode == 1 and file["id"] in one_error_line(gone)
 
 
-def test_batches_create_get_list_and_cancel(env, input_file):
-    file = upload(env, input_file)
+def test_batches_create_get_list_and_cancel(env, tmp_path):
+    slow = tmp_path / "slow.jsonl"  # 30 answers the mock upstream holds 1 s each, 2 at a time: still running
+    slow.write_bytes(jsonl(chat_line(f"r{i}", f"[sleep:1] {i}") for i in range(30)))
+    file = upload(env, slow)
     created = batchgate(
         "batches", "create", "--input-file-id", file["id"], "--endpoint", CHAT,
         "--metadata", "team=eval", "--metadata", "run=7", "--max-concurrency", "2",
@@ -70,12 +73,18 @@ def test_batches_create_get_list_and_cancel(env, input_file):
     page = batchgate("batches", "list", "--limit", "5", env=env)
     assert [b["id"] for b in json.loads(page.stdout)["data"]] == [batch["id"]]
 
-    # Cancelling answers the batch, or 409 if the mock upstream finished it first: both are honest answers.
     cancelled = batchgate("batches", "cancel", batch["id"], env=env)
-    if cancelled.returncode == 0:
-        assert json.loads(cancelled.stdout)["status"] in ("cancelling", "cancelled")
-    else:
-        assert cancelled.returncode == 1 and "cannot cancel" in one_error_line(cancelled).lower()
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["status"] in ("cancelling", "cancelled")
+
+
+def test_cancelling_a_completed_batch_is_a_refusal_with_the_api_message(env, input_file):
+    ran = batchgate("run", str(input_file), env=env)
+    assert ran.returncode == 0, ran.stderr
+    batch_id = re.search(r"batch (batch_\w+) completed", ran.stderr).group(1)
+    refused = batchgate("batches", "cancel", batch_id, env=env)
+    assert refused.returncode == 1
+    assert f"Cannot cancel batch {batch_id}: its status is 'completed'. (HTTP 409)" in one_error_line(refused)
 
 
 def test_table_output_for_people(env, input_file):
