@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -118,7 +118,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     targets = Targets.of(path, args.out, args.errors)
     with ApiClient(Connection.of(args)) as api:
         file = api.upload(path, "batch")
-        batch = api.call("POST", "/batches", json=batch_request(args, file["id"], endpoint))
+        batch = create_or_clean_up(api, file["id"], batch_request(args, file["id"], endpoint))
         with interrupts() as interrupted:  # from here on, Ctrl-C asks what to do with the batch
             say(f"batch {batch['id']} created over {file['id']} ({endpoint})")
             ended = follow(api, batch, interrupted)
@@ -133,6 +133,16 @@ def cmd_watch(args: argparse.Namespace) -> int:
             say(f"batch {batch['id']} ({batch.get('endpoint')}), created {_age(batch.get('created_at'))} ago")
             ended = follow(api, batch, interrupted)
         return finish(api, ended, targets) if ended else EXIT_LEFT_RUNNING
+
+
+def create_or_clean_up(api: ApiClient, file_id: str, request: dict[str, Any]) -> dict[str, Any]:
+    """Create the batch; if the API refuses, the file uploaded for it is deleted rather than left behind."""
+    try:
+        return dict(api.call("POST", "/batches", json=request))
+    except CommandFailed:
+        with suppress(CommandFailed):
+            api.call("DELETE", f"/files/{file_id}")
+        raise
 
 
 def follow(api: ApiClient, batch: dict[str, Any], interrupted: threading.Event) -> dict[str, Any] | None:
