@@ -146,6 +146,41 @@ async def test_many_small_shards_each_read_from_their_own_offset(parts):
     assert [l["response"]["body"]["echo"] for l in output] == texts, "each line got its own answer"
 
 
+class ClaimsSeen:
+    """A store that sets `idle` each time a worker's round of claims found nothing: the worker now waits."""
+
+    def __init__(self, store):
+        self._store, self.idle = store, asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def claim_shards(self, *args, **kwargs):
+        leases = await self._store.claim_shards(*args, **kwargs)
+        if not leases:
+            self.idle.set()
+        return leases
+
+
+async def test_a_worker_cancelled_in_the_turn_a_wake_comes_stops(parts):
+    """A shard ending (or a batch created) wakes the worker just as it is cancelled: it stops all the same."""
+    store = ClaimsSeen(parts.store)
+    ctx = dataclasses.replace(
+        parts, store=store, settings=dataclasses.replace(parts.settings, poll_interval_seconds=60)
+    )
+    worker = Worker(ctx)
+    running = asyncio.create_task(worker.run())
+    try:
+        await store.idle.wait()
+        worker.wake()
+        running.cancel()
+        await asyncio.wait([running], timeout=10)
+        assert running.cancelled(), "the worker went on after its cancel"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 class HoldingUpstream:
     """Answers at once, except lines mentioning "hold", which wait for `release`; counts lines in flight."""
 

@@ -57,13 +57,22 @@ class Worker:
                 await self._take_over_dead()
                 await self._start_new_runs()
                 await self._start_shards()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.ctx.settings.poll_interval_seconds)
+                await self._idle()
         finally:
             tasks = [sweeper, prover, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _idle(self) -> None:
+        """Wait for a wake, or one poll interval.
+
+        asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives in the
+        same turn as the wake, and the worker would then never stop.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.ctx.settings.poll_interval_seconds):
+                await self._wake.wait()
 
     async def _prove_session_forever(self) -> None:
         """Prove our session (PostgreSQL) every heartbeat; once it is lost, go on under a new worker id.
