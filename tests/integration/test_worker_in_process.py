@@ -16,7 +16,7 @@ from batchgate.domain.results import Outcome
 from batchgate.domain.status import TERMINAL
 from batchgate.domain.status import BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.store import ShardLease, open_store
+from batchgate.store import ShardLease
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
@@ -45,7 +45,7 @@ class ExplodingUpstream:
 
 
 @pytest.fixture
-async def parts(tmp_path, monkeypatch):
+async def parts(tmp_path, monkeypatch, memory_store):
     monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
     settings = Settings(
         data_dir=tmp_path,
@@ -55,10 +55,8 @@ async def parts(tmp_path, monkeypatch):
     )
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
-    store = await open_store(settings.resolved_database_url)
-    yield WorkerContext(settings, store, blobs, router, "w1")
+    yield WorkerContext(settings, memory_store, blobs, router, "w1")
     await router.close()
-    await store.close()
 
 
 def chat(custom_id: str, text: str) -> bytes:
@@ -209,7 +207,7 @@ class HoldingUpstream:
 
 
 @pytest.fixture
-async def holding(tmp_path, monkeypatch):
+async def holding(tmp_path, monkeypatch, memory_store):
     """A worker context on the holding upstream, with shards of 2 lines and 2 shards of a batch at once."""
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
@@ -223,10 +221,8 @@ async def holding(tmp_path, monkeypatch):
         upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),),
     )
     router = Router(settings)
-    store = await open_store(settings.resolved_database_url)
-    yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    yield WorkerContext(settings, memory_store, open_blobs(settings.resolved_storage_url), router, "w1")
     await router.close()
-    await store.close()
 
 
 async def held_then_released(
