@@ -100,6 +100,7 @@ async def check_file(path: Path, endpoint: str, settings: Settings) -> Verdict:
     The same per-line pass and on-disk duplicate ledger as a batch's validation, over a local file.
     """
     # Imported here: the worker's modules bring the upstream client, which other commands need not load.
+    from batchgate.worker.context import ValidateSettings
     from batchgate.worker.ledger import CustomIdLedger
     from batchgate.worker.validate import LEDGER_CHUNK, _check_batch
 
@@ -111,7 +112,7 @@ async def check_file(path: Path, endpoint: str, settings: Settings) -> Verdict:
             pending: list[tuple[str, int]] = []
             async for located in located_line_batches(_chunks(path), settings.max_line_bytes):
                 verdict.lines = located[-1][0]
-                if not _check_batch(located, endpoint, settings, report, None, pending):
+                if not _check_batch(located, endpoint, ValidateSettings.of(settings), report, None, pending):
                     break
                 if len(pending) >= LEDGER_CHUNK:
                     await ledger.add(pending)
