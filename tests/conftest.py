@@ -1,10 +1,26 @@
-"""Shared fixtures: a mock upstream process and a live `batchgate serve` in front of it."""
+"""Shared fixtures: a mock upstream process, a live `batchgate serve` in front of it, an in-memory store."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
+from batchgate.store import Store, open_store
 from tests.support.servers import GatewayFactory, MockUpstream, upstream_config
+
+
+@pytest.fixture
+async def memory_store() -> AsyncIterator[Store]:
+    """A SQLite store in memory with every migration applied: no file and no fsync, gone with the test.
+
+    For worker tests that need a real store. An in-memory database lives in one connection, so its
+    reads share the writer's connection and thread (store/sqlite.py); tests of how reads and writes
+    overlap use a file.
+    """
+    store = await open_store("sqlite:///:memory:")
+    yield store
+    await store.close()
 
 
 @pytest.fixture

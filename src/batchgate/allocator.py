@@ -1,11 +1,11 @@
 """Holding glibc's malloc to a few arenas, so memory one thread frees is reused by the others.
 
 glibc gives every thread that allocates an arena of its own, up to eight per core, and keeps
-what is freed in an arena for that arena. The server's threads (SQLite's writer and reader, the
-pool that reads and writes files) each took one as they joined in, so the resident memory grew
-with how long a batch ran rather than with what the process held (invariant I4): about 20 MB
-more for a 1,000,000-line batch than for a 10,000-line one. Two arenas cost no throughput
-measurably here (most work runs on the event loop's thread).
+what is freed in an arena for that arena. Left so, the server's threads (SQLite's writer and
+reader, the pool that reads and writes files) each take one as they join in, and the resident
+memory grows with how long a batch runs rather than with what the process holds (invariant I4):
+about 20 MB more for a 1,000,000-line batch than for a 10,000-line one. Two arenas cost no
+measurable throughput (most work runs on the event loop's thread).
 """
 
 from __future__ import annotations

@@ -17,7 +17,8 @@ it is caught inside the worker and never rendered, so it is not a BatchgateError
     ├── Unavailable                503 server_error (the database cannot be reached, too many connections)
     │   └── InsufficientStorage    507 insufficient_storage (the disk or database is full; deletes free space)
     ├── UpstreamFailure            an upstream could not be reached or did not speak HTTP (a line's error)
-    └── EngineMissing              503: a built-in local model's package is not installed
+    ├── EngineMissing              503: a built-in local model's package is not installed
+    └── CommandFailed              a client command (cli/) could not do its job; knows its exit code
 
     Signal                         control flow inside the worker (and the store that fences it)
     ├── LeaseLost                  a worker lost its lease on a batch or shard; it must stop writing
@@ -123,6 +124,14 @@ class UpstreamFailure(BatchgateError):
 class EngineMissing(BatchgateError):
     status = 503
     default_code = "local_model_unavailable"
+
+
+class CommandFailed(BatchgateError):
+    """A client command's failure: one line on stderr and the exit code DESIGN.md §5 gives it."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class Signal(Exception):

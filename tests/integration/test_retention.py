@@ -13,7 +13,6 @@ from batchgate.blobs import open_blobs
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.status import BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.store import open_store
 from batchgate.upstream.router import Router
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
@@ -137,7 +136,7 @@ class BatchCreatedMidSweep:
 
 
 @pytest.fixture
-async def parts(tmp_path):
+async def parts(tmp_path, memory_store):
     settings = Settings(
         data_dir=tmp_path,
         poll_interval_seconds=0.1,
@@ -145,7 +144,7 @@ async def parts(tmp_path):
         max_attempts=1,
         upstreams=(UpstreamConfig("gone", closed_port_url()),),
     )
-    store = await open_store(settings.resolved_database_url)
+    store = memory_store
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
 
@@ -159,7 +158,6 @@ async def parts(tmp_path):
     )
     yield settings, store, blobs, router
     await router.close()
-    await store.close()
 
 
 async def test_the_sweeper_keeps_a_file_that_a_batch_started_using_during_the_sweep(parts):

@@ -16,7 +16,7 @@ from batchgate.blobs import CHUNK, open_blobs
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.status import BatchStatus
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.store import ShardLease, open_store
+from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import SHARD_FIRST_CHUNK, located_input_batches
 
@@ -55,9 +55,9 @@ def chat(i: int) -> bytes:
 
 
 @pytest.fixture
-async def ctx(tmp_path):
+async def ctx(tmp_path, memory_store):
     settings = Settings(data_dir=tmp_path, upstreams=(UpstreamConfig("x", "http://unused/v1"),))
-    store = await open_store(settings.resolved_database_url)
+    store = memory_store
     blobs = CountingBlobs(open_blobs(settings.resolved_storage_url))
     lines = [chat(i) for i in range(1, LINES + 1)]
 
@@ -68,7 +68,6 @@ async def ctx(tmp_path):
     now = int(time.time())
     await store.insert_file(FileRecord("file-in", ALICE, "in.jsonl", "batch", size, "0" * 64, "file-in", now, now + 60))
     yield WorkerContext(settings, store, blobs, None, "w1"), lines
-    await store.close()
 
 
 def batch() -> BatchRecord:

@@ -16,7 +16,7 @@ from batchgate.domain.results import Outcome
 from batchgate.domain.status import TERMINAL
 from batchgate.domain.status import BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.store import ShardLease, open_store
+from batchgate.store import ShardLease
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
@@ -45,7 +45,7 @@ class ExplodingUpstream:
 
 
 @pytest.fixture
-async def parts(tmp_path, monkeypatch):
+async def parts(tmp_path, monkeypatch, memory_store):
     monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
     settings = Settings(
         data_dir=tmp_path,
@@ -55,10 +55,8 @@ async def parts(tmp_path, monkeypatch):
     )
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
-    store = await open_store(settings.resolved_database_url)
-    yield WorkerContext(settings, store, blobs, router, "w1")
+    yield WorkerContext(settings, memory_store, blobs, router, "w1")
     await router.close()
-    await store.close()
 
 
 def chat(custom_id: str, text: str) -> bytes:
@@ -146,6 +144,41 @@ async def test_many_small_shards_each_read_from_their_own_offset(parts):
     assert [l["response"]["body"]["echo"] for l in output] == texts, "each line got its own answer"
 
 
+class ClaimsSeen:
+    """A store that sets `idle` each time a worker's round of claims found nothing: the worker now waits."""
+
+    def __init__(self, store):
+        self._store, self.idle = store, asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def claim_shards(self, *args, **kwargs):
+        leases = await self._store.claim_shards(*args, **kwargs)
+        if not leases:
+            self.idle.set()
+        return leases
+
+
+async def test_a_worker_cancelled_in_the_turn_a_wake_comes_stops(parts):
+    """A shard ending (or a batch created) wakes the worker just as it is cancelled: it stops all the same."""
+    store = ClaimsSeen(parts.store)
+    ctx = dataclasses.replace(
+        parts, store=store, settings=dataclasses.replace(parts.settings, poll_interval_seconds=60)
+    )
+    worker = Worker(ctx)
+    running = asyncio.create_task(worker.run())
+    try:
+        await store.idle.wait()
+        worker.wake()
+        running.cancel()
+        await asyncio.wait([running], timeout=10)
+        assert running.cancelled(), "the worker went on after its cancel"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 class HoldingUpstream:
     """Answers at once, except lines mentioning "hold", which wait for `release`; counts lines in flight."""
 
@@ -174,7 +207,7 @@ class HoldingUpstream:
 
 
 @pytest.fixture
-async def holding(tmp_path, monkeypatch):
+async def holding(tmp_path, monkeypatch, memory_store):
     """A worker context on the holding upstream, with shards of 2 lines and 2 shards of a batch at once."""
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
@@ -188,10 +221,8 @@ async def holding(tmp_path, monkeypatch):
         upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),),
     )
     router = Router(settings)
-    store = await open_store(settings.resolved_database_url)
-    yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
+    yield WorkerContext(settings, memory_store, open_blobs(settings.resolved_storage_url), router, "w1")
     await router.close()
-    await store.close()
 
 
 async def held_then_released(

@@ -1,17 +1,16 @@
-"""The aiohttp application: both dialects of every route, error rendering, auth."""
+"""The aiohttp application: both dialects of every route, the API's document, error rendering, auth."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batches, files, inference, webhooks
+from batchgate.api import batches, docs, files, inference, webhooks
 from batchgate.api.middleware import authenticate, errors_as_json
+from batchgate.api.paths import PREFIXES
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
 from batchgate.dashboard import routes as dashboard
 
-# MKA1 paths first, then OpenAI's (`base_url=<server>/v1`).
-PREFIXES = ("/api/v1/llm", "/v1")
 RESOURCES = (files, batches, inference, webhooks)
 
 
@@ -27,6 +26,7 @@ def create_app(svc: Services) -> web.Application:
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
     dashboard.add_routes(app)
+    docs.add_routes(app, svc.settings)
     for prefix in PREFIXES:
         for resource in RESOURCES:
             resource.add_routes(app, prefix)

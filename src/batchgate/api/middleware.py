@@ -1,4 +1,4 @@
-"""Every failure becomes {"error": {...}} JSON; every call but /healthz and the dashboard needs a valid key."""
+"""Every failure becomes {"error": {...}} JSON; every call but health, the docs and the dashboard needs a key."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 
+from batchgate.api.paths import DOCS_PATH, OPENAPI_PATH, UI_PATH
 from batchgate.api.wire import SCOPE, header_text, json_response
 from batchgate.domain.records import Scope
 from batchgate.domain.requests import parse_on_behalf_of
@@ -13,8 +14,10 @@ from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthori
 from batchgate.ids import hash_secret
 
 log = logging.getLogger("batchgate.api")
-PUBLIC_PATHS = frozenset({"/healthz", "/ui"})
-PUBLIC_PREFIXES = ("/ui/",)  # the dashboard's own files: the page asks for a key and sends it itself
+# Health, the API's document and its page need no key; nor does the dashboard, whose page asks for a key
+# and sends it itself. The prefixes cover the two pages' own files.
+PUBLIC_PATHS = frozenset({"/healthz", UI_PATH, OPENAPI_PATH, DOCS_PATH})
+PUBLIC_PREFIXES = (UI_PATH + "/", DOCS_PATH + "/")
 CLIENT_CLOSED_REQUEST = 499  # never seen by anyone: the connection is gone
 HTTP_ERROR_TYPES = {
     401: "authentication_error",

@@ -1,7 +1,7 @@
 """Checking a batch input file in a process of its own while it is uploaded (domain/file_check.py).
 
-Checking lines is pure Python: on a thread it held the GIL that the upload's own work (network,
-hashing, writing) needs, so the two ran one after the other. In a child process it runs beside
+Checking lines is pure Python: on a thread it would hold the GIL that the upload's own work (network,
+hashing, writing) needs, and the two would run one after the other. In a child process it runs beside
 the upload, on another core. A thread here only forwards the chunks to the child's stdin (writes to
 a pipe release the GIL); at most a few chunks wait for it, so memory stays flat. The child is a
 small program of its own (api/upload_checker.py) that lives as long as the upload. The check can

@@ -51,7 +51,7 @@ async def read_ahead(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
     """`items`, the next one already on its way while the caller works on this one.
 
     A shard's senders take lines from the chunk in hand; without the next chunk read ahead, the
-    sender that took a chunk's last line waited for the disk or S3, and the lane's slots behind it.
+    sender that takes a chunk's last line would wait for the disk or S3, and the lane's slots behind it.
     """
     end = _End()
     pending: asyncio.Future[T | _End] = asyncio.ensure_future(anext(items, end))

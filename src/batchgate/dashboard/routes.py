@@ -32,7 +32,10 @@ HEADERS = {
 
 def static_file(relative: str) -> Path | None:
     """The file under STATIC named by `relative`, or None if it is not one we serve."""
-    path = (STATIC / relative).resolve()
+    try:
+        path = (STATIC / relative).resolve()
+    except (ValueError, OSError):  # a NUL byte, a name too long for the system: no such file
+        return None
     if not path.is_relative_to(STATIC.resolve()) or path.suffix not in CONTENT_TYPES or not path.is_file():
         return None
     return path

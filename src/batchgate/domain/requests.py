@@ -70,6 +70,9 @@ def parse_create_batch(body: Any, default_concurrency: int, ceiling: int) -> Cre
     )
 
 
+# A list page's `limit` when the route sets none of its own (batches).
+MAX_PAGE = 100
+DEFAULT_PAGE = 20
 MIN_EXPIRES_AFTER = 3600
 MAX_EXPIRES_AFTER = 30 * 86400
 
@@ -153,7 +156,11 @@ def _required_str(body: Mapping[str, Any], name: str) -> str:
 
 
 def parse_page(
-    query: Mapping[str, str], *, with_order: bool = False, max_limit: int = 100, default_limit: int = 20
+    query: Mapping[str, str],
+    *,
+    with_order: bool = False,
+    max_limit: int = MAX_PAGE,
+    default_limit: int = DEFAULT_PAGE,
 ) -> Page:
     raw_limit = query.get("limit")
     limit = default_limit

@@ -3,8 +3,8 @@
 Each pass leases due deliveries (oldest events first) up to `webhook_concurrency` in flight,
 posts each one signed the Standard Webhooks way, and records the attempt: delivered on a 2xx,
 otherwise retried after a doubling wait until `webhook_retry_window_seconds` after the event.
-A courier that dies mid-attempt leaves a lease that lapses; the delivery is then sent again,
-with the same `webhook-id`, which is how a receiver recognises a repeat.
+It reads the `CourierSettings` slice. A courier that dies mid-attempt leaves a lease that lapses;
+the delivery is then sent again, with the same `webhook-id`, which is how a receiver recognises a repeat.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from standardwebhooks.webhooks import Webhook
 from batchgate import __version__
 from batchgate.domain.webhooks import Delivery, event_body, next_attempt_at
 from batchgate.errors import InvalidRequest
-from batchgate.settings import Settings
 from batchgate.store import Store
 from batchgate.webhooks.guard import GuardedResolver, check_url
+from batchgate.worker.context import CourierSettings
 
 log = logging.getLogger("batchgate.webhooks")
 
@@ -44,7 +44,9 @@ def signed_headers(delivery: Delivery, body: bytes, sent_at: float) -> dict[str,
 class Courier:
     """Carries the outbox's deliveries to their endpoints, for one worker process."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float], worker_id: Callable[[], str]):
+    def __init__(
+        self, settings: CourierSettings, store: Store, clock: Callable[[], float], worker_id: Callable[[], str]
+    ):
         self.settings = settings
         self.store = store
         self.clock = clock
@@ -63,8 +65,10 @@ class Courier:
                 while True:
                     self._wake.clear()
                     await self._start_attempts(http)
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), settings.poll_interval_seconds)
+                    # asyncio.timeout, not wait_for, which on Python 3.11 may swallow a cancel arriving with a wake.
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(settings.poll_interval_seconds):
+                            await self._wake.wait()
             finally:
                 for task in self._sending:
                     task.cancel()

@@ -79,7 +79,7 @@ class BatchRun:
 
 
 async def _validate(run: BatchRun, batch: BatchRecord) -> None:
-    settings = run.ctx.settings
+    settings = run.ctx.validation
     cutter = ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
     report = await validate_input(run.ctx, batch, cutter)
     if report.ok:

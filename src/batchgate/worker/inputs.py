@@ -49,7 +49,7 @@ async def located_input_batches(
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
         async with (
             aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks,
-            aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches,
+            aclosing(located_line_batches(chunks, ctx.reading.max_line_bytes, first_line, offset)) as batches,
         ):
             async for located in batches:
                 if last_line is not None and located[-1][0] > last_line:  # past the shard's end

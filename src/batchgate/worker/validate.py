@@ -9,24 +9,22 @@ from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_
 from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
-from batchgate.settings import Settings
-from batchgate.worker.context import WorkerContext
+from batchgate.worker.context import ValidateSettings, WorkerContext
 from batchgate.worker.inputs import located_input_batches
 from batchgate.worker.ledger import CustomIdLedger
-from batchgate.worker.scratch_ids import scratch_folder
 
 LEDGER_CHUNK = 10_000
 
 
 async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCutter | None = None) -> ValidationReport:
     """Check every line; `cutter` (if given) is fed each request's line and offset to cut shards."""
-    settings = ctx.settings
+    settings = ctx.validation
     if (summary := await _checked_at_upload(ctx, batch)) is not None:
         if cutter is not None:
             cutter.restore(summary.grains, summary.requests, summary.last_line)
         return ValidationReport.of_clean_file(settings.max_reported_errors, summary.requests, summary.model)
     report = ValidationReport(keep=settings.max_reported_errors)
-    ledger = CustomIdLedger(scratch_folder(settings))
+    ledger = CustomIdLedger(settings.scratch_folder)
     try:
         await _check_lines(ctx, batch, report, ledger, cutter)
     except InputMissing as missing:
@@ -45,7 +43,7 @@ async def _checked_at_upload(ctx: WorkerContext, batch: BatchRecord) -> FileSumm
     The file must still be there: without it, the full pass reports it missing, as it always has.
     """
     summary = await ctx.store.file_summary(batch.input_file_id)
-    if summary is None or not summary.fits(batch.endpoint, LineLimits.of(ctx.settings)):
+    if summary is None or not summary.fits(batch.endpoint, LineLimits.of(ctx.validation)):
         return None
     file = await ctx.store.get_file(batch.scope, batch.input_file_id)
     return summary if file is not None and await _stored(ctx, file) else None
@@ -63,7 +61,7 @@ async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
 async def _check_lines(
     ctx: WorkerContext, batch: BatchRecord, report: ValidationReport, ledger: CustomIdLedger, cutter: ShardCutter | None
 ) -> None:
-    settings = ctx.settings
+    settings = ctx.validation
     pending: list[tuple[str, int]] = []
     async with aclosing(located_input_batches(ctx, batch)) as batches:
         async for located in batches:
@@ -87,7 +85,7 @@ async def _check_lines(
 def _check_batch(
     located: list[tuple[int, int, bytes | None]],
     endpoint: str,
-    settings: Settings,
+    settings: ValidateSettings,
     report: ValidationReport,
     cutter: ShardCutter | None,
     pending: list[tuple[str, int]],

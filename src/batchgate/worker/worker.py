@@ -16,7 +16,6 @@ import logging
 from batchgate.blobs.local import remove_stale
 from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
-from batchgate.scratch_ids import scratch_folder
 from batchgate.store import ShardLease
 from batchgate.webhooks.courier import Courier
 from batchgate.worker.batch_run import BatchRun
@@ -36,15 +35,15 @@ class Worker:
     def __init__(self, ctx: WorkerContext):
         self.ctx = ctx
         self._runs: dict[str, asyncio.Task] = {}
-        self._run_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # batch runs
+        self._run_failures = Backoffs(ctx.leases.poll_interval_seconds, MAX_RETRY_DELAY)  # batch runs
         self._shards: set[asyncio.Task] = set()
-        self._shard_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
+        self._shard_failures = Backoffs(ctx.leases.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
         self._sending: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
         # Webhooks go out beside the batch work, never in its way: a task of their own, their own connections.
-        self._webhooks = Courier(ctx.settings, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
+        self._webhooks = Courier(ctx.courier, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""
@@ -61,13 +60,22 @@ class Worker:
                 await self._take_over_dead()
                 await self._start_new_runs()
                 await self._start_shards()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.ctx.settings.poll_interval_seconds)
+                await self._idle()
         finally:
             tasks = [sweeper, prover, webhooks, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _idle(self) -> None:
+        """Wait for a wake, or one poll interval.
+
+        asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that arrives in the
+        same turn as the wake, and the worker would then never stop.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.ctx.leases.poll_interval_seconds):
+                await self._wake.wait()
 
     async def _prove_session_forever(self) -> None:
         """Prove our session (PostgreSQL) every heartbeat; once it is lost, go on under a new worker id.
@@ -123,17 +131,17 @@ class Worker:
             self.wake()  # a validated batch has shards to claim now
 
     async def _start_shards(self) -> None:
-        settings = self.ctx.settings
-        while len(self._shards) < settings.worker_shards:
+        loop = self.ctx.worker_loop
+        while len(self._shards) < loop.worker_shards:
             claimed_at = self.ctx.clock()
             resting = self._shard_failures.all_resting(claimed_at)
             try:
                 leases = await self.ctx.store.claim_shards(
                     self.ctx.worker_id,
                     claimed_at,
-                    settings.lease_seconds,
-                    settings.max_shards_per_batch,
-                    settings.worker_shards - len(self._shards),
+                    self.ctx.leases.lease_seconds,
+                    loop.max_shards_per_batch,
+                    loop.worker_shards - len(self._shards),
                     resting,
                 )
             except Exception as exc:
@@ -154,15 +162,14 @@ class Worker:
         batches from its slots, and not while the batch rests after failed shard runs.
         """
         resting = self._shard_failures.resting(lease.batch_id, self.ctx.clock())
-        if len(self._shards) < self.ctx.settings.worker_shards and not resting:
+        if len(self._shards) < self.ctx.worker_loop.worker_shards and not resting:
             self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
 
     async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
-        settings = self.ctx.settings
         claimed_at = self.ctx.clock()
         try:
             successor = await self.ctx.store.claim_successor(
-                lease, claimed_at, settings.lease_seconds, settings.max_shards_per_batch
+                lease, claimed_at, self.ctx.leases.lease_seconds, self.ctx.worker_loop.max_shards_per_batch
             )
         except Exception as exc:
             log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
@@ -212,12 +219,13 @@ class Worker:
                 await self.sweep_stale_scratch()
             except Exception as exc:
                 log_failure("file retention sweep failed; retrying later", exc)
-            await asyncio.sleep(self.ctx.settings.retention_interval_seconds)
+            await asyncio.sleep(self.ctx.worker_loop.retention_interval_seconds)
 
     async def sweep_stale_scratch(self) -> int:
         """Remove scratch files that a crashed process left behind (half-written blobs, duplicate ledgers)."""
-        age = self.ctx.settings.stale_temp_seconds
-        ledgers = await asyncio.to_thread(remove_stale, scratch_folder(self.ctx.settings), "ids-*.db", age)
+        loop = self.ctx.worker_loop
+        age = loop.stale_temp_seconds
+        ledgers = await asyncio.to_thread(remove_stale, loop.scratch_folder, "ids-*.db", age)
         return ledgers + await self.ctx.blobs.sweep_partial(age)
 
     async def sweep_expired_files(self) -> int:

@@ -1,4 +1,4 @@
-"""The command line: serve, worker, keys."""
+"""The server side of the command line: serve, worker, keys (DESIGN.md §1)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,11 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
-from batchgate import __version__, cli_webhooks, ids
-from batchgate.allocator import limit_arenas
-from batchgate.api.app import create_app
-from batchgate.api.server import serve_api
-from batchgate.api.services import Services
-from batchgate.blobs import open_blobs
-from batchgate.collector import freeze_startup_objects
-from batchgate.errors import BatchgateError
 from batchgate.settings import Settings, env_var
-from batchgate.store import KeyRecord, open_store
-from batchgate.store.redact import redact
-from batchgate.upstream.router import Router
-from batchgate.worker.context import WorkerContext
-from batchgate.worker.identity import new_worker_id
-from batchgate.worker.worker import Worker
 
 log = logging.getLogger("batchgate")
 
@@ -57,11 +45,8 @@ def _add_flags(parser: argparse.ArgumentParser, flags) -> None:
         parser.add_argument(flag, dest=name, type=kind, default=None, help=f"{text} [env {env_var(name)}]")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="batchgate", description="A self-hosted Batch API for LLM requests.")
-    parser.add_argument("--version", action="version", version=f"batchgate {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def register(commands: argparse._SubParsersAction) -> None:
+    """serve, worker and keys: the commands that run the server or work on its database directly."""
     serve = commands.add_parser("serve", help="run the API and an embedded worker")
     _add_flags(serve, SERVE_FLAGS + COMMON_FLAGS)
     serve.add_argument(
@@ -72,11 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"serve the API only (workers run elsewhere) [env {env_var('no_worker')}]",
     )
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=server_side(cmd_serve))
 
     worker = commands.add_parser("worker", help="run only the worker (for scale-out)")
     _add_flags(worker, COMMON_FLAGS)
-    worker.set_defaults(handler=cmd_worker)
+    worker.set_defaults(handler=server_side(cmd_worker))
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -87,29 +72,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="who owns the objects made with this key (default: the name); "
         "keys of one owner see the same files and batches",
     )
-    create.set_defaults(handler=cmd_keys_create)
+    create.set_defaults(handler=server_side(cmd_keys_create))
     listing = key_commands.add_parser("list", help="list keys (never their secrets)")
-    listing.set_defaults(handler=cmd_keys_list)
+    listing.set_defaults(handler=server_side(cmd_keys_list))
     revoke = key_commands.add_parser("revoke", help="revoke a key by id or name")
     revoke.add_argument("key", help="the key's id or name")
-    revoke.set_defaults(handler=cmd_keys_revoke)
+    revoke.set_defaults(handler=server_side(cmd_keys_revoke))
     for sub in (create, listing, revoke):
         _add_flags(sub, COMMON_FLAGS)
-    cli_webhooks.register(commands)
-    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
+ServerCommand = Callable[[Settings, argparse.Namespace], Coroutine[Any, Any, int | None]]
+
+
+def server_side(command: ServerCommand) -> Callable[[argparse.Namespace], int]:
+    """A handler that builds the Settings from the flags, sets up logging and runs `command` on an event loop."""
+
+    def handler(args: argparse.Namespace) -> int:
         settings = Settings.load({k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__})
         logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return asyncio.run(args.handler(settings, args)) or 0
-    except BatchgateError as exc:
-        print(f"batchgate: {exc.message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        return asyncio.run(command(settings, args)) or 0
+
+    return handler
 
 
 async def cmd_serve(settings: Settings, args) -> None:
@@ -121,6 +105,21 @@ async def cmd_worker(settings: Settings, args) -> None:
 
 
 async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -> None:
+    # The server's modules load here rather than with the command line, so client commands start quickly.
+    from batchgate import __version__
+    from batchgate.allocator import limit_arenas
+    from batchgate.api.app import create_app
+    from batchgate.api.server import serve_api
+    from batchgate.api.services import Services
+    from batchgate.blobs import open_blobs
+    from batchgate.collector import freeze_startup_objects
+    from batchgate.store import open_store
+    from batchgate.store.redact import redact
+    from batchgate.upstream.router import Router
+    from batchgate.worker.context import WorkerContext
+    from batchgate.worker.identity import new_worker_id
+    from batchgate.worker.worker import Worker
+
     limit_arenas(settings.malloc_arenas)  # before the store and the file pool start their threads
     store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
@@ -169,6 +168,9 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
 
 
 async def cmd_keys_create(settings: Settings, args) -> None:
+    from batchgate import ids
+    from batchgate.store import KeyRecord, open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         secret = ids.new_secret()
@@ -183,6 +185,8 @@ async def cmd_keys_create(settings: Settings, args) -> None:
 
 
 async def cmd_keys_list(settings: Settings, args) -> None:
+    from batchgate.store import open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         for key in await store.list_keys():
@@ -193,6 +197,8 @@ async def cmd_keys_list(settings: Settings, args) -> None:
 
 
 async def cmd_keys_revoke(settings: Settings, args) -> int:
+    from batchgate.store import open_store
+
     store = await open_store(settings.resolved_database_url)
     try:
         count = await store.revoke_key(args.key, int(time.time()))

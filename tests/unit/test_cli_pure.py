@@ -1,0 +1,55 @@
+"""The pure parts of the client commands: the failure mapping, the pace of a batch, default result paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from batchgate.cli.client import failure_of
+from batchgate.cli.progress import Counts, Pace, clock
+from batchgate.cli.run import EXIT_BY_STATUS, Targets
+
+
+@pytest.mark.parametrize(
+    "status, body, code, text",
+    [
+        (401, b'{"error": {"message": "Invalid API key."}}', 1, "refused the API key (HTTP 401): Invalid API key."),
+        (404, b'{"error": {"message": "No batch found."}}', 1, "No batch found. (HTTP 404)"),
+        (409, b'{"error": {"message": "Cannot cancel."}}', 1, "Cannot cancel. (HTTP 409)"),
+        (503, b'{"error": {"message": "Too busy."}}', 3, "the server failed (HTTP 503): Too busy."),
+        (502, b"<html>bad gateway</html>", 3, "the server failed (HTTP 502): Bad Gateway"),
+    ],
+)
+def test_every_failed_answer_maps_to_one_line_and_its_exit_code(status, body, code, text):
+    failure = failure_of(status, body, "Bad Gateway")
+    assert failure.exit_code == code and text in failure.message
+
+
+def test_the_pace_follows_the_counts_and_gives_the_time_left():
+    pace, counts = Pace(window=10), Counts("in_progress", 40, 2, 100)
+    assert pace.rate is None and pace.seconds_left(counts) is None
+    pace.observe(0.0, 0)
+    pace.observe(4.0, 40)
+    assert pace.rate == 10 and pace.seconds_left(counts) == 6
+    pace.observe(20.0, 60)  # the window forgets the fast start
+    assert pace.rate == pytest.approx(20 / 16)
+
+
+def test_clock():
+    assert clock(None) == "--:--" and clock(65) == "01:05" and clock(3 * 3600 + 5) == "3:00:05"
+
+
+def test_counts_and_exit_codes_of_an_ended_batch():
+    batch = {"status": "completed", "request_counts": {"total": 3, "completed": 2, "failed": 1}}
+    counts = Counts.of(batch)
+    assert counts == Counts("completed", 3, 1, 3)
+    assert EXIT_BY_STATUS["completed"](counts) == 1
+    assert EXIT_BY_STATUS["completed"](Counts("completed", 3, 0, 3)) == 0
+    assert {EXIT_BY_STATUS[s](counts) for s in ("failed", "expired", "cancelled")} == {2}
+
+
+def test_default_result_paths_sit_beside_the_input():
+    assert Targets.of(Path("d/in.jsonl"), None, None) == Targets(Path("d/in.output.jsonl"), Path("d/in.errors.jsonl"))
+    watched = Targets.of(Path("batch_abc"), Path("o.jsonl"), None)
+    assert watched == Targets(Path("o.jsonl"), Path("batch_abc.errors.jsonl"))
