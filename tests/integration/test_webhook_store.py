@@ -150,3 +150,16 @@ async def test_endpoints_are_listed_and_removed_within_their_scope_only(store):
     # Its undelivered events went with it.
     assert await store.deliveries_of_batch("batch_1") == []
     assert await store.claim_deliveries("w1", 3000.0, LEASE, 10) == []
+
+
+async def test_settled_events_past_the_window_are_swept_and_pending_ones_kept(store):
+    await add_endpoint(store, "we_all", ALICE)
+    await ended(store, "batch_done", ALICE, S.COMPLETED)  # raised at 2000
+    await ended(store, "batch_waiting", ALICE, S.FAILED)
+    delivered = next(d for d in await store.claim_deliveries("w1", 3000.0, LEASE, 10) if d.batch_id == "batch_done")
+    assert await store.settle_delivery(delivered, "w1", None, None)
+
+    assert await store.sweep_events(before=2000) == 0  # not yet past the window
+    assert await store.sweep_events(before=2001) == 1
+    assert await store.deliveries_of_batch("batch_done") == []
+    assert states(await store.deliveries_of_batch("batch_waiting")) == [("we_all", "batch.failed", "pending", 0)]

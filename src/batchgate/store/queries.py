@@ -195,6 +195,9 @@ QUERIES: dict[str, str] = {
     "settle_delivery": "UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1, "
     "next_attempt_at = :next_attempt_at, last_error = :last_error, lease_owner = NULL, lease_expires_at = NULL "
     "WHERE event_id = :event_id AND endpoint_id = :endpoint_id AND lease_owner = :worker_id AND state = 'pending'",
+    # Events past their retry window with nothing left to send (their deliveries go with them).
+    "sweep_events": "DELETE FROM webhook_events WHERE created_at < :before AND NOT EXISTS "
+    "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.state = 'pending')",
     "deliveries_of_batch": "SELECT d.endpoint_id, v.id, v.type, d.state, d.attempts, d.last_error "
     "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id WHERE v.batch_id = :batch_id "
     "ORDER BY v.seq, d.endpoint_id",

@@ -85,6 +85,10 @@ class WebhookQueries(SqlBase):
         }
         return await self._write(lambda db: db.execute(self.Q["settle_delivery"], params).rowcount == 1)
 
+    async def sweep_events(self, before: float) -> int:
+        """Delete the events raised before `before` that have no delivery left to send; how many."""
+        return await self._write(lambda db: db.execute(self.Q["sweep_events"], {"before": before}).rowcount)
+
     async def deliveries_of_batch(self, batch_id: str) -> list[DeliveryState]:
         rows = await self._all(self.Q["deliveries_of_batch"], {"batch_id": batch_id})
         return [DeliveryState(*row) for row in rows]

@@ -26,6 +26,7 @@ from batchgate.webhooks.guard import GuardedResolver, check_url
 from batchgate.worker.context import CourierSettings
 
 log = logging.getLogger("batchgate.webhooks")
+SWEEP_SECONDS = 600.0  # how often events past their retry window, all settled, are deleted
 
 
 def signed_headers(delivery: Delivery, body: bytes, sent_at: float) -> dict[str, str]:
@@ -53,6 +54,7 @@ class Courier:
         self.worker_id = worker_id  # the worker's current id: it changes when its database session is renewed
         self._sending: set[asyncio.Task] = set()
         self._wake = asyncio.Event()
+        self._swept_at = float("-inf")
 
     async def run(self) -> None:
         settings = self.settings
@@ -64,6 +66,7 @@ class Courier:
             try:
                 while True:
                     self._wake.clear()
+                    await self._sweep()
                     await self._start_attempts(http)
                     # asyncio.timeout, not wait_for, which on Python 3.11 may swallow a cancel arriving with a wake.
                     with contextlib.suppress(TimeoutError):
@@ -73,6 +76,16 @@ class Courier:
                 for task in self._sending:
                     task.cancel()
                 await asyncio.gather(*self._sending, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        now = self.clock()
+        if now - self._swept_at < SWEEP_SECONDS:
+            return
+        self._swept_at = now
+        try:
+            await self.store.sweep_events(now - self.settings.webhook_retry_window_seconds)
+        except Exception as exc:
+            log.warning("could not sweep old webhook events; retrying later: %s", exc)
 
     async def _start_attempts(self, http: aiohttp.ClientSession) -> None:
         free = self.settings.webhook_concurrency - len(self._sending)
@@ -136,3 +149,6 @@ class Courier:
             return f"no answer within {self.settings.webhook_timeout_seconds}s"
         except aiohttp.ClientError as exc:
             return f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug here must cost this attempt only, not the courier
+            log.exception("webhook %s: the attempt failed inside batchgate", delivery.event_id)
+            return f"internal error: {type(exc).__name__}: {exc}"
