@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from batchgate import metrics
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
 from batchgate.domain.throttle import Asked
 from batchgate.errors import Abandoned
+
+log = logging.getLogger("batchgate.upstream")
 
 # Asked before each retry: False means the caller no longer wants an answer (send raises Abandoned).
 RetryGate = Callable[[], Awaitable[bool]]
@@ -78,6 +82,11 @@ async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate:
         answer, retry_after = await attempt()
         if not worth_retrying(answer) or not policy.should_retry(tries):
             return answer
-        await asyncio.sleep(policy.delay(tries, random.random(), retry_after))
+        assert isinstance(answer, Outcome)  # worth_retrying: a stream is final
+        reason = answer.error_code or str(answer.status_code)
+        metrics.count_retry(name, reason)
+        delay = policy.delay(tries, random.random(), retry_after)
+        log.debug("attempt %d failed (%s); retrying in %.2fs", tries, reason, delay, extra={"upstream": name})
+        await asyncio.sleep(delay)
         if gate is not None and not await gate():
             raise Abandoned(f"a retry to {name!r} was abandoned: its run stopped")

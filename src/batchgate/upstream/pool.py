@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
 
+from batchgate import metrics
 from batchgate.domain.aimd import Aimd
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.health import Health
@@ -46,6 +47,7 @@ class Member:
             else None
         )
         limit = (lambda: aimd.current) if aimd else (lambda: config.max_concurrency)
+        self._limit = limit
         throttle = Throttle(
             window=settings.rate_limit_window_seconds,
             share=settings.rate_limit_share,
@@ -55,6 +57,12 @@ class Member:
         self.door = Door(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds, throttle)
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
+        self._latency = metrics.UPSTREAM_LATENCY.labels(config.name)
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        """Requests it may have in flight now: the adaptive limit, or the fixed cap (None: no cap)."""
+        return self._limit()
 
     def available(self, now: float) -> bool:
         return self.health.available(now) and now >= self.door.throttle.free_at
@@ -75,6 +83,7 @@ class Member:
             doors.append(self.door)
             started = self._clock()
             outcome, asked = await self._attempt(endpoint, body, payload)
+            self._latency.observe(self._clock() - started)
             self._learn(outcome, asked, started, tokens, doors)
             learned = True
             return outcome, asked
