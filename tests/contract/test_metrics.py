@@ -155,6 +155,6 @@ def test_log_format_json_writes_one_object_per_line_with_the_line_fields(make_ga
     retried = [r for r in records if r["message"].startswith("attempt 1 failed (500)")]
     failed = [r for r in records if r["message"] == "line 3 failed: 400"]
     assert len(retried) == 1 and len(failed) == 1, records
-    assert retried[0]["upstream"] == "mock"
     for record in retried + failed:
+        assert record["upstream"] == "mock", record
         assert record["batch_id"] == batch.id and isinstance(record["shard"], int), record

@@ -56,6 +56,8 @@ async def execute(
             while may_send() and (request := await lines.take(may_send)) is not None:
                 if (outcome := await _outcome(ctx, batch.endpoint, request, stop, flow)) is not None:
                     answers.put(request, outcome)
+                    if not outcome.ok and log.isEnabledFor(logging.DEBUG):
+                        _log_failed(ctx, request, outcome)
                 await writer.room()
         finally:
             lane.give_back()
@@ -166,6 +168,12 @@ async def _outcome(
         return Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
 
 
+def _log_failed(ctx: WorkerContext, request: RequestLine, outcome: Outcome) -> None:
+    upstream = ctx.router.route(str(request.body.get("model")))  # its pool's first member
+    reason = outcome.error_code or outcome.status_code
+    log.debug("line %d failed: %s", request.line, reason, extra={"upstream": upstream and upstream.name})
+
+
 class _Answers:
     """Answers waiting to become result rows, made in the turn of the event loop after they arrived."""
 
@@ -185,8 +193,6 @@ class _Answers:
             row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
             self._writer.add(row, usage_of(outcome.body) if outcome.ok else Usage())
             (self._succeeded if outcome.ok else self._failed).inc()
-            if not outcome.ok:
-                log.debug("line %d failed: %s", request.line, outcome.error_code or outcome.status_code)
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:
