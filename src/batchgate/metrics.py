@@ -50,7 +50,8 @@ UPSTREAM_LATENCY = Histogram(
 )
 RETRIES = Counter(
     "batchgate_upstream_retries",
-    "Attempts retried, by upstream and reason: the HTTP status (429, 500, ...) or the error (timeout, ...).",
+    "Attempts retried, by the upstream that failed and the reason: the HTTP status (429, 500, ...) "
+    "or the error (timeout, upstream_unreachable, ...).",
     ["upstream", "reason"],
     registry=REGISTRY,
 )

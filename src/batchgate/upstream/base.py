@@ -74,8 +74,17 @@ def worth_retrying(answer: Outcome | Stream) -> bool:
     )
 
 
-async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate: RetryGate | None, name: str) -> Answer:
-    """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
+async def send_with_retries(
+    attempt: Attempt[Answer],
+    policy: RetryPolicy,
+    gate: RetryGate | None,
+    name: str,
+    answered_by: Callable[[], str] | None = None,
+) -> Answer:
+    """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor).
+
+    `answered_by` names the upstream that gave the last answer, when a pool spreads tries over several.
+    """
     tries = 0
     while True:
         tries += 1
@@ -83,10 +92,10 @@ async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate:
         if not worth_retrying(answer) or not policy.should_retry(tries):
             return answer
         assert isinstance(answer, Outcome)  # worth_retrying: a stream is final
-        reason = answer.error_code or str(answer.status_code)
-        metrics.count_retry(name, reason)
+        reason, upstream = answer.error_code or str(answer.status_code), answered_by() if answered_by else name
+        metrics.count_retry(upstream, reason)
         delay = policy.delay(tries, random.random(), retry_after)
-        log.debug("attempt %d failed (%s); retrying in %.2fs", tries, reason, delay, extra={"upstream": name})
+        log.debug("attempt %d failed (%s); retrying in %.2fs", tries, reason, delay, extra={"upstream": upstream})
         await asyncio.sleep(delay)
         if gate is not None and not await gate():
             raise Abandoned(f"a retry to {name!r} was abandoned: its run stopped")

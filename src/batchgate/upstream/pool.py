@@ -188,9 +188,10 @@ class Pool:
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
         refused_by: Member | None = None  # the member whose Retry-After the next try must not ignore
+        member = self.members[0]  # the one the last try went to
 
         async def attempt() -> tuple[Outcome, float | None]:
-            nonlocal refused_by
+            nonlocal refused_by, member
             member = self.pick(avoid=refused_by)
             outcome, asked = await member.call(endpoint, body, payload, flow, tokens, self.model)
             retry_after = asked.retry_after if asked is not None else None
@@ -199,7 +200,7 @@ class Pool:
                 return outcome, None  # a Retry-After speaks for its own upstream: another member takes the retry
             return outcome, retry_after  # the retry's floor
 
-        return await send_with_retries(attempt, self._policy, gate, self.members[0].name)
+        return await send_with_retries(attempt, self._policy, gate, self.members[0].name, lambda: member.name)
 
     def _another_available(self, member: Member) -> bool:
         now = self._clock()
