@@ -21,6 +21,7 @@ from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.errors import ConfigError
 
 ENV_PREFIX = "BATCHGATE_"
+LOG_FORMATS = ("text", "json")  # logs.py has one formatter for each
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ class Settings:
     database_url: str | None = None  # default: sqlite inside data_dir
     storage_url: str | None = None  # default: a folder inside data_dir
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line (logs.py)
     no_worker: bool = False  # serve the API only; run `batchgate worker` processes elsewhere
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format); off: a 404
+    metrics_port: int | None = None  # a `batchgate worker`'s own /metrics listener (on `host`)
 
     # Batch limits
     completion_window_seconds: int = 86400
@@ -203,6 +207,10 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"setting metrics_port must be a port number (1-65535), got {self.metrics_port!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"setting log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if self.ramp_seconds < 0:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
         for name in ("rate_limit_share", "adaptive_refusal_share"):

@@ -240,6 +240,7 @@ def test_models_health_and_sync_inference_answer_as_documented(module_gateway, c
     gw, check = module_gateway, conformance.check
     check("GET", "/healthz", http(gw, "GET", "/healthz", key=None))
     check("GET", "/openapi.json", http(gw, "GET", "/openapi.json", key=None))
+    check("GET", "/metrics", http(gw, "GET", "/metrics", key=None))
     models = http(gw, "GET", f"{prefix}/models")
     check("GET", f"{prefix}/models", models)
     assert models.json["data"], models.json

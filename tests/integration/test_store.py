@@ -159,6 +159,16 @@ async def test_transition_is_compare_and_set_across_two_connections(store, store
         await other.close()
 
 
+async def test_batches_are_counted_by_status_across_scopes(store):
+    assert await store.count_batches_by_status() == {}
+    await add_batch(store, make_batch("batch_bob", scope=Scope("bob", ""), input_file_id="file-bob"))
+    for index in range(2):
+        await add_batch(store, make_batch(f"batch_v{index}"))
+    await add_batch(store, make_batch("batch_p"))
+    assert await store.transition("batch_p", S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 1})
+    assert await store.count_batches_by_status() == {"validating": 3, "in_progress": 1}
+
+
 async def test_transition_writes_new_files_with_the_status_change(store):
     await started_batch(store, "batch_f")
     assert await store.transition("batch_f", S.IN_PROGRESS, S.FINALIZING, 1500)

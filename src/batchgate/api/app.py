@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batches, docs, files, inference, webhooks
+from batchgate.api import batches, docs, files, inference, scrape, webhooks
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.paths import PREFIXES
 from batchgate.api.services import SERVICES, Services
@@ -25,6 +25,7 @@ def create_app(svc: Services) -> web.Application:
     )
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
+    scrape.add_routes(app, svc.settings, svc.store)
     dashboard.add_routes(app)
     docs.add_routes(app, svc.settings)
     for prefix in PREFIXES:

@@ -18,6 +18,7 @@ from batchgate.api.paths import (
     DOCS_ASSETS,
     DOCS_ASSETS_PATH,
     DOCS_PATH,
+    METRICS_PATH,
     OPENAPI_PATH,
     UI_PATH,
     UI_STATIC_PATH,
@@ -631,15 +632,23 @@ def _public_get(operation_id: str, summary: str, content: dict, parameters: tupl
     return {"get": operation}
 
 
-def _meta_paths() -> dict[str, dict]:
+def _meta_paths(settings: Settings) -> dict[str, dict]:
     asset = {
         "name": "name",
         "in": "path",
         "required": True,
         "schema": {"type": "string", "enum": list(DOCS_ASSETS)},
     }
+    metrics = {
+        METRICS_PATH: _public_get(
+            "metrics",
+            "This process's metrics in the Prometheus text format.",
+            {"text/plain": {"schema": {"type": "string"}}},
+        )
+    }
     return {
         "/healthz": _public_get("healthz", "200 once the server can serve.", _json(ref("Health"))),
+        **(metrics if settings.metrics_enabled else {}),
         OPENAPI_PATH: _public_get("openapi", "This OpenAPI document.", _json(ref("OpenAPIDocument"))),
         DOCS_PATH: _public_get(
             "docs", "A page that renders this document.", {"text/html": {"schema": {"type": "string"}}}
@@ -669,7 +678,7 @@ def _text(media_types: Iterable[str]) -> dict:
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     """The document; `settings` supplies the limits a deployment may change (sizes, the concurrency ceiling)."""
     settings = settings or Settings()
-    paths = _meta_paths()
+    paths = _meta_paths(settings)
     for prefix in DIALECTS:
         paths.update(_file_paths(prefix, settings))
         paths.update(_batch_paths(prefix, settings))

@@ -99,6 +99,7 @@ QUERIES: dict[str, str] = {
     f"SELECT {_columns(NEW_BATCH_COLUMNS, ':')} FROM files "
     f"WHERE id = :input_file_id AND {_IN_SCOPE}{{share_file}}",
     "get_batch": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE id = :id",
+    "count_batches_by_status": "SELECT status, count(*) FROM batches GROUP BY status",
     "get_batch_in_scope": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE id = :id AND {_IN_SCOPE}",
     "page_batches": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE {_IN_SCOPE}{{where}} "
     "ORDER BY seq {order} LIMIT :limit",

@@ -112,6 +112,9 @@ class SqlStore(WorkQueries, WebhookQueries):
         params = r.new_batch_params(batch)
         return await self._write(lambda db: db.execute(self.Q["insert_batch_if_file"], params).rowcount == 1)
 
+    async def count_batches_by_status(self) -> dict[str, int]:
+        return {status: count for status, count in await self._all(self.Q["count_batches_by_status"])}
+
     async def get_batch(self, batch_id: str, scope: Scope | None = None) -> BatchRecord | None:
         if scope is None:
             rows = await self._all(self.Q["get_batch"], {"id": batch_id})
