@@ -248,6 +248,11 @@ class WorkQueries(SqlBase):
                 return
             params = {**params, "after": rows[-1][0]}
 
+    async def result_page(self, batch_id: str, after: int, limit: int) -> list[ResultRow]:
+        """Up to `limit` recorded results of `batch_id` after line `after`, in line order."""
+        rows = await self._all(self.Q["results_page"], {"batch_id": batch_id, "after": after, "limit": limit})
+        return [result_of(row) for row in rows]
+
     async def results(self, batch_id: str) -> AsyncIterator[ResultRow]:
         params = {"batch_id": batch_id, "after": -1, "limit": PAGE_ROWS}
         while True:
