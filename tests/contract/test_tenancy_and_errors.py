@@ -285,7 +285,7 @@ def test_create_with_invalid_fields_is_400(gw, obo, prefix):
         {"endpoint": "/v1/chat/completions", "completion_window": "24h"},
         {"input_file_id": file_id, "completion_window": "24h"},
         {"input_file_id": file_id, "endpoint": "/v1/completions", "completion_window": "24h"},
-        {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "1h"},
+        {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "8d"},
         {"input_file_id": 7, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
         {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "metadata": {"k": 1}},
         {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "metadata": ["k"]},

@@ -123,15 +123,22 @@ def test_each_endpoint_is_accepted(endpoint):
     assert create(body(endpoint=endpoint)).endpoint == endpoint
 
 
-@pytest.mark.parametrize("window", ["48h", "1h", "24", "", 86400])
-def test_completion_window_must_be_24h(window):
+@pytest.mark.parametrize(
+    "window", ["0h", "8d", "169h", "1.5h", " 24h", "24h ", "24", "", "01h", "24H", "1w", "-1h", "99999h", 86400, None]
+)
+def test_completion_window_outside_1h_to_7d_is_refused_naming_the_range(window):
     invalid(
         create,
         body(completion_window=window),
         param="completion_window",
         code="invalid_completion_window",
-        mentions=("24h",),
+        mentions=("1h", "7d"),
     )
+
+
+@pytest.mark.parametrize("window", ["24h", "1h", "48h", "2d", "7d", "168h", "1d"])
+def test_whole_hours_or_days_from_1h_to_7d_are_accepted(window):
+    assert create(body(completion_window=window)).completion_window == window
 
 
 def test_completion_window_defaults_to_24h():

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchgate.domain.lines import ENDPOINTS
+from batchgate.domain.windows import DEFAULT_WINDOW, window_hours
 from batchgate.errors import InvalidRequest
 
-COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
@@ -53,13 +53,8 @@ def parse_create_batch(body: Any, default_concurrency: int, ceiling: int) -> Cre
             param="endpoint",
             code="invalid_endpoint",
         )
-    window = body.get("completion_window", "24h")
-    if window not in COMPLETION_WINDOWS:
-        raise InvalidRequest(
-            f"'completion_window' must be \"24h\"; got {window!r}.",
-            param="completion_window",
-            code="invalid_completion_window",
-        )
+    window = body.get("completion_window", DEFAULT_WINDOW)
+    window_hours(window)
     return CreateBatch(
         input_file_id,
         endpoint,
