@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from batchgate.domain.windows import window_hours, window_seconds
+from batchgate.domain.windows import WINDOW_PATTERN, window_hours, window_seconds
 from batchgate.errors import InvalidRequest
 
 
@@ -32,3 +34,14 @@ def test_a_shortened_day_shortens_every_window_alike_and_never_to_nothing():
     assert window_seconds("24h", 3) == 3
     assert window_seconds("48h", 3) == 6
     assert window_seconds("1h", 3) == 1, "rounded up: a window always lasts"
+
+
+def test_the_documents_pattern_accepts_exactly_the_windows_the_parser_accepts():
+    candidates = [f"{n}{unit}" for n in range(0, 200) for unit in "hd"] + ["01h", " 24h", "1.5h", "24H", ""]
+    for window in candidates:
+        try:
+            window_hours(window)
+            accepted = True
+        except InvalidRequest:
+            accepted = False
+        assert bool(re.fullmatch(WINDOW_PATTERN, window)) == accepted, window

@@ -12,6 +12,8 @@ MIN_HOURS, MAX_HOURS = 1, 7 * 24
 _UNIT_HOURS = {"h": 1, "d": 24}
 # A whole number without a leading zero, then its unit; nothing around it.
 _WINDOW = re.compile(r"([1-9][0-9]{0,3})([hd])")
+# The same range as one regular expression, for the API's document (1h…168h, 1d…7d).
+WINDOW_PATTERN = r"^(?:(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h|[1-7]d)$"
 
 
 def window_hours(window: object) -> int:
