@@ -251,6 +251,31 @@ def test_results_streamed_while_running_equal_the_final_files(gw, api, obo):
     assert results_page(gw, batch["id"], obo, after=150, limit=5) == streamed[150:155]
 
 
+def test_blank_lines_in_finished_shards_do_not_hold_the_stream_back(make_gateway, upstream):
+    gw = make_gateway(upstream_config(("mock", upstream.base_url, ["*"])), env={"BATCHGATE_SHARD_LINES": "10"})
+    obo = "blank"
+    # Physical lines 15, 16 and 33 are blank; line 55 is slow, in the last shards to finish.
+    raw: list[dict | bytes] = []
+    for n in range(1, 61):
+        slow = " [sleep:6]" if n == 55 else ""
+        raw.append(b"" if n in (15, 16, 33) else request_line(f"b{n}", f"blank test {n}{slow}"))
+    uploaded = upload_raw(gw, jsonl(raw), obo=obo)
+    batch = create_batch_raw(gw, uploaded.json["id"], obo=obo, max_concurrency=32).json
+    wait_until(
+        lambda: http(gw, "GET", f"{OPENAI}/batches/{batch['id']}", obo=obo).json,
+        lambda b: b["request_counts"]["completed"] == 56,
+        what="every line but the slow one answered",
+    )
+    running = results_page(gw, batch["id"], obo)
+    assert [row["line"] for row in running] == [n for n in range(1, 55) if n not in (15, 16, 33)]
+    assert http(gw, "GET", f"{OPENAI}/batches/{batch['id']}", obo=obo).json["status"] == "in_progress"
+    done = wait_batch_raw(gw, batch["id"], obo=obo)
+    rest = results_page(gw, batch["id"], obo, after=running[-1]["line"])
+    assert [row["line"] for row in rest] == list(range(55, 61))
+    assert [row["custom_id"] for row in running + rest] == [f"b{n}" for n in range(1, 61) if n not in (15, 16, 33)]
+    assert done["request_counts"]["completed"] == 57
+
+
 def test_results_of_a_cancelled_batch_include_its_cancelled_lines(gw, obo):
     lines = [request_line(f"k{n}", f"keep {n} {obo} [sleep:0.2]") for n in range(1, 16)]
     batch = start(gw, lines, obo, max_concurrency=1)

@@ -1,8 +1,9 @@
 """GET /batches/{id}/results: the result lines recorded so far, as NDJSON in input order, each with its `line`.
 
 While the batch runs they are read from the store's result rows, a page at a time, and a response
-stops before the first line not recorded yet: lines finish out of order across shards, and a client
-continuing from the last `line` it got must never pass over one that is still to come. Once the
+stops before the first line still to come (not recorded, in a shard not finished yet): lines finish
+out of order across shards, and a client continuing from the last `line` it got must never pass
+over one that is still to come. Once the
 batch has ended (completed, cancelled, expired) the rows are gone and the same lines come from its
 output and error files, matched with the input file. A response that finds the batch ended
 midway carries on from the files.
@@ -81,19 +82,27 @@ async def _results(
 async def _recorded(
     svc: Services, batch: BatchRecord, after: int, limit: int
 ) -> AsyncGenerator[tuple[int, bytes], None]:
-    """Result rows after line `after`; while the batch runs, only up to the first line not recorded yet."""
+    """Result rows after line `after`; while the batch runs, only up to the first line still to come.
+
+    A line without a result is still to come unless its shard has finished (then it is blank). A
+    gap found settled is read again: a line recorded between the page and the check is in the new page.
+    """
     contiguous = batch.status not in TERMINAL  # a failed batch's rows are all it will ever have
-    next_line, left = after + 1, limit
+    next_line, left, settled = after + 1, limit, after  # lines up to `settled` need nothing more
     while left:
         asked = min(left, STORE_PAGE)
         rows = await svc.store.result_page(batch.id, next_line - 1, asked)
         for row in rows:
-            if contiguous and row.line != next_line:
-                return
+            if contiguous and row.line > next_line and row.line - 1 > settled:
+                if not await svc.store.lines_settled(batch.id, next_line, row.line - 1):
+                    return
+                settled = row.line - 1
+                break
             yield row.line, row.record
             next_line, left = row.line + 1, left - 1
-        if len(rows) < asked:
-            return
+        else:
+            if len(rows) < asked:
+                return
 
 
 def add_routes(app: web.Application, prefix: str) -> None:

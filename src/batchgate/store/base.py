@@ -139,3 +139,7 @@ class Store(Protocol):
         """Up to `limit` recorded results after line `after`, in line order (the rows are gone once the
         batch has ended in one of RESULTS_IN_FILES)."""
         ...
+
+    async def lines_settled(self, batch_id: str, first: int, last: int) -> bool:
+        """Every shard holding a line from `first` to `last` is finished: those lines not recorded are blank."""
+        ...

@@ -253,6 +253,12 @@ class WorkQueries(SqlBase):
         rows = await self._all(self.Q["results_page"], {"batch_id": batch_id, "after": after, "limit": limit})
         return [result_of(row) for row in rows]
 
+    async def lines_settled(self, batch_id: str, first: int, last: int) -> bool:
+        """No line from `first` to `last` of a running batch will get a result it has not got yet: every
+        shard they lie in is finished (a line in none of them is blank)."""
+        params = {"batch_id": batch_id, "first": first, "last": last}
+        return not await self._all(self.Q["unfinished_between"], params)
+
     async def results(self, batch_id: str) -> AsyncIterator[ResultRow]:
         params = {"batch_id": batch_id, "after": -1, "limit": PAGE_ROWS}
         while True:
