@@ -303,6 +303,15 @@ def test_bad_results_parameters_are_a_clear_400(gw, obo, prefix, query, param):
     assert error["param"] == param and param in error["message"]
 
 
+def test_an_after_past_the_last_line_is_an_empty_page(gw, obo):
+    batch = start(gw, [request_line("a", f"past {obo}")], obo)
+    for after in (1, 999_999_999_999_999_999):
+        assert results_page(gw, batch["id"], obo, after=after) == []
+    wait_batch_raw(gw, batch["id"], obo=obo)
+    assert results_page(gw, batch["id"], obo, after=999_999_999_999_999_999) == []
+    assert [row["line"] for row in results_page(gw, batch["id"], obo)] == [1]
+
+
 @PREFIXES
 def test_another_scope_sees_neither_results_nor_retry(gw, obo, prefix):
     batch = start(gw, [request_line("x", f"x {obo} [flaky:1]")], obo)
