@@ -157,11 +157,17 @@ BATCHES = (
     Command(
         "cancel", "cancel a batch", _object_id("batch"), lambda a, args: a.call("POST", f"/batches/{args.id}/cancel")
     ),
+    Command(
+        "retry",
+        "a new batch of the lines an ended batch failed, cancelled or let expire",
+        _object_id("batch"),
+        lambda a, args: a.call("POST", f"/batches/{args.id}/retry"),
+    ),
 )
 
 GROUPS = {
     "files": ("upload, list, get, download and delete files", FILES),
-    "batches": ("create, list, get and cancel batches", BATCHES),
+    "batches": ("create, list, get, cancel and retry batches", BATCHES),
 }
 
 
