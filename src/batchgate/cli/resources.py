@@ -61,7 +61,10 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
         help="a metadata pair for the batch (repeatable)",
     )
     parser.add_argument(
-        "--completion-window", default="24h", metavar="W", help="the batch's completion window (default 24h)"
+        "--completion-window",
+        default="24h",
+        metavar="W",
+        help="the batch's completion window: whole hours or days from 1h to 7d (default 24h)",
     )
 
 
