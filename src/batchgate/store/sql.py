@@ -15,7 +15,7 @@ from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
-from batchgate.domain.status import TERMINAL, BatchStatus, can_move, timestamp_field
+from batchgate.domain.status import RESULTS_IN_FILES, TERMINAL, BatchStatus, can_move, timestamp_field
 from batchgate.errors import Conflict
 from batchgate.store import rows as r
 from batchgate.store.base import KeyRecord
@@ -153,7 +153,7 @@ class SqlStore(WorkQueries):
                     db.executemany(self.Q["insert_shard"], spans)
                 if target in TERMINAL:
                     db.execute(self.Q["delete_shards"], {"batch_id": batch_id})
-                if target in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.EXPIRED):
+                if target in RESULTS_IN_FILES:
                     # The files now hold every result; the per-line rows have done their job.
                     db.execute(self.Q["delete_results"], {"batch_id": batch_id})
             return moved
