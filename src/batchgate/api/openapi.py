@@ -27,8 +27,8 @@ from batchgate.dashboard.routes import CONTENT_TYPES as UI_CONTENT_TYPES
 from batchgate.domain.inference import STREAMABLE
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.requests import (
-    COMPLETION_WINDOWS,
     DEFAULT_PAGE,
+    DEFAULT_RESULTS_PAGE,
     FILE_PURPOSES,
     INPUT_PURPOSE,
     MAX_EXPIRES_AFTER,
@@ -36,16 +36,18 @@ from batchgate.domain.requests import (
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE,
     MAX_PAGE,
+    MAX_RESULTS_PAGE,
     MIN_EXPIRES_AFTER,
 )
 from batchgate.domain.status import BatchStatus
 from batchgate.domain.webhooks import EVENT_TYPES, MAX_URL_LENGTH
+from batchgate.domain.windows import DEFAULT_WINDOW, WINDOW_PATTERN
 from batchgate.settings import Settings
 
 JSON = "application/json"
 TAGS = (
     ("files", "JSONL files of requests, and the output and error files batches write."),
-    ("batches", "Batches: create one from an uploaded file, follow it, cancel it."),
+    ("batches", "Batches: create one from an uploaded file, follow it, read its results, cancel it, retry it."),
     ("inference", "One request, one answer, routed to the same upstreams as batch lines."),
     ("webhooks", "Endpoints a scope's batch events are sent to, signed the Standard Webhooks way."),
     ("meta", "Health, this document and its page, and the dashboard. No key needed."),
@@ -58,6 +60,11 @@ ON_BEHALF_OF = {
     "schema": {"type": "string", "pattern": r"^[\x21-\x7e][\x20-\x7e]{0,255}$", "maxLength": 256},
 }
 UNIX_SECONDS = {"type": "integer", "minimum": 0, "description": "Unix seconds."}
+COMPLETION_WINDOW = {
+    "type": "string",
+    "pattern": WINDOW_PATTERN,
+    "description": "Whole hours or days from 1h to 7d, e.g. 24h, 48h, 2d.",
+}
 EXPIRES_AFTER = {
     "type": "object",
     "additionalProperties": False,
@@ -241,7 +248,7 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                     _object({"object": {"const": "list"}, "data": {"type": "array", "items": ref("LineError")}})
                 ),
                 "input_file_id": {"type": "string"},
-                "completion_window": {"type": "string", "enum": list(COMPLETION_WINDOWS)},
+                "completion_window": COMPLETION_WINDOW,
                 "status": {"type": "string", "enum": [status.value for status in BatchStatus]},
                 "output_file_id": {"type": ["string", "null"]},
                 "error_file_id": {"type": ["string", "null"]},
@@ -252,6 +259,11 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                 "usage": ref("Usage"),
                 "metadata": ref("Metadata"),
                 "max_concurrency": max_concurrency,
+                "estimated_completion_at": {
+                    **_nullable(UNIX_SECONDS),
+                    "description": "When the last line should be answered, at the batch's rate so far; "
+                    "null until a line is answered and a second has passed, and outside in_progress.",
+                },
             },
             required=[
                 "id",
@@ -269,13 +281,14 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                 "request_counts",
                 "metadata",
                 "max_concurrency",
+                "estimated_completion_at",
             ],
         ),
         "CreateBatch": _object(
             {
                 "input_file_id": {"type": "string", "minLength": 1},
                 "endpoint": {"type": "string", "enum": list(ENDPOINTS)},
-                "completion_window": {"type": "string", "enum": list(COMPLETION_WINDOWS)},
+                "completion_window": {**COMPLETION_WINDOW, "default": DEFAULT_WINDOW},
                 "metadata": ref("Metadata"),
                 "max_concurrency": {**max_concurrency, "default": settings.default_max_concurrency},
                 "output_expires_after": EXPIRES_AFTER,
@@ -474,7 +487,7 @@ def _file_paths(prefix: str, settings: Settings) -> dict[str, dict]:
 def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
     d = DIALECTS[prefix]
     batch_id = _path("batch_id", "A batch id (batch_…).")
-    links = _links(d, "id", "batch_id", ("get_batch", "cancel_batch"))
+    links = _links(d, "id", "batch_id", ("get_batch", "cancel_batch", "batch_results", "retry_batch"))
     output_links = _links(d, "output_file_id", "file_id", ("get_file", "file_content"))
     links.update({f"{name}_output": link for name, link in output_links.items()})
     return {
@@ -517,6 +530,41 @@ def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
                 "Cancel a batch.",
                 "batches",
                 _ok("The batch, cancelling or cancelled.", _json(ref("Batch"))),
+                parameters=(batch_id,),
+            ),
+        },
+        f"{prefix}/batches/{{batch_id}}/results": {
+            "get": _operation(
+                d,
+                "batch_results",
+                "The result lines recorded so far, in input order, each with its line; while the batch runs, up "
+                "to the first line still to come.",
+                "batches",
+                _ok(
+                    "NDJSON: one output or error line object per line, plus `line` (its 1-based input line).",
+                    {"application/x-ndjson": {"schema": {"type": "string"}}},
+                ),
+                parameters=(
+                    batch_id,
+                    _query(
+                        "after",
+                        {"type": "integer", "minimum": 0, "default": 0},
+                        "A line number: results start after it (the last `line` of the previous page).",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_PAGE, "default": DEFAULT_RESULTS_PAGE},
+                    ),
+                ),
+            ),
+        },
+        f"{prefix}/batches/{{batch_id}}/retry": {
+            "post": _operation(
+                d,
+                "retry_batch",
+                "A new batch of the lines an ended batch put in its error file (409 nothing_to_retry if none).",
+                "batches",
+                _ok("The new batch; its metadata.retry_of names the old one.", _json(ref("Batch")), links),
                 parameters=(batch_id,),
             ),
         },

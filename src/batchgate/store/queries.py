@@ -170,6 +170,9 @@ QUERIES: dict[str, str] = {
     "reasoning_tokens = reasoning_tokens + :reasoning_tokens WHERE id = :batch_id AND sealed = 0",
     "done_lines": "SELECT line FROM results WHERE batch_id = :batch_id AND line > :after AND line <= :last "
     "ORDER BY line LIMIT :limit",
+    # An unfinished shard holding one of the lines first..last: one of them may still get a result.
+    "unfinished_between": "SELECT 1 FROM shards WHERE batch_id = :batch_id AND done = 0 "
+    "AND first_line <= :last AND last_line >= :first LIMIT 1",
     "results_page": f"SELECT {_columns(RESULT_ROW_COLUMNS)} FROM results WHERE batch_id = :batch_id AND line > :after "
     "ORDER BY line LIMIT :limit",
     # webhooks -------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
-from batchgate.domain.status import TERMINAL, BatchStatus, can_move, timestamp_field
+from batchgate.domain.status import RESULTS_IN_FILES, TERMINAL, BatchStatus, can_move, timestamp_field
 from batchgate.domain.webhooks import EVENT_OF_STATUS
 from batchgate.errors import Conflict
 from batchgate.store import rows as r
@@ -160,7 +160,7 @@ class SqlStore(WorkQueries, WebhookQueries):
                 if event_type is not None:
                     # In this transaction: the webhook event exists exactly when the status change does.
                     self.outbox_event(db, batch_id, ids.new_id("evt_"), event_type, now)
-                if target in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.EXPIRED):
+                if target in RESULTS_IN_FILES:
                     # The files now hold every result; the per-line rows have done their job.
                     db.execute(self.Q["delete_results"], {"batch_id": batch_id})
             return moved
