@@ -127,6 +127,14 @@ class Settings:
     idle_timeout_seconds: float = 75.0  # a connection that has not sent its next request this long is closed
     max_connections: int = 512  # client connections at once (at most half the file descriptor limit); more get 503
 
+    # Webhooks: delivery attempts, retried on failure with doubling waits from base to max, for the window
+    webhooks_allow_private: bool = False  # URLs on loopback, link-local and private addresses are refused unless true
+    webhook_timeout_seconds: float = 10.0  # one attempt's whole time, connect to last byte
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_retry_window_seconds: float = 86400.0  # retried until this long after the event
+    webhook_concurrency: int = 16  # attempts in flight at once per worker
+
     # Memory: glibc malloc arenas the process's threads share (0 = glibc's default, 8 per core)
     malloc_arenas: int = 2
 
@@ -190,6 +198,11 @@ class Settings:
             "rate_limit_window_seconds",
             "rate_limit_min_refusals",
             "rate_limit_pause_seconds",
+            "webhook_timeout_seconds",
+            "webhook_retry_base_seconds",
+            "webhook_retry_max_seconds",
+            "webhook_retry_window_seconds",
+            "webhook_concurrency",
         )
         for name in positive:
             if getattr(self, name) <= 0:

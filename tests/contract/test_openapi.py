@@ -179,6 +179,23 @@ def test_files_and_batches_answer_as_documented(module_gateway, conformance, uni
     check("DELETE", f"{prefix}/files/{{file_id}}", deleted)
 
 
+@pytest.mark.parametrize("prefix", [MKA1, OPENAI], ids=["mka1", "openai"])
+def test_webhook_endpoints_answer_as_documented(module_gateway, conformance, unique_obo, prefix):
+    gw, check = module_gateway, conformance.check
+    # A public address by number: nothing is resolved, and no batch of this scope ever sends to it.
+    created = http(gw, "POST", f"{prefix}/webhooks", obo=unique_obo, body={"url": "https://93.184.215.14/hook"})
+    check("POST", f"{prefix}/webhooks", created)
+    check("GET", f"{prefix}/webhooks", http(gw, "GET", f"{prefix}/webhooks", obo=unique_obo))
+    deleted = http(gw, "DELETE", f"{prefix}/webhooks/{created.json['id']}", obo=unique_obo)
+    check("DELETE", f"{prefix}/webhooks/{{webhook_id}}", deleted)
+    refused = http(gw, "POST", f"{prefix}/webhooks", obo=unique_obo, body={"url": "http://10.0.0.1/hook"})
+    assert refused.status == 400
+    check("POST", f"{prefix}/webhooks", refused)
+    gone = http(gw, "DELETE", f"{prefix}/webhooks/{created.json['id']}", obo=unique_obo)
+    assert gone.status == 404
+    check("DELETE", f"{prefix}/webhooks/{{webhook_id}}", gone)
+
+
 def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, conformance, unique_obo):
     gw = module_gateway
     bad = jsonl([request_line("a", "x"), request_line("a", "y"), b"{not json"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batch_results, batch_retry, batches, docs, files, inference, scrape
+from batchgate.api import batch_results, batch_retry, batches, docs, files, inference, scrape, webhooks
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.paths import PREFIXES
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
 from batchgate.dashboard import routes as dashboard
 
-RESOURCES = (files, batches, batch_retry, batch_results, inference)
+RESOURCES = (files, batches, batch_retry, batch_results, inference, webhooks)
 
 
 async def healthz(request: web.Request) -> web.Response:

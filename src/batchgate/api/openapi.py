@@ -40,6 +40,7 @@ from batchgate.domain.requests import (
     MIN_EXPIRES_AFTER,
 )
 from batchgate.domain.status import BatchStatus
+from batchgate.domain.webhooks import EVENT_TYPES, MAX_URL_LENGTH
 from batchgate.domain.windows import DEFAULT_WINDOW, WINDOW_PATTERN
 from batchgate.settings import Settings
 
@@ -48,6 +49,7 @@ TAGS = (
     ("files", "JSONL files of requests, and the output and error files batches write."),
     ("batches", "Batches: create one from an uploaded file, follow it, read its results, cancel it, retry it."),
     ("inference", "One request, one answer, routed to the same upstreams as batch lines."),
+    ("webhooks", "Endpoints a scope's batch events are sent to, signed the Standard Webhooks way."),
     ("meta", "Health, this document and its page, and the dashboard. No key needed."),
 )
 ON_BEHALF_OF = {
@@ -352,12 +354,41 @@ def _list_of(item: str) -> dict:
     )
 
 
+def _webhook_schemas() -> dict[str, Any]:
+    events = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(EVENT_TYPES)}}
+    endpoint = {
+        "id": {"type": "string", "pattern": "^we_"},
+        "object": {"const": "webhook_endpoint"},
+        "url": {"type": "string"},
+        "events": events,
+        "created_at": UNIX_SECONDS,
+    }
+    return {
+        "CreateWebhookEndpoint": _object(
+            {
+                "url": {"type": "string", "maxLength": MAX_URL_LENGTH, "description": "An http:// or https:// URL."},
+                "events": {**events, "description": "The event types to send (default: all)."},
+            },
+            required=["url"],
+        ),
+        "NewWebhookEndpoint": _object(
+            {**endpoint, "secret": {"type": "string", "pattern": "^whsec_", "description": "Shown only here."}}
+        ),
+        "WebhookEndpoint": _object(endpoint),
+        "WebhookEndpointList": _list_of("WebhookEndpoint"),
+        "DeletedWebhookEndpoint": _object(
+            {"id": {"type": "string"}, "object": {"const": "webhook_endpoint"}, "deleted": {"const": True}}
+        ),
+    }
+
+
 def schemas(settings: Settings) -> dict[str, Any]:
     return {
         **_error_schemas(),
         **_file_schemas(settings),
         **_batch_schemas(settings),
         **_inference_schemas(),
+        **_webhook_schemas(),
         "Health": _object({"status": {"const": "ok"}}),
         "OpenAPIDocument": {
             "type": "object",
@@ -540,6 +571,41 @@ def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
     }
 
 
+def _webhook_paths(prefix: str, settings: Settings) -> dict[str, dict]:
+    d = DIALECTS[prefix]
+    return {
+        f"{prefix}/webhooks": {
+            "post": _operation(
+                d,
+                "create_webhook",
+                "Send this scope's batch events (batch.completed, .failed, .expired, .cancelled) to a URL.",
+                "webhooks",
+                _ok("The new endpoint, with its signing secret.", _json(ref("NewWebhookEndpoint"))),
+                body=_json(ref("CreateWebhookEndpoint")),
+                body_description="A URL on a loopback, link-local or private address is refused unless the "
+                "server's config sets webhooks_allow_private.",
+            ),
+            "get": _operation(
+                d,
+                "list_webhooks",
+                "The caller's webhook endpoints.",
+                "webhooks",
+                _ok("The endpoints.", _json(ref("WebhookEndpointList"))),
+            ),
+        },
+        f"{prefix}/webhooks/{{webhook_id}}": {
+            "delete": _operation(
+                d,
+                "delete_webhook",
+                "Remove a webhook endpoint; its undelivered events are dropped.",
+                "webhooks",
+                _ok("The removed endpoint.", _json(ref("DeletedWebhookEndpoint"))),
+                parameters=(_path("webhook_id", "A webhook endpoint id (we_…)."),),
+            ),
+        },
+    }
+
+
 def _inference_paths(prefix: str, settings: Settings) -> dict[str, dict]:
     d = DIALECTS[prefix]
     events = {"text/event-stream": {"schema": {"type": "string"}}}
@@ -665,6 +731,7 @@ def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
         paths.update(_file_paths(prefix, settings))
         paths.update(_batch_paths(prefix, settings))
         paths.update(_inference_paths(prefix, settings))
+        paths.update(_webhook_paths(prefix, settings))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -18,6 +18,7 @@ from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus
+from batchgate.domain.webhooks import Delivery, WebhookEndpoint
 
 
 @dataclass(frozen=True)
@@ -143,3 +144,15 @@ class Store(Protocol):
     async def lines_settled(self, batch_id: str, first: int, last: int) -> bool:
         """Every shard holding a line from `first` to `last` is finished: those lines not recorded are blank."""
         ...
+
+    # webhooks: endpoints per scope, and the outbox a batch's terminal transition writes
+    async def insert_webhook(self, endpoint: WebhookEndpoint) -> None: ...
+    async def list_webhooks(self, scope: Scope) -> list[WebhookEndpoint]: ...
+    async def delete_webhook(self, scope: Scope, endpoint_id: str) -> bool: ...
+    async def claim_deliveries(
+        self, worker_id: str, now: float, lease_seconds: float, limit: int
+    ) -> list[Delivery]: ...
+    async def settle_delivery(
+        self, delivery: Delivery, worker_id: str, next_attempt_at: float | None, last_error: str | None
+    ) -> bool: ...
+    async def sweep_events(self, before: float) -> int: ...

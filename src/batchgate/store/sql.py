@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from batchgate import ids
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import RESULTS_IN_FILES, TERMINAL, BatchStatus, can_move, timestamp_field
+from batchgate.domain.webhooks import EVENT_OF_STATUS
 from batchgate.errors import Conflict
 from batchgate.store import rows as r
 from batchgate.store.base import KeyRecord
+from batchgate.store.sql_webhooks import WebhookQueries
 from batchgate.store.sql_work import PAGE_ROWS, Db, WorkQueries
 
 T = TypeVar("T")
@@ -30,7 +33,7 @@ def _scope(scope: Scope) -> dict[str, str]:
     return {"owner": scope.owner, "on_behalf_of": scope.on_behalf_of}
 
 
-class SqlStore(WorkQueries):
+class SqlStore(WorkQueries, WebhookQueries):
     """Every Store operation; a backend provides `_write`, `_read` and its catalogue `Q` (see SqlBase)."""
 
     # keys ---------------------------------------------------------------------------------
@@ -143,6 +146,7 @@ class SqlStore(WorkQueries):
         params = {**changes, "target": target.value, "id": batch_id, "expected": expected.value}
         files = [r.file_params(file) for file in new_files]
         spans = [r.shard_params(batch_id, n, span) for n, span in enumerate(shards)]
+        event_type = EVENT_OF_STATUS.get(target)
 
         def apply(db: Db) -> bool:
             moved = db.execute(sql, params).rowcount == 1
@@ -153,6 +157,9 @@ class SqlStore(WorkQueries):
                     db.executemany(self.Q["insert_shard"], spans)
                 if target in TERMINAL:
                     db.execute(self.Q["delete_shards"], {"batch_id": batch_id})
+                if event_type is not None:
+                    # In this transaction: the webhook event exists exactly when the status change does.
+                    self.outbox_event(db, batch_id, ids.new_id("evt_"), event_type, now)
                 if target in RESULTS_IN_FILES:
                     # The files now hold every result; the per-line rows have done their job.
                     db.execute(self.Q["delete_results"], {"batch_id": batch_id})
