@@ -39,10 +39,11 @@ def jsonl(lines: list[bytes], newline: bytes = b"\n") -> bytes:
 
 def check(chunks: list[bytes], limits: LineLimits = LIMITS) -> FileSummary | None:
     """FileCheck over the chunks, as the upload's thread feeds it (repeats are the thread's: none here)."""
-    file_check, splitter, ids = FileCheck(limits), LineSplitter(limits.max_line_bytes), []
+    file_check, splitter, pairs = FileCheck(limits), LineSplitter(limits.max_line_bytes), []
     for chunk in chunks:
-        ids += file_check.feed(splitter.feed(chunk))
-    ids += file_check.feed(splitter.end())
+        pairs += file_check.feed(splitter.feed(chunk))
+    pairs += file_check.feed(splitter.end())
+    ids = [custom_id for custom_id, _ in pairs]
     assert len(ids) == len(set(ids)), "these tests use distinct custom_ids"
     return file_check.summary()
 
@@ -51,13 +52,13 @@ def full_pass(data: bytes, endpoint: str = CHAT, limits: LineLimits = LIMITS, pa
     """What the validating stage finds over the whole file: (requests, models, spans)."""
     splitter, cutter = LineSplitter(limits.max_line_bytes), ShardCutter(limits.shard_lines, parallel)
     models, requests = set(), 0
-    for number, offset, raw in splitter.feed(data) + splitter.end():
-        if raw is not None and is_blank(raw):
+    for located in splitter.feed(data) + splitter.end():
+        if located.raw is not None and is_blank(located.raw):
             continue
-        request = parse_line(raw, number, endpoint, limits.max_line_bytes)
+        request = parse_line(located.raw, located.line, endpoint, limits.max_line_bytes)
         requests += 1
         models.add(request.model)
-        cutter.add(number, offset)
+        cutter.add(located.line, located.offset)
     return requests, models, cutter.spans()
 
 
@@ -221,6 +222,14 @@ def test_the_check_in_the_child_is_the_same_check():
     pieces = iter(chunked(data, 5))
     with tempfile.TemporaryDirectory() as scratch:
         assert check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch)) == check([data])
+
+
+def test_the_child_answers_a_bad_file_with_its_first_error_as_validation_words_it():
+    lines = [line("a"), b"", line("b"), line("a"), line("c", method="GET")]
+    pieces = iter([jsonl(lines)])
+    with tempfile.TemporaryDirectory() as scratch:
+        error = check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch))
+    assert (error.line, error.code) == (4, "duplicate_custom_id") and "line 1" in error.message
 
 
 async def test_an_abandoned_upload_ends_its_thread(tmp_path):

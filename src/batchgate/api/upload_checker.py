@@ -18,30 +18,39 @@ from typing import Callable
 import orjson
 
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
+from batchgate.domain.lines import LineError
 from batchgate.domain.splitting import LineSplitter
-from batchgate.worker.scratch_ids import UniqueIds
+from batchgate.worker.scratch_ids import CustomIds
 
 READ_BYTES = 1 << 18  # per read from stdin: fewer, bigger chunks cost less time, more memory
 IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once
 
 
-def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | None:
-    """Check the chunks `take` gives until None; the summary if the file is clean, else None."""
+def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | LineError:
+    """Check the chunks `take` gives until None: the summary of a clean file, else the file's first error.
+
+    The first error is the earliest line the validating stage would report too: after a line error the
+    ids before it still go through the repeat check, which may find an earlier repeat.
+    """
     check, splitter = FileCheck(limits), LineSplitter(limits.max_line_bytes)
     if (chunk := take()) is None:  # a spare checker waits here, before it makes a scratch file
-        return None
-    seen = UniqueIds(scratch)
+        check.end()
+        return check.error
+    seen = CustomIds(scratch)
     try:
-        pending: list[str] = []
+        pairs: list[tuple[str, int]] = []
         while chunk is not None:
-            if check.clean:  # a spoiled file's remaining chunks are only taken
-                pending += check.feed(splitter.feed(chunk))
-                if len(pending) >= IDS_AT_ONCE:
-                    pending = [] if seen.add(pending) else check.spoil()
+            if not check.stopped:  # a stopped check's remaining chunks are only taken
+                pairs += check.feed(splitter.feed(chunk))
+                if len(pairs) >= IDS_AT_ONCE or check.stopped:
+                    check.repeated(seen.add(pairs))
+                    pairs = []
             chunk = take()
-        if check.clean and seen.add(pending + check.feed(splitter.end())):
-            return check.summary()
-        return None
+        if not check.stopped:
+            pairs += check.feed(splitter.end())
+            check.repeated(seen.add(pairs))
+            check.end()
+        return check.summary() or check.error
     finally:
         seen.close()
 
@@ -81,7 +90,8 @@ def main(argv: list[str]) -> int:
         return chunk or None
 
     try:
-        answer = {"summary": summary_to_wire(check_chunks(take, limits, scratch))}
+        outcome = check_chunks(take, limits, scratch)
+        answer = {"summary": summary_to_wire(outcome if isinstance(outcome, FileSummary) else None)}
     except Exception as exc:
         answer = {"failure": f"{exc.__class__.__name__}: {exc}"}
         while not ended:  # the server sends on to the end; take it all, so it is not held up

@@ -1,12 +1,16 @@
-"""The JSONL request line: parsing and validation, one line at a time.
+"""The JSONL request line: the one rule for what a batch input line may be.
 
-A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {...}}`.
-Every problem is a LineError carrying its 1-based line number and a stable code.
+A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {"model": str, ...}}`.
+`check_line` is that rule, for every reader that judges lines: the upload's check
+(domain/file_check.py, in api/upload_checker.py), the validating stage (worker/validate.py), and
+anything that checks a file offline. It answers with the line's Request, or the LineError that
+refuses it (a stable code and the 1-based line). `parse_line` re-reads a line validated before, to send it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -27,6 +31,14 @@ class LineError(Exception):
         return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
 
 
+class Request(NamedTuple):
+    """What the file-level rules need of a good request line."""
+
+    custom_id: str
+    url: str
+    model: str
+
+
 @dataclass(frozen=True, slots=True)
 class RequestLine:
     line: int
@@ -42,13 +54,43 @@ def is_blank(raw: bytes) -> bool:
     return not raw or raw.isspace()  # isspace stops at the first other byte; strip() would copy the line
 
 
-def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int, max_depth: int | None = None) -> RequestLine:
-    """Parse one non-blank line (without its newline) or raise LineError.
+def check_line(raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int,
+               max_depth: int) -> Request | LineError | None:
+    """Judge one line: its Request, the LineError that refuses it, or None for a blank line (not a request).
 
-    `max_depth` is the nesting limit validation applies; None re-reads a line validated before (to send it).
+    `raw` is the line without its newline; None stands for a line over `max_line_bytes` that the
+    reader never held whole. `endpoint` is the batch's; None when it is not known yet (an upload's
+    check), and the line's url must then be one of ENDPOINTS. Pure: no I/O and no state.
+
+    The common line takes the fast path (request_shape: one parse, no exception raised); only a
+    line it turns down is parsed again by parse_line, whose checks, in order, name the error.
     """
-    if len(raw) > max_line_bytes:
-        raise LineError(line, "line_too_long", f"Line {line} is {len(raw)} bytes; the limit is {max_line_bytes} bytes.")
+    if raw is not None:
+        shape = request_shape(raw, max_depth)
+        if shape is not None and len(raw) <= max_line_bytes and (
+                shape.url == endpoint or (endpoint is None and shape.url in ENDPOINTS)):
+            return shape
+        if len(raw) <= max_line_bytes and is_blank(raw):  # a blank line over the limit is too long, as unread
+            return None
+    try:
+        request = parse_line(raw, line, endpoint, max_line_bytes, max_depth)
+    except LineError as error:
+        return error
+    # Reached only if request_shape turned down a line parse_line accepts (the tests hold them to agree).
+    return Request(request.custom_id, endpoint if endpoint is not None else orjson.loads(raw)["url"], request.model)
+
+
+def parse_line(raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int,
+               max_depth: int | None = None) -> RequestLine:
+    """Parse one non-blank line (without its newline) or raise the LineError that refuses it.
+
+    The detailed form of check_line's rule, whose checks run in the order that picks the error to
+    report. `max_depth` is the nesting limit validation applies; None re-reads a line validated
+    before (to send it). `endpoint` None accepts any of ENDPOINTS, as check_line does.
+    """
+    if raw is None or len(raw) > max_line_bytes:
+        size = "longer than" if raw is None else f"{len(raw)} bytes; the limit is"
+        raise LineError(line, "line_too_long", f"Line {line} is {size} {max_line_bytes} bytes.")
     try:
         obj = orjson.loads(raw)  # orjson refuses bytes that are not UTF-8, so valid lines are decoded once
     except orjson.JSONDecodeError as exc:
@@ -64,20 +106,11 @@ def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int, max_de
     return RequestLine(line, _custom_id(obj, line), _body(obj, line, endpoint))
 
 
-def well_formed(raw: bytes, endpoint: str, max_depth: int) -> tuple[str, str] | None:
-    """(custom_id, model) when parse_line would accept the line, else None (parse_line then says why).
+def request_shape(raw: bytes, max_depth: int) -> Request | None:
+    """The Request when parse_line would accept the line for the endpoint its own url names, else None.
 
-    The fast path of validation: one parse and a handful of lookups, no exception and no object per line.
-    Lines already over the size limit never get here.
-    """
-    shape = request_shape(raw, max_depth)
-    return (shape[0], shape[2]) if shape is not None and shape[1] == endpoint else None
-
-
-def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
-    """(custom_id, url, model) when parse_line would accept the line for the endpoint `url`, else None.
-
-    For a check that does not know the endpoint yet (an upload's); lines over the size limit never get here.
+    check_line's fast path, for lines within the size limit: one parse and a handful of lookups, no
+    exception and nothing built but the answer. The caller compares the url with the endpoint.
     """
     try:
         obj = orjson.loads(raw)
@@ -90,7 +123,7 @@ def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
             and type(url) is str and type(body) is dict and body.get("stream") is not True):
         model = body.get("model")
         if type(model) is str and model:
-            return custom_id, url, model
+            return Request(custom_id, url, model)
     return None
 
 
@@ -106,18 +139,19 @@ def _custom_id(obj: dict, line: int) -> str:
     return custom_id
 
 
-def _body(obj: dict, line: int, endpoint: str) -> dict:
+def _body(obj: dict, line: int, endpoint: str | None) -> dict:
     method = obj.get("method")
     if method is None:
         raise LineError(line, "missing_method", f"Line {line} has no 'method'; it must be \"POST\".", "method")
     if method != "POST":
         raise LineError(line, "invalid_method", f"Line {line}: 'method' must be \"POST\", not {method!r}.", "method")
     url = obj.get("url")
+    wanted = repr(endpoint) if endpoint is not None else "one of " + ", ".join(ENDPOINTS)
     if url is None:
-        raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {endpoint!r}.", "url")
-    if url != endpoint:
-        raise LineError(line, "url_mismatch",
-                        f"Line {line}: 'url' is {url!r} but the batch endpoint is {endpoint!r}.", "url")
+        raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {wanted}.", "url")
+    if url != endpoint and (endpoint is not None or url not in ENDPOINTS):
+        the = "the batch endpoint is" if endpoint is not None else "a batch endpoint is"
+        raise LineError(line, "url_mismatch", f"Line {line}: 'url' is {url!r} but {the} {wanted}.", "url")
     body = obj.get("body")
     if body is None:
         raise LineError(line, "missing_body", f"Line {line} has no 'body'.", "body")

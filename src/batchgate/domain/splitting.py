@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from itertools import islice
+from typing import NamedTuple
 
-Located = tuple[int, int, "bytes | None"]  # (line number, byte offset where it starts, line or None)
+
+class Located(NamedTuple):
+    """One line of a file, and where it is."""
+
+    line: int  # 1-based line number
+    offset: int  # byte offset in the file where the line starts
+    raw: bytes | None  # the line without its newline (nor a trailing \r); None when over the size limit
 
 
 class LineSplitter:
@@ -24,13 +31,13 @@ class LineSplitter:
         if parts:
             limit, line_no, head = self.max_line_bytes, self.line_no + 1, parts[0]
             first = None if self.skipping else self._line(self.pending + head)
-            located.append((line_no, self.line_at, first))
+            located.append(Located(line_no, self.line_at, first))
             at = self.chunk_at + len(head) + 1
             crlf = b"\r" in chunk
             for part in islice(parts, 1, None):
                 line_no += 1
                 line = part.removesuffix(b"\r") if crlf else part
-                located.append((line_no, at, None if len(line) > limit else line))
+                located.append(Located(line_no, at, None if len(line) > limit else line))
                 at += len(part) + 1
             self.line_no, self.line_at, self.pending, self.skipping = line_no, at, b"", False
         self.chunk_at += len(chunk)
@@ -43,8 +50,8 @@ class LineSplitter:
     def end(self) -> list[Located]:
         """The last line, when the file does not end with a newline."""
         if self.skipping:
-            return [(self.line_no + 1, self.line_at, None)]
-        return [(self.line_no + 1, self.line_at, self._line(self.pending))] if self.pending else []
+            return [Located(self.line_no + 1, self.line_at, None)]
+        return [Located(self.line_no + 1, self.line_at, self._line(self.pending))] if self.pending else []
 
     def _line(self, raw: bytes) -> bytes | None:
         line = raw.removesuffix(b"\r")

@@ -7,8 +7,9 @@ from typing import AsyncIterator
 
 from batchgate.blobs import CHUNK
 from batchgate.blobs.base import read_ahead
-from batchgate.blobs.lines import located_line_batches
+from batchgate.blobs.lines import located_line_chunks
 from batchgate.domain.lines import is_blank
+from batchgate.domain.splitting import Located
 from batchgate.domain.records import BatchRecord
 from batchgate.errors import InputMissing
 from batchgate.store import ShardLease
@@ -20,20 +21,17 @@ SHARD_FIRST_CHUNK = 64 * 1024
 
 
 async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
-                              shard: ShardLease | None = None) -> AsyncIterator[tuple[int, int, bytes | None]]:
-    """(1-based line number, byte offset, bytes) for each non-blank line, of the whole file or one shard.
-
-    None stands for a line over the size limit.
-    """
-    async with aclosing(located_input_batches(ctx, batch, shard)) as batches:
-        async for located in batches:
+                              shard: ShardLease | None = None) -> AsyncIterator[Located]:
+    """Each non-blank line of the whole file or of one shard (raw None: a line over the size limit)."""
+    async with aclosing(located_input_chunks(ctx, batch, shard)) as chunks:
+        async for located in chunks:
             for item in located:
-                if item[2] is None or not is_blank(item[2]):
+                if item.raw is None or not is_blank(item.raw):
                     yield item
 
 
-async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
-                                shard: ShardLease | None = None) -> AsyncIterator[list[tuple[int, int, bytes | None]]]:
+async def located_input_chunks(ctx: WorkerContext, batch: BatchRecord,
+                               shard: ShardLease | None = None) -> AsyncIterator[list[Located]]:
     """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
 
     For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
@@ -46,11 +44,10 @@ async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
         async with aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks, \
-                aclosing(located_line_batches(chunks, ctx.settings.max_line_bytes, first_line, offset)) as batches:
-            async for located in batches:
-                past_end = last_line is not None and located[-1][0] > last_line
-                if past_end:
-                    if kept := [item for item in located if item[0] <= last_line]:
+                aclosing(located_line_chunks(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines:
+            async for located in lines:
+                if last_line is not None and located[-1].line > last_line:
+                    if kept := [item for item in located if item.line <= last_line]:
                         yield kept
                     return
                 yield located
@@ -61,5 +58,5 @@ async def located_input_batches(ctx: WorkerContext, batch: BatchRecord,
 async def input_lines(ctx: WorkerContext, batch: BatchRecord,
                       shard: ShardLease | None = None) -> AsyncIterator[tuple[int, bytes | None]]:
     """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
-    async for line, _, raw in located_input_lines(ctx, batch, shard):
-        yield line, raw
+    async for located in located_input_lines(ctx, batch, shard):
+        yield located.line, located.raw

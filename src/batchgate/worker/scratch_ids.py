@@ -45,23 +45,37 @@ class ScratchIds:
         self._db.close()
 
 
-class UniqueIds(ScratchIds):
-    """Whether any custom_id repeats, for a check that needs no more (an upload's); kept on disk like the ledger.
+class CustomIds(ScratchIds):
+    """A file's custom_ids, each with the line it first appears on: the one repeat check of both passes.
 
-    The key refuses a repeat, so one B-tree insert per id answers the question as the ids arrive.
+    The upload's check calls add() on its own thread; the validating stage (worker/ledger.py) on a
+    thread beside its parsing. The key refuses a repeat, so an add without one (the usual case) costs
+    one B-tree insert per id, and only an add that met a repeat looks its ids up again. Ids are kept
+    as their JSON text, which SQLite compares whole, NUL bytes included.
     """
 
     def __init__(self, folder: Path):
-        super().__init__(folder, "CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        super().__init__(folder, "CREATE TABLE ids (custom_id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID")
 
-    def add(self, custom_ids: list[str]) -> bool:
-        """Insert on the caller's thread (SQLite runs without the GIL); False if an id was there already.
+    def add(self, pairs: list[tuple[str, int]]) -> list[tuple[str, int, int]]:
+        """Take (custom_id, line) pairs in line order, after those of earlier adds; answer each repeat among
+        them as (custom_id, first line, repeating line), in line order.
 
-        json_each cuts a text at a NUL byte, so ids that differ only after one look alike here: such a
-        file merely counts as having a repeat, and its batch's own validation (whole ids) decides.
+        One statement unpacks the whole list inside SQLite, which runs without the GIL.
         """
+        if not pairs:
+            return []
+        text = orjson.dumps(pairs)
+        cursor = self._db.execute("INSERT INTO ids SELECT value -> 0, value ->> 1 FROM json_each(?) WHERE true "
+                                  "ON CONFLICT DO NOTHING", (text,))
+        added = cursor.rowcount
+        cursor.close()  # here, not by the garbage collector on whatever thread drops it (SQLITE_MISUSE)
+        if added == len(pairs):
+            return []
+        cursor = self._db.execute("SELECT j.value -> 0, i.line, j.value ->> 1 FROM json_each(?) j "
+                                  "JOIN ids i ON i.custom_id = j.value -> 0 WHERE i.line <> j.value ->> 1 "
+                                  "ORDER BY 3", (text,))
         try:
-            self._db.execute("INSERT INTO ids SELECT value FROM json_each(?)", (orjson.dumps(custom_ids),)).close()
-        except sqlite3.IntegrityError:
-            return False
-        return True
+            return [(orjson.loads(custom_id), first, line) for custom_id, first, line in cursor.fetchall()]
+        finally:
+            cursor.close()
