@@ -96,30 +96,32 @@ class FileCheck:
             return pairs
         count, endpoint, last_model = self.requests, self.endpoint, self._last_model
         max_lines, max_line_bytes, max_depth = self.limits.max_lines, self.limits.max_line_bytes, self.limits.max_json_depth
+        check, request, add_grain, add_pair = check_line, Request, self._cutter.add, pairs.append
         for item in located:
-            verdict = check_line(item.raw, item.line, endpoint, max_line_bytes, max_depth)
+            line = item.line
+            verdict = check(item.raw, line, endpoint, max_line_bytes, max_depth)
             if verdict is None:
                 continue
             count += 1
             if count > max_lines:
-                self._fail(LineError(item.line, "too_many_tasks",
-                                     f"The file has more than {max_lines} requests (line {item.line})."))
+                self._fail(LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line})."))
                 self.stopped = True
                 break
-            if type(verdict) is not Request:
+            if type(verdict) is not request:
                 self._fail(verdict)
                 if self.stopped:
                     break
                 continue
+            model = verdict.model
             if endpoint is None:
                 endpoint = self.endpoint = verdict.url
-            if verdict.model != last_model:
+            if model != last_model:
                 if len(self.models) < 2:
-                    self.models.add(verdict.model)
-                last_model = verdict.model
-            self._cutter.add(item.line, item.offset)
-            pairs.append((verdict.custom_id, item.line))
-            self._last_line = item.line
+                    self.models.add(model)
+                last_model = model
+            add_grain(line, item.offset)
+            add_pair((verdict.custom_id, line))
+            self._last_line = line
         self.requests, self._last_model = count, last_model
         return pairs
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from itertools import islice
+from itertools import accumulate, count, repeat
+from operator import add
 from typing import NamedTuple
 
 
@@ -25,21 +26,28 @@ class LineSplitter:
         self.skipping = False  # the line being assembled is over the limit already: its bytes are dropped
 
     def feed(self, chunk: bytes) -> list[Located]:
-        parts = chunk.split(b"\n")  # one C call; the last part has no newline yet
+        """The lines the chunk completes. Every step after the first line runs over whole lists in C
+        (split, map, accumulate): this runs once per line of every file, on the upload's and the
+        validating stage's path alike, and a Python loop building each Located cost more than the cutting.
+        """
+        parts = chunk.split(b"\n")  # the last part has no newline yet
         tail = parts.pop()
         located: list[Located] = []
         if parts:
-            limit, line_no, head = self.max_line_bytes, self.line_no + 1, parts[0]
-            first = None if self.skipping else self._line(self.pending + head)
+            limit, line_no, n = self.max_line_bytes, self.line_no + 1, len(parts)
+            first = None if self.skipping else self._line(self.pending + parts[0])
             located.append(Located(line_no, self.line_at, first))
-            at = self.chunk_at + len(head) + 1
-            crlf = b"\r" in chunk
-            for part in islice(parts, 1, None):
-                line_no += 1
-                line = part.removesuffix(b"\r") if crlf else part
-                located.append(Located(line_no, at, None if len(line) > limit else line))
-                at += len(part) + 1
-            self.line_no, self.line_at, self.pending, self.skipping = line_no, at, b"", False
+            # part i (i >= 1) starts after parts 0..i-1 and their i newlines
+            ends = list(accumulate(map(len, parts)))
+            starts = map(add, ends, count(self.chunk_at + 1))  # one too many: zip stops at the shortest
+            lines = parts[1:]
+            if b"\r" in chunk:
+                lines = list(map(bytes.removesuffix, lines, repeat(b"\r")))
+            if lines and max(map(len, lines)) > limit:
+                lines = [None if len(line) > limit else line for line in lines]
+            located += map(tuple.__new__, repeat(Located), zip(count(line_no + 1), starts, lines))
+            self.line_no, self.line_at = line_no + n - 1, self.chunk_at + ends[-1] + n
+            self.pending, self.skipping = b"", False
         self.chunk_at += len(chunk)
         if not self.skipping:
             self.pending += tail
