@@ -167,7 +167,7 @@ def _json_kind(value: object) -> str:
 class ValidationReport:
     """Collects the outcome of validating a whole file, keeping the `keep` earliest errors by line.
 
-    Errors may arrive out of line order (duplicates are found after the whole file is read).
+    Errors may arrive out of line order: a repeated custom_id is found once its chunk of ids is stored.
     """
 
     def __init__(self, keep: int):

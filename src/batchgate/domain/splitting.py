@@ -27,8 +27,8 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> list[Located]:
         """The lines the chunk completes. Every step after the first line runs over whole lists in C
-        (split, map, accumulate): this runs once per line of every file, on the upload's and the
-        validating stage's path alike, and a Python loop building each Located cost more than the cutting.
+        (split, map, accumulate, zip): this runs once per line of every file in both passes, and a
+        Python loop building each Located would cost more than the cutting itself.
         """
         parts = chunk.split(b"\n")  # the last part has no newline yet
         tail = parts.pop()
