@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from batchgate.settings import Settings  # noqa: E402
-from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream  # noqa: E402
+from batchgate.settings import Settings
+from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream
 
 E5 = "multilingual-e5-small"
 SMOL = "smollm2-135m-instruct"
@@ -52,22 +52,33 @@ def sentence(i: int) -> str:
 
 async def embeddings(local: LocalUpstream, texts: int, parallel: int, per_request: int) -> dict:
     single_bodies = [{"model": E5, "input": sentence(i)} for i in range(texts)]
-    grouped = [{"model": E5, "input": [sentence(i) for i in range(j, min(j + per_request, texts))]}
-               for j in range(0, texts, per_request)]
+    grouped = [
+        {"model": E5, "input": [sentence(i) for i in range(j, min(j + per_request, texts))]}
+        for j in range(0, texts, per_request)
+    ]
     await run_all(single_bodies[:2], "/v1/embeddings", local, 1)  # load the model
     one, _ = await run_all(single_bodies, "/v1/embeddings", local, 1)
     many, _ = await run_all(single_bodies, "/v1/embeddings", local, parallel)
     batched, _ = await run_all(grouped, "/v1/embeddings", local, 1)
-    return {"texts": texts, "texts_per_second_1_in_flight": round(texts / one, 1),
-            f"texts_per_second_{parallel}_in_flight": round(texts / many, 1),
-            f"texts_per_second_{per_request}_per_request": round(texts / batched, 1),
-            "parallel_ratio": round(one / many, 2)}
+    return {
+        "texts": texts,
+        "texts_per_second_1_in_flight": round(texts / one, 1),
+        f"texts_per_second_{parallel}_in_flight": round(texts / many, 1),
+        f"texts_per_second_{per_request}_per_request": round(texts / batched, 1),
+        "parallel_ratio": round(one / many, 2),
+    }
 
 
 async def chat(local: LocalUpstream, lines: int, parallel: int, max_tokens: int) -> dict:
-    bodies = [{"model": SMOL, "temperature": 0, "max_tokens": max_tokens,
-               "messages": [{"role": "user", "content": f"Write a short story about robot number {i}."}]}
-              for i in range(lines)]
+    bodies = [
+        {
+            "model": SMOL,
+            "temperature": 0,
+            "max_tokens": max_tokens,
+            "messages": [{"role": "user", "content": f"Write a short story about robot number {i}."}],
+        }
+        for i in range(lines)
+    ]
     await run_all(bodies[:1], "/v1/chat/completions", local, 1)  # load the model
     figures = {"lines": lines, "max_tokens": max_tokens}
     seconds = {}
@@ -93,9 +104,13 @@ async def main() -> None:
     args = parser.parse_args()
     local = LocalUpstream(DEFAULT_LOCAL, Settings(local_chat_slots=args.parallel, local_threads=args.threads))
     try:
-        result = {"cpus": os.cpu_count(), "parallel": args.parallel, "local_threads": args.threads,
-                  "embeddings": await embeddings(local, args.texts, args.parallel, args.per_request),
-                  "chat": await chat(local, args.chats, args.parallel, args.max_tokens)}
+        result = {
+            "cpus": os.cpu_count(),
+            "parallel": args.parallel,
+            "local_threads": args.threads,
+            "embeddings": await embeddings(local, args.texts, args.parallel, args.per_request),
+            "chat": await chat(local, args.chats, args.parallel, args.max_tokens),
+        }
     finally:
         await local.close()
     print(json.dumps(result, indent=2))

@@ -22,17 +22,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support.lifecycle import chat_line, client, config, start_batch, start_worker, stop_process  # noqa: E402
-from tests.support.servers import Gateway, MockUpstream  # noqa: E402
-from tests.support.services import PostgresServer, S3Server  # noqa: E402
+from tests.support.lifecycle import chat_line, client, config, start_batch, start_worker, stop_process
+from tests.support.servers import Gateway, MockUpstream
+from tests.support.services import PostgresServer, S3Server
 
 
-def run_once(folder: Path, postgres: PostgresServer, s3: S3Server, mock: MockUpstream, workers: int,
-             args: argparse.Namespace) -> dict:
-    env = {**s3.env, "BATCHGATE_DATABASE_URL": postgres.database(), "BATCHGATE_STORAGE_URL": s3.bucket(),
-           "BATCHGATE_NO_WORKER": "1", "BATCHGATE_WORKER_SHARDS": str(args.worker_shards),
-           "BATCHGATE_MAX_SHARDS_PER_BATCH": str(args.max_shards_per_batch),
-           "BATCHGATE_SHARD_LINES": str(args.shard_lines), "BATCHGATE_LEASE_SECONDS": "10"}
+def run_once(
+    folder: Path, postgres: PostgresServer, s3: S3Server, mock: MockUpstream, workers: int, args: argparse.Namespace
+) -> dict:
+    env = {
+        **s3.env,
+        "BATCHGATE_DATABASE_URL": postgres.database(),
+        "BATCHGATE_STORAGE_URL": s3.bucket(),
+        "BATCHGATE_NO_WORKER": "1",
+        "BATCHGATE_WORKER_SHARDS": str(args.worker_shards),
+        "BATCHGATE_MAX_SHARDS_PER_BATCH": str(args.max_shards_per_batch),
+        "BATCHGATE_SHARD_LINES": str(args.shard_lines),
+        "BATCHGATE_LEASE_SECONDS": "10",
+    }
     folder.mkdir()
     api_process = Gateway(folder, config({"name": "mock", "base_url": mock.base_url}), env)
     processes = [start_worker(api_process, f"worker{i}.log") for i in range(workers)]
@@ -41,8 +48,7 @@ def run_once(folder: Path, postgres: PostgresServer, s3: S3Server, mock: MockUps
         lines = [chat_line(f"c{i}", f"bench line {i}") for i in range(args.lines)]
         _, batch = start_batch(api, lines, max_concurrency=args.concurrency)
         started = time.perf_counter()
-        while (current := api.batches.retrieve(batch.id)).status not in ("completed", "failed", "expired",
-                                                                           "cancelled"):
+        while (current := api.batches.retrieve(batch.id)).status not in ("completed", "failed", "expired", "cancelled"):
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         assert current.status == "completed" and current.request_counts.completed == args.lines, current
@@ -53,8 +59,11 @@ def run_once(folder: Path, postgres: PostgresServer, s3: S3Server, mock: MockUps
     shards = -(-args.lines // args.shard_lines)
     window = args.concurrency // min(args.concurrency, args.max_shards_per_batch, shards)
     in_flight = min(args.concurrency, workers * args.worker_shards * window)
-    return {"workers": workers, "lines_per_second": round(args.lines / elapsed),
-            "ideal_lines_per_second": round(in_flight / args.latency)}
+    return {
+        "workers": workers,
+        "lines_per_second": round(args.lines / elapsed),
+        "ideal_lines_per_second": round(in_flight / args.latency),
+    }
 
 
 def main() -> None:
@@ -83,8 +92,14 @@ def main() -> None:
     for run in runs:
         run["speedup"] = round(run["lines_per_second"] / base, 2)
         run["ratio_to_ideal"] = round(run["lines_per_second"] / run["ideal_lines_per_second"], 2)
-    report = {"lines": args.lines, "latency": args.latency, "concurrency": args.concurrency,
-              "worker_shards": args.worker_shards, "max_shards_per_batch": args.max_shards_per_batch, "runs": runs}
+    report = {
+        "lines": args.lines,
+        "latency": args.latency,
+        "concurrency": args.concurrency,
+        "worker_shards": args.worker_shards,
+        "max_shards_per_batch": args.max_shards_per_batch,
+        "runs": runs,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))

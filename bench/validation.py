@@ -37,7 +37,8 @@ def main() -> None:
         size = write_input_of_size(blobs_root / KEY[-2:] / KEY, args.mb * 1_000_000)
         for _ in range(args.runs):
             seconds, lines = asyncio.run(validate(blobs_root, Path(folder) / "data"))
-            print(f"{Path(sys.modules['batchgate'].__file__).parents[1]}: {lines} lines, {size / 1e6:.0f} MB in {seconds:.2f} s: {size / 1e6 / seconds:.1f} MB/s")
+            checkout = Path(sys.modules['batchgate'].__file__).parents[1]
+            print(f"{checkout}: {lines} lines, {size / 1e6:.0f} MB in {seconds:.2f} s: {size / 1e6 / seconds:.1f} MB/s")
 
 
 async def validate(blobs_root: Path, data_dir: Path) -> tuple[float, int]:
@@ -50,11 +51,15 @@ async def validate(blobs_root: Path, data_dir: Path) -> tuple[float, int]:
         return SimpleNamespace(storage_key=KEY)
 
     settings = Settings(data_dir=data_dir)
+
     async def file_summary(file_id):
         return None  # as if the upload never checked the file: time the full pass
 
-    ctx = SimpleNamespace(settings=settings, store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
-                          blobs=LocalBlobStore(blobs_root))
+    ctx = SimpleNamespace(
+        settings=settings,
+        store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
+        blobs=LocalBlobStore(blobs_root),
+    )
     batch = SimpleNamespace(scope=None, input_file_id=KEY, endpoint="/v1/chat/completions")
     started = time.perf_counter()
     report = await validate_input(ctx, batch, ShardCutter(settings.shard_lines))

@@ -52,6 +52,7 @@ def gateway(make_gateway, mock_upstream):
 
 # --- real backing services: PostgreSQL and S3, started once per session when a test asks ------------
 
+
 @pytest.fixture(scope="session")
 def postgres_server():
     from tests.support.services import PostgresServer

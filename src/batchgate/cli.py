@@ -12,11 +12,11 @@ from pathlib import Path
 
 from batchgate import __version__, ids
 from batchgate.allocator import limit_arenas
-from batchgate.collector import freeze_startup_objects
 from batchgate.api.app import create_app
 from batchgate.api.server import serve_api
 from batchgate.api.services import Services
 from batchgate.blobs import open_blobs
+from batchgate.collector import freeze_startup_objects
 from batchgate.errors import BatchgateError
 from batchgate.settings import Settings, env_var
 from batchgate.store import KeyRecord, open_store
@@ -32,10 +32,18 @@ log = logging.getLogger("batchgate")
 COMMON_FLAGS = [
     ("--data-dir", "data_dir", Path, "folder for the embedded database and files (default ./.batchgate)"),
     ("--config", "config", Path, "TOML file with settings and [[upstreams]]"),
-    ("--database-url", "database_url", str,
-     "sqlite:///path.db or postgresql://user:pass@host/db (default: SQLite inside the data dir)"),
-    ("--storage-url", "storage_url", str,
-     "a folder, or s3://bucket/prefix with the AWS_* variables (default: a folder inside the data dir)"),
+    (
+        "--database-url",
+        "database_url",
+        str,
+        "sqlite:///path.db or postgresql://user:pass@host/db (default: SQLite inside the data dir)",
+    ),
+    (
+        "--storage-url",
+        "storage_url",
+        str,
+        "a folder, or s3://bucket/prefix with the AWS_* variables (default: a folder inside the data dir)",
+    ),
     ("--log-level", "log_level", str, "debug, info, warning or error (default info)"),
 ]
 SERVE_FLAGS = [
@@ -56,8 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the API and an embedded worker")
     _add_flags(serve, SERVE_FLAGS + COMMON_FLAGS)
-    serve.add_argument("--no-worker", dest="no_worker", action="store_const", const=True, default=None,
-                       help=f"serve the API only (workers run elsewhere) [env {env_var('no_worker')}]")
+    serve.add_argument(
+        "--no-worker",
+        dest="no_worker",
+        action="store_const",
+        const=True,
+        default=None,
+        help=f"serve the API only (workers run elsewhere) [env {env_var('no_worker')}]",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="run only the worker (for scale-out)")
@@ -68,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
     create = key_commands.add_parser("create", help="create a key; its secret is printed on the last line")
     create.add_argument("--name", required=True, help="a name for the key")
-    create.add_argument("--owner", help="who owns the objects made with this key (default: the name); "
-                                        "keys of one owner see the same files and batches")
+    create.add_argument(
+        "--owner",
+        help="who owns the objects made with this key (default: the name); "
+        "keys of one owner see the same files and batches",
+    )
     create.set_defaults(handler=cmd_keys_create)
     listing = key_commands.add_parser("list", help="list keys (never their secrets)")
     listing.set_defaults(handler=cmd_keys_list)
@@ -116,11 +133,17 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
         loop.add_signal_handler(sig, stopping.set)
     try:
         if with_api:
-            app = create_app(Services(settings, store, blobs, router=router,
-                                      wake_worker=worker.wake if worker else (lambda: None)))
+            app = create_app(
+                Services(settings, store, blobs, router=router, wake_worker=worker.wake if worker else (lambda: None))
+            )
             runner = await serve_api(app, settings)
-            log.info("batchgate %s listening on http://%s:%d (database %s)", __version__, settings.host,
-                     settings.port, redact(settings.resolved_database_url))
+            log.info(
+                "batchgate %s listening on http://%s:%d (database %s)",
+                __version__,
+                settings.host,
+                settings.port,
+                redact(settings.resolved_database_url),
+            )
             if not any(key.revoked_at is None for key in await store.list_keys()):
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
         if not settings.upstreams:
@@ -150,7 +173,9 @@ async def cmd_keys_create(settings: Settings, args) -> None:
         secret = ids.new_secret()
         key = KeyRecord(ids.new_id("key_"), args.name, args.owner or args.name, secret[:7], int(time.time()), None)
         await store.create_key(key, ids.hash_secret(secret))
-        print(f"created key {key.id} (name {key.name}, owner {key.owner}); store the secret now, it is not shown again:")
+        print(
+            f"created key {key.id} (name {key.name}, owner {key.owner}); store the secret now, it is not shown again:"
+        )
         print(secret)
     finally:
         await store.close()
@@ -177,4 +202,3 @@ async def cmd_keys_revoke(settings: Settings, args) -> int:
         return 1
     print(f"revoked {count} key(s)")
     return 0
-

@@ -1,4 +1,8 @@
-"""One exception root for everything batchgate raises on purpose.
+"""Two exception roots: errors, which reach a caller, and signals, which steer a worker.
+
+An error says what went wrong for someone who asked; it knows its HTTP status and OpenAI type.
+A signal says why a piece of work must change course (stop writing, give up a line, fail the batch);
+it is caught inside the worker and never rendered, so it is not a BatchgateError.
 
     BatchgateError                 500 server_error
     ├── ConfigError                bad settings or upstream config (never reaches HTTP)
@@ -12,14 +16,17 @@
     ├── Conflict                   409 invalid_request_error (wrong state for the action)
     ├── Unavailable                503 server_error (the database cannot be reached, too many connections)
     │   └── InsufficientStorage    507 insufficient_storage (the disk or database is full; deletes free space)
-    ├── LeaseLost                  a worker lost its claim on a batch; it must stop writing
-    ├── InputMissing               a batch's input file vanished from the store or the blobs
-    ├── Abandoned                  a request given up without an answer because its run stopped
     ├── UpstreamFailure            an upstream could not be reached or did not speak HTTP (a line's error)
     └── EngineMissing              503: a built-in local model's package is not installed
 
+    Signal                         control flow inside the worker (and the store that fences it)
+    ├── LeaseLost                  a worker lost its lease on a batch or shard; it must stop writing
+    ├── InputMissing               a batch's input file vanished from the store or the blobs
+    └── Abandoned                  a request given up without an answer because its run stopped
+
 Each error knows its HTTP status and OpenAI error type, so the API layer renders
 every one of them the same way: {"error": {"message", "type", "param", "code"}}.
+A signal carries a message and a code, which a batch that ends because of it may record.
 """
 
 from __future__ import annotations
@@ -93,8 +100,10 @@ class Unavailable(BatchgateError):
     default_code = "service_unavailable"
 
 
-STORAGE_FULL = ("The server's storage is full, so nothing new can be stored. Delete files you no longer need "
-                "(DELETE /v1/files/{file_id}) to free space, then try again.")
+STORAGE_FULL = (
+    "The server's storage is full, so nothing new can be stored. Delete files you no longer need "
+    "(DELETE /v1/files/{file_id}) to free space, then try again."
+)
 
 
 class InsufficientStorage(Unavailable):
@@ -107,18 +116,6 @@ class InsufficientStorage(Unavailable):
         super().__init__(message, param=param, code=code)
 
 
-class LeaseLost(BatchgateError):
-    default_code = "lease_lost"
-
-
-class InputMissing(BatchgateError):
-    default_code = "input_file_missing"
-
-
-class Abandoned(BatchgateError):
-    default_code = "abandoned"
-
-
 class UpstreamFailure(BatchgateError):
     default_code = "upstream_unreachable"
 
@@ -126,3 +123,26 @@ class UpstreamFailure(BatchgateError):
 class EngineMissing(BatchgateError):
     status = 503
     default_code = "local_model_unavailable"
+
+
+class Signal(Exception):
+    """Not an error for a caller: a reason for the worker to change course, caught where that happens."""
+
+    default_code = "signal"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+        self.code = self.default_code
+
+
+class LeaseLost(Signal):
+    default_code = "lease_lost"
+
+
+class InputMissing(Signal):
+    default_code = "input_file_missing"
+
+
+class Abandoned(Signal):
+    default_code = "abandoned"

@@ -11,9 +11,10 @@ import os
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from batchgate.domain.nesting import DEPTH_CEILING
@@ -101,6 +102,14 @@ class Settings:
     eject_seconds: float = 5.0
     # An idle upstream's window of requests in flight opens over this long, not all at once (domain/ramp.py)
     ramp_seconds: float = 0.2
+    # Sporadic 429s delay their own requests; 429s that cluster pause the upstream (domain/throttle.py):
+    # at least rate_limit_min_refusals and rate_limit_share of its answers within rate_limit_window_seconds
+    rate_limit_window_seconds: float = 1.0
+    rate_limit_share: float = 0.5
+    rate_limit_min_refusals: int = 20
+    rate_limit_pause_seconds: float = 1.0  # a pause's length when the upstream names none
+    # Refusals above this share of recent answers lower the adaptive limit; below it they are sporadic
+    adaptive_refusal_share: float = 0.25
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
@@ -135,7 +144,7 @@ class Settings:
         return self.storage_url or str((self.data_dir / "files").resolve())
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> "Settings":
+    def load(cls, overrides: Mapping[str, Any] | None = None, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the config file, the environment and explicit overrides."""
         env = os.environ if env is None else env
         overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -151,22 +160,48 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        positive = ("port", "completion_window_seconds", "default_max_concurrency", "max_concurrency_ceiling",
-                    "max_lines", "max_line_bytes", "max_file_bytes", "max_attempts", "lease_seconds",
-                    "local_chat_slots", "eject_after_failures", "eject_seconds", "shard_lines", "worker_shards",
-                    "max_shards_per_batch", "header_timeout_seconds", "body_timeout_seconds",
-                    "body_min_bytes_per_second", "idle_timeout_seconds", "max_connections", "max_json_body_bytes",
-                    "max_json_depth")
+        positive = (
+            "port",
+            "completion_window_seconds",
+            "default_max_concurrency",
+            "max_concurrency_ceiling",
+            "max_lines",
+            "max_line_bytes",
+            "max_file_bytes",
+            "max_attempts",
+            "lease_seconds",
+            "local_chat_slots",
+            "eject_after_failures",
+            "eject_seconds",
+            "shard_lines",
+            "worker_shards",
+            "max_shards_per_batch",
+            "header_timeout_seconds",
+            "body_timeout_seconds",
+            "body_min_bytes_per_second",
+            "idle_timeout_seconds",
+            "max_connections",
+            "max_json_body_bytes",
+            "max_json_depth",
+            "rate_limit_window_seconds",
+            "rate_limit_min_refusals",
+            "rate_limit_pause_seconds",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
         if self.ramp_seconds < 0:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
+        for name in ("rate_limit_share", "adaptive_refusal_share"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"setting {name} must be a share in (0, 1], got {getattr(self, name)!r}")
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.max_json_depth > DEPTH_CEILING:
-            raise ConfigError(f"setting max_json_depth must be at most {DEPTH_CEILING}: deeper JSON "
-                              f"could not be sent on to an upstream")
+            raise ConfigError(
+                f"setting max_json_depth must be at most {DEPTH_CEILING}: deeper JSON "
+                f"could not be sent on to an upstream"
+            )
         if self.default_max_concurrency > self.max_concurrency_ceiling:
             raise ConfigError("default_max_concurrency must not exceed max_concurrency_ceiling")
 
@@ -206,8 +241,9 @@ def _coerce(name: str, raw: Any) -> Any:
         raise ConfigError(f"setting {name} ({env_var(name)}) must be {kind.__name__}, got {raw!r}") from None
 
 
-def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...],
-                                                                   tuple[ModelLimits, ...]]:
+def _read_config_file(
+    path: Path, env: Mapping[str, str]
+) -> tuple[dict[str, Any], tuple[UpstreamConfig, ...], tuple[ModelLimits, ...]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -223,8 +259,11 @@ def _read_config_file(path: Path, env: Mapping[str, str]) -> tuple[dict[str, Any
         raise ConfigError(f"config file {path}: upstreams must be an array of tables ([[upstreams]])")
     if not isinstance(limit_tables, list):
         raise ConfigError(f"config file {path}: limits must be an array of tables ([[limits]])")
-    return (data, tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1)),
-            tuple(_limits(i, t, path) for i, t in enumerate(limit_tables, 1)))
+    return (
+        data,
+        tuple(_upstream(i, t, path, env) for i, t in enumerate(tables, 1)),
+        tuple(_limits(i, t, path) for i, t in enumerate(limit_tables, 1)),
+    )
 
 
 def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> UpstreamConfig:
@@ -253,10 +292,13 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
     table["models"] = tuple(models)
     table["base_url"] = table.get("base_url", "").rstrip("/")
     if table.get("kind") != "local" and not _http_url(table["base_url"]):
-        raise ConfigError(f"{where}: 'base_url' must be an http:// or https:// URL with a host, "
-                          f"such as http://localhost:8000/v1 (got {table['base_url']!r})")
-    _check_numbers(where, table, integers=("max_concurrency", "min_concurrency"),
-                   numbers=("timeout_seconds", "rpm", "tpm"))
+        raise ConfigError(
+            f"{where}: 'base_url' must be an http:// or https:// URL with a host, "
+            f"such as http://localhost:8000/v1 (got {table['base_url']!r})"
+        )
+    _check_numbers(
+        where, table, integers=("max_concurrency", "min_concurrency"), numbers=("timeout_seconds", "rpm", "tpm")
+    )
     if not isinstance(table.get("adaptive", True), bool):
         raise ConfigError(f"{where}: 'adaptive' must be true or false")
     floor, cap = table.get("min_concurrency"), table.get("max_concurrency")
@@ -268,7 +310,7 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
 def _http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
-        parts.port  # raises for a port that is not a number
+        _ = parts.port  # raises for a port that is not a number
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)

@@ -14,8 +14,9 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytest
 
@@ -25,16 +26,36 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/ima
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 BATCH_ID = re.compile(r"^batch_[0-9a-f]{32}$")
 POLL_DEADLINE = 30.0
-BATCH_FIELDS = ("id", "object", "endpoint", "errors", "input_file_id", "completion_window", "status",
-                "output_file_id", "error_file_id", "created_at", "in_progress_at", "expires_at", "finalizing_at",
-                "completed_at", "failed_at", "expired_at", "cancelling_at", "cancelled_at", "request_counts",
-                "metadata", "max_concurrency")
+BATCH_FIELDS = (
+    "id",
+    "object",
+    "endpoint",
+    "errors",
+    "input_file_id",
+    "completion_window",
+    "status",
+    "output_file_id",
+    "error_file_id",
+    "created_at",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+    "request_counts",
+    "metadata",
+    "max_concurrency",
+)
 FILE_FIELDS = ("id", "object", "bytes", "created_at", "filename", "purpose", "expires_at", "status", "sha256")
 MKA1 = "/api/v1/llm"
 OPENAI = "/v1"
 
 
 # --- module-scoped servers ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def module_dir(tmp_path_factory, request, stack):
@@ -64,8 +85,11 @@ def make_module_gateway(module_dir, backing):
     yield factory
     factory.stop_all()
     # Whatever the module's tests did, no gateway may have hit an unhandled exception.
-    troubled = [(g.folder, serve_log(g)) for g in factory.started
-                if "unhandled error" in serve_log(g) or "Traceback" in serve_log(g)]
+    troubled = [
+        (g.folder, serve_log(g))
+        for g in factory.started
+        if "unhandled error" in serve_log(g) or "Traceback" in serve_log(g)
+    ]
     if troubled:
         folder, log = troubled[0]
         pytest.fail(f"gateway in {folder} logged an unhandled exception:\n{log[-4000:]}")
@@ -90,6 +114,7 @@ def unique_obo() -> str:
 
 # --- JSONL builders ----------------------------------------------------------------------------
 
+
 def body_for(endpoint: str, text: str, model: str = "m") -> dict:
     if endpoint == "/v1/chat/completions":
         return {"model": model, "messages": [{"role": "user", "content": text}]}
@@ -100,8 +125,9 @@ def body_for(endpoint: str, text: str, model: str = "m") -> dict:
     raise ValueError(endpoint)
 
 
-def request_line(custom_id: str, text: str, *, endpoint: str = "/v1/chat/completions", model: str = "m",
-                 **overrides: Any) -> dict:
+def request_line(
+    custom_id: str, text: str, *, endpoint: str = "/v1/chat/completions", model: str = "m", **overrides: Any
+) -> dict:
     line = {"custom_id": custom_id, "method": "POST", "url": endpoint, "body": body_for(endpoint, text, model)}
     line.update(overrides)
     return line
@@ -135,6 +161,7 @@ def mock_request_id(text: str) -> str:
 
 # --- raw HTTP ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Reply:
     status: int
@@ -154,9 +181,18 @@ class Reply:
 _NO_KEY = object()
 
 
-def http(gateway: Gateway, method: str, path: str, *, key: Any = _NO_KEY, obo: str | None = None,
-         body: bytes | dict | list | None = None, headers: dict[str, str] | None = None,
-         content_type: str | None = None, allow_5xx: bool = False) -> Reply:
+def http(
+    gateway: Gateway,
+    method: str,
+    path: str,
+    *,
+    key: Any = _NO_KEY,
+    obo: str | None = None,
+    body: bytes | dict | list | None = None,
+    headers: dict[str, str] | None = None,
+    content_type: str | None = None,
+    allow_5xx: bool = False,
+) -> Reply:
     """One plain HTTP request (http.client, no SDK). key=None sends no Authorization header.
 
     A 5xx answer fails the calling test unless allow_5xx: the gateway must never answer one to a client.
@@ -200,7 +236,9 @@ def assert_error_reply(reply: Reply, status: int | tuple[int, ...]) -> dict:
     return error
 
 
-def multipart(parts: list[tuple[str, str | None, bytes, str | None]], boundary: str = "bgtestboundary") -> tuple[bytes, str]:
+def multipart(
+    parts: list[tuple[str, str | None, bytes, str | None]], boundary: str = "bgtestboundary"
+) -> tuple[bytes, str]:
     """Encode (name, filename or None, content, part content-type or None) parts; returns (body, content-type)."""
     out = bytearray()
     for name, filename, content, part_type in parts:
@@ -216,8 +254,16 @@ def multipart(parts: list[tuple[str, str | None, bytes, str | None]], boundary: 
     return bytes(out), f"multipart/form-data; boundary={boundary}"
 
 
-def upload_raw(gateway: Gateway, content: bytes, *, filename: str | None = "in.jsonl", purpose: str | None = "batch",
-               prefix: str = OPENAI, obo: str | None = None, key: Any = _NO_KEY) -> Reply:
+def upload_raw(
+    gateway: Gateway,
+    content: bytes,
+    *,
+    filename: str | None = "in.jsonl",
+    purpose: str | None = "batch",
+    prefix: str = OPENAI,
+    obo: str | None = None,
+    key: Any = _NO_KEY,
+) -> Reply:
     parts = []
     if purpose is not None:
         parts.append(("purpose", None, purpose.encode(), None))
@@ -226,15 +272,28 @@ def upload_raw(gateway: Gateway, content: bytes, *, filename: str | None = "in.j
     return http(gateway, "POST", f"{prefix}/files", body=body, content_type=ctype, obo=obo, key=key)
 
 
-def create_batch_raw(gateway: Gateway, file_id: str, endpoint: str = "/v1/chat/completions", *,
-                     prefix: str = OPENAI, obo: str | None = None, key: Any = _NO_KEY, **extra: Any) -> Reply:
+def create_batch_raw(
+    gateway: Gateway,
+    file_id: str,
+    endpoint: str = "/v1/chat/completions",
+    *,
+    prefix: str = OPENAI,
+    obo: str | None = None,
+    key: Any = _NO_KEY,
+    **extra: Any,
+) -> Reply:
     """POST a create-batch body; `extra` become body fields."""
     payload = {"input_file_id": file_id, "endpoint": endpoint, "completion_window": "24h", **extra}
     return http(gateway, "POST", f"{prefix}/batches", body=payload, obo=obo, key=key)
 
 
-def wait_until(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: float = POLL_DEADLINE,
-               interval: float = 0.1, what: str = "condition") -> Any:
+def wait_until(
+    fetch: Callable[[], Any],
+    done: Callable[[Any], bool],
+    timeout: float = POLL_DEADLINE,
+    interval: float = 0.1,
+    what: str = "condition",
+) -> Any:
     """Call fetch() until done(value); fail after `timeout` seconds (never more than 30)."""
     deadline = time.monotonic() + min(timeout, POLL_DEADLINE)
     while True:
@@ -246,8 +305,15 @@ def wait_until(fetch: Callable[[], Any], done: Callable[[Any], bool], timeout: f
         time.sleep(interval)
 
 
-def wait_batch_raw(gateway: Gateway, batch_id: str, *, obo: str | None = None, prefix: str = OPENAI,
-                   statuses: tuple[str, ...] = TERMINAL, key: Any = _NO_KEY) -> dict:
+def wait_batch_raw(
+    gateway: Gateway,
+    batch_id: str,
+    *,
+    obo: str | None = None,
+    prefix: str = OPENAI,
+    statuses: tuple[str, ...] = TERMINAL,
+    key: Any = _NO_KEY,
+) -> dict:
     def fetch() -> dict:
         reply = http(gateway, "GET", f"{prefix}/batches/{batch_id}", obo=obo, key=key)
         assert reply.status == 200, reply.body
@@ -256,8 +322,9 @@ def wait_batch_raw(gateway: Gateway, batch_id: str, *, obo: str | None = None, p
     return wait_until(fetch, lambda b: b["status"] in statuses, what=f"batch {batch_id} in {statuses}")
 
 
-def run_batch_raw(gateway: Gateway, content: bytes, endpoint: str = "/v1/chat/completions", *,
-                  obo: str | None = None, **extra: Any) -> dict:
+def run_batch_raw(
+    gateway: Gateway, content: bytes, endpoint: str = "/v1/chat/completions", *, obo: str | None = None, **extra: Any
+) -> dict:
     """Upload, create and wait for a terminal status, all over raw HTTP; returns the final batch JSON."""
     uploaded = upload_raw(gateway, content, obo=obo)
     assert uploaded.status == 200, uploaded.body

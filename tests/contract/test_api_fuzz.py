@@ -20,21 +20,31 @@ from batchgate.api import app as app_module
 from tests.support.openapi import build_openapi
 
 SEED = 20261130  # a fixed seed: CI sees the same cases every run
-FUZZ = settings(max_examples=15, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
-BAD_AUTHORIZATIONS = {"none": None, "unknown-key": "Bearer bg-not-a-key", "not-bearer": "Basic dXNlcjpwYXNz",
-                      "empty-bearer": "Bearer "}
+FUZZ = settings(
+    max_examples=15, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
+BAD_AUTHORIZATIONS = {
+    "none": None,
+    "unknown-key": "Bearer bg-not-a-key",
+    "not-bearer": "Basic dXNlcjpwYXNz",
+    "empty-bearer": "Bearer ",
+}
 
 
 def load_schema(*, only_valid: bool, tags: list[str], linked: bool = False):
     # The synchronous routes pass their bodies to the upstream, so an invalid body tests the mock upstream
     # (it answers 500 to messages that are not objects), not the gateway: those routes get valid bodies only.
-    config = schemathesis.Config.from_dict({
-        "seed": SEED,
-        "generation": {"mode": "positive" if only_valid else "all", "max-examples": FUZZ.max_examples,
-                       "deterministic": True},
-        "phases": {"stateful": {"enabled": linked}},
-    })
+    config = schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {
+                "mode": "positive" if only_valid else "all",
+                "max-examples": FUZZ.max_examples,
+                "deterministic": True,
+            },
+            "phases": {"stateful": {"enabled": linked}},
+        }
+    )
     schema = schemathesis.openapi.from_dict(build_openapi(), config=config)
     return schema.include(tag=tags)
 
@@ -61,9 +71,13 @@ def is_error_envelope(body: object) -> bool:
     if not isinstance(body, dict) or set(body) != {"error"} or not isinstance(body["error"], dict):
         return False
     error = body["error"]
-    return (set(error) == {"message", "type", "param", "code"} and isinstance(error["message"], str)
-            and isinstance(error["type"], str) and isinstance(error["param"], (str, type(None)))
-            and isinstance(error["code"], (str, type(None))))
+    return (
+        set(error) == {"message", "type", "param", "code"}
+        and isinstance(error["message"], str)
+        and isinstance(error["type"], str)
+        and isinstance(error["param"], (str, type(None)))
+        and isinstance(error["code"], (str, type(None)))
+    )
 
 
 @schemathesis.check
@@ -72,8 +86,9 @@ def error_is_envelope(ctx, response, case):
     if response.status_code < 400:
         return None
     content_type = response.headers.get("content-type", [""])[0]
-    assert content_type.startswith("application/json"), \
+    assert content_type.startswith("application/json"), (
         f"{response.status_code} answered as {content_type!r}: {response.content[:300]!r}"
+    )
     assert is_error_envelope(response.json()), f"not the error envelope: {response.content[:300]!r}"
     return None
 
@@ -82,8 +97,7 @@ CHECKS = [schemathesis.checks.not_a_server_error, error_is_envelope]
 
 
 def call_and_check(case, gw, session):
-    response = case.call(base_url=gw.url, session=session, headers={"Authorization": f"Bearer {gw.key}"},
-                         timeout=30)
+    response = case.call(base_url=gw.url, session=session, headers={"Authorization": f"Bearer {gw.key}"}, timeout=30)
     case.validate_response(response, checks=CHECKS)
 
 
@@ -104,8 +118,12 @@ def test_linked_calls_never_fail_or_break_the_envelope(gw, session):
 
     class Workflow(workflows.as_state_machine()):
         def get_call_kwargs(self, case):
-            return {"base_url": gw.url, "session": session, "headers": {"Authorization": f"Bearer {gw.key}"},
-                    "timeout": 30}
+            return {
+                "base_url": gw.url,
+                "session": session,
+                "headers": {"Authorization": f"Bearer {gw.key}"},
+                "timeout": 30,
+            }
 
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=CHECKS)
@@ -114,6 +132,7 @@ def test_linked_calls_never_fail_or_break_the_envelope(gw, session):
 
 
 # --- the document itself ------------------------------------------------------------------------------
+
 
 def test_document_is_valid_openapi_3_1():
     validate_openapi(DOCUMENT)
@@ -140,6 +159,7 @@ def test_document_describes_exactly_the_routes_served():
 
 # --- missing and garbage keys on every route ------------------------------------------------------------
 
+
 def concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x-unknown", path)
 
@@ -156,11 +176,18 @@ def test_every_route_refuses_a_missing_or_bad_key(gw, session, authorization):
         assert is_error_envelope(response.json()), (method, path, response.text[:300])
 
 
-@pytest.mark.parametrize("body", [
-    {"error": "plain"}, {"error": {"message": "m", "type": "t", "param": None}},
-    {"error": {"message": "m", "type": "t", "param": None, "code": 400}},
-    {"error": {"message": "m", "type": "t", "param": None, "code": None}, "detail": "x"}, "400: Bad Request", None,
-], ids=["string", "no-code", "int-code", "extra-key", "text", "null"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "plain"},
+        {"error": {"message": "m", "type": "t", "param": None}},
+        {"error": {"message": "m", "type": "t", "param": None, "code": 400}},
+        {"error": {"message": "m", "type": "t", "param": None, "code": None}, "detail": "x"},
+        "400: Bad Request",
+        None,
+    ],
+    ids=["string", "no-code", "int-code", "extra-key", "text", "null"],
+)
 def test_envelope_check_refuses_other_shapes(body):
     # The fuzz checks are only as good as this predicate: it must say no to near misses.
     assert not is_error_envelope(body)

@@ -14,10 +14,28 @@ from collections import Counter
 import pytest
 
 from tests.contract.conftest import http, multipart
-from tests.support.lifecycle import (CHAT, assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     db_batch, freeze_outside_writes, jsonl, outputs, recorded_lines, shard_owners,
-                                     start_batch, start_worker,
-                                     stop_mock, stop_process, texts_of, wait_status, wait_until)
+from tests.support.lifecycle import (
+    CHAT,
+    assert_counts,
+    assert_partition,
+    chat_line,
+    client,
+    closed_port_url,
+    config,
+    db_batch,
+    freeze_outside_writes,
+    jsonl,
+    outputs,
+    recorded_lines,
+    shard_owners,
+    start_batch,
+    start_worker,
+    stop_mock,
+    stop_process,
+    texts_of,
+    wait_status,
+    wait_until,
+)
 from tests.support.servers import MockUpstream
 
 
@@ -38,8 +56,12 @@ def upload_unchecked(gw, data: bytes) -> str:
 
 def kill_now(gw, api, batch_id: str, at_least: int) -> float:
     """Kill -9 the gateway once `at_least` lines are answered; return the time of the kill."""
-    wait_until(lambda: api.batches.retrieve(batch_id).request_counts.completed >= at_least, timeout=30,
-               interval=0.02, what=f"{at_least} lines answered")
+    wait_until(
+        lambda: api.batches.retrieve(batch_id).request_counts.completed >= at_least,
+        timeout=30,
+        interval=0.02,
+        what=f"{at_least} lines answered",
+    )
     gw.kill()
     return time.time()
 
@@ -72,8 +94,10 @@ def test_kill_9_twice_mid_run_resumes_without_resending_recorded_lines(make_gate
     assert done.status == "completed"
 
     requests = slow_mock.requests()
-    for killed_at, recorded, restarted_at in kills:
-        resent = sorted(line_of[r["text"]] for r in requests if r["t"] >= restarted_at and line_of[r["text"]] in recorded)
+    for _killed_at, recorded, restarted_at in kills:
+        resent = sorted(
+            line_of[r["text"]] for r in requests if r["t"] >= restarted_at and line_of[r["text"]] in recorded
+        )
         assert not resent, f"lines recorded before the kill were sent again after the restart (I3): {resent[:20]}"
     # Resumed, not restarted: the lines answered before the first kill were each sent once.
     first_recorded = kills[0][1]
@@ -99,8 +123,9 @@ def test_kill_9_during_validating_and_during_finalizing_loses_no_batch(make_gate
     db = gw.data_dir / "batchgate.db"
     n = 60_000
     file_id = upload_unchecked(gw, jsonl([chat_line(f"f{i}", "x", model="nobody") for i in range(n)]))
-    batch = api.batches.create(input_file_id=file_id, endpoint=CHAT, completion_window="24h",
-                               extra_body={"max_concurrency": 1024})
+    batch = api.batches.create(
+        input_file_id=file_id, endpoint=CHAT, completion_window="24h", extra_body={"max_concurrency": 1024}
+    )
 
     # Validating a 60k-line file takes a good fraction of a second: kill inside it.
     assert api.batches.retrieve(batch.id).status == "validating"
@@ -110,8 +135,12 @@ def test_kill_9_during_validating_and_during_finalizing_loses_no_batch(make_gate
     assert row["status"] == "validating", f"wanted a kill during validating, got {row['status']}"
     gw.start()
 
-    wait_until(lambda: api.batches.retrieve(batch.id).status in ("finalizing", "completed"), timeout=30,
-               interval=0.01, what="finalizing")
+    wait_until(
+        lambda: api.batches.retrieve(batch.id).status in ("finalizing", "completed"),
+        timeout=30,
+        interval=0.01,
+        what="finalizing",
+    )
     gw.kill()
     row = db_batch(db, batch.id)
     assert row["status"] == "finalizing", f"wanted a kill during finalizing, got {row['status']}"
@@ -132,17 +161,22 @@ def test_kill_9_during_validating_and_during_finalizing_loses_no_batch(make_gate
 
 
 def test_kill_9_while_cancelling_still_ends_cancelled(make_gateway, slow_mock):
-    gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}),
-                      env={"BATCHGATE_CANCEL_GRACE_SECONDS": "10"})
+    gw = make_gateway(
+        config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_CANCEL_GRACE_SECONDS": "10"}
+    )
     api = client(gw)
     db = gw.data_dir / "batchgate.db"
     # Four quick lines, then slow ones that are still in flight when the cancel lands.
     texts = {f"q{i}": f"quick {i}" for i in range(4)} | {f"s{i}": f"slow {i} [sleep:3]" for i in range(8)}
     _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()], max_concurrency=4)
-    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, timeout=15,
-               what="quick lines answered")
-    wait_until(lambda: sum("sleep" in t for t in texts_of(slow_mock.requests())) == 4, timeout=10,
-               what="4 slow lines in flight")
+    wait_until(
+        lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, timeout=15, what="quick lines answered"
+    )
+    wait_until(
+        lambda: sum("sleep" in t for t in texts_of(slow_mock.requests())) == 4,
+        timeout=10,
+        what="4 slow lines in flight",
+    )
     assert api.batches.cancel(batch.id).status == "cancelling"
     time.sleep(0.3)
     gw.kill()  # inside the 10 s grace period, with 4 slow lines still in flight
@@ -163,8 +197,9 @@ def test_kill_9_while_cancelling_still_ends_cancelled(make_gateway, slow_mock):
 
 
 def test_a_window_that_ends_while_the_gateway_is_down_expires_the_batch_on_restart(make_gateway, slow_mock):
-    gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}),
-                      env={"BATCHGATE_COMPLETION_WINDOW_SECONDS": "3"})
+    gw = make_gateway(
+        config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_COMPLETION_WINDOW_SECONDS": "3"}
+    )
     api = client(gw)
     db = gw.data_dir / "batchgate.db"
     texts = {f"w{i}": f"window {i}" for i in range(40)}
@@ -199,18 +234,27 @@ def test_a_frozen_gateway_sends_no_recorded_line_after_another_worker_took_over(
     texts = {f"z{i:03d}": f"frozen line {i}" for i in range(200)}
     line_of = {text: n for n, text in enumerate(texts.values(), 1)}
     _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()], max_concurrency=8)
-    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 8, timeout=20,
-               what="the gateway to run the batch")
+    wait_until(
+        lambda: api.batches.retrieve(batch.id).request_counts.completed >= 8,
+        timeout=20,
+        what="the gateway to run the batch",
+    )
     worker = start_worker(gw)  # started second, so the gateway holds the lease
     try:
-        wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 40, timeout=20,
-                   what="40 lines answered by the gateway")
+        wait_until(
+            lambda: api.batches.retrieve(batch.id).request_counts.completed >= 40,
+            timeout=20,
+            what="40 lines answered by the gateway",
+        )
         assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
         freeze_outside_writes(gw.process, db)
         try:
             frozen_at = len(recorded_lines(db, batch.id))
-            wait_until(lambda: len(recorded_lines(db, batch.id)) >= frozen_at + 60, timeout=20,
-                       what="the worker to take over and record 60 more lines")
+            wait_until(
+                lambda: len(recorded_lines(db, batch.id)) >= frozen_at + 60,
+                timeout=20,
+                what="the worker to take over and record 60 more lines",
+            )
             assert f":{worker.pid}:" in shard_owners(db, batch.id)
             recorded = set(recorded_lines(db, batch.id))
             resumed_at = time.time()
@@ -221,8 +265,9 @@ def test_a_frozen_gateway_sends_no_recorded_line_after_another_worker_took_over(
         output, errors = outputs(api, done)
         assert_partition(output, errors, texts)  # I1 holds: result rows are fenced
         assert_counts(done, 200)
-        resent = sorted(line_of[r["text"]] for r in mock.requests()
-                        if r["t"] >= resumed_at and line_of[r["text"]] in recorded)
+        resent = sorted(
+            line_of[r["text"]] for r in mock.requests() if r["t"] >= resumed_at and line_of[r["text"]] in recorded
+        )
         assert not resent, f"lines already recorded were sent upstream again after the thaw (I3): {resent}"
     finally:
         stop_process(worker)
@@ -246,8 +291,11 @@ def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gat
         try:
             assert f":{gw.process.pid}:" in shard_owners(db, batch.id)
             worker = start_worker(gw)
-            wait_until(lambda: db_batch(db, batch.id)["status"] == "completed", timeout=20,
-                       what="the worker to take over and finish the batch")
+            wait_until(
+                lambda: db_batch(db, batch.id)["status"] == "completed",
+                timeout=20,
+                what="the worker to take over and finish the batch",
+            )
             time.sleep(1.5)  # the frozen gateway's backoff (≤ 3 s) is now over
             resumed_at = time.time()
         finally:
@@ -259,8 +307,9 @@ def test_a_frozen_gateway_does_not_retry_a_line_another_worker_recorded(make_gat
         output, errors = outputs(api, done)
         assert_partition(output, errors, texts)
         assert_counts(done, 6)
-        assert attempts == [(500, False), (200, False)], \
+        assert attempts == [(500, False), (200, False)], (
             f"the recorded line was sent again after the thaw (I3): {attempts}"
+        )
     finally:
         if worker is not None:
             stop_process(worker)
@@ -282,8 +331,12 @@ def test_a_restart_after_kill_9_resumes_at_once_without_waiting_out_the_lease(ma
 
     gw.start()  # returns once /healthz answers
     healthy_at = time.monotonic()
-    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed > len(recorded), timeout=25,
-               interval=0.02, what="the counts to move after the restart")
+    wait_until(
+        lambda: api.batches.retrieve(batch.id).request_counts.completed > len(recorded),
+        timeout=25,
+        interval=0.02,
+        what="the counts to move after the restart",
+    )
     resumed_after = time.monotonic() - healthy_at
     print(f"request_counts moved {resumed_after:.2f}s after the restarted gateway was healthy")
     assert resumed_after < 2.0, f"the batch waited {resumed_after:.1f}s: the dead process's lease was waited out"

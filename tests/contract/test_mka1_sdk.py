@@ -7,6 +7,7 @@ Every call goes through the official SDK; raw JSON is read from the very respons
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 import urllib.request
@@ -17,14 +18,25 @@ import pytest
 from mka1 import SDK
 from mka1 import errors as mka1_errors
 
-from tests.contract.conftest import (BATCH_FIELDS, BATCH_ID, ENDPOINTS, FILE_FIELDS, TERMINAL, jsonl,
-                                     mock_request_id, parse_jsonl, request_line, wait_until, words)
+from tests.contract.conftest import (
+    BATCH_FIELDS,
+    BATCH_ID,
+    ENDPOINTS,
+    FILE_FIELDS,
+    TERMINAL,
+    jsonl,
+    mock_request_id,
+    parse_jsonl,
+    request_line,
+    wait_until,
+    words,
+)
 from tests.support.servers import upstream_config
-
 
 # --- servers and clients -------------------------------------------------------------------------
 
 STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 
 @pytest.fixture(scope="module")
 def alpha_upstream(make_module_upstream):
@@ -40,8 +52,9 @@ def main_upstream(make_module_upstream):
 
 @pytest.fixture(scope="module")
 def gw(make_module_gateway, alpha_upstream, main_upstream):
-    return make_module_gateway(upstream_config(("alpha", alpha_upstream.base_url, ["alpha-*"]),
-                                               ("main", main_upstream.base_url, ["*"])))
+    return make_module_gateway(
+        upstream_config(("alpha", alpha_upstream.base_url, ["alpha-*"]), ("main", main_upstream.base_url, ["*"]))
+    )
 
 
 class RawRecorder:
@@ -53,8 +66,9 @@ class RawRecorder:
     def __call__(self, response: httpx.Response) -> None:
         if response.headers.get("content-type", "").split(";")[0].strip() == "application/json":
             response.read()
-            self.seen.append((response.request.method, response.request.url.path, response.status_code,
-                              response.json()))
+            self.seen.append(
+                (response.request.method, response.request.url.path, response.status_code, response.json())
+            )
 
     def last(self, method: str, path: str) -> object:
         for seen_method, seen_path, _, body in reversed(self.seen):
@@ -86,8 +100,11 @@ def upload(sdk: SDK, data: bytes, obo: str, name: str = "in.jsonl"):
 
 
 def wait_done(sdk: SDK, batch_id: str, obo: str):
-    return wait_until(lambda: sdk.llm.batches.get(batch_id=batch_id, x_on_behalf_of=obo),
-                      lambda b: b.status in TERMINAL, what=f"batch {batch_id} terminal")
+    return wait_until(
+        lambda: sdk.llm.batches.get(batch_id=batch_id, x_on_behalf_of=obo),
+        lambda b: b.status in TERMINAL,
+        what=f"batch {batch_id} terminal",
+    )
 
 
 def run(sdk: SDK, lines: list[dict], obo: str, endpoint: str = "/v1/chat/completions", **create_args):
@@ -109,6 +126,7 @@ def by_custom_id(data: bytes) -> dict[str, dict]:
 
 
 # --- the full flow ---------------------------------------------------------------------------------
+
 
 def test_full_flow_batch_object_carries_every_field(sdk, recorder, gw, obo):
     texts = {"r0": "alpha", "r1": "bravo charlie", "r2": "delta echo foxtrot golf"}
@@ -152,8 +170,9 @@ def test_full_flow_batch_object_carries_every_field(sdk, recorder, gw, obo):
     assert usage["total_tokens"] == sum(2 * w + 1 for w in n)
 
     # The same answer to a plain urllib GET.
-    request = urllib.request.Request(f"{gw.url}/api/v1/llm/batches/{batch.id}",
-                                     headers={"Authorization": f"Bearer {gw.key}", "X-On-Behalf-Of": obo})
+    request = urllib.request.Request(
+        f"{gw.url}/api/v1/llm/batches/{batch.id}", headers={"Authorization": f"Bearer {gw.key}", "X-On-Behalf-Of": obo}
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:
         assert answer.status == 200
         assert answer.headers.get_content_type() == "application/json"
@@ -225,10 +244,16 @@ def expected_answer(endpoint: str, text: str) -> tuple[object, dict]:
     if endpoint == "/v1/responses":
         return f"echo: {text}", {"input_tokens": n, "output_tokens": n + 1, "total_tokens": 2 * n + 1}
     if endpoint == "/v1/embeddings":
-        return [b / 255 for b in hashlib.sha256(text.encode()).digest()[:8]], \
-            {"input_tokens": n, "output_tokens": 0, "total_tokens": n}
-    return f"https://images.invalid/{hashlib.md5(text.encode()).hexdigest()}", \
-        {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        return [b / 255 for b in hashlib.sha256(text.encode()).digest()[:8]], {
+            "input_tokens": n,
+            "output_tokens": 0,
+            "total_tokens": n,
+        }
+    return f"https://images.invalid/{hashlib.md5(text.encode()).hexdigest()}", {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "total_tokens": 0,
+    }
 
 
 def answer_part(endpoint: str, body: dict) -> object:
@@ -266,12 +291,14 @@ def test_every_endpoint_runs_end_to_end(sdk, recorder, main_upstream, obo, endpo
 
 # --- create parameters -------------------------------------------------------------------------------
 
+
 def test_metadata_round_trips_through_create_get_and_list(sdk, obo):
     metadata = {f"key{i}": f"value {i} ünïcode" for i in range(15)} | {"empty": ""}
     assert len(metadata) == 16
     file = upload(sdk, jsonl([request_line("m1", "meta")]), obo)
-    created = sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", metadata=metadata,
-                                     x_on_behalf_of=obo)
+    created = sdk.llm.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", metadata=metadata, x_on_behalf_of=obo
+    )
     assert created.metadata == metadata
     assert sdk.llm.batches.get(batch_id=created.id, x_on_behalf_of=obo).metadata == metadata
     listed = sdk.llm.batches.list(x_on_behalf_of=obo)
@@ -281,16 +308,21 @@ def test_metadata_round_trips_through_create_get_and_list(sdk, obo):
     plain = sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", x_on_behalf_of=obo)
     assert plain.metadata in (None, {})
     # metadata=None makes the SDK send "metadata": null, which must be accepted.
-    explicit_null = sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", metadata=None,
-                                           x_on_behalf_of=obo)
+    explicit_null = sdk.llm.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", metadata=None, x_on_behalf_of=obo
+    )
     assert explicit_null.metadata in (None, {})
 
 
 def test_metadata_with_more_than_16_pairs_is_rejected(sdk, obo):
     file = upload(sdk, jsonl([request_line("m1", "meta")]), obo)
     with pytest.raises(mka1_errors.SDKDefaultError) as caught:
-        sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                               metadata={f"k{i}": "v" for i in range(17)}, x_on_behalf_of=obo)
+        sdk.llm.batches.create(
+            input_file_id=file.id,
+            endpoint="/v1/chat/completions",
+            metadata={f"k{i}": "v" for i in range(17)},
+            x_on_behalf_of=obo,
+        )
     assert caught.value.status_code == 400
     assert sdk.llm.batches.list(x_on_behalf_of=obo).data == []
 
@@ -304,11 +336,12 @@ def test_max_concurrency_is_kept_and_bounds_lines_in_flight(sdk, main_upstream, 
     assert batch.status == "completed" and batch.request_counts.completed == 3
     arrivals = sorted(r["t"] for r in main_upstream.requests() if tag in r["text"])
     assert len(arrivals) == 3
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(gap >= 0.25 for gap in gaps), f"with max_concurrency=1 a line waits for the previous one: {gaps}"
 
-    other = sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=1024,
-                                   x_on_behalf_of=obo)
+    other = sdk.llm.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=1024, x_on_behalf_of=obo
+    )
     assert other.max_concurrency == 1024
 
 
@@ -316,8 +349,9 @@ def test_max_concurrency_is_kept_and_bounds_lines_in_flight(sdk, main_upstream, 
 def test_max_concurrency_outside_1_to_ceiling_is_a_4xx(sdk, obo, value):
     file = upload(sdk, jsonl([request_line("c1", "x")]), obo)
     with pytest.raises(mka1_errors.SDKDefaultError) as caught:
-        sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=value,
-                               x_on_behalf_of=obo)
+        sdk.llm.batches.create(
+            input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=value, x_on_behalf_of=obo
+        )
     assert 400 <= caught.value.status_code < 500
     body = json.loads(caught.value.body)
     assert body["error"]["param"] == "max_concurrency"
@@ -325,6 +359,7 @@ def test_max_concurrency_outside_1_to_ceiling_is_a_4xx(sdk, obo, value):
 
 
 # --- files -----------------------------------------------------------------------------------------
+
 
 def test_upload_and_get_describe_the_file(sdk, recorder, obo):
     data = jsonl([request_line("u1", "héllo wörld")])
@@ -342,14 +377,23 @@ def test_upload_and_get_describe_the_file(sdk, recorder, obo):
     assert [name for name in FILE_FIELDS if name not in raw] == []
 
     got = sdk.llm.files.get(file_id=file.id, x_on_behalf_of=obo)
-    assert (got.id, got.bytes_, got.filename, got.purpose, got.sha256, got.created_at) == \
-        (file.id, file.bytes_, file.filename, file.purpose, file.sha256, file.created_at)
+    assert (got.id, got.bytes_, got.filename, got.purpose, got.sha256, got.created_at) == (
+        file.id,
+        file.bytes_,
+        file.filename,
+        file.purpose,
+        file.sha256,
+        file.created_at,
+    )
 
 
 def test_content_download_is_byte_identical_and_typed_jsonl(sdk, obo):
     # Unicode, an escaped newline, CRLF endings and no final newline: the bytes must come back untouched.
-    data = (json.dumps(request_line("d1", "ünï\ncode ✓"), ensure_ascii=False).encode() + b"\r\n"
-            + json.dumps(request_line("d2", "two")).encode())
+    data = (
+        json.dumps(request_line("d1", "ünï\ncode ✓"), ensure_ascii=False).encode()
+        + b"\r\n"
+        + json.dumps(request_line("d2", "two")).encode()
+    )
     file = upload(sdk, data, obo)
     content, response = download(sdk, file.id, obo)
     assert content == data
@@ -437,10 +481,13 @@ def test_upload_rejects_the_blob_placeholder_filename(sdk, obo):
 
 # --- batches list ------------------------------------------------------------------------------------
 
+
 def test_batches_list_is_newest_first_with_after_limit_and_has_more(sdk, obo):
     file = upload(sdk, jsonl([request_line("b1", "listed")]), obo)
-    ids = [sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", x_on_behalf_of=obo).id
-           for _ in range(5)]
+    ids = [
+        sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", x_on_behalf_of=obo).id
+        for _ in range(5)
+    ]
     newest_first = list(reversed(ids))
 
     full = sdk.llm.batches.list(x_on_behalf_of=obo)
@@ -472,8 +519,9 @@ def test_cancel_through_the_sdk(sdk, obo):
     tag = uuid.uuid4().hex[:8]
     lines = [request_line(f"x{i}", f"cancel me {i} {tag} [sleep:0.4]") for i in range(6)]
     file = upload(sdk, jsonl(lines), obo)
-    created = sdk.llm.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=1,
-                                     x_on_behalf_of=obo)
+    created = sdk.llm.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", max_concurrency=1, x_on_behalf_of=obo
+    )
     cancelled = sdk.llm.batches.cancel(batch_id=created.id, x_on_behalf_of=obo)
     assert cancelled.id == created.id
     assert cancelled.status in ("cancelling", "cancelled")

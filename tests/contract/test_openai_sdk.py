@@ -10,18 +10,28 @@ import openai
 import pytest
 from openai import OpenAI
 
-from tests.contract.conftest import (BATCH_FIELDS, BATCH_ID, TERMINAL, http, jsonl, parse_jsonl, request_line,
-                                     wait_until, words)
+from tests.contract.conftest import (
+    BATCH_FIELDS,
+    BATCH_ID,
+    TERMINAL,
+    http,
+    jsonl,
+    parse_jsonl,
+    request_line,
+    wait_until,
+    words,
+)
 from tests.support.servers import upstream_config
 
-
 STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
+
 
 @pytest.fixture(scope="module")
 def gw(make_module_gateway, module_upstream):
     # A short cancel grace keeps the cancel test quick; everything else is the default.
-    return make_module_gateway(upstream_config(("mock", module_upstream.base_url, ["*"])),
-                               env={"BATCHGATE_CANCEL_GRACE_SECONDS": "2"})
+    return make_module_gateway(
+        upstream_config(("mock", module_upstream.base_url, ["*"])), env={"BATCHGATE_CANCEL_GRACE_SECONDS": "2"}
+    )
 
 
 @pytest.fixture
@@ -32,8 +42,9 @@ def obo() -> str:
 @pytest.fixture
 def client(gw, obo):
     """An openai client in a private X-On-Behalf-Of namespace, with SDK retries off."""
-    with OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0,
-                default_headers={"X-On-Behalf-Of": obo}) as client:
+    with OpenAI(
+        base_url=gw.url + "/v1", api_key=gw.key, max_retries=0, default_headers={"X-On-Behalf-Of": obo}
+    ) as client:
         yield client
 
 
@@ -42,8 +53,9 @@ def upload(client: OpenAI, data: bytes, name: str = "in.jsonl"):
 
 
 def wait_done(client: OpenAI, batch_id: str):
-    return wait_until(lambda: client.batches.retrieve(batch_id), lambda b: b.status in TERMINAL,
-                      what=f"batch {batch_id} terminal")
+    return wait_until(
+        lambda: client.batches.retrieve(batch_id), lambda b: b.status in TERMINAL, what=f"batch {batch_id} terminal"
+    )
 
 
 def run(client: OpenAI, lines: list[dict], endpoint: str = "/v1/chat/completions", **create_args):
@@ -60,8 +72,9 @@ def content(client: OpenAI, file_id: str | None) -> list[dict]:
 
 def test_full_flow(client, gw, obo):
     texts = {f"r{i}": f"hello number {i}" for i in range(4)}
-    file, created, batch = run(client, [request_line(cid, t) for cid, t in texts.items()],
-                               metadata={"source": "openai-sdk"})
+    file, created, batch = run(
+        client, [request_line(cid, t) for cid, t in texts.items()], metadata={"source": "openai-sdk"}
+    )
     assert file.object == "file" and file.purpose == "batch" and file.filename == "in.jsonl"
     assert BATCH_ID.match(created.id)
     assert created.object == "batch" and created.input_file_id == file.id
@@ -117,8 +130,11 @@ def test_error_file_keeps_upstream_4xx_and_output_holds_2xx(client, module_upstr
     _, _, batch = run(client, [request_line(cid, text) for cid, text in plan.items()])
     assert batch.status == "completed"
     failed = {"bad1", "bad2", "missing", "broken"}
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == \
-        (len(plan), len(plan) - len(failed), len(failed))
+    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
+        len(plan),
+        len(plan) - len(failed),
+        len(failed),
+    )
     assert batch.output_file_id and batch.error_file_id
 
     output = content(client, batch.output_file_id)
@@ -137,8 +153,9 @@ def test_error_file_keeps_upstream_4xx_and_output_holds_2xx(client, module_upstr
         assert line["id"].startswith("batch_req_")
         assert line["response"] is not None, line
         assert line["response"]["status_code"] == status
-        assert line["response"]["body"] == {"error": {"message": f"mock says {status}", "type": "mock_error",
-                                                      "code": f"mock_{status}"}}
+        assert line["response"]["body"] == {
+            "error": {"message": f"mock says {status}", "type": "mock_error", "code": f"mock_{status}"}
+        }
         assert line["error"] is not None and line["error"]["code"] and line["error"]["message"]
 
     attempts: dict[str, int] = {}
@@ -175,8 +192,9 @@ def test_files_retrieve_content_delete(client):
 
 
 def test_files_create_honours_expires_after(client):
-    file = client.files.create(file=("exp.jsonl", b"{}\n"), purpose="batch",
-                               expires_after={"anchor": "created_at", "seconds": 7200})
+    file = client.files.create(
+        file=("exp.jsonl", b"{}\n"), purpose="batch", expires_after={"anchor": "created_at", "seconds": 7200}
+    )
     assert file.expires_at == file.created_at + 7200
     assert client.files.retrieve(file.id).expires_at == file.created_at + 7200
 
@@ -202,8 +220,10 @@ def test_output_files_are_listed_with_purpose_batch_output(client):
 
 def test_batches_auto_paging_newest_first(client):
     file = upload(client, jsonl([request_line("l", "list me")]))
-    ids = [client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                 completion_window="24h").id for _ in range(5)]
+    ids = [
+        client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
+        for _ in range(5)
+    ]
     page = client.batches.list(limit=2)
     assert [b.id for b in page.data] == ids[::-1][:2] and page.has_more is True
     assert [b.id for b in client.batches.list(limit=2)] == ids[::-1]
@@ -217,11 +237,20 @@ def test_cancel_keeps_every_line_exactly_once(client, module_upstream):
     tag = uuid.uuid4().hex[:8]
     texts = {f"c{i}": f"slow {i} {tag} [sleep:0.5]" for i in range(6)}
     file = upload(client, jsonl([request_line(cid, t) for cid, t in texts.items()]))
-    created = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h",
-                                    extra_body={"max_concurrency": 1})
+    created = client.batches.create(
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        extra_body={"max_concurrency": 1},
+    )
     # Cancel once the first request is in flight upstream.
-    wait_until(lambda: [r for r in module_upstream.requests() if tag in r["text"]], bool, timeout=15,
-               interval=0.05, what="first request upstream")
+    wait_until(
+        lambda: [r for r in module_upstream.requests() if tag in r["text"]],
+        bool,
+        timeout=15,
+        interval=0.05,
+        what="first request upstream",
+    )
     cancelling = client.batches.cancel(created.id)
     assert cancelling.status in ("cancelling", "cancelled")
     assert cancelling.cancelling_at is not None
@@ -249,13 +278,16 @@ def test_cancel_keeps_every_line_exactly_once(client, module_upstream):
 
 # --- errors map to the SDK's exceptions ----------------------------------------------------------
 
+
 def test_unknown_ids_raise_not_found(client):
     missing_batch = "batch_" + "0" * 32
-    for call in (lambda: client.batches.retrieve(missing_batch),
-                 lambda: client.batches.cancel(missing_batch),
-                 lambda: client.files.retrieve("file-doesnotexist"),
-                 lambda: client.files.content("file-doesnotexist"),
-                 lambda: client.files.delete("file-doesnotexist")):
+    for call in (
+        lambda: client.batches.retrieve(missing_batch),
+        lambda: client.batches.cancel(missing_batch),
+        lambda: client.files.retrieve("file-doesnotexist"),
+        lambda: client.files.content("file-doesnotexist"),
+        lambda: client.files.delete("file-doesnotexist"),
+    ):
         with pytest.raises(openai.NotFoundError) as caught:
             call()
         assert caught.value.status_code == 404
@@ -264,9 +296,12 @@ def test_unknown_ids_raise_not_found(client):
 
 def test_bad_key_raises_authentication_error(gw):
     with OpenAI(base_url=gw.url + "/v1", api_key="bg-not-a-real-key", max_retries=0) as bad:
-        for call in (lambda: bad.files.list(), lambda: bad.batches.list(),
-                     lambda: bad.files.create(file=("x.jsonl", b"{}\n"), purpose="batch"),
-                     lambda: bad.batches.retrieve("batch_" + "0" * 32)):
+        for call in (
+            lambda: bad.files.list(),
+            lambda: bad.batches.list(),
+            lambda: bad.files.create(file=("x.jsonl", b"{}\n"), purpose="batch"),
+            lambda: bad.batches.retrieve("batch_" + "0" * 32),
+        ):
             with pytest.raises(openai.AuthenticationError) as caught:
                 call()
             assert caught.value.status_code == 401
@@ -275,16 +310,24 @@ def test_bad_key_raises_authentication_error(gw):
 def test_bad_input_raises_bad_request(client):
     file = upload(client, jsonl([request_line("v", "valid")]))
     cases = {
-        "endpoint": lambda: client.batches.create(input_file_id=file.id, endpoint="/v1/completions",
-                                                  completion_window="24h"),
-        "completion_window": lambda: client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                                           completion_window="48h"),
-        "metadata": lambda: client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                                  completion_window="24h",
-                                                  metadata={f"k{i}": "v" for i in range(17)}),
-        "max_concurrency": lambda: client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                                         completion_window="24h",
-                                                         extra_body={"max_concurrency": 1025}),
+        "endpoint": lambda: client.batches.create(
+            input_file_id=file.id, endpoint="/v1/completions", completion_window="24h"
+        ),
+        "completion_window": lambda: client.batches.create(
+            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="48h"
+        ),
+        "metadata": lambda: client.batches.create(
+            input_file_id=file.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata={f"k{i}": "v" for i in range(17)},
+        ),
+        "max_concurrency": lambda: client.batches.create(
+            input_file_id=file.id,
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            extra_body={"max_concurrency": 1025},
+        ),
         "purpose": lambda: client.files.create(file=("x.jsonl", b"{}\n"), purpose="fine-tune"),
         "limit": lambda: client.batches.list(limit=0),
     }
@@ -300,8 +343,9 @@ def test_bad_input_raises_bad_request(client):
 def test_batch_from_an_output_file_is_a_bad_request(client):
     _, _, batch = run(client, [request_line("o", "make an output")])
     with pytest.raises(openai.BadRequestError) as caught:
-        client.batches.create(input_file_id=batch.output_file_id, endpoint="/v1/chat/completions",
-                              completion_window="24h")
+        client.batches.create(
+            input_file_id=batch.output_file_id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
     assert caught.value.param == "input_file_id"
 
 
@@ -316,9 +360,11 @@ def test_cancel_a_completed_batch_is_a_conflict(client):
 
 # --- runtime behaviour seen through the SDK ------------------------------------------------------------
 
+
 def test_output_expires_after_sets_the_output_files_expiry(client):
-    _, _, batch = run(client, [request_line("e", "expiring")],
-                      output_expires_after={"anchor": "created_at", "seconds": 3600})
+    _, _, batch = run(
+        client, [request_line("e", "expiring")], output_expires_after={"anchor": "created_at", "seconds": 3600}
+    )
     output = client.files.retrieve(batch.output_file_id)
     assert output.expires_at == output.created_at + 3600
 
@@ -327,8 +373,12 @@ def test_request_counts_move_while_the_batch_runs(client):
     tag = uuid.uuid4().hex[:8]
     lines = [request_line(f"m{i}", f"moving {i} {tag} [sleep:0.3]") for i in range(6)]
     file = upload(client, jsonl(lines))
-    created = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h",
-                                    extra_body={"max_concurrency": 2})
+    created = client.batches.create(
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        extra_body={"max_concurrency": 2},
+    )
     seen = []
     deadline = time.monotonic() + 30
     while (batch := client.batches.retrieve(created.id)).status not in TERMINAL:
@@ -349,10 +399,19 @@ def test_deleting_the_input_file_of_a_running_batch_does_not_break_it(client):
     tag = uuid.uuid4().hex[:8]
     texts = {f"d{i}": f"in use {i} {tag} [sleep:0.25]" for i in range(4)}
     file = upload(client, jsonl([request_line(cid, t) for cid, t in texts.items()]))
-    created = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h",
-                                    extra_body={"max_concurrency": 1})
-    wait_until(lambda: client.batches.retrieve(created.id), lambda b: b.status == "in_progress", timeout=15,
-               interval=0.05, what="in_progress")
+    created = client.batches.create(
+        input_file_id=file.id,
+        endpoint="/v1/chat/completions",
+        completion_window="24h",
+        extra_body={"max_concurrency": 1},
+    )
+    wait_until(
+        lambda: client.batches.retrieve(created.id),
+        lambda b: b.status == "in_progress",
+        timeout=15,
+        interval=0.05,
+        what="in_progress",
+    )
     try:
         client.files.delete(file.id)
         deleted = True
@@ -372,8 +431,11 @@ def test_a_larger_batch_keeps_every_line_exactly_once(client, module_upstream):
     _, _, batch = run(client, [request_line(cid, t) for cid, t in texts.items()])
     bad = {cid for cid, t in texts.items() if "[status:400]" in t}
     assert batch.status == "completed"
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == \
-        (400, 400 - len(bad), len(bad))
+    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
+        400,
+        400 - len(bad),
+        len(bad),
+    )
     output, errors = content(client, batch.output_file_id), content(client, batch.error_file_id)
     assert sorted(line["custom_id"] for line in output + errors) == sorted(texts)
     assert {line["custom_id"] for line in errors} == bad
@@ -389,6 +451,7 @@ def test_a_larger_batch_keeps_every_line_exactly_once(client, module_upstream):
 def troubled(make_module_gateway, module_upstream, module_dir):
     """Upstreams that time out, refuse connections, or do not exist for a model; 2 attempts per line."""
     from tests.support.servers import free_port
+
     config = f"""
 max_attempts = 2
 
@@ -413,9 +476,13 @@ models = ["known-*"]
 
 def test_one_bad_line_never_fails_the_run(troubled, module_upstream):
     tag = uuid.uuid4().hex[:8]
-    plan = {"good1": ("known-a", f"good {tag}"), "slow": ("slow-a", f"slow {tag} [sleep:3]"),
-            "dead": ("dead-a", f"dead {tag}"), "nomodel": ("unrouted-model", f"nowhere {tag}"),
-            "good2": ("known-b", f"good two {tag}")}
+    plan = {
+        "good1": ("known-a", f"good {tag}"),
+        "slow": ("slow-a", f"slow {tag} [sleep:3]"),
+        "dead": ("dead-a", f"dead {tag}"),
+        "nomodel": ("unrouted-model", f"nowhere {tag}"),
+        "good2": ("known-b", f"good two {tag}"),
+    }
     lines = [request_line(cid, text, model=model) for cid, (model, text) in plan.items()]
     with OpenAI(base_url=troubled.url + "/v1", api_key=troubled.key, max_retries=0) as client:
         _, _, batch = run(client, lines)
@@ -436,8 +503,10 @@ def test_one_bad_line_never_fails_the_run(troubled, module_upstream):
 
 def test_batches_list_pages_hold_20_by_default(client, gw, obo):
     file = upload(client, jsonl([request_line("p", "paged")]))
-    ids = [client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                 completion_window="24h").id for _ in range(21)]
+    ids = [
+        client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h").id
+        for _ in range(21)
+    ]
     page = client.batches.list()
     assert [b.id for b in page.data] == ids[::-1][:20]
     assert page.has_more is True

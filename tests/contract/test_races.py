@@ -39,14 +39,18 @@ async def _rounds(gateway, obo: str, racers) -> list[list[tuple[str, int, dict]]
             assert uploaded.status == 200, uploaded.body
             calls = racers(uploaded.json["id"])
             answers = await asyncio.gather(*(_call(session, method, url, **kw) for _, method, url, kw in calls))
-            results.append([(kind, status, body) for (kind, *_), (status, body) in zip(calls, answers)])
+            results.append([(kind, status, body) for (kind, *_), (status, body) in zip(calls, answers, strict=True)])
     return results
 
 
 async def test_creating_a_batch_and_deleting_its_input_file_never_both_succeed(gateway, unique_obo):
     def racers(file_id: str):
-        create = ("create", "POST", f"{OPENAI}/batches",
-                  {"json": {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}})
+        create = (
+            "create",
+            "POST",
+            f"{OPENAI}/batches",
+            {"json": {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"}},
+        )
         delete = ("delete", "DELETE", f"{OPENAI}/files/{file_id}", {})
         return [create, delete] * RACERS
 
@@ -57,8 +61,7 @@ async def test_creating_a_batch_and_deleting_its_input_file_never_both_succeed(g
         assert len(deleted) <= 1, f"round {round_}: {len(deleted)} deletes of one file answered 200"
         for kind, status, body in answers:
             if status != 200:
-                expected = {"create": {(404, "not_found")},
-                            "delete": {(404, "not_found"), (409, "file_in_use")}}[kind]
+                expected = {"create": {(404, "not_found")}, "delete": {(404, "not_found"), (409, "file_in_use")}}[kind]
                 assert (status, body["error"]["code"]) in expected, (kind, status, body)
         for kind, status, body in answers:
             if kind == "delete" and status == 409:

@@ -17,14 +17,30 @@ import psycopg
 import pytest
 
 from tests.contract.conftest import http
-from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, config, outputs,
-                                     start_batch, start_worker, stop_mock, stop_process, wait_status)
+from tests.support.lifecycle import (
+    assert_counts,
+    assert_partition,
+    chat_line,
+    client,
+    config,
+    outputs,
+    start_batch,
+    start_worker,
+    stop_mock,
+    stop_process,
+    wait_status,
+)
 from tests.support.servers import MockUpstream
 from tests.support.services import PostgresServer
 
-SCALE_OUT_ENV = {"BATCHGATE_NO_WORKER": "1", "BATCHGATE_SHARD_LINES": "100", "BATCHGATE_WORKER_SHARDS": "3",
-                 "BATCHGATE_MAX_SHARDS_PER_BATCH": "6", "BATCHGATE_LEASE_SECONDS": "1.5",
-                 "BATCHGATE_POLL_INTERVAL_SECONDS": "0.1"}
+SCALE_OUT_ENV = {
+    "BATCHGATE_NO_WORKER": "1",
+    "BATCHGATE_SHARD_LINES": "100",
+    "BATCHGATE_WORKER_SHARDS": "3",
+    "BATCHGATE_MAX_SHARDS_PER_BATCH": "6",
+    "BATCHGATE_LEASE_SECONDS": "1.5",
+    "BATCHGATE_POLL_INTERVAL_SECONDS": "0.1",
+}
 
 
 class Cluster:
@@ -32,8 +48,12 @@ class Cluster:
 
     def __init__(self, make_gateway, postgres: PostgresServer, s3_server, mock: MockUpstream, workers: int):
         self.database_url = postgres.database()
-        env = {**SCALE_OUT_ENV, **s3_server.env, "BATCHGATE_DATABASE_URL": self.database_url,
-               "BATCHGATE_STORAGE_URL": s3_server.bucket()}
+        env = {
+            **SCALE_OUT_ENV,
+            **s3_server.env,
+            "BATCHGATE_DATABASE_URL": self.database_url,
+            "BATCHGATE_STORAGE_URL": s3_server.bucket(),
+        }
         self.api_gateway = make_gateway(config({"name": "mock", "base_url": mock.base_url}), env=env)
         self.api = client(self.api_gateway)
         self.workers = [self.start_worker(i) for i in range(workers)]
@@ -49,8 +69,12 @@ class Cluster:
 
     def shard_owners(self, batch_id: str) -> set[str]:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
-            return {owner for (owner,) in conn.execute(
-                "SELECT lease_owner FROM shards WHERE batch_id = %s AND lease_owner IS NOT NULL", (batch_id,))}
+            return {
+                owner
+                for (owner,) in conn.execute(
+                    "SELECT lease_owner FROM shards WHERE batch_id = %s AND lease_owner IS NOT NULL", (batch_id,)
+                )
+            }
 
     def status(self, batch_id: str) -> str:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:
@@ -67,8 +91,11 @@ def assert_never_resent(snapshots: list[tuple[set[int], float]], requests: list[
     for lines, at in snapshots:
         for line in lines:
             first_seen.setdefault(line, at)
-    resent = sorted(line_of[r["text"]] for r in requests
-                    if line_of[r["text"]] in first_seen and r["t"] > first_seen[line_of[r["text"]]])
+    resent = sorted(
+        line_of[r["text"]]
+        for r in requests
+        if line_of[r["text"]] in first_seen and r["t"] > first_seen[line_of[r["text"]]]
+    )
     assert not resent, f"lines sent upstream again after their result was recorded (I3): {resent[:20]}"
     return first_seen
 
@@ -80,8 +107,9 @@ def slow_mock(tmp_path):
     stop_mock(mock)
 
 
-def test_three_workers_killed_at_random_keep_every_line_exactly_once(make_gateway, postgres_server, s3_server,
-                                                                     slow_mock):
+def test_three_workers_killed_at_random_keep_every_line_exactly_once(
+    make_gateway, postgres_server, s3_server, slow_mock
+):
     cluster = Cluster(make_gateway, postgres_server, s3_server, slow_mock, workers=3)
     try:
         n = 3000
@@ -166,8 +194,9 @@ def test_workers_reconnect_and_finish_after_postgresql_restarts_mid_batch(make_g
         postgres.close()
 
 
-def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(make_gateway, postgres_server, s3_server,
-                                                                         slow_mock, monkeypatch):
+def test_cancel_and_expiry_reach_every_worker_and_two_batches_share_them(
+    make_gateway, postgres_server, s3_server, slow_mock, monkeypatch
+):
     # Long enough for the first batch to get going on a loaded machine before the second one's window ends.
     monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_COMPLETION_WINDOW_SECONDS", "15")
     monkeypatch.setitem(SCALE_OUT_ENV, "BATCHGATE_CANCEL_GRACE_SECONDS", "1")

@@ -15,9 +15,14 @@ import pytest
 
 from tests.contract.conftest import Reply, assert_error_reply, http, multipart, serve_log
 
-LIMITS = {"BATCHGATE_HEADER_TIMEOUT_SECONDS": "1", "BATCHGATE_BODY_TIMEOUT_SECONDS": "1",
-          "BATCHGATE_BODY_MIN_BYTES_PER_SECOND": "200", "BATCHGATE_IDLE_TIMEOUT_SECONDS": "4",
-          "BATCHGATE_MAX_CONNECTIONS": "12", "BATCHGATE_LOG_LEVEL": "info"}
+LIMITS = {
+    "BATCHGATE_HEADER_TIMEOUT_SECONDS": "1",
+    "BATCHGATE_BODY_TIMEOUT_SECONDS": "1",
+    "BATCHGATE_BODY_MIN_BYTES_PER_SECOND": "200",
+    "BATCHGATE_IDLE_TIMEOUT_SECONDS": "4",
+    "BATCHGATE_MAX_CONNECTIONS": "12",
+    "BATCHGATE_LOG_LEVEL": "info",
+}
 GIVE_UP = 10.0  # far past every limit above: a connection still open by then was never cut
 
 
@@ -73,20 +78,25 @@ def test_a_head_sent_byte_by_byte_is_answered_408_and_closed(gateway):
 
 
 def upload_head(gateway, content_type: str, length: int) -> bytes:
-    return (f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
-            f"X-On-Behalf-Of: t-{uuid.uuid4().hex[:12]}\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {length}\r\n\r\n").encode()
+    return (
+        f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
+        f"X-On-Behalf-Of: t-{uuid.uuid4().hex[:12]}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {length}\r\n\r\n"
+    ).encode()
 
 
 def test_a_body_that_trickles_is_ended_but_a_steady_one_is_not(gateway):
-    lines = b"".join(b'{"custom_id": "r%d", "method": "POST", "url": "/v1/chat/completions", '
-                     b'"body": {"model": "m", "messages": []}}\n' % i for i in range(40))
+    lines = b"".join(
+        b'{"custom_id": "r%d", "method": "POST", "url": "/v1/chat/completions", '
+        b'"body": {"model": "m", "messages": []}}\n' % i
+        for i in range(40)
+    )
     body, content_type = multipart([("purpose", None, b"batch", None), ("file", "in.jsonl", lines, None)])
     # Steady: about 1.2 KB a second over three spans, well above the minimum rate, is taken whole.
     with connect(gateway) as steady:
         steady.sendall(upload_head(gateway, content_type, len(body)))
         for start in range(0, len(body), 300):
-            steady.sendall(body[start:start + 300])
+            steady.sendall(body[start : start + 300])
             time.sleep(0.25)
         assert parse(steady.recv(65536)).status == 200
     # Trickling: a byte every quarter second is cut with a 408.
@@ -130,19 +140,34 @@ def test_a_flood_beyond_the_cap_is_refused_while_connected_clients_are_served(ga
 
 
 MALFORMED = {
-    "huge header": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", 431,
-                    "request_header_too_large"),
-    "too many headers": (b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
-                         431, "request_header_too_large"),
+    "huge header": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n",
+        431,
+        "request_header_too_large",
+    ),
+    "too many headers": (
+        b"GET /healthz HTTP/1.1\r\n" + b"".join(b"X-%d: a\r\n" % i for i in range(200)) + b"\r\n",
+        431,
+        "request_header_too_large",
+    ),
     "bad request line": (b"HELLO THERE\r\n\r\n", 400, "invalid_http_request"),
     "bad HTTP version": (b"GET /healthz HTTP/7.1\r\nHost: x\r\n\r\n", 400, "invalid_http_request"),
-    "unknown Transfer-Encoding": (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400,
-                                  "invalid_transfer_encoding"),
-    "malformed chunked body": (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                               b"zz\r\nabc\r\n0\r\n\r\n", 400, "invalid_chunked_body"),
-    "unknown Content-Encoding": (b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\n"
-                                 b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}", 415,
-                                 "unsupported_content_encoding"),
+    "unknown Transfer-Encoding": (
+        b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+        400,
+        "invalid_transfer_encoding",
+    ),
+    "malformed chunked body": (
+        b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        400,
+        "invalid_chunked_body",
+    ),
+    "unknown Content-Encoding": (
+        b"POST /v1/batches HTTP/1.1\r\nHost: x\r\nContent-Encoding: snappy\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        415,
+        "unsupported_content_encoding",
+    ),
 }
 
 

@@ -5,12 +5,19 @@ import time
 
 from mka1 import SDK
 
-
 STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
 
+
 def test_seed_snippet_returns_a_complete_batch(gateway):
-    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-              "body": {"model": "m", "messages": [{"role": "user", "content": f"hello {i}"}]}} for i in range(3)]
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": f"hello {i}"}]},
+        }
+        for i in range(3)
+    ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
     with SDK(bearer_auth=gateway.key, server_url=gateway.url) as sdk:
         file = sdk.llm.files.upload(file={"file_name": "in.jsonl", "content": data}, purpose="batch")

@@ -14,8 +14,20 @@ from mka1 import SDK
 from mka1 import errors as mka1_errors
 from openai import OpenAI
 
-from tests.contract.conftest import (MKA1, OPENAI, assert_error_reply, create_batch_raw, http, jsonl, multipart,
-                                     request_line, run_batch_raw, serve_log, upload_raw, wait_batch_raw)
+from tests.contract.conftest import (
+    MKA1,
+    OPENAI,
+    assert_error_reply,
+    create_batch_raw,
+    http,
+    jsonl,
+    multipart,
+    request_line,
+    run_batch_raw,
+    serve_log,
+    upload_raw,
+    wait_batch_raw,
+)
 
 PREFIXES = pytest.mark.parametrize("prefix", [MKA1, OPENAI], ids=["mka1", "openai"])
 MISSING_BATCH = "batch_" + "f" * 32
@@ -37,12 +49,17 @@ def one_line(text: str = "hi") -> bytes:
 
 
 def read_paths(prefix: str, file_id: str, batch_id: str) -> list[tuple[str, str]]:
-    return [("GET", f"{prefix}/files"), ("GET", f"{prefix}/files/{file_id}"),
-            ("GET", f"{prefix}/files/{file_id}/content"), ("GET", f"{prefix}/batches"),
-            ("GET", f"{prefix}/batches/{batch_id}")]
+    return [
+        ("GET", f"{prefix}/files"),
+        ("GET", f"{prefix}/files/{file_id}"),
+        ("GET", f"{prefix}/files/{file_id}/content"),
+        ("GET", f"{prefix}/batches"),
+        ("GET", f"{prefix}/batches/{batch_id}"),
+    ]
 
 
 # --- auth --------------------------------------------------------------------------------------------
+
 
 def test_healthz_needs_no_key(gw):
     reply = http(gw, "GET", "/healthz", key=None)
@@ -50,14 +67,20 @@ def test_healthz_needs_no_key(gw):
 
 
 @PREFIXES
-@pytest.mark.parametrize("authorization", [None, "Bearer bg-unknown-key", "Bearer ", "Basic dXNlcjpwYXNz",
-                                           "bg-no-scheme", "Bearer  "], ids=["none", "unknown", "empty", "basic",
-                                                                              "no-scheme", "blank"])
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer bg-unknown-key", "Bearer ", "Basic dXNlcjpwYXNz", "bg-no-scheme", "Bearer  "],
+    ids=["none", "unknown", "empty", "basic", "no-scheme", "blank"],
+)
 def test_missing_or_unknown_key_is_401_everywhere(gw, prefix, authorization):
     headers = {"Authorization": authorization} if authorization is not None else {}
-    calls = read_paths(prefix, MISSING_FILE, MISSING_BATCH) + [
-        ("POST", f"{prefix}/batches"), ("POST", f"{prefix}/batches/{MISSING_BATCH}/cancel"),
-        ("DELETE", f"{prefix}/files/{MISSING_FILE}"), ("POST", f"{prefix}/files")]
+    calls = [
+        *read_paths(prefix, MISSING_FILE, MISSING_BATCH),
+        ("POST", f"{prefix}/batches"),
+        ("POST", f"{prefix}/batches/{MISSING_BATCH}/cancel"),
+        ("DELETE", f"{prefix}/files/{MISSING_FILE}"),
+        ("POST", f"{prefix}/files"),
+    ]
     for method, path in calls:
         body = b"{}" if method == "POST" else None
         reply = http(gw, method, path, key=None, headers=headers, body=body)
@@ -83,9 +106,11 @@ def gw_owner(gw) -> str:
 
 
 def test_sdks_report_401(gw):
-    with OpenAI(base_url=gw.url + "/v1", api_key="bg-wrong", max_retries=0) as client:
-        with pytest.raises(openai.AuthenticationError):
-            client.batches.list()
+    with (
+        OpenAI(base_url=gw.url + "/v1", api_key="bg-wrong", max_retries=0) as client,
+        pytest.raises(openai.AuthenticationError),
+    ):
+        client.batches.list()
     with SDK(bearer_auth="bg-wrong", server_url=gw.url, retry_config=None) as sdk:
         with pytest.raises(mka1_errors.SDKDefaultError) as caught:
             sdk.llm.batches.list()
@@ -96,6 +121,7 @@ def test_sdks_report_401(gw):
 
 # --- tenancy ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def alice_a(gw, obo):
     """A file and a completed batch made by the fixture key with X-On-Behalf-Of = obo."""
@@ -104,8 +130,12 @@ def alice_a(gw, obo):
     file_id = uploaded.json["id"]
     batch = run_batch_raw(gw, one_line("tenant batch"), obo=obo)
     assert batch["status"] == "completed"
-    return {"file": file_id, "batch": batch["id"], "output": batch["output_file_id"],
-            "batch_input": batch["input_file_id"]}
+    return {
+        "file": file_id,
+        "batch": batch["id"],
+        "output": batch["output_file_id"],
+        "batch_input": batch["input_file_id"],
+    }
 
 
 def assert_invisible(gw, objects: dict, *, key=None, obo: str | None) -> None:
@@ -206,16 +236,26 @@ def test_tenancy_through_both_sdks(gw, obo, alice_a):
 
 # --- HTTP errors ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/v1/nope", "/api/v1/llm/nope", "/v2/batches", "/v1/files/x/y/z",
-                                  "/v1/batches/x/retry", "/"])
+
+@pytest.mark.parametrize(
+    "path", ["/v1/nope", "/api/v1/llm/nope", "/v2/batches", "/v1/files/x/y/z", "/v1/batches/x/retry", "/"]
+)
 def test_unknown_route_is_404_json(gw, path):
     assert_error_reply(http(gw, "GET", path), 404)
     assert_error_reply(http(gw, "POST", path, body={}), 404)
 
 
-@pytest.mark.parametrize("method,path", [("DELETE", "/v1/batches"), ("PUT", "/v1/files"), ("PATCH", "/v1/batches/x"),
-                                         ("DELETE", "/api/v1/llm/batches/x"), ("GET", "/v1/batches/x/cancel"),
-                                         ("POST", "/api/v1/llm/files/x")])
+@pytest.mark.parametrize(
+    "method,path",
+    [
+        ("DELETE", "/v1/batches"),
+        ("PUT", "/v1/files"),
+        ("PATCH", "/v1/batches/x"),
+        ("DELETE", "/api/v1/llm/batches/x"),
+        ("GET", "/v1/batches/x/cancel"),
+        ("POST", "/api/v1/llm/files/x"),
+    ],
+)
 def test_wrong_method_is_405_json(gw, method, path):
     assert_error_reply(http(gw, method, path), 405)
 
@@ -228,8 +268,11 @@ def test_wrong_method_names_the_allowed_methods(gw):
 
 
 @PREFIXES
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"   ", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{}"],
-                         ids=["broken", "empty", "blank", "array", "string", "null", "binary"])
+@pytest.mark.parametrize(
+    "raw",
+    [b"{not json", b"", b"   ", b"[1, 2]", b'"text"', b"null", b"\xff\xfe{}"],
+    ids=["broken", "empty", "blank", "array", "string", "null", "binary"],
+)
 def test_create_with_an_invalid_json_body_is_400(gw, prefix, raw):
     reply = http(gw, "POST", f"{prefix}/batches", body=raw, content_type="application/json")
     assert_error_reply(reply, 400)
@@ -260,14 +303,16 @@ def test_create_with_invalid_fields_is_400(gw, obo, prefix):
 
 @PREFIXES
 def test_unknown_ids_are_404(gw, prefix):
-    for method, path in [("GET", f"{prefix}/batches/{MISSING_BATCH}"),
-                         ("POST", f"{prefix}/batches/{MISSING_BATCH}/cancel"),
-                         ("GET", f"{prefix}/batches/not-even-an-id"),
-                         ("GET", f"{prefix}/files/{MISSING_FILE}"),
-                         ("GET", f"{prefix}/files/{MISSING_FILE}/content"),
-                         ("DELETE", f"{prefix}/files/{MISSING_FILE}"),
-                         ("GET", f"{prefix}/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd"),
-                         ("GET", f"{prefix}/files/{'x' * 3000}")]:
+    for method, path in [
+        ("GET", f"{prefix}/batches/{MISSING_BATCH}"),
+        ("POST", f"{prefix}/batches/{MISSING_BATCH}/cancel"),
+        ("GET", f"{prefix}/batches/not-even-an-id"),
+        ("GET", f"{prefix}/files/{MISSING_FILE}"),
+        ("GET", f"{prefix}/files/{MISSING_FILE}/content"),
+        ("DELETE", f"{prefix}/files/{MISSING_FILE}"),
+        ("GET", f"{prefix}/files/%2e%2e%2f%2e%2e%2fetc%2fpasswd"),
+        ("GET", f"{prefix}/files/{'x' * 3000}"),
+    ]:
         assert_error_reply(http(gw, method, path), 404)
     reply = create_batch_raw(gw, MISSING_FILE, prefix=prefix)
     error = assert_error_reply(reply, (400, 404))
@@ -278,9 +323,11 @@ def test_content_404_keeps_a_null_code_for_the_mka1_sdk(gw):
     # The MKA1 SDK types this route's error code as an integer; an OpenAI-style string breaks its parsing.
     error = assert_error_reply(http(gw, "GET", f"{MKA1}/files/{MISSING_FILE}/content"), 404)
     assert error["code"] is None or isinstance(error["code"], int)
-    with SDK(bearer_auth=gw.key, server_url=gw.url, retry_config=None) as sdk:
-        with pytest.raises(mka1_errors.GetFileContentNotFoundError):
-            sdk.llm.files.content(file_id=MISSING_FILE)
+    with (
+        SDK(bearer_auth=gw.key, server_url=gw.url, retry_config=None) as sdk,
+        pytest.raises(mka1_errors.GetFileContentNotFoundError),
+    ):
+        sdk.llm.files.content(file_id=MISSING_FILE)
 
 
 @PREFIXES
@@ -365,11 +412,13 @@ def test_another_tenants_id_is_no_list_cursor(gw, kind):
     # "As if it did not exist": a foreign id must get exactly the answer an id that never existed gets.
     assert as_foreign.status == as_unknown.status
     if as_unknown.status == 200:
-        assert [o["id"] for o in as_foreign.json["data"]] == [o["id"] for o in as_unknown.json["data"]], \
+        assert [o["id"] for o in as_foreign.json["data"]] == [o["id"] for o in as_unknown.json["data"]], (
             f"the foreign cursor revealed ordering: it listed {older_mine} after another tenant's object"
+        )
 
 
 # --- connection-level behaviour (a private gateway each: these tests disturb the server's log) ------------
+
 
 def _auth(gateway) -> dict[str, str]:
     return {"Authorization": f"Bearer {gateway.key}"}
@@ -408,9 +457,11 @@ def test_head_on_file_content_keeps_the_connection_usable(gateway):
 def _abort_upload(gateway, size: int) -> None:
     body, ctype = multipart([("purpose", None, b"batch", None), ("file", "big.jsonl", b"x" * size, None)])
     sock = socket.create_connection(("127.0.0.1", gateway.port), timeout=10)
-    head = (f"POST {OPENAI}/files HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {gateway.key}\r\n"
-            f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-    sock.sendall(head + body[:len(body) // 2])
+    head = (
+        f"POST {OPENAI}/files HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {gateway.key}\r\n"
+        f"Content-Type: {ctype}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    sock.sendall(head + body[: len(body) // 2])
     time.sleep(0.3)
     sock.close()
 

@@ -16,8 +16,14 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition, rule,
-                                 run_state_machine_as_test)
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from tests.contract.conftest import Reply, assert_error_reply, jsonl, parse_jsonl, request_line
 
@@ -66,6 +72,7 @@ class World:
 
     Each example picks only from its own objects, so Hypothesis can replay it the same way.
     """
+
     already: dict[Scope, tuple[set[str], set[str]]]  # scope → (file ids, batch ids) listed before the example
     files: dict[str, KnownFile] = field(default_factory=dict)
     batches: dict[str, KnownBatch] = field(default_factory=dict)
@@ -98,8 +105,9 @@ class Api:
 
     def expect(self, status: int, scope: Scope, method: str, path: str, **kwargs) -> Reply:
         reply = self.call(scope, method, path, **kwargs)
-        assert reply.status == status, \
+        assert reply.status == status, (
             f"{scope} {method} {path}: want {status}, got {reply.status}: {reply.body[:300]!r}"
+        )
         return reply
 
     def listed(self, scope: Scope, path: str, **params) -> list[dict]:
@@ -138,8 +146,14 @@ class TenancyMachine(RuleBasedStateMachine):
 
     def upload_as(self, scope: Scope, texts: list[str]) -> KnownFile:
         content = jsonl(request_line(f"line-{i}", text) for i, text in enumerate(texts))
-        reply = self.api.expect(200, scope, "POST", "/files", data={"purpose": "batch"},
-                                files={"file": ("in.jsonl", content, "application/jsonl")})
+        reply = self.api.expect(
+            200,
+            scope,
+            "POST",
+            "/files",
+            data={"purpose": "batch"},
+            files={"file": ("in.jsonl", content, "application/jsonl")},
+        )
         file = reply.json
         assert file["bytes"] == len(content) and file["purpose"] == "batch"
         known = self.world.files[file["id"]] = KnownFile(file["id"], scope, content)
@@ -239,8 +253,11 @@ class TenancyMachine(RuleBasedStateMachine):
         if action == "create_batch":
             self.create_as(stranger, file)  # someone else's input file: 404
         else:
-            method, path = {"get": ("GET", f"/files/{file.id}"), "content": ("GET", f"/files/{file.id}/content"),
-                            "delete": ("DELETE", f"/files/{file.id}")}[action]
+            method, path = {
+                "get": ("GET", f"/files/{file.id}"),
+                "content": ("GET", f"/files/{file.id}/content"),
+                "delete": ("DELETE", f"/files/{file.id}"),
+            }[action]
             self.api.expect(404, stranger, method, path)
         self.owner_sees_file(file)
 
@@ -293,8 +310,9 @@ class TenancyMachine(RuleBasedStateMachine):
         seen = Counter(line["custom_id"] for line in output + errors)
         assert seen == Counter(known.custom_ids), f"{known.id} ({wire['status']}): I1 broken, results {seen}"
         counts = wire["request_counts"]
-        assert counts["total"] == counts["completed"] + counts["failed"] == len(known.custom_ids), \
+        assert counts["total"] == counts["completed"] + counts["failed"] == len(known.custom_ids), (
             f"{known.id} ({wire['status']}): I2 broken, {counts} for {len(known.custom_ids)} lines"
+        )
         assert (counts["completed"], counts["failed"]) == (len(output), len(errors)), (known.id, counts)
 
     def result_lines(self, known: KnownBatch, file_id: str | None) -> list[dict]:
@@ -333,7 +351,14 @@ def test_scopes_stay_apart_and_batches_keep_i1_i2(api):
     seen: Counter = Counter()
     run_state_machine_as_test(
         lambda: TenancyMachine(api, seen),
-        settings=settings(max_examples=8, stateful_step_count=12, deadline=None, derandomize=True, database=None,
-                          suppress_health_check=list(HealthCheck)))
+        settings=settings(
+            max_examples=8,
+            stateful_step_count=12,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        ),
+    )
     # The run reached the interesting states, so its checks were not vacuous.
     assert seen["ended completed"] and seen["deleted"] and seen["ended cancelled"], seen

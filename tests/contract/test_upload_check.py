@@ -22,8 +22,9 @@ LINES = 23
 @pytest.fixture(scope="module")
 def sharded(make_module_gateway, module_upstream):
     """Shards of 3 requests, so a small file has several."""
-    return make_module_gateway(upstream_config(("mock", module_upstream.base_url, ["*"])), name="sharded",
-                               env={"BATCHGATE_SHARD_LINES": "3"})
+    return make_module_gateway(
+        upstream_config(("mock", module_upstream.base_url, ["*"])), name="sharded", env={"BATCHGATE_SHARD_LINES": "3"}
+    )
 
 
 def summary_of(gateway, file_id: str):
@@ -41,13 +42,16 @@ def summary_of(gateway, file_id: str):
 
 def run(gateway, obo: str, data: bytes, max_concurrency: int | None = None):
     extra = {"extra_body": {"max_concurrency": max_concurrency}} if max_concurrency else {}
-    with OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0,
-                default_headers={"X-On-Behalf-Of": obo}) as client:
+    with OpenAI(
+        base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0, default_headers={"X-On-Behalf-Of": obo}
+    ) as client:
         file = client.files.create(file=("input.jsonl", data), purpose="batch")
-        created = client.batches.create(input_file_id=file.id, endpoint="/v1/chat/completions",
-                                        completion_window="24h", **extra)
-        batch = wait_until(lambda: client.batches.retrieve(created.id), lambda b: b.status in TERMINAL,
-                           what="terminal status")
+        created = client.batches.create(
+            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h", **extra
+        )
+        batch = wait_until(
+            lambda: client.batches.retrieve(created.id), lambda b: b.status in TERMINAL, what="terminal status"
+        )
         output = client.files.content(batch.output_file_id).read() if batch.output_file_id else b""
     return file, batch, parse_jsonl(output)
 

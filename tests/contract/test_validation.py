@@ -8,8 +8,20 @@ import uuid
 import pytest
 from openai import OpenAI
 
-from tests.contract.conftest import (MKA1, OPENAI, TERMINAL, assert_error_reply, create_batch_raw, http, jsonl,
-                                     multipart, parse_jsonl, request_line, upload_raw, wait_until)
+from tests.contract.conftest import (
+    MKA1,
+    OPENAI,
+    TERMINAL,
+    assert_error_reply,
+    create_batch_raw,
+    http,
+    jsonl,
+    multipart,
+    parse_jsonl,
+    request_line,
+    upload_raw,
+    wait_until,
+)
 from tests.support.servers import upstream_config
 
 MAX_LINES = 3
@@ -20,10 +32,15 @@ MAX_FILE_BYTES = 4000
 @pytest.fixture(scope="module")
 def limited(make_module_gateway, module_upstream):
     """A gateway with small limits: 3 requests per file, 200-byte lines, 4000-byte files."""
-    return make_module_gateway(upstream_config(("mock", module_upstream.base_url, ["*"])), name="limited",
-                               env={"BATCHGATE_MAX_LINES": str(MAX_LINES),
-                                    "BATCHGATE_MAX_LINE_BYTES": str(MAX_LINE_BYTES),
-                                    "BATCHGATE_MAX_FILE_BYTES": str(MAX_FILE_BYTES)})
+    return make_module_gateway(
+        upstream_config(("mock", module_upstream.base_url, ["*"])),
+        name="limited",
+        env={
+            "BATCHGATE_MAX_LINES": str(MAX_LINES),
+            "BATCHGATE_MAX_LINE_BYTES": str(MAX_LINE_BYTES),
+            "BATCHGATE_MAX_FILE_BYTES": str(MAX_FILE_BYTES),
+        },
+    )
 
 
 @pytest.fixture
@@ -32,8 +49,9 @@ def obo() -> str:
 
 
 def client_for(gateway, obo: str) -> OpenAI:
-    return OpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0,
-                  default_headers={"X-On-Behalf-Of": obo})
+    return OpenAI(
+        base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0, default_headers={"X-On-Behalf-Of": obo}
+    )
 
 
 def run_file(gateway, obo: str, data: bytes, endpoint: str = "/v1/chat/completions"):
@@ -42,8 +60,9 @@ def run_file(gateway, obo: str, data: bytes, endpoint: str = "/v1/chat/completio
         file = client.files.create(file=("input.jsonl", data), purpose="batch")
         assert file.bytes == len(data)
         created = client.batches.create(input_file_id=file.id, endpoint=endpoint, completion_window="24h")
-        return wait_until(lambda: client.batches.retrieve(created.id), lambda b: b.status in TERMINAL,
-                          what="terminal status")
+        return wait_until(
+            lambda: client.batches.retrieve(created.id), lambda b: b.status in TERMINAL, what="terminal status"
+        )
 
 
 def line_errors(batch) -> list[tuple[str, int | None]]:
@@ -74,21 +93,37 @@ LINE_CASES = {
     "invalid_json": ([good("a"), b'{"custom_id": "b", "method": "POST",', good("c")], "invalid_json_line", 2),
     "json_array": ([good("a"), good("b"), b'[{"custom_id": "c"}]'], "invalid_json_line", 3),
     "json_string": ([b'"just a string"', good("b")], "invalid_json_line", 1),
-    "missing_custom_id": ([good("a"), json.dumps({"method": "POST", "url": CHAT,
-                                                   "body": {"model": "m", "messages": []}}).encode()],
-                          "missing_custom_id", 2),
+    "missing_custom_id": (
+        [good("a"), json.dumps({"method": "POST", "url": CHAT, "body": {"model": "m", "messages": []}}).encode()],
+        "missing_custom_id",
+        2,
+    ),
     "duplicate_custom_id": ([good("a"), good("b"), good("a"), good("c")], "duplicate_custom_id", 3),
-    "url_mismatch": ([good("a"), json.dumps(request_line("b", "x", url="/v1/embeddings")).encode()],
-                     "url_mismatch", 2),
+    "url_mismatch": ([good("a"), json.dumps(request_line("b", "x", url="/v1/embeddings")).encode()], "url_mismatch", 2),
     "wrong_method": ([json.dumps(request_line("a", "x", method="GET")).encode(), good("b")], "invalid_method", 1),
-    "missing_body": ([good("a"), json.dumps({"custom_id": "b", "method": "POST", "url": CHAT}).encode()],
-                     "missing_body", 2),
-    "missing_model": ([good("a"), good("b"), json.dumps({"custom_id": "c", "method": "POST", "url": CHAT,
-                                                         "body": {"messages": []}}).encode()],
-                      "missing_model", 3),
-    "invalid_utf8": ([good("a"), b'{"custom_id": "b", "method": "POST", "url": "/v1/chat/completions", '
-                                 b'"body": {"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}}'],
-                     "invalid_utf8", 2),
+    "missing_body": (
+        [good("a"), json.dumps({"custom_id": "b", "method": "POST", "url": CHAT}).encode()],
+        "missing_body",
+        2,
+    ),
+    "missing_model": (
+        [
+            good("a"),
+            good("b"),
+            json.dumps({"custom_id": "c", "method": "POST", "url": CHAT, "body": {"messages": []}}).encode(),
+        ],
+        "missing_model",
+        3,
+    ),
+    "invalid_utf8": (
+        [
+            good("a"),
+            b'{"custom_id": "b", "method": "POST", "url": "/v1/chat/completions", '
+            b'"body": {"model": "m", "messages": [{"role": "user", "content": "\xff\xfe"}]}}',
+        ],
+        "invalid_utf8",
+        2,
+    ),
 }
 
 
@@ -109,18 +144,21 @@ def test_a_failed_batch_sends_nothing_upstream(module_gateway, module_upstream, 
 
 
 def test_errors_of_several_kinds_are_all_reported_in_line_order(module_gateway, obo):
-    data = jsonl([
-        good("a"),                                                    # 1 fine
-        b"{oops",                                                     # 2 invalid JSON
-        json.dumps(request_line("c", "x", url="/v1/responses")).encode(),  # 3 url mismatch
-        good("a"),                                                    # 4 duplicate of line 1
-        b"",                                                          # 5 blank: skipped, still counted
-        json.dumps({"custom_id": "f", "method": "POST", "url": CHAT}).encode(),  # 6 no body
-        good("g"),                                                    # 7 fine
-    ])
+    data = jsonl(
+        [
+            good("a"),  # 1 fine
+            b"{oops",  # 2 invalid JSON
+            json.dumps(request_line("c", "x", url="/v1/responses")).encode(),  # 3 url mismatch
+            good("a"),  # 4 duplicate of line 1
+            b"",  # 5 blank: skipped, still counted
+            json.dumps({"custom_id": "f", "method": "POST", "url": CHAT}).encode(),  # 6 no body
+            good("g"),  # 7 fine
+        ]
+    )
     batch = run_file(module_gateway, obo, data)
-    assert_failed_with(batch, [("invalid_json_line", 2), ("url_mismatch", 3), ("duplicate_custom_id", 4),
-                               ("missing_body", 6)])
+    assert_failed_with(
+        batch, [("invalid_json_line", 2), ("url_mismatch", 3), ("duplicate_custom_id", 4), ("missing_body", 6)]
+    )
 
 
 def test_an_empty_file_fails_with_empty_file(module_gateway, obo):
@@ -184,6 +222,7 @@ def test_first_100_errors_include_an_early_duplicate(module_gateway, obo):
 
 
 # --- limits (a gateway started with small limits) ---------------------------------------------------
+
 
 def padded(cid: str, size: int, newline: bytes = b"") -> bytes:
     """A valid request line of exactly `size` bytes (before its newline)."""
@@ -279,8 +318,9 @@ def test_upload_that_is_not_multipart_is_400(module_gateway, obo, prefix):
 
 @PREFIXES
 def test_upload_with_two_file_parts_is_400(module_gateway, obo, prefix):
-    body, ctype = multipart([("purpose", None, b"batch", None), ("file", "a.jsonl", b"{}\n", None),
-                             ("file", "b.jsonl", b"{}\n", None)])
+    body, ctype = multipart(
+        [("purpose", None, b"batch", None), ("file", "a.jsonl", b"{}\n", None), ("file", "b.jsonl", b"{}\n", None)]
+    )
     reply = http(module_gateway, "POST", f"{prefix}/files", body=body, content_type=ctype, obo=obo)
     assert_error_reply(reply, 400)
     assert_no_files(module_gateway, obo, prefix)

@@ -62,7 +62,9 @@ async def test_a_read_that_starts_small_doubles_up_to_a_chunk(blobs):
     assert b"".join(chunks) == data[100:]
     asked = list(islice(chunk_sizes(64 * 1024), len(chunks)))
     assert asked[:5] == [64 * 1024, 128 * 1024, 256 * 1024, 512 * 1024, MIB]
-    assert all(len(chunk) <= size for chunk, size in zip(chunks, asked)), "no read returns more than it asked for"
+    assert all(len(chunk) <= size for chunk, size in zip(chunks, asked, strict=True)), (
+        "no read returns more than it asked for"
+    )
     if isinstance(blobs, LocalBlobStore):  # a file answers every read in full
         assert [len(chunk) for chunk in chunks[:-1]] == asked[:-1]
 

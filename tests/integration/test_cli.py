@@ -11,8 +11,9 @@ import pytest
 
 
 def batchgate(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "batchgate", *args], capture_output=True, text=True, timeout=60,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "batchgate", *args], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def test_keys_create_prints_the_secret_alone_on_the_last_line_and_list_never_shows_it(tmp_path):
@@ -61,12 +62,15 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--database-url", "postgresql://nobody@127.0.0.1:{port}/nothing", "cannot use database"),
-    ("--database-url", "mysql://somewhere/db", "unsupported scheme 'mysql'"),
-    ("--storage-url", "s3:///no-bucket", "names no bucket"),
-    ("--storage-url", "gs://bucket/prefix", "unsupported scheme 'gs'"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--database-url", "postgresql://nobody@127.0.0.1:{port}/nothing", "cannot use database"),
+        ("--database-url", "mysql://somewhere/db", "unsupported scheme 'mysql'"),
+        ("--storage-url", "s3:///no-bucket", "names no bucket"),
+        ("--storage-url", "gs://bucket/prefix", "unsupported scheme 'gs'"),
+    ],
+)
 def test_an_unusable_database_or_storage_url_is_a_clear_error(tmp_path, flag, value, message):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))

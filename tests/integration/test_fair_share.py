@@ -22,11 +22,15 @@ def small_upstream(tmp_path):
 
 @pytest.mark.parametrize("owners", ["same tenant", "two tenants"])
 def test_a_small_batch_after_a_huge_one_finishes_long_before_it(make_gateway, small_upstream, owners):
-    gateway = make_gateway(config({"name": "small", "base_url": small_upstream.base_url, "max_concurrency": 4,
-                                   "adaptive": False}))
+    gateway = make_gateway(
+        config({"name": "small", "base_url": small_upstream.base_url, "max_concurrency": 4, "adaptive": False})
+    )
     api = client(gateway)
-    other = api if owners == "same tenant" else client(gateway).with_options(
-        default_headers={"X-On-Behalf-Of": "someone-else"})
+    other = (
+        api
+        if owners == "same tenant"
+        else client(gateway).with_options(default_headers={"X-On-Behalf-Of": "someone-else"})
+    )
     _, huge = start_batch(api, [chat_line(f"h{i}", f"huge {i}") for i in range(1500)], max_concurrency=400)
     wait_until(lambda: len(small_upstream.requests()) >= 100, what="the huge batch running")
     _, small = start_batch(other, [chat_line(f"s{i}", f"small {i}") for i in range(10)])

@@ -16,14 +16,17 @@ def test_requests_per_minute_hold_the_extra_lines_back(make_gateway, mock_upstre
     times = sorted(entry["t"] for entry in mock_upstream.requests())
     assert len(times) == 63
     assert times[59] - times[0] < 1.0  # the first minute's worth went at once
-    assert times[62] - times[0] >= 2.9  # the last three waited a second each
+    # The last three waited about a second each (the bucket refills while the first sixty go out, more so on a
+    # busy machine); without the window all 63 would go within the first second.
+    assert times[62] - times[0] >= 2.5
 
 
 def test_model_limits_from_the_config_file_cap_lines_in_flight(make_gateway, tmp_path):
     upstream = MockUpstream(tmp_path, 0.1)
     try:
-        gateway = make_gateway(config({"name": "u", "base_url": upstream.base_url},
-                                      extra='[[limits]]\nmodel = "m"\nmax_concurrency = 2\n'))
+        gateway = make_gateway(
+            config({"name": "u", "base_url": upstream.base_url}, extra='[[limits]]\nmodel = "m"\nmax_concurrency = 2\n')
+        )
         api = client(gateway)
         _, batch = start_batch(api, [chat_line(f"r{i}", f"line {i}") for i in range(10)], max_concurrency=10)
         assert wait_status(api, batch.id, timeout=60).status == "completed"

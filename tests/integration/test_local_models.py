@@ -37,23 +37,25 @@ async def embed(local, texts, **extra) -> np.ndarray:
 
 
 def ask(text: str, **extra) -> dict:
-    return {"model": SMOL, "messages": [{"role": "user", "content": text}], "temperature": 0, "max_tokens": 24,
-            **extra}
+    return {"model": SMOL, "messages": [{"role": "user", "content": text}], "temperature": 0, "max_tokens": 24, **extra}
 
 
 # --- embeddings ------------------------------------------------------------------------------------------
 
 
 async def test_paraphrases_are_closer_than_unrelated_sentences(local):
-    cat, kitten, stocks = await embed(local, ["The cat sat on the mat.", "A kitten was sitting on the rug.",
-                                              "Interest rates rose by half a point today."])
+    cat, kitten, stocks = await embed(
+        local,
+        ["The cat sat on the mat.", "A kitten was sitting on the rug.", "Interest rates rose by half a point today."],
+    )
     assert cat @ kitten > cat @ stocks + 0.1
     assert kitten @ cat > kitten @ stocks + 0.1
 
 
 async def test_multilingual_paraphrases_are_close_too(local):
-    english, german, other = await embed(local, ["Where is the train station?", "Wo ist der Bahnhof?",
-                                                 "I like chocolate cake."])
+    english, german, other = await embed(
+        local, ["Where is the train station?", "Wo ist der Bahnhof?", "I like chocolate cake."]
+    )
     assert english @ german > english @ other
 
 
@@ -68,8 +70,9 @@ async def test_vectors_are_384_dims_normalised_and_bit_for_bit_repeatable(local)
 async def test_requests_that_arrive_together_share_a_call_and_get_their_own_vectors(local):
     texts = [f"text number {i}" for i in range(24)]
     solo = [await embed(local, t) for t in texts[:3]]
-    together = await asyncio.gather(*(embed(local, t) for t in texts),
-                                    embed(local, ["passage one", "passage two"], input_type="passage"))
+    together = await asyncio.gather(
+        *(embed(local, t) for t in texts), embed(local, ["passage one", "passage two"], input_type="passage")
+    )
     assert all(np.array_equal(together[i], solo[i]) for i in range(3))
     assert len({v.tobytes() for v in together[:24]}) == 24
     assert np.array_equal(together[24], await embed(local, ["passage one", "passage two"], input_type="passage"))
@@ -94,11 +97,17 @@ async def test_query_and_passage_prefixes_give_different_vectors(local):
     assert not np.array_equal(query, passage)
 
 
-@pytest.mark.parametrize("extra, param", [
-    ({"input": []}, "input"), ({"input": [1, 2]}, "input"), ({"input": None}, "input"),
-    ({"input": "x", "dimensions": 128}, "dimensions"), ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
-    ({"input": "x", "input_type": "code"}, "input_type"),
-])
+@pytest.mark.parametrize(
+    "extra, param",
+    [
+        ({"input": []}, "input"),
+        ({"input": [1, 2]}, "input"),
+        ({"input": None}, "input"),
+        ({"input": "x", "dimensions": 128}, "dimensions"),
+        ({"input": "x", "encoding_format": "int8"}, "encoding_format"),
+        ({"input": "x", "input_type": "code"}, "input_type"),
+    ],
+)
 async def test_bad_embedding_input_is_a_400_naming_the_field(local, extra, param):
     outcome = await local.send("/v1/embeddings", {"model": E5, **extra})
     assert outcome.status_code == 400 and outcome.body["error"]["param"] == param
@@ -132,19 +141,26 @@ async def test_the_model_s_own_chat_template_is_applied(local):
 
 
 async def test_responses_come_back_with_output_text(local):
-    outcome = await local.send("/v1/responses", {"model": SMOL, "input": "What is the capital of France?",
-                                                 "temperature": 0, "max_output_tokens": 24})
+    outcome = await local.send(
+        "/v1/responses",
+        {"model": SMOL, "input": "What is the capital of France?", "temperature": 0, "max_output_tokens": 24},
+    )
     chat = await local.send(CHAT, ask("What is the capital of France?"))
     body = outcome.body
     assert outcome.ok and body["object"] == "response" and body["model"] == SMOL
     assert body["output"][0]["content"][0]["text"] == chat.body["choices"][0]["message"]["content"]
 
 
-@pytest.mark.parametrize("body", [
-    {"model": SMOL}, {"model": SMOL, "messages": []}, {"model": SMOL, "messages": "hi"},
-    {"model": SMOL, "messages": [{"role": "user"}]},
-    {"model": SMOL, "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": SMOL},
+        {"model": SMOL, "messages": []},
+        {"model": SMOL, "messages": "hi"},
+        {"model": SMOL, "messages": [{"role": "user"}]},
+        {"model": SMOL, "messages": [{"role": "user", "content": "x"}], "max_tokens": "many"},
+    ],
+)
 async def test_bad_chat_input_is_a_400(local, body):
     outcome = await local.send(CHAT, body)
     assert outcome.status_code == 400 and outcome.body["error"]["type"] == "invalid_request_error"
@@ -160,8 +176,9 @@ async def test_the_event_loop_keeps_running_while_the_models_work(local):
             await asyncio.sleep(0.001)
 
     ticker = asyncio.create_task(tick())
-    answers = await asyncio.gather(*(local.send(CHAT, ask(f"Count to {n}.", max_tokens=16)) for n in range(3)),
-                                   embed(local, ["x"] * 64))
+    answers = await asyncio.gather(
+        *(local.send(CHAT, ask(f"Count to {n}.", max_tokens=16)) for n in range(3)), embed(local, ["x"] * 64)
+    )
     ticker.cancel()
     assert all(a.ok for a in answers[:3])
     assert ticks > 20  # the loop ran throughout: the models work on their own threads
@@ -212,5 +229,6 @@ async def test_the_chat_engine_stops_at_the_first_chunk_nobody_wants(local):
         return len(seen) < 3  # the reader leaves after the third chunk
 
     await asyncio.get_running_loop().run_in_executor(
-        pool, engine.stream, CHAT, ask("Write a long story about a dragon.", max_tokens=400), emit)
+        pool, engine.stream, CHAT, ask("Write a long story about a dragon.", max_tokens=400), emit
+    )
     assert len(seen) == 3  # not the ~400 a finished story would have sent

@@ -18,8 +18,20 @@ from batchgate.upstream.router import Router
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.worker import Worker
-from tests.support.lifecycle import (assert_counts, assert_partition, chat_line, client, closed_port_url, config,
-                                     jsonl, outputs, start_batch, stop_mock, wait_status, wait_until)
+from tests.support.lifecycle import (
+    assert_counts,
+    assert_partition,
+    chat_line,
+    client,
+    closed_port_url,
+    config,
+    jsonl,
+    outputs,
+    start_batch,
+    stop_mock,
+    wait_status,
+    wait_until,
+)
 from tests.support.servers import MockUpstream
 
 RETENTION = {"BATCHGATE_FILE_RETENTION_SECONDS": "2", "BATCHGATE_RETENTION_INTERVAL_SECONDS": "0.5"}
@@ -90,8 +102,10 @@ def test_an_input_file_outlives_its_retention_while_its_batch_runs(make_gateway,
 
 # --- the sweeper against a batch created mid-sweep (in-process, deterministic) ---------------------
 
-LINE = (b'{"custom_id": "only", "method": "POST", "url": "/v1/chat/completions", '
-        b'"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n')
+LINE = (
+    b'{"custom_id": "only", "method": "POST", "url": "/v1/chat/completions", '
+    b'"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n'
+)
 ALICE = Scope("alice")
 
 
@@ -112,8 +126,11 @@ class BatchCreatedMidSweep:
     async def expired_files(self, now: int, limit: int):
         files = await self._store.expired_files(now, limit)
         if await self._store.get_file(ALICE, self._file_id) is not None:  # what the create handler checks
-            await self._store.insert_batch(BatchRecord("batch_mid", ALICE, "/v1/chat/completions", self._file_id,
-                                                       "24h", S.VALIDATING, now, now + 60, 4))
+            await self._store.insert_batch(
+                BatchRecord(
+                    "batch_mid", ALICE, "/v1/chat/completions", self._file_id, "24h", S.VALIDATING, now, now + 60, 4
+                )
+            )
             if self._validated:
                 assert await self._store.transition("batch_mid", S.VALIDATING, S.IN_PROGRESS, now, {"total": 1})
         return files
@@ -121,8 +138,13 @@ class BatchCreatedMidSweep:
 
 @pytest.fixture
 async def parts(tmp_path):
-    settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.1, lease_seconds=2, max_attempts=1,
-                        upstreams=(UpstreamConfig("gone", closed_port_url()),))
+    settings = Settings(
+        data_dir=tmp_path,
+        poll_interval_seconds=0.1,
+        lease_seconds=2,
+        max_attempts=1,
+        upstreams=(UpstreamConfig("gone", closed_port_url()),),
+    )
     store = await open_store(settings.resolved_database_url)
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
@@ -132,8 +154,9 @@ async def parts(tmp_path):
 
     await blobs.write("file-swept", one_line())
     now = int(time.time())
-    await store.insert_file(FileRecord("file-swept", ALICE, "in.jsonl", "batch", len(LINE), "0" * 64, "file-swept",
-                                       now - 10, now - 1))
+    await store.insert_file(
+        FileRecord("file-swept", ALICE, "in.jsonl", "batch", len(LINE), "0" * 64, "file-swept", now - 10, now - 1)
+    )
     yield settings, store, blobs, router
     await router.close()
     await store.close()
@@ -160,8 +183,11 @@ async def test_a_running_batch_whose_input_bytes_vanished_still_ends_when_its_wi
     """Storage lost the input blob (a wiped disk, an S3 lifecycle rule) while the batch ran."""
     settings, store, blobs, router = parts
     now = int(time.time())
-    await store.insert_batch(BatchRecord("batch_lost", ALICE, "/v1/chat/completions", "file-swept", "24h",
-                                         S.VALIDATING, now - 30, now - 1, 4))  # its window is already over
+    await store.insert_batch(
+        BatchRecord(
+            "batch_lost", ALICE, "/v1/chat/completions", "file-swept", "24h", S.VALIDATING, now - 30, now - 1, 4
+        )
+    )  # its window is already over
     assert await store.transition("batch_lost", S.VALIDATING, S.IN_PROGRESS, now - 29, {"total": 1})
     await blobs.delete("file-swept")
 

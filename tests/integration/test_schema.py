@@ -14,8 +14,14 @@ import pytest
 import batchgate.store
 from batchgate.store.migrations import migration_scripts
 
-KINDS = {"integer": "int", "bigint": "int", "text": "text", "blob": "bytes", "bytea": "bytes",
-         "double precision": "float"}
+KINDS = {
+    "integer": "int",
+    "bigint": "int",
+    "text": "text",
+    "blob": "bytes",
+    "bytea": "bytes",
+    "double precision": "float",
+}
 
 
 def table(pk: tuple[str, ...], columns: dict[str, str], indexes: set[tuple[tuple[str, ...], bool]] = frozenset()):
@@ -26,32 +32,108 @@ def table(pk: tuple[str, ...], columns: dict[str, str], indexes: set[tuple[tuple
 STAMP = "int?"
 REFERENCE = {
     "schema_migrations": table(("version",), {"version": "int"}),
-    "api_keys": table(("id",), {"id": "text", "name": "text", "owner": "text", "secret_hash": "text",
-                                "prefix": "text", "created_at": "int", "revoked_at": STAMP},
-                      {(("secret_hash",), True)}),
-    "files": table(("seq",), {"seq": "int", "id": "text", "owner": "text", "on_behalf_of": "text",
-                              "filename": "text", "purpose": "text", "bytes": "int", "sha256": "text",
-                              "storage_key": "text", "created_at": "int", "expires_at": STAMP},
-                   {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("expires_at",), False)}),
-    "batches": table(("seq",), {
-        "seq": "int", "id": "text", "owner": "text", "on_behalf_of": "text", "endpoint": "text",
-        "input_file_id": "text", "completion_window": "text", "status": "text", "max_concurrency": "int",
-        "metadata": "text?", "output_expires_seconds": STAMP, "output_file_id": "text?", "error_file_id": "text?",
-        "errors": "text?", "created_at": "int", "expires_at": "int", "in_progress_at": STAMP,
-        "finalizing_at": STAMP, "completed_at": STAMP, "failed_at": STAMP, "expired_at": STAMP,
-        "cancelling_at": STAMP, "cancelled_at": STAMP, "total": "int", "completed": "int", "failed": "int",
-        "input_tokens": "int", "output_tokens": "int", "total_tokens": "int", "cached_tokens": "int",
-        "reasoning_tokens": "int", "model": "text?", "lease_owner": "text?", "lease_expires_at": "float?",
-        "sealed": "int", "served_at": "float"},
-        {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("status",), False)}),
+    "api_keys": table(
+        ("id",),
+        {
+            "id": "text",
+            "name": "text",
+            "owner": "text",
+            "secret_hash": "text",
+            "prefix": "text",
+            "created_at": "int",
+            "revoked_at": STAMP,
+        },
+        {(("secret_hash",), True)},
+    ),
+    "files": table(
+        ("seq",),
+        {
+            "seq": "int",
+            "id": "text",
+            "owner": "text",
+            "on_behalf_of": "text",
+            "filename": "text",
+            "purpose": "text",
+            "bytes": "int",
+            "sha256": "text",
+            "storage_key": "text",
+            "created_at": "int",
+            "expires_at": STAMP,
+        },
+        {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("expires_at",), False)},
+    ),
+    "batches": table(
+        ("seq",),
+        {
+            "seq": "int",
+            "id": "text",
+            "owner": "text",
+            "on_behalf_of": "text",
+            "endpoint": "text",
+            "input_file_id": "text",
+            "completion_window": "text",
+            "status": "text",
+            "max_concurrency": "int",
+            "metadata": "text?",
+            "output_expires_seconds": STAMP,
+            "output_file_id": "text?",
+            "error_file_id": "text?",
+            "errors": "text?",
+            "created_at": "int",
+            "expires_at": "int",
+            "in_progress_at": STAMP,
+            "finalizing_at": STAMP,
+            "completed_at": STAMP,
+            "failed_at": STAMP,
+            "expired_at": STAMP,
+            "cancelling_at": STAMP,
+            "cancelled_at": STAMP,
+            "total": "int",
+            "completed": "int",
+            "failed": "int",
+            "input_tokens": "int",
+            "output_tokens": "int",
+            "total_tokens": "int",
+            "cached_tokens": "int",
+            "reasoning_tokens": "int",
+            "model": "text?",
+            "lease_owner": "text?",
+            "lease_expires_at": "float?",
+            "sealed": "int",
+            "served_at": "float",
+        },
+        {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("status",), False)},
+    ),
     "results": table(("batch_id", "line"), {"batch_id": "text", "line": "int", "ok": "int", "record": "bytes"}),
-    "shards": table(("batch_id", "shard"), {
-        "batch_id": "text", "shard": "int", "first_line": "int", "last_line": "int", "start_offset": "int",
-        "done": "int", "lease_owner": "text?", "lease_expires_at": "float?", "handed_on": "int"},
-        {(("done", "batch_id"), False)}),
-    "file_summaries": table(("file_id",), {
-        "file_id": "text", "endpoint": "text", "requests": "int", "last_line": "int", "model": "text?",
-        "grains": "bytes", "max_lines": "int", "max_line_bytes": "int", "shard_lines": "int"}),
+    "shards": table(
+        ("batch_id", "shard"),
+        {
+            "batch_id": "text",
+            "shard": "int",
+            "first_line": "int",
+            "last_line": "int",
+            "start_offset": "int",
+            "done": "int",
+            "lease_owner": "text?",
+            "lease_expires_at": "float?",
+            "handed_on": "int",
+        },
+        {(("done", "batch_id"), False)},
+    ),
+    "file_summaries": table(
+        ("file_id",),
+        {
+            "file_id": "text",
+            "endpoint": "text",
+            "requests": "int",
+            "last_line": "int",
+            "model": "text?",
+            "grains": "bytes",
+            "max_lines": "int",
+            "max_line_bytes": "int",
+            "shard_lines": "int",
+        },
+    ),
 }
 
 
@@ -83,14 +165,21 @@ def postgresql_schema(url: str) -> dict:
         schema = {}
         tables = conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
         for (name,) in tables.fetchall():
-            columns = {c: _column(kind, nullable == "YES") for c, kind, nullable in conn.execute(
-                "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
-                "WHERE table_schema = 'public' AND table_name = %s", (name,))}
+            columns = {
+                c: _column(kind, nullable == "YES")
+                for c, kind, nullable in conn.execute(
+                    "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                    "WHERE table_schema = 'public' AND table_name = %s",
+                    (name,),
+                )
+            }
             pk, indexes = (), set()
             for cols, unique, primary in conn.execute(
-                    "SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
-                    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), "
-                    "i.indisunique, i.indisprimary FROM pg_index i WHERE i.indrelid = %s::regclass", (name,)):
+                "SELECT array(SELECT a.attname FROM unnest(i.indkey) WITH ORDINALITY k(n, o) "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o), "
+                "i.indisunique, i.indisprimary FROM pg_index i WHERE i.indrelid = %s::regclass",
+                (name,),
+            ):
                 if primary:
                     pk = tuple(cols)
                 else:

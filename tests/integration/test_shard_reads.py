@@ -41,8 +41,17 @@ class CountingBlobs:
 
 
 def chat(i: int) -> bytes:
-    return orjson.dumps({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
-                         "body": {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}]}}) + b"\n"
+    return (
+        orjson.dumps(
+            {
+                "custom_id": f"c{i}",
+                "method": "POST",
+                "url": "/v1/chat/completions",
+                "body": {"model": "m", "messages": [{"role": "user", "content": f"question {i}"}]},
+            }
+        )
+        + b"\n"
+    )
 
 
 @pytest.fixture
@@ -64,8 +73,9 @@ async def ctx(tmp_path):
 
 def batch() -> BatchRecord:
     now = int(time.time())
-    return BatchRecord("batch_1", ALICE, "/v1/chat/completions", "file-in", "24h", BatchStatus.IN_PROGRESS,
-                       now, now + 60, 64)
+    return BatchRecord(
+        "batch_1", ALICE, "/v1/chat/completions", "file-in", "24h", BatchStatus.IN_PROGRESS, now, now + 60, 64
+    )
 
 
 async def read_shard(ctx: WorkerContext, first: int, last: int, offset: int) -> list[int]:
@@ -77,8 +87,8 @@ async def read_shard(ctx: WorkerContext, first: int, last: int, offset: int) -> 
 async def test_a_shard_in_a_big_file_reads_about_its_own_bytes(ctx):
     ctx, lines = ctx
     first, last = 10_001, 10_500
-    offset = sum(len(line) for line in lines[:first - 1])
-    shard_bytes = sum(len(line) for line in lines[first - 1:last])
+    offset = sum(len(line) for line in lines[: first - 1])
+    shard_bytes = sum(len(line) for line in lines[first - 1 : last])
 
     assert await read_shard(ctx, first, last, offset) == list(range(first, last + 1))
     assert sum(ctx.blobs.sizes) <= 2 * shard_bytes + SHARD_FIRST_CHUNK < CHUNK // 4

@@ -39,15 +39,28 @@ async def store(store_url):
     await opened.close()
 
 
-def make_file(file_id: str, scope: Scope = ALICE, *, created_at: int = 1000, expires_at: int | None = 999_999,
-              purpose: str = "batch") -> FileRecord:
+def make_file(
+    file_id: str,
+    scope: Scope = ALICE,
+    *,
+    created_at: int = 1000,
+    expires_at: int | None = 999_999,
+    purpose: str = "batch",
+) -> FileRecord:
     return FileRecord(file_id, scope, f"{file_id}.jsonl", purpose, 10, "0" * 64, file_id, created_at, expires_at)
 
 
-def make_batch(batch_id: str, scope: Scope = ALICE, *, input_file_id: str = "file-in", created_at: int = 1000,
-               status: S = S.VALIDATING) -> BatchRecord:
-    return BatchRecord(batch_id, scope, "/v1/chat/completions", input_file_id, "24h", status, created_at,
-                       created_at + 86400, 8)
+def make_batch(
+    batch_id: str,
+    scope: Scope = ALICE,
+    *,
+    input_file_id: str = "file-in",
+    created_at: int = 1000,
+    status: S = S.VALIDATING,
+) -> BatchRecord:
+    return BatchRecord(
+        batch_id, scope, "/v1/chat/completions", input_file_id, "24h", status, created_at, created_at + 86400, 8
+    )
 
 
 async def add_batch(store, batch: BatchRecord) -> None:
@@ -69,8 +82,9 @@ async def claim_one(store, worker: str, now: float, lease_seconds: float, per_ba
 async def started_batch(store, batch_id: str = "batch_1", worker: str = "w1", now: float = 1000.0) -> ShardLease:
     """A batch in in_progress, as one shard whose live lease `worker` holds."""
     await add_batch(store, make_batch(batch_id, created_at=int(now)))
-    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10},
-                                  shards=[ShardSpan(1, 10**6, 0)])
+    assert await store.transition(
+        batch_id, S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 10}, shards=[ShardSpan(1, 10**6, 0)]
+    )
     lease = await claim_one(store, worker, now, 30, 8)
     assert lease is not None and lease.batch_id == batch_id
     return lease
@@ -102,7 +116,8 @@ async def test_transition_is_compare_and_set_and_stamps_its_timestamp(store):
     await add_batch(store, make_batch("batch_cas"))
     results = await asyncio.gather(
         store.transition("batch_cas", S.VALIDATING, S.IN_PROGRESS, 1111, {"total": 3}),
-        store.transition("batch_cas", S.VALIDATING, S.CANCELLING, 2222))
+        store.transition("batch_cas", S.VALIDATING, S.CANCELLING, 2222),
+    )
     assert sorted(results) == [False, True], "exactly one of two racing transitions wins"
     batch = await store.get_batch("batch_cas")
     if results[0]:
@@ -114,8 +129,9 @@ async def test_transition_is_compare_and_set_and_stamps_its_timestamp(store):
 
     # A stale expectation changes nothing at all, files included.
     before = await store.get_batch("batch_cas")
-    assert not await store.transition("batch_cas", S.VALIDATING, S.FAILED, 3333, {"errors": {"x": 1}},
-                                      [make_file("file-never")])
+    assert not await store.transition(
+        "batch_cas", S.VALIDATING, S.FAILED, 3333, {"errors": {"x": 1}}, [make_file("file-never")]
+    )
     assert await store.get_batch("batch_cas") == before
     assert await store.get_file(ALICE, "file-never") is None
 
@@ -127,9 +143,13 @@ async def test_transition_is_compare_and_set_across_two_connections(store, store
         ids = [f"batch_race{i}" for i in range(20)]
         for batch_id in ids:
             await add_batch(store, make_batch(batch_id))
-        wins = await asyncio.gather(*(s.transition(b, S.VALIDATING, target, 1234)
-                                      for b in ids
-                                      for s, target in ((store, S.IN_PROGRESS), (other, S.CANCELLING))))
+        wins = await asyncio.gather(
+            *(
+                s.transition(b, S.VALIDATING, target, 1234)
+                for b in ids
+                for s, target in ((store, S.IN_PROGRESS), (other, S.CANCELLING))
+            )
+        )
         for i, batch_id in enumerate(ids):
             mine, theirs = wins[2 * i], wins[2 * i + 1]
             assert mine != theirs, f"{batch_id}: both or neither transition won"
@@ -143,8 +163,9 @@ async def test_transition_writes_new_files_with_the_status_change(store):
     await started_batch(store, "batch_f")
     assert await store.transition("batch_f", S.IN_PROGRESS, S.FINALIZING, 1500)
     out = make_file("file-out", purpose="batch_output")
-    assert await store.transition("batch_f", S.FINALIZING, S.COMPLETED, 1600,
-                                  {"output_file_id": "file-out", "failed": 0}, [out])
+    assert await store.transition(
+        "batch_f", S.FINALIZING, S.COMPLETED, 1600, {"output_file_id": "file-out", "failed": 0}, [out]
+    )
     batch = await store.get_batch("batch_f")
     assert (batch.status, batch.finalizing_at, batch.completed_at) == (S.COMPLETED, 1500, 1600)
     assert batch.output_file_id == "file-out"
@@ -210,12 +231,22 @@ async def test_batches_to_drive_lists_unleased_batches_with_a_step_for_one_worke
 
 
 async def shard_batch(store, batch_id: str, shards: int, concurrency: int = 8, created_at: int = 1000) -> None:
-    batch = BatchRecord(batch_id, ALICE, "/v1/chat/completions", "file-in", "24h", S.VALIDATING, created_at,
-                        created_at + 86400, concurrency)
+    batch = BatchRecord(
+        batch_id,
+        ALICE,
+        "/v1/chat/completions",
+        "file-in",
+        "24h",
+        S.VALIDATING,
+        created_at,
+        created_at + 86400,
+        concurrency,
+    )
     await add_batch(store, batch)
     spans = [ShardSpan(10 * n + 1, 10 * n + 10, 100 * n) for n in range(shards)]
-    assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, created_at, {"total": 10 * shards},
-                                  shards=spans)
+    assert await store.transition(
+        batch_id, S.VALIDATING, S.IN_PROGRESS, created_at, {"total": 10 * shards}, shards=spans
+    )
 
 
 async def test_a_shard_lease_is_exclusive_until_it_lapses(store):
@@ -298,8 +329,9 @@ async def test_one_claim_takes_the_free_places_of_one_batch_up_to_its_limit(stor
     await shard_batch(store, "batch_a", 6, concurrency=8)
     await shard_batch(store, "batch_b", 6, concurrency=8, created_at=1001)
     leases = await store.claim_shards("w1", 1000.0, 30, 4, 16)
-    assert [(l.batch_id, l.shard, l.window) for l in leases] == [("batch_a", n, 2) for n in range(4)], \
+    assert [(l.batch_id, l.shard, l.window) for l in leases] == [("batch_a", n, 2) for n in range(4)], (
         "all 4 places of the least recently served batch, and no other batch's"
+    )
     assert [l.shard for l in await store.claim_shards("w2", 1000.5, 30, 4, 3)] == [0, 1, 2], "at most `limit`"
     assert [l.batch_id for l in await store.claim_shards("w2", 1001.0, 30, 4, 3)] == ["batch_b"]
     assert await store.claim_shards("w3", 1002.0, 30, 4, 8) == []
@@ -308,8 +340,7 @@ async def test_one_claim_takes_the_free_places_of_one_batch_up_to_its_limit(stor
 async def test_a_claim_passes_over_the_batches_it_is_told_to_skip(store):
     for n, batch_id in enumerate(("batch_a", "batch_b", "batch_c")):
         await shard_batch(store, batch_id, 1, created_at=1000 + n)
-    assert [l.batch_id for l in await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_a", "batch_b"])] == \
-        ["batch_c"]
+    assert [l.batch_id for l in await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_a", "batch_b"])] == ["batch_c"]
     assert await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_a", "batch_b"]) == []
     assert [l.batch_id for l in await store.claim_shards("w", 1000.0, 30, 8, 1, ["batch_b"])] == ["batch_a"]
 
@@ -396,7 +427,7 @@ async def test_done_lines_and_results_page_through_in_line_order(store):
     lines = list(range(1, count + 1))
     random.Random(7).shuffle(lines)
     for start in range(0, count, 700):
-        chunk = lines[start:start + 700]
+        chunk = lines[start : start + 700]
         await store.record_results(lease, [ResultRow(l, l % 3 != 0, b"r%d" % l) for l in chunk], Usage())
     # Another batch's rows must not leak in.
     other = await started_batch(store, "batch_other")
@@ -450,8 +481,9 @@ async def test_list_batches_pages_newest_first_within_a_scope(store):
     page, more = await store.list_batches(ALICE, Page(limit=5, after=None))
     assert [b.id for b in page] == ids[::-1] and not more, "exactly `limit` left: has_more is false"
 
-    assert [b.id for b in (await store.list_batches(BOB, Page(limit=100, after=None)))[0]] == \
-        [f"batch_b{i}" for i in range(4, -1, -1)]
+    assert [b.id for b in (await store.list_batches(BOB, Page(limit=100, after=None)))[0]] == [
+        f"batch_b{i}" for i in range(4, -1, -1)
+    ]
     assert [b.id for b in (await store.list_batches(ALICE_FOR_X, Page(limit=100, after=None)))[0]] == ["batch_ax"]
     assert await store.get_batch("batch_a0", BOB) is None
     assert await store.get_batch("batch_a0", ALICE_FOR_X) is None
@@ -543,7 +575,10 @@ async def test_a_batch_insert_and_the_delete_of_its_input_never_both_succeed(sto
         for round_ in range(30):
             file_id, batch_id = f"file-race{round_}", f"batch_race{round_}"
             await store.insert_file(make_file(file_id))
-            racers = [store.insert_batch(make_batch(batch_id, input_file_id=file_id)), _delete_or_refuse(other, file_id)]
+            racers = [
+                store.insert_batch(make_batch(batch_id, input_file_id=file_id)),
+                _delete_or_refuse(other, file_id),
+            ]
             if round_ % 2:
                 racers.reverse()
             outcomes = await asyncio.gather(*racers)
@@ -573,11 +608,17 @@ async def test_postgresql_disk_full_is_insufficient_storage(postgres_server):
     """PostgreSQL's disk-full class (53100), raised by the server itself (from a trigger), becomes a 507."""
     store = await batchgate.store.open_store(postgres_server.database())
     try:
-        await store._write(lambda db: db.execute(
-            "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"))
-        await store._write(lambda db: db.execute(
-            "CREATE TRIGGER no_room BEFORE INSERT ON files FOR EACH ROW EXECUTE FUNCTION disk_is_full()"))
+        await store._write(
+            lambda db: db.execute(
+                "CREATE FUNCTION disk_is_full() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'could not extend file' USING ERRCODE = 'disk_full'; END $$"
+            )
+        )
+        await store._write(
+            lambda db: db.execute(
+                "CREATE TRIGGER no_room BEFORE INSERT ON files FOR EACH ROW EXECUTE FUNCTION disk_is_full()"
+            )
+        )
         with pytest.raises(InsufficientStorage) as refused:
             await store.insert_file(make_file("file-big"))
         assert refused.value.status == 507 and refused.value.code == "insufficient_storage"
@@ -608,7 +649,7 @@ async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_se
         holding, resume = threading.Event(), threading.Event()
 
         def pause_holding_the_row(db):
-            db.execute("SELECT id FROM batches WHERE id = ? FOR UPDATE", ("batch_1",))
+            db.execute("SELECT id FROM batches WHERE id = %s FOR UPDATE", ("batch_1",))
             holding.set()
             resume.wait(10)  # idle in transaction, as a frozen process would be
             db.execute("SELECT 1")
@@ -630,16 +671,20 @@ async def test_postgresql_ends_a_session_paused_inside_a_transaction(postgres_se
 async def test_sqlite_cuts_its_write_ahead_log_back_after_a_big_transaction(tmp_path, monkeypatch):
     """Deleting a finished batch's results is one big transaction; the WAL must not keep that size on disk."""
     from batchgate.store import sqlite
+
     monkeypatch.setattr(sqlite, "WAL_KEPT_BYTES", 256 * 1024)
     path = tmp_path / "t.db"
     store = await batchgate.store.open_store(f"sqlite:///{path}")
     wal = tmp_path / "t.db-wal"
     try:
         await store._write(lambda db: db.execute("CREATE TABLE filler (x BLOB)"))
-        await store._write(lambda db: db.executemany("INSERT INTO filler VALUES (?)",
-                                                     [(b"x" * 4096,) for _ in range(2000)]))
+        await store._write(
+            lambda db: db.executemany("INSERT INTO filler VALUES (?)", [(b"x" * 4096,) for _ in range(2000)])
+        )
         grown = wal.stat().st_size
-        await store._run(lambda: store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall())  # as SQLite's own would
+        await store._run(
+            lambda: store._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        )  # as SQLite's own would
         await store._write(lambda db: db.execute("DELETE FROM filler WHERE rowid = 1"))  # restarts the log
         assert grown > 4_000_000 and wal.stat().st_size <= 256 * 1024
     finally:

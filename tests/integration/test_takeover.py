@@ -49,8 +49,9 @@ async def test_a_gone_process_of_this_host_has_its_leases_taken_at_once_a_live_o
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         try:
             seen = process_state(child.pid)
-            child_id = worker_id("c0ffee", "", 0, ProcessIdentity(here.hostname, child.pid, seen.start_ticks,
-                                                                   here.host_key))
+            child_id = worker_id(
+                "c0ffee", "", 0, ProcessIdentity(here.hostname, child.pid, seen.start_ticks, here.host_key)
+            )
             await shard_batch(store, "batch_h", 2)
             assert await claim_one(store, child_id, 1000.0, 20, 8) is not None
             takeover = Takeover(store, GRACE)

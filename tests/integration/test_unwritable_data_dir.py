@@ -27,8 +27,9 @@ def assert_refused(result: subprocess.CompletedProcess, path: Path) -> None:
 def read_only_mount(folder: Path):
     """A tmpfs at `folder` (with a database created in it first), remounted read-only: even root cannot write."""
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {mounted.stderr.strip()}")
     try:
@@ -55,6 +56,7 @@ def test_a_read_only_data_dir_is_refused_in_one_line_by_every_command(tmp_path):
 def test_a_read_only_storage_folder_is_refused_in_one_line(tmp_path):
     with read_only_mount(tmp_path / "ro") as mount:
         for command in (["serve", "--port", "1"], ["worker"]):
-            result = batchgate(*command, "--data-dir", str(tmp_path / "writable"),
-                               "--storage-url", str(mount / "files"))
+            result = batchgate(
+                *command, "--data-dir", str(tmp_path / "writable"), "--storage-url", str(mount / "files")
+            )
             assert_refused(result, mount / "files")

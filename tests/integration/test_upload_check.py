@@ -34,8 +34,14 @@ SECRET = "bg-upload-check-test"
 
 
 def line(custom_id: str, model: str = "m", url: str = CHAT) -> bytes:
-    return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": url,
-                         "body": {"model": model, "messages": [{"role": "user", "content": custom_id}]}})
+    return orjson.dumps(
+        {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": url,
+            "body": {"model": model, "messages": [{"role": "user", "content": custom_id}]},
+        }
+    )
 
 
 # 40 requests over 45 lines (blank ones among them), CRLF endings, two models.
@@ -45,8 +51,11 @@ CLEAN = b"".join((line(f"r{i}", "m" if i % 7 else "n") if i % 9 else b"  ") + b"
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def app(request, tmp_path):
     """(client, settings, store, database url): the API over a fresh store, with an API key for owner 'alice'."""
-    url = ("sqlite:///" + str(tmp_path / "meta.db") if request.param == "sqlite"
-           else request.getfixturevalue("postgres_server").database())
+    url = (
+        "sqlite:///" + str(tmp_path / "meta.db")
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_server").database()
+    )
     settings = Settings(data_dir=tmp_path, database_url=url, shard_lines=4, max_shards_per_batch=8)
     store = await open_store(url)
     blobs = open_blobs(settings.resolved_storage_url)
@@ -128,7 +137,10 @@ async def test_a_file_with_errors_is_validated_by_its_batch_with_todays_errors(a
     batch = await validate(client, settings, store, file_id)
     assert batch.status is S.FAILED
     assert [(e["code"], e["line"]) for e in batch.errors["data"]] == [
-        ("invalid_json_line", 2), ("duplicate_custom_id", 4), ("url_mismatch", 5)]
+        ("invalid_json_line", 2),
+        ("duplicate_custom_id", 4),
+        ("url_mismatch", 5),
+    ]
     assert batch.errors["data"][1]["message"] == "Line 4: custom_id 'a' was already used on line 1."
 
 

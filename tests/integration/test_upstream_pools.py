@@ -10,7 +10,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from batchgate.domain.fairness import Flow
+from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
 from batchgate.upstream.router import KINDS, Router
@@ -58,7 +58,7 @@ def logged(path) -> list[dict]:
     return [orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
 
 
-async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: Flow = Flow()) -> list:
+async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: Flow = ANONYMOUS) -> list:
     window = asyncio.Semaphore(concurrency)
 
     async def one(body):
@@ -69,14 +69,16 @@ async def send_all(router: Router, bodies: list[dict], concurrency: int, flow: F
 
 
 async def test_upstreams_listing_the_matching_pattern_form_the_pool(routers):
-    router = routers(UpstreamConfig("special", "http://s.invalid/v1", ("llama-3-70b",)),
-                     UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
-                     UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
-                     UpstreamConfig("rest", "http://r.invalid/v1", ("*",)))
-    assert [lane.name for lane in router.pool("llama-3-8b").lanes] == ["gpu1", "gpu2"]
-    assert [lane.name for lane in router.pool("llama-3-70b").lanes] == ["special"]
-    assert [lane.name for lane in router.pool("qwen-7b").lanes] == ["gpu2"]
-    assert [lane.name for lane in router.pool("gpt-4o").lanes] == ["rest"]
+    router = routers(
+        UpstreamConfig("special", "http://s.invalid/v1", ("llama-3-70b",)),
+        UpstreamConfig("gpu1", "http://g1.invalid/v1", ("llama-*",)),
+        UpstreamConfig("gpu2", "http://g2.invalid/v1", ("qwen-*", "llama-*")),
+        UpstreamConfig("rest", "http://r.invalid/v1", ("*",)),
+    )
+    assert [member.name for member in router.pool("llama-3-8b").members] == ["gpu1", "gpu2"]
+    assert [member.name for member in router.pool("llama-3-70b").members] == ["special"]
+    assert [member.name for member in router.pool("qwen-7b").members] == ["gpu2"]
+    assert [member.name for member in router.pool("gpt-4o").members] == ["rest"]
     assert router.route("llama-3-8b").name == "gpu1"  # the first match still serves it
     assert router.pool("llama-3-8b") is router.pool("llama-2")  # one pool per pattern, not per model
 
@@ -101,9 +103,13 @@ async def test_a_slower_member_gets_fewer_lines(serve, routers):
 
 async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
     url_bad, bad, _ = await serve(fail_status=500)
-    url_good, good, _ = await serve()
-    router = routers(UpstreamConfig("bad", url_bad, ("m",)), UpstreamConfig("good", url_good, ("m",)),
-                     eject_after_failures=3, eject_seconds=0.3)
+    url_good, _good, _ = await serve()
+    router = routers(
+        UpstreamConfig("bad", url_bad, ("m",)),
+        UpstreamConfig("good", url_good, ("m",)),
+        eject_after_failures=3,
+        eject_seconds=0.3,
+    )
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(60)], concurrency=4)
     assert all(o.ok for o in outcomes)  # every retry found the good member
     failed_before = sum(bad.attempts.values())
@@ -124,18 +130,17 @@ async def test_a_failing_member_is_taken_out_and_probed_back_in(serve, routers):
 
 async def test_a_pool_whose_members_are_all_out_still_tries_rather_than_failing_unasked(serve, routers):
     url_bad, bad, _ = await serve(fail_status=503)
-    router = routers(UpstreamConfig("bad", url_bad, ("m",)), eject_after_failures=1, eject_seconds=60,
-                     max_attempts=3)
+    router = routers(UpstreamConfig("bad", url_bad, ("m",)), eject_after_failures=1, eject_seconds=60, max_attempts=3)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(3)], concurrency=1)
     assert [o.status_code for o in outcomes] == [503, 503, 503]
     assert sum(bad.attempts.values()) == 9
 
 
-async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
-    url_a, mock_a, log_a = await serve()
-    url_b, mock_b, _ = await serve()
+async def test_a_spent_rate_window_pauses_only_that_upstream(serve, routers):
+    url_a, _mock_a, log_a = await serve()
+    url_b, _mock_b, _ = await serve()
     router = routers(UpstreamConfig("a", url_a, ("a",)), UpstreamConfig("b", url_b, ("b",)))
-    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [wait:2]", "a")))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("slow down [429:1] [spent:2]", "a")))
     await asyncio.sleep(0.1)
     started = time.monotonic()
     others = await send_all(router, [chat(f"b{i}", "b") for i in range(20)], concurrency=5)
@@ -143,18 +148,51 @@ async def test_a_429_with_retry_after_pauses_only_that_upstream(serve, routers):
     same = await send_all(router, [chat("also for a", "a")], concurrency=1)
     assert (await first).ok and same[0].ok
     times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log_a)}
-    told = times[("slow down [429:1] [wait:2]", 429)]
+    told = times[("slow down [429:1] [spent:2]", 429)]
     assert times[("also for a", 200)] >= told + 1.95  # waited out the pause at the door
-    assert times[("slow down [429:1] [wait:2]", 200)] >= told + 1.95
+    assert times[("slow down [429:1] [spent:2]", 200)] >= told + 1.95
 
 
-async def test_while_a_pool_member_is_paused_by_a_429_its_sibling_takes_the_lines(serve, routers):
+async def test_a_single_429_delays_only_its_own_request(serve, routers):
+    url, _mock, log = await serve()
+    router = routers(UpstreamConfig("u", url, ("m",)))
+    first = asyncio.create_task(router.send("/v1/chat/completions", chat("once [429:1] [wait:1]")))
+    await asyncio.sleep(0.1)
+    started = time.monotonic()
+    others = await send_all(router, [chat(f"q{i}") for i in range(20)], concurrency=5)
+    assert all(o.ok for o in others) and time.monotonic() - started < 0.8  # nobody else waits its second
+    assert (await first).ok
+    times = {(entry["text"], entry["status"]): entry["t"] for entry in logged(log)}
+    told = times[("once [429:1] [wait:1]", 429)]
+    assert times[("once [429:1] [wait:1]", 200)] >= told + 0.95  # its Retry-After is its own floor
+
+
+async def use_up_its_429(url: str, text: str) -> None:
+    """Send `text` (with a [429:1] directive) to one mock directly, so it has had its one refusal."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url + "/chat/completions", json=chat(text)) as answer,
+    ):
+        assert answer.status == 429
+
+
+async def test_in_a_pool_a_429s_retry_goes_to_another_member_without_waiting_its_retry_after(serve, routers):
     url_a, mock_a, _ = await serve()
     url_b, mock_b, _ = await serve()
-    text = "first [429:1] [wait:5]"
-    async with aiohttp.ClientSession() as session:  # b has had its one 429 for this text already
-        async with session.post(url_b + "/chat/completions", json=chat(text)) as answer:
-            assert answer.status == 429
+    text = "refused once [429:1] [wait:5]"
+    await use_up_its_429(url_b, text)  # so that only a refuses it
+    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
+    started = time.monotonic()
+    told = await router.send("/v1/chat/completions", chat(text))
+    assert told.ok and mock_a.attempts[text] == 1 and mock_b.attempts[text] == 2  # a said 429, b answered
+    assert time.monotonic() - started < 2.5  # a's five seconds were a's alone
+
+
+async def test_while_a_pool_member_is_paused_by_a_spent_window_its_sibling_takes_the_lines(serve, routers):
+    url_a, mock_a, _ = await serve()
+    url_b, mock_b, _ = await serve()
+    text = "first [429:1] [spent:5]"
+    await use_up_its_429(url_b, text)  # so that only a refuses it
     router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
     started = time.monotonic()
     told = await router.send("/v1/chat/completions", chat(text))
@@ -164,14 +202,48 @@ async def test_while_a_pool_member_is_paused_by_a_429_its_sibling_takes_the_line
     assert time.monotonic() - started < 4  # nobody waited out a's pause
 
 
+async def test_clustered_429s_pause_the_upstream_and_one_probe_reopens_it(serve, routers):
+    url, _mock, log = await serve(latency=0.1)
+    router = routers(
+        UpstreamConfig("u", url, ("m",), adaptive=False), rate_limit_min_refusals=5, rate_limit_pause_seconds=0.5
+    )
+    # Ten lines refused at once, as by a spent quota that says nothing else: the upstream pauses.
+    outcomes = await send_all(router, [chat(f"q{i} [429:1]") for i in range(10)], concurrency=10)
+    assert all(o.ok for o in outcomes)
+    entries = logged(log)
+    refused_last = max(e["t"] for e in entries if e["status"] == 429)
+    retries = sorted(e["t"] for e in entries if e["status"] == 200)
+    assert retries[0] >= refused_last + 0.45  # the pause held every retry back
+    assert retries[1] - retries[0] >= 0.09  # the probe went alone; the rest followed its answer
+
+
+async def test_an_upstream_refusing_beyond_its_capacity_is_never_paused(serve, routers):
+    url, mock, _ = await serve(latency=0.05, capacity=8, reject_over_capacity=True)
+    router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=64)
+    assert all(o.ok for o in outcomes)
+    throttle = router.pool("m").members[0].door.throttle
+    assert mock.rejected > 20  # refused plenty ...
+    assert throttle.since == float("-inf") and not throttle.until  # ... and the lower limit was the whole answer
+
+
 async def test_adaptive_concurrency_backs_off_an_upstream_that_is_overrun(serve, routers):
     url, mock, _ = await serve(latency=0.02, capacity=8, reject_over_capacity=True)
     router = routers(UpstreamConfig("small", url, ("m",), max_concurrency=64, min_concurrency=1), max_attempts=50)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(400)], concurrency=64)
     assert all(o.ok for o in outcomes)
-    lane = router.pool("m").lanes[0]
-    assert lane.aimd.current <= 16, lane.aimd
+    member = router.pool("m").members[0]
+    assert member.aimd.current <= 16, member.aimd
     assert mock.rejected < 400  # without backing off, each line would be refused several times
+
+
+async def test_errors_resets_and_timeouts_leave_the_window_alone(serve, routers):
+    # A 500, a reset or a hang is one request's misfortune: the window stays open for everyone else.
+    url, _mock, _ = await serve(latency=0.05, chaos={"500": 0.2, "reset": 0.1, "hang": 0.05}, seed=3)
+    router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=32), request_timeout_seconds=0.2)
+    outcomes = await send_all(router, [chat(f"q{i}") for i in range(200)], concurrency=32)
+    assert all(o.ok for o in outcomes)
+    assert router.pool("m").members[0].aimd.current == 32
 
 
 async def test_without_adaptation_the_cap_alone_holds(serve, routers):
@@ -184,8 +256,11 @@ async def test_without_adaptation_the_cap_alone_holds(serve, routers):
 async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
     url_a, mock_a, _ = await serve(latency=0.03)
     url_b, mock_b, _ = await serve(latency=0.03)
-    router = routers(UpstreamConfig("a", url_a, ("m*",)), UpstreamConfig("b", url_b, ("m*",)),
-                     limits=(ModelLimits("m-small", max_concurrency=3),))
+    router = routers(
+        UpstreamConfig("a", url_a, ("m*",)),
+        UpstreamConfig("b", url_b, ("m*",)),
+        limits=(ModelLimits("m-small", max_concurrency=3),),
+    )
     await send_all(router, [chat(f"q{i}", "m-small") for i in range(30)], concurrency=20)
     assert mock_a.peak + mock_b.peak <= 3 + 1 and mock_a.in_flight == 0
     assert router.pool("m-small") is not router.pool("m-big")  # only the limited model has its own door
@@ -194,7 +269,7 @@ async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
 
 
 async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
-    url, mock, _ = await serve()
+    url, _mock, _ = await serve()
     router = routers(UpstreamConfig("u", url, ("m",)), limits=(ModelLimits("m", tpm=600),))
     door = router.pool("m").model
     # Each estimate is 1 + max_tokens 100 = 101 tokens; the mock's usage says 2 × 1 word + 1 = 3.
@@ -203,32 +278,32 @@ async def test_model_tokens_per_minute_settle_with_usage(serve, routers):
     assert door._tokens.level > 600 - 20 * 3 - 5  # charged what was used, not what was estimated
 
 
-class WholeSendOnly:
-    """An upstream kind that offers only `send` (it retries on its own): the lane treats each send as one attempt."""
+class PlainAttempt:
+    """An upstream kind whose attempt is a plain coroutine (no HTTP, no rate-limit hints): it passes the doors too."""
 
     def __init__(self, config, settings):
         self.name = config.name
         self.bodies: list[dict] = []
 
-    async def send(self, endpoint, body, gate=None):
+    async def attempt(self, endpoint, body, payload):
         self.bodies.append(body)
-        return Outcome(status_code=200, body={"echo": body["messages"][0]["content"]})
+        return Outcome(status_code=200, body={"echo": body["messages"][0]["content"]}), None
 
     async def close(self):
         pass
 
 
-async def test_a_kind_with_only_send_still_passes_the_door(monkeypatch, routers):
-    monkeypatch.setitem(KINDS, "whole", WholeSendOnly)
+async def test_a_kind_with_a_plain_attempt_passes_the_door(monkeypatch, routers):
+    monkeypatch.setitem(KINDS, "whole", PlainAttempt)
     router = routers(UpstreamConfig("w", "unused://", ("m",), kind="whole", max_concurrency=2, adaptive=False))
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(10)], concurrency=5)
     assert [o.body["echo"] for o in outcomes] == [f"q{i}" for i in range(10)]
     assert len(router.route("m").bodies) == 10
-    assert router.pool("m").lanes[0].admission.in_flight == 0
+    assert router.pool("m").members[0].door.in_flight == 0
 
 
 async def test_a_stream_holds_its_place_at_the_door_until_its_last_event(serve, routers):
-    url, mock, log = await serve()
+    url, _mock, log = await serve()
     router = routers(UpstreamConfig("u", url, ("m",), max_concurrency=1, adaptive=False))
     first = await router.stream("/v1/chat/completions", chat("one two three"))
     second = asyncio.create_task(router.send("/v1/chat/completions", chat("after")))

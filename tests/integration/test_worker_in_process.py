@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 import pytest
@@ -13,14 +13,15 @@ import pytest
 from batchgate.blobs import open_blobs
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.results import Outcome
-from batchgate.domain.status import TERMINAL, BatchStatus as S
+from batchgate.domain.status import TERMINAL
+from batchgate.domain.status import BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
+from batchgate.store import ShardLease, open_store
 from batchgate.upstream import router as router_module
 from batchgate.upstream.router import Router
-from batchgate.store import ShardLease, open_store
+from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import _Unsent
 from batchgate.worker.worker import Worker
-from batchgate.worker.context import WorkerContext
 
 ALICE = Scope("alice")
 
@@ -31,11 +32,13 @@ class ExplodingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         if "boom" in text:
             raise RuntimeError("kaboom")
-        return Outcome(status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}})
+        return Outcome(
+            status_code=200, body={"echo": text, "usage": {"prompt_tokens": 2, "completion_tokens": 3}}
+        ), None
 
     async def close(self) -> None:
         return None
@@ -44,19 +47,29 @@ class ExplodingUpstream:
 @pytest.fixture
 async def parts(tmp_path, monkeypatch):
     monkeypatch.setitem(router_module.KINDS, "exploding", ExplodingUpstream)
-    settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2,
-                        upstreams=(UpstreamConfig("x", "http://unused/v1", kind="exploding"),))
-    store = await open_store(settings.resolved_database_url)
+    settings = Settings(
+        data_dir=tmp_path,
+        poll_interval_seconds=0.05,
+        lease_seconds=2,
+        upstreams=(UpstreamConfig("x", "http://unused/v1", kind="exploding"),),
+    )
     blobs = open_blobs(settings.resolved_storage_url)
     router = Router(settings)
+    store = await open_store(settings.resolved_database_url)
     yield WorkerContext(settings, store, blobs, router, "w1")
     await router.close()
     await store.close()
 
 
 def chat(custom_id: str, text: str) -> bytes:
-    return orjson.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions",
-                         "body": {"model": "m", "messages": [{"role": "user", "content": text}]}})
+    return orjson.dumps(
+        {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": "m", "messages": [{"role": "user", "content": text}]},
+        }
+    )
 
 
 async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = None, batch_id: str = "batch_1") -> str:
@@ -68,10 +81,12 @@ async def add_batch(ctx: WorkerContext, texts: list[str], lines: bytes | None = 
     file_id = f"file-{batch_id}"
     await ctx.blobs.write(file_id, chunks())
     now = int(time.time())
-    await ctx.store.insert_file(FileRecord(file_id, ALICE, "in.jsonl", "batch", len(lines), "0" * 64, file_id,
-                                           now, now + 3600))
-    await ctx.store.insert_batch(BatchRecord(batch_id, ALICE, "/v1/chat/completions", file_id, "24h",
-                                             S.VALIDATING, now, now + 3600, 4))
+    await ctx.store.insert_file(
+        FileRecord(file_id, ALICE, "in.jsonl", "batch", len(lines), "0" * 64, file_id, now, now + 3600)
+    )
+    await ctx.store.insert_batch(
+        BatchRecord(batch_id, ALICE, "/v1/chat/completions", file_id, "24h", S.VALIDATING, now, now + 3600, 4)
+    )
     return batch_id
 
 
@@ -141,7 +156,7 @@ class HoldingUpstream:
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
-    async def send(self, endpoint, body, gate=None) -> Outcome:
+    async def attempt(self, endpoint, body, payload) -> tuple[Outcome, None]:
         text = body["messages"][0]["content"]
         cls = HoldingUpstream
         cls.sent.append(text)
@@ -150,7 +165,7 @@ class HoldingUpstream:
         try:
             if "hold" in text:
                 await cls.release.wait()
-            return Outcome(status_code=200, body={"echo": text})
+            return Outcome(status_code=200, body={"echo": text}), None
         finally:
             cls.in_flight -= 1
 
@@ -164,17 +179,24 @@ async def holding(tmp_path, monkeypatch):
     monkeypatch.setitem(router_module.KINDS, "holding", HoldingUpstream)
     HoldingUpstream.release, HoldingUpstream.sent = asyncio.Event(), []
     HoldingUpstream.in_flight = HoldingUpstream.peak = 0
-    settings = Settings(data_dir=tmp_path, poll_interval_seconds=0.05, lease_seconds=2, shard_lines=2,
-                        max_shards_per_batch=2, upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),))
-    store = await open_store(settings.resolved_database_url)
+    settings = Settings(
+        data_dir=tmp_path,
+        poll_interval_seconds=0.05,
+        lease_seconds=2,
+        shard_lines=2,
+        max_shards_per_batch=2,
+        upstreams=(UpstreamConfig("h", "http://unused/v1", kind="holding"),),
+    )
     router = Router(settings)
+    store = await open_store(settings.resolved_database_url)
     yield WorkerContext(settings, store, open_blobs(settings.resolved_storage_url), router, "w1")
     await router.close()
     await store.close()
 
 
-async def held_then_released(ctx: WorkerContext, texts: list[str], held: int,
-                             also: Callable[[], bool] = lambda: True) -> set[int]:
+async def held_then_released(
+    ctx: WorkerContext, texts: list[str], held: int, also: Callable[[], bool] = lambda: True
+) -> set[int]:
     """Run the batch until `held` lines hang upstream (and `also()`); return the lines sent by then;
     release; finish."""
     batch_id = await add_batch(ctx, texts)
@@ -237,8 +259,9 @@ async def test_a_batch_whose_shards_keep_failing_rests_alone(parts):
     """A failing shard run makes its batch wait (here 2 × 2 s) before the worker claims it again,
     while the worker's other batches are claimed at once."""
     blobs = BrokenAfterValidation(parts.blobs, "file-batch_broken")
-    ctx = dataclasses.replace(parts, blobs=blobs, settings=dataclasses.replace(
-        parts.settings, shard_lines=2, poll_interval_seconds=2.0))
+    ctx = dataclasses.replace(
+        parts, blobs=blobs, settings=dataclasses.replace(parts.settings, shard_lines=2, poll_interval_seconds=2.0)
+    )
     await add_batch(ctx, [f"broken {i}" for i in range(6)], batch_id="batch_broken")
     worker = Worker(ctx)
     running = asyncio.create_task(worker.run())
@@ -336,7 +359,7 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
     gate = asyncio.Event()
     ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), lambda: None)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), ctx.execution.max_line_bytes, lambda: None)
     sending = True
     try:
         await source.prime()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
@@ -9,8 +10,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from openai import OpenAI
 
@@ -35,8 +36,12 @@ def closed_port_url() -> str:
 
 
 def chat_line(custom_id: str, text: str, model: str = "m") -> dict:
-    return {"custom_id": custom_id, "method": "POST", "url": CHAT,
-            "body": {"model": model, "messages": [{"role": "user", "content": text}]}}
+    return {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": model, "messages": [{"role": "user", "content": text}]},
+    }
 
 
 def jsonl(lines: Iterable[dict]) -> bytes:
@@ -56,8 +61,9 @@ def start_batch(api: OpenAI, lines: list[dict], max_concurrency: int | None = No
     return file, batch
 
 
-def wait_status(api: OpenAI, batch_id: str, statuses: Iterable[str] = TERMINAL, timeout: float = 40.0,
-                interval: float = 0.05):
+def wait_status(
+    api: OpenAI, batch_id: str, statuses: Iterable[str] = TERMINAL, timeout: float = 40.0, interval: float = 0.05
+):
     statuses = tuple(statuses)
     deadline = time.monotonic() + timeout
     while True:
@@ -99,7 +105,8 @@ def assert_partition(output: list[dict], errors: list[dict], custom_ids: Iterabl
     duplicates = sorted(c for c, n in Counter(seen).items() if n > 1)
     assert not duplicates, f"custom_ids present more than once: {duplicates[:10]}"
     assert sorted(seen) == sorted(custom_ids), (
-        f"missing {sorted(set(custom_ids) - set(seen))[:10]}, unexpected {sorted(set(seen) - set(custom_ids))[:10]}")
+        f"missing {sorted(set(custom_ids) - set(seen))[:10]}, unexpected {sorted(set(seen) - set(custom_ids))[:10]}"
+    )
     for line in output:
         assert line["error"] is None and 200 <= line["response"]["status_code"] < 300, line
     for line in errors:
@@ -140,8 +147,9 @@ def shard_owners(db_path: Path, batch_id: str) -> str:
     """The lease owners of the batch's shards, space-separated (read straight from SQLite)."""
     db = sqlite3.connect(db_path, timeout=10)
     try:
-        rows = db.execute("SELECT lease_owner FROM shards WHERE batch_id = ? AND lease_owner IS NOT NULL "
-                          "ORDER BY shard", (batch_id,)).fetchall()
+        rows = db.execute(
+            "SELECT lease_owner FROM shards WHERE batch_id = ? AND lease_owner IS NOT NULL ORDER BY shard", (batch_id,)
+        ).fetchall()
         return " ".join(owner for (owner,) in rows)
     finally:
         db.close()
@@ -188,19 +196,28 @@ def _stopped(pid: int) -> bool:
     """Every thread of `pid` is stopped (state T in /proc): a signal is delivered, not only sent."""
     states = []
     for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
-        try:
+        with contextlib.suppress(FileNotFoundError):  # a thread that ended meanwhile
             states.append(stat.read_text().rsplit(")", 1)[1].split()[0])
-        except FileNotFoundError:  # a thread that ended meanwhile
-            pass
     return all(state == "T" for state in states)
 
 
 def start_worker(gateway: Gateway, log_name: str = "worker.log") -> subprocess.Popen:
     """A `batchgate worker` process (scale-out) on the gateway's data dir, config and environment."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "batchgate", "worker", "--data-dir", str(gateway.data_dir),
-         "--config", str(gateway.config_path)],
-        env={**gateway.env, "BATCHGATE_NO_WORKER": "0"}, stderr=open(gateway.folder / log_name, "ab"))
+    with open(gateway.folder / log_name, "ab") as log:  # the worker keeps its own descriptor
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batchgate",
+                "worker",
+                "--data-dir",
+                str(gateway.data_dir),
+                "--config",
+                str(gateway.config_path),
+            ],
+            env={**gateway.env, "BATCHGATE_NO_WORKER": "0"},
+            stderr=log,
+        )
 
 
 def stop_process(process: subprocess.Popen) -> None:

@@ -13,8 +13,12 @@ def line_of(**fields) -> bytes:
 
 
 def valid(**changes) -> dict:
-    obj = {"custom_id": "req-1", "method": "POST", "url": CHAT,
-           "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}
+    obj = {
+        "custom_id": "req-1",
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]},
+    }
     obj.update(changes)
     return obj
 

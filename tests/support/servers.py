@@ -8,11 +8,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
-import urllib.request
 
 MOCK = Path(__file__).with_name("mock_upstream.py")
 
@@ -44,7 +44,8 @@ class MockUpstream:
         self.log_path = folder / f"mock-{self.port}.log"
         logging = ["--log", str(self.log_path)] if log else []
         self.process = subprocess.Popen(
-            [sys.executable, str(MOCK), "--port", str(self.port), *logging, "--latency", str(latency), *options])
+            [sys.executable, str(MOCK), "--port", str(self.port), *logging, "--latency", str(latency), *options]
+        )
         wait_for_port(self.port, self.process)
 
     @property
@@ -69,8 +70,14 @@ class Gateway:
         self.data_dir = folder / "data"
         self.config_path = folder / "batchgate.toml"
         self.config_path.write_text(config)
-        self.env = {**os.environ, "BATCHGATE_POLL_INTERVAL_SECONDS": "0.1", "BATCHGATE_LEASE_SECONDS": "2",
-                    "BATCHGATE_RETRY_BASE_SECONDS": "0.05", "BATCHGATE_LOG_LEVEL": "warning", **(env or {})}
+        self.env = {
+            **os.environ,
+            "BATCHGATE_POLL_INTERVAL_SECONDS": "0.1",
+            "BATCHGATE_LEASE_SECONDS": "2",
+            "BATCHGATE_RETRY_BASE_SECONDS": "0.05",
+            "BATCHGATE_LOG_LEVEL": "warning",
+            **(env or {}),
+        }
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.key = self.create_key("test")
@@ -81,9 +88,22 @@ class Gateway:
         return f"http://127.0.0.1:{self.port}"
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "batchgate", *args, "--data-dir", str(self.data_dir),
-                               "--config", str(self.config_path)], env=self.env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "batchgate",
+                *args,
+                "--data-dir",
+                str(self.data_dir),
+                "--config",
+                str(self.config_path),
+            ],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
     def create_key(self, name: str, owner: str | None = None) -> str:
         result = self.cli("keys", "create", "--name", name, *(["--owner", owner] if owner else []))
@@ -91,9 +111,23 @@ class Gateway:
         return result.stdout.strip().splitlines()[-1]
 
     def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "batchgate", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir),
-             "--config", str(self.config_path)], env=self.env, stderr=open(self.folder / "serve.log", "ab"))
+        with open(self.folder / "serve.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "batchgate",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--config",
+                    str(self.config_path),
+                ],
+                env=self.env,
+                stderr=log,
+            )
         wait_for_port(self.port, self.process)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -139,6 +173,8 @@ class GatewayFactory:
 
 def upstream_config(*upstreams: tuple[str, str, list[str]], extra: str = "") -> str:
     """TOML for settings lines in `extra` plus [[upstreams]] tables of (name, base_url, models)."""
-    tables = [f'[[upstreams]]\nname = "{name}"\nbase_url = "{url}"\nmodels = {orjson.dumps(models).decode()}\n'
-              for name, url, models in upstreams]
+    tables = [
+        f'[[upstreams]]\nname = "{name}"\nbase_url = "{url}"\nmodels = {orjson.dumps(models).decode()}\n'
+        for name, url, models in upstreams
+    ]
     return extra + "\n" + "\n".join(tables)

@@ -38,12 +38,14 @@ def installed_postgres_bin() -> Path:
     found = postgres_bin()
     if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
         for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "postgresql"]):
-            subprocess.run(command, check=True, capture_output=True,
-                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            subprocess.run(
+                command, check=True, capture_output=True, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            )
         found = postgres_bin()
     if found is None:
-        raise RuntimeError("PostgreSQL server binaries (initdb, postgres) are not installed: "
-                           "install Debian's postgresql package")
+        raise RuntimeError(
+            "PostgreSQL server binaries (initdb, postgres) are not installed: install Debian's postgresql package"
+        )
     return found
 
 
@@ -59,8 +61,19 @@ class PostgresServer:
         if self.user:
             entry = pwd.getpwnam(self.user)
             os.chown(self.folder, entry.pw_uid, entry.pw_gid)
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                   "--no-sync"])
+        self._run(
+            [
+                str(self.bin / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]
+        )
         self.process: subprocess.Popen | None = None
         self.start()
 
@@ -68,11 +81,28 @@ class PostgresServer:
         subprocess.run(command, check=True, capture_output=True, user=self.user, cwd=self.folder)
 
     def start(self) -> None:
-        log = open(self.folder / "postgres.log", "ab")
-        self.process = subprocess.Popen(
-            [str(self.bin / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.folder),
-             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=300"],
-            stdout=log, stderr=log, user=self.user, cwd=self.folder)
+        with open(self.folder / "postgres.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [
+                    str(self.bin / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.folder),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=300",
+                ],
+                stdout=log,
+                stderr=log,
+                user=self.user,
+                cwd=self.folder,
+            )
         wait_for_port(self.port, self.process, timeout=30)
         deadline = time.monotonic() + 30
         while True:  # the port opens a little before connections are accepted
@@ -114,9 +144,13 @@ class S3Server:
 
     def __init__(self, folder: Path) -> None:
         self.port = free_port()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=open(folder / "moto.log", "ab"), env={**os.environ, **AWS_ENV})
+        with open(folder / "moto.log", "ab") as log:  # the server keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env={**os.environ, **AWS_ENV},
+            )
         wait_for_port(self.port, self.process, timeout=60)
 
     @property
@@ -131,8 +165,13 @@ class S3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id="testing", aws_secret_access_key="testing")
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def bucket(self, prefix: str = "batchgate") -> str:
         name = "b-" + uuid.uuid4().hex[:16]

@@ -15,8 +15,9 @@ def test_a_burst_of_accept_failures_is_one_line_without_traceback(caplog):
         loop = asyncio.get_running_loop()
         quiet_accept_errors(loop)
         for _ in range(500):  # asyncio reports up to the listen backlog of these in one tick
-            loop.call_exception_handler({"message": ACCEPT_OUT_OF_RESOURCES,
-                                         "exception": OSError(errno.EMFILE, os.strerror(errno.EMFILE))})
+            loop.call_exception_handler(
+                {"message": ACCEPT_OUT_OF_RESOURCES, "exception": OSError(errno.EMFILE, os.strerror(errno.EMFILE))}
+            )
         loop.call_exception_handler({"message": "something else"})  # still reaches asyncio's own handler
 
     with caplog.at_level(logging.INFO):

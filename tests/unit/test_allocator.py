@@ -33,8 +33,9 @@ libc.malloc_stats()
 
 
 def arenas_used(limit: int) -> int:
-    done = subprocess.run([sys.executable, "-c", THREADS_ALLOCATING, str(limit)], capture_output=True, text=True,
-                          timeout=30, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", THREADS_ALLOCATING, str(limit)], capture_output=True, text=True, timeout=30, check=True
+    )
     return sum(1 for line in done.stderr.splitlines() if line.startswith("Arena "))
 
 

@@ -32,7 +32,7 @@ def splits(data: bytes):
     """Every way of cutting `data` in two, plus one byte per chunk."""
     for i in range(len(data) + 1):
         yield [data[:i], data[i:]]
-    yield [data[i:i + 1] for i in range(len(data))]
+    yield [data[i : i + 1] for i in range(len(data))]
 
 
 async def test_simple_lines():
@@ -85,7 +85,7 @@ async def test_blank_lines_keep_numbering():
 
 async def test_many_lines_numbered_in_order():
     data = b"".join(b"line-%d\n" % i for i in range(1, 1001))
-    chunks = [data[i:i + 37] for i in range(0, len(data), 37)]
+    chunks = [data[i : i + 37] for i in range(0, len(data), 37)]
     result = await collect(chunks)
     assert result == [(i, b"line-%d" % i) for i in range(1, 1001)]
 
@@ -172,6 +172,7 @@ async def test_huge_line_is_skipped_lazily():
 
 # --- located_lines: where each line starts, so a shard can be read from its own offset ----------
 
+
 async def locate(chunks, max_line_bytes: int = 1000, first_line: int = 1, first_offset: int = 0):
     return [t async for t in located_lines(feed(chunks), max_line_bytes, first_line, first_offset)]
 
@@ -182,23 +183,26 @@ async def test_every_offset_points_at_its_line_however_the_stream_is_cut(data):
         located = await locate(chunks)
         assert [(n, line) for n, _, line in located] == await collect(chunks)
         for _, offset, line in located:
-            assert data[offset:offset + len(line)] == line
-            assert offset == 0 or data[offset - 1:offset] == b"\n", "a line starts after a newline"
+            assert data[offset : offset + len(line)] == line
+            assert offset == 0 or data[offset - 1 : offset] == b"\n", "a line starts after a newline"
 
 
 async def test_reading_from_an_offset_numbers_lines_as_the_whole_file_does():
     data = b"l1\nl2\n\nl4 is longer\nl5\n"
     whole = await locate([data])
     assert [(n, line) for n, _, line in whole] == [(1, b"l1"), (2, b"l2"), (3, b""), (4, b"l4 is longer"), (5, b"l5")]
-    for number, offset, line in whole:
+    for number, offset, _line in whole:
         tail = await locate([data[offset:]], first_line=number, first_offset=offset)
         assert tail == [t for t in whole if t[0] >= number]
 
 
 async def test_an_over_long_line_keeps_its_offset():
     data = b"ok\n" + b"x" * 50 + b"\nafter\n"
-    assert await locate([data[i:i + 7] for i in range(0, len(data), 7)], max_line_bytes=10) == \
-        [(1, 0, b"ok"), (2, 3, None), (3, 54, b"after")]
+    assert await locate([data[i : i + 7] for i in range(0, len(data), 7)], max_line_bytes=10) == [
+        (1, 0, b"ok"),
+        (2, 3, None),
+        (3, 54, b"after"),
+    ]
 
 
 def reference(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
@@ -213,8 +217,10 @@ def reference(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
     return located
 
 
-@pytest.mark.parametrize("data", [b"ab\r\ncd\n\nxxxxxxxxxx\r\nef\rgh\nlast", b"xxxxxxxxxxxx\nyy\r\n",
-                                  b"\r\n\r\nxxxxxxxx\r\n", b"a\nxxxxxxxxx\r"])
+@pytest.mark.parametrize(
+    "data",
+    [b"ab\r\ncd\n\nxxxxxxxxxx\r\nef\rgh\nlast", b"xxxxxxxxxxxx\nyy\r\n", b"\r\n\r\nxxxxxxxx\r\n", b"a\nxxxxxxxxx\r"],
+)
 async def test_line_chunks_match_the_whole_file_split(data):
     for chunks in splits(data):
         lists = [located async for located in located_line_chunks(feed(chunks), 8)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from batchgate.domain.aimd import Aimd
@@ -11,22 +13,40 @@ def test_starts_at_the_cap():
     assert Aimd(cap=256, floor=4).current == 256
 
 
-def test_overload_cuts_multiplicatively_once_per_round_trip():
+def refusals_in_a_row(aimd: Aimd, count: int, now: float, sent_at: float) -> list[bool]:
+    return [aimd.refused(now, sent_at) for _ in range(count)]
+
+
+def test_refusals_cut_multiplicatively_once_per_overload():
     aimd = Aimd(cap=100, floor=4)
-    aimd.success(0.2, now=0.0)
-    aimd.overloaded(now=1.0)
+    assert refusals_in_a_row(aimd, 10, now=1.0, sent_at=0.9) == [False] * 9 + [True]  # a share, not one 429
     assert aimd.current == 70
-    aimd.overloaded(now=1.1)  # the same overload seen by another request of the same round trip
+    # The rest of the window sent before the cut: already answered by it, no second cut.
+    assert refusals_in_a_row(aimd, 20, now=1.1, sent_at=0.95) == [True] * 20
     assert aimd.current == 70
-    aimd.overloaded(now=1.3)
+    assert aimd.refused(now=1.3, sent_at=1.2)  # sent after the cut and still refused: too many still
     assert aimd.current == 49
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_sporadic_refusals_leave_the_limit_alone(seed):
+    aimd = Aimd(cap=64, floor=4)
+    draw = random.Random(seed).random
+    for i in range(10_000):  # 5% of answers refused at random, whatever the load
+        now = i * 0.003
+        if draw() < 0.05:
+            assert not aimd.refused(now, sent_at=now - 0.2)  # not the limit's doing
+        else:
+            aimd.success(0.2, now)
+    assert aimd.current == 64
 
 
 def test_never_below_the_floor_nor_above_the_cap():
     aimd = Aimd(cap=50, floor=5)
     for i in range(100):
-        aimd.overloaded(now=float(i))
+        aimd.refused(now=float(i), sent_at=float(i))
     assert aimd.current == 5
+    assert not aimd.refused(now=101.0, sent_at=101.0)  # at the floor a refusal is no longer the limit's doing
     for _ in range(100_000):
         aimd.success(0.01, now=200.0)
     assert aimd.current == 50

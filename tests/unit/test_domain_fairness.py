@@ -32,9 +32,9 @@ def test_a_small_batch_arriving_behind_a_huge_one_alternates_with_it():
 def test_tenants_share_first_then_their_batches():
     queue = FairQueue()
     for batch in ("a1", "a2", "a3"):
-        for i in range(10):
+        for _ in range(10):
             queue.push(Flow("alice", batch), batch)
-    for i in range(10):
+    for _ in range(10):
         queue.push(Flow("bob", "b1"), "b1")
     first = [queue.pop() for _ in range(12)]
     assert first.count("b1") == 6  # bob has half the turns, with one batch against alice's three

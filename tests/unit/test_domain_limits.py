@@ -52,18 +52,28 @@ def test_rate_must_be_positive():
         TokenBucket(0, 0.0)
 
 
-@pytest.mark.parametrize("body, tokens", [
-    ({"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}, 100),
-    ({"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50}, 150),
-    ({"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_completion_tokens": 7,
-      "max_tokens": 50}, 107),
-    ({"model": "m", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 10, "n": 3}, 40),
-    ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "y" * 80}]}]}, 20),
-    ({"model": "m", "input": ["a" * 8, "b" * 8]}, 4),
-    ({"model": "m", "input": "hello world!", "instructions": "be brief", "max_output_tokens": 20}, 25),
-    ({"model": "m", "prompt": "a cat"}, 2),
-    ({"model": "m"}, 1),
-    ({"model": "m", "messages": [], "max_tokens": True}, 1),
-])
+@pytest.mark.parametrize(
+    "body, tokens",
+    [
+        ({"model": "m", "messages": [{"role": "user", "content": "x" * 400}]}, 100),
+        ({"model": "m", "messages": [{"role": "user", "content": "x" * 400}], "max_tokens": 50}, 150),
+        (
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "x" * 400}],
+                "max_completion_tokens": 7,
+                "max_tokens": 50,
+            },
+            107,
+        ),
+        ({"model": "m", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 10, "n": 3}, 40),
+        ({"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": "y" * 80}]}]}, 20),
+        ({"model": "m", "input": ["a" * 8, "b" * 8]}, 4),
+        ({"model": "m", "input": "hello world!", "instructions": "be brief", "max_output_tokens": 20}, 25),
+        ({"model": "m", "prompt": "a cat"}, 2),
+        ({"model": "m"}, 1),
+        ({"model": "m", "messages": [], "max_tokens": True}, 1),
+    ],
+)
 def test_estimate_tokens(body, tokens):
     assert estimate_tokens(body) == tokens

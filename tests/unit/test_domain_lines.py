@@ -7,13 +7,21 @@ import re
 import orjson
 import pytest
 
-from batchgate.domain.lines import (ENDPOINTS, MAX_CUSTOM_ID_CHARS, LineError, RequestLine, ValidationReport,
-                                    is_blank, parse_line)
+from batchgate.domain.lines import (
+    ENDPOINTS,
+    MAX_CUSTOM_ID_CHARS,
+    LineError,
+    RequestLine,
+    ValidationReport,
+    is_blank,
+    parse_line,
+)
 from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 
 
-def expect_error(raw: bytes, line: int, code: str, *, endpoint: str = CHAT, max_line_bytes: int = LIMIT,
-                 param: str | None = None) -> LineError:
+def expect_error(
+    raw: bytes, line: int, code: str, *, endpoint: str = CHAT, max_line_bytes: int = LIMIT, param: str | None = None
+) -> LineError:
     with pytest.raises(LineError) as info:
         parse_line(raw, line, endpoint, max_line_bytes)
     error = info.value
@@ -50,11 +58,14 @@ def test_line_too_long_is_checked_before_anything_else():
 # --- invalid_utf8 --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [
-    b'{"custom_id": "\xff", "method": "POST"}',
-    b'{"custom_id": "caf\xc3"}',            # truncated multi-byte sequence
-    b"\xed\xa0\x80",                          # UTF-16 surrogate encoded in UTF-8
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"custom_id": "\xff", "method": "POST"}',
+        b'{"custom_id": "caf\xc3"}',  # truncated multi-byte sequence
+        b"\xed\xa0\x80",  # UTF-16 surrogate encoded in UTF-8
+    ],
+)
 def test_invalid_utf8(raw):
     expect_error(raw, 9, "invalid_utf8")
 
@@ -67,26 +78,32 @@ def test_invalid_utf8_names_the_byte():
 # --- invalid_json_line ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [
-    b"{not json",
-    b'{"custom_id": "a"',
-    b'{"custom_id": "a"} trailing',
-    b"{'custom_id': 'a'}",
-    b"undefined",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b'{"custom_id": "a"',
+        b'{"custom_id": "a"} trailing',
+        b"{'custom_id': 'a'}",
+        b"undefined",
+    ],
+)
 def test_invalid_json(raw):
     error = expect_error(raw, 12, "invalid_json_line")
     assert "not valid JSON" in error.message
 
 
-@pytest.mark.parametrize("raw, kind", [
-    (b"[1, 2]", "an array"),
-    (b'"a string"', "a string"),
-    (b"42", "a number"),
-    (b"1.5", "a number"),
-    (b"true", "a boolean"),
-    (b"null", "null"),
-])
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        (b"[1, 2]", "an array"),
+        (b'"a string"', "a string"),
+        (b"42", "a number"),
+        (b"1.5", "a number"),
+        (b"true", "a boolean"),
+        (b"null", "null"),
+    ],
+)
 def test_non_object_json_is_invalid_json_line(raw, kind):
     error = expect_error(raw, 3, "invalid_json_line")
     assert "JSON object" in error.message
@@ -221,7 +238,10 @@ def test_valid_line_for_each_endpoint(endpoint):
 
 
 def test_valid_line_with_extra_fields_and_unicode():
-    raw = '{"custom_id": "naïve-✓", "method": "POST", "url": "/v1/embeddings", "body": {"model": "m", "input": "日本"}, "x": 1}'
+    raw = (
+        '{"custom_id": "naïve-✓", "method": "POST", "url": "/v1/embeddings", '
+        '"body": {"model": "m", "input": "日本"}, "x": 1}'
+    )
     request = parse_line(raw.encode(), 3, "/v1/embeddings", LIMIT)
     assert request.custom_id == "naïve-✓"
     assert request.body == {"model": "m", "input": "日本"}
@@ -290,7 +310,10 @@ def test_errors_from_parse_line_feed_the_report():
             report.add_error(error)
     wire = report.to_wire()
     assert [(d["line"], d["code"]) for d in wire["data"]] == [
-        (1, "invalid_json_line"), (3, "missing_body"), (4, "invalid_json_line")]
+        (1, "invalid_json_line"),
+        (3, "missing_body"),
+        (4, "invalid_json_line"),
+    ]
     assert report.request_count == 1
 
 

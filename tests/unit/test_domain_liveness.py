@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from batchgate.domain.liveness import (ProcessIdentity, ProcessState, host_key, parse_stat, parse_worker_id,
-                                       past_grace, provably_dead, worker_id)
+from batchgate.domain.liveness import (
+    ProcessIdentity,
+    ProcessState,
+    host_key,
+    parse_stat,
+    parse_worker_id,
+    past_grace,
+    provably_dead,
+    worker_id,
+)
 
 HERE = ProcessIdentity("web-1", 100, 5000, host_key("boot-a", 4026531836))
 OWNER = ProcessIdentity("web-1", 4242, 9000, HERE.host_key)
@@ -20,8 +28,9 @@ def test_a_worker_id_carries_its_identity_and_reads_back():
     assert parse_worker_id(owner) == OWNER
 
 
-@pytest.mark.parametrize("owner", ["web-1:4242:a1b2c3", "w1", "", "web-1:x:t:9000:k", "web-1:1:t:s:k",
-                                   "web-1:1:t:9000:", "a:b:1:t:2:k"])
+@pytest.mark.parametrize(
+    "owner", ["web-1:4242:a1b2c3", "w1", "", "web-1:x:t:9000:k", "web-1:1:t:s:k", "web-1:1:t:9000:", "a:b:1:t:2:k"]
+)
 def test_ids_without_an_identity_parse_to_none(owner):
     assert parse_worker_id(owner) is None
 
@@ -63,11 +72,14 @@ def test_a_process_we_may_not_read_is_alive():
     assert not provably_dead(OWNER, HERE, ProcessState("?", None))
 
 
-@pytest.mark.parametrize("owner", [
-    ProcessIdentity("web-1", 4242, 9000, host_key("boot-b", 4026531836)),  # another machine, same hostname
-    ProcessIdentity("web-1", 4242, 9000, host_key("boot-a", 4026532000)),  # another container on this one
-    ProcessIdentity("web-2", 4242, 9000, HERE.host_key),  # another hostname
-])
+@pytest.mark.parametrize(
+    "owner",
+    [
+        ProcessIdentity("web-1", 4242, 9000, host_key("boot-b", 4026531836)),  # another machine, same hostname
+        ProcessIdentity("web-1", 4242, 9000, host_key("boot-a", 4026532000)),  # another container on this one
+        ProcessIdentity("web-2", 4242, 9000, HERE.host_key),  # another hostname
+    ],
+)
 def test_an_owner_elsewhere_is_never_judged_from_our_proc(owner):
     assert not provably_dead(owner, HERE, None)
 

@@ -16,8 +16,10 @@ def nested(levels: int) -> bytes:
     return b"[" * levels + b"]" * levels
 
 
-@pytest.mark.parametrize("levels, limit, expected", [(0, 1, False), (1, 1, False), (2, 1, True), (64, 64, False),
-                                                     (65, 64, True), (1000, 64, True)])
+@pytest.mark.parametrize(
+    "levels, limit, expected",
+    [(0, 1, False), (1, 1, False), (2, 1, True), (64, 64, False), (65, 64, True), (1000, 64, True)],
+)
 def test_depth_counts_arrays_and_objects_within_one_another(levels, limit, expected):
     raw = nested(levels) if levels else b"1"
     assert too_deep(raw, orjson.loads(raw), limit) is expected

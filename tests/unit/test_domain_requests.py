@@ -5,8 +5,16 @@ from __future__ import annotations
 import pytest
 
 from batchgate.domain.lines import ENDPOINTS
-from batchgate.domain.requests import (FILE_PURPOSES, CreateBatch, Page, parse_create_batch, parse_on_behalf_of,
-                                       parse_page, parse_purpose, parse_sha256)
+from batchgate.domain.requests import (
+    FILE_PURPOSES,
+    CreateBatch,
+    Page,
+    parse_create_batch,
+    parse_on_behalf_of,
+    parse_page,
+    parse_purpose,
+    parse_sha256,
+)
 from batchgate.errors import InvalidRequest
 
 DEFAULT_CONCURRENCY = 64
@@ -48,13 +56,23 @@ def invalid(fn, *args, param: str | None, code: str | None = None, mentions: tup
 
 def test_minimal_body_gets_defaults():
     assert create({"input_file_id": "file-1", "endpoint": "/v1/embeddings"}) == CreateBatch(
-        input_file_id="file-1", endpoint="/v1/embeddings", completion_window="24h", metadata=None,
-        max_concurrency=DEFAULT_CONCURRENCY, output_expires_seconds=None)
+        input_file_id="file-1",
+        endpoint="/v1/embeddings",
+        completion_window="24h",
+        metadata=None,
+        max_concurrency=DEFAULT_CONCURRENCY,
+        output_expires_seconds=None,
+    )
 
 
 def test_full_body():
-    result = create(body(metadata={"team": "search", "run": "7"}, max_concurrency=8,
-                         output_expires_after={"anchor": "created_at", "seconds": 7200}))
+    result = create(
+        body(
+            metadata={"team": "search", "run": "7"},
+            max_concurrency=8,
+            output_expires_after={"anchor": "created_at", "seconds": 7200},
+        )
+    )
     assert result == CreateBatch("file-abc", "/v1/chat/completions", "24h", {"team": "search", "run": "7"}, 8, 7200)
 
 
@@ -72,8 +90,13 @@ def test_first_unknown_parameter_in_sorted_order_is_named():
 
 
 def test_missing_input_file_id():
-    invalid(create, body(input_file_id=_DROP), param="input_file_id", code="missing_required_parameter",
-            mentions=("input_file_id",))
+    invalid(
+        create,
+        body(input_file_id=_DROP),
+        param="input_file_id",
+        code="missing_required_parameter",
+        mentions=("input_file_id",),
+    )
 
 
 @pytest.mark.parametrize("value", ["", 5, ["file-1"], {"id": "file-1"}])
@@ -85,8 +108,9 @@ def test_missing_endpoint():
     invalid(create, body(endpoint=_DROP), param="endpoint", code="missing_required_parameter")
 
 
-@pytest.mark.parametrize("endpoint", ["/v1/completions", "/v1/chat/completions/", "/chat/completions",
-                                      "/v1/moderations", "/V1/embeddings"])
+@pytest.mark.parametrize(
+    "endpoint", ["/v1/completions", "/v1/chat/completions/", "/chat/completions", "/v1/moderations", "/V1/embeddings"]
+)
 def test_endpoint_must_be_one_of_four(endpoint):
     error = invalid(create, body(endpoint=endpoint), param="endpoint", code="invalid_endpoint")
     for allowed in ENDPOINTS:
@@ -101,8 +125,13 @@ def test_each_endpoint_is_accepted(endpoint):
 
 @pytest.mark.parametrize("window", ["48h", "1h", "24", "", 86400])
 def test_completion_window_must_be_24h(window):
-    invalid(create, body(completion_window=window), param="completion_window", code="invalid_completion_window",
-            mentions=("24h",))
+    invalid(
+        create,
+        body(completion_window=window),
+        param="completion_window",
+        code="invalid_completion_window",
+        mentions=("24h",),
+    )
 
 
 def test_completion_window_defaults_to_24h():
@@ -137,14 +166,16 @@ def test_metadata_value_of_512_chars_is_accepted():
 
 
 def test_metadata_value_longer_than_512_chars():
-    invalid(create, body(metadata={"k": "v" * 513}), param="metadata.k", code="invalid_metadata",
-            mentions=("512", "'k'"))
+    invalid(
+        create, body(metadata={"k": "v" * 513}), param="metadata.k", code="invalid_metadata", mentions=("512", "'k'")
+    )
 
 
 @pytest.mark.parametrize("value", [5, None, True, ["a"], {"a": "b"}, 1.5])
 def test_metadata_value_must_be_a_string(value):
-    invalid(create, body(metadata={"k": value}), param="metadata.k", code="invalid_metadata",
-            mentions=("string", "'k'"))
+    invalid(
+        create, body(metadata={"k": value}), param="metadata.k", code="invalid_metadata", mentions=("string", "'k'")
+    )
 
 
 @pytest.mark.parametrize("metadata", [["k", "v"], "k=v", 5])
@@ -178,8 +209,13 @@ def test_max_concurrency_within_bounds(value):
 
 @pytest.mark.parametrize("value", [0, -1, CEILING + 1, True, False, 2.0, "8", [8]])
 def test_max_concurrency_invalid(value):
-    invalid(create, body(max_concurrency=value), param="max_concurrency", code="invalid_max_concurrency",
-            mentions=(str(CEILING),))
+    invalid(
+        create,
+        body(max_concurrency=value),
+        param="max_concurrency",
+        code="invalid_max_concurrency",
+        mentions=(str(CEILING),),
+    )
 
 
 def test_max_concurrency_ceiling_is_the_one_given():
@@ -190,25 +226,38 @@ def test_max_concurrency_ceiling_is_the_one_given():
 # output_expires_after
 
 
-@pytest.mark.parametrize("value, seconds", [
-    ({"anchor": "created_at", "seconds": 3600}, 3600),
-    ({"seconds": 86400}, 86400),
-    ({"anchor": "created_at", "seconds": 30 * 86400}, 30 * 86400),
-])
+@pytest.mark.parametrize(
+    "value, seconds",
+    [
+        ({"anchor": "created_at", "seconds": 3600}, 3600),
+        ({"seconds": 86400}, 86400),
+        ({"anchor": "created_at", "seconds": 30 * 86400}, 30 * 86400),
+    ],
+)
 def test_output_expires_after_valid(value, seconds):
     assert create(body(output_expires_after=value)).output_expires_seconds == seconds
 
 
 @pytest.mark.parametrize("value", [{"anchor": "last_active_at", "seconds": 3600}, 3600, "1h", [3600]])
 def test_output_expires_after_wrong_shape(value):
-    invalid(create, body(output_expires_after=value), param="output_expires_after", code="invalid_expires_after",
-            mentions=("anchor",))
+    invalid(
+        create,
+        body(output_expires_after=value),
+        param="output_expires_after",
+        code="invalid_expires_after",
+        mentions=("anchor",),
+    )
 
 
 @pytest.mark.parametrize("seconds", [3599, 30 * 86400 + 1, 0, -5, True, "3600", 3600.0, None])
 def test_output_expires_after_seconds_out_of_range(seconds):
-    invalid(create, body(output_expires_after={"anchor": "created_at", "seconds": seconds}),
-            param="output_expires_after.seconds", code="invalid_expires_after", mentions=("3600", "2592000"))
+    invalid(
+        create,
+        body(output_expires_after={"anchor": "created_at", "seconds": seconds}),
+        param="output_expires_after.seconds",
+        code="invalid_expires_after",
+        mentions=("3600", "2592000"),
+    )
 
 
 # --- parse_page ----------------------------------------------------------------------------------------------
@@ -255,8 +304,9 @@ def test_page_order_defaults_to_desc():
 
 @pytest.mark.parametrize("order", ["ascending", "ASC", "up", ""])
 def test_page_order_invalid(order):
-    invalid(parse_page, {"order": order}, with_order=True, param="order", code="invalid_order",
-            mentions=("asc", "desc"))
+    invalid(
+        parse_page, {"order": order}, with_order=True, param="order", code="invalid_order", mentions=("asc", "desc")
+    )
 
 
 def test_page_without_order_support_is_newest_first():
@@ -299,7 +349,9 @@ def test_sha256_is_lowercased():
     assert parse_sha256(DIGEST.upper()) == DIGEST
 
 
-@pytest.mark.parametrize("value", [DIGEST[:-1], DIGEST + "0", "g" * 64, "", " " + DIGEST[1:], DIGEST[:32] + "-" + DIGEST[33:]])
+@pytest.mark.parametrize(
+    "value", [DIGEST[:-1], DIGEST + "0", "g" * 64, "", " " + DIGEST[1:], DIGEST[:32] + "-" + DIGEST[33:]]
+)
 def test_sha256_invalid(value):
     invalid(parse_sha256, value, param="sha256", code="invalid_sha256", mentions=("64",))
 

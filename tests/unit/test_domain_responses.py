@@ -9,31 +9,59 @@ from batchgate.errors import InvalidRequest
 
 
 def test_a_string_input_is_one_user_message_and_instructions_the_system_one():
-    chat = response_to_chat({"model": "m", "input": "Hi", "instructions": "Be brief.", "max_output_tokens": 9,
-                             "temperature": 0, "metadata": {"k": "v"}})
-    assert chat == {"messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-                    "temperature": 0, "max_tokens": 9}
+    chat = response_to_chat(
+        {
+            "model": "m",
+            "input": "Hi",
+            "instructions": "Be brief.",
+            "max_output_tokens": 9,
+            "temperature": 0,
+            "metadata": {"k": "v"},
+        }
+    )
+    assert chat == {
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+        "temperature": 0,
+        "max_tokens": 9,
+    }
 
 
 def test_message_items_keep_their_roles_and_join_their_text_parts():
-    chat = response_to_chat({"input": [
-        {"role": "developer", "content": "Rules."},
-        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "a"},
-                                                         {"type": "input_text", "text": "b"}]},
-        {"role": "assistant", "content": [{"type": "output_text", "text": "c"}]},
-    ]})
-    assert chat["messages"] == [{"role": "system", "content": "Rules."}, {"role": "user", "content": "ab"},
-                                {"role": "assistant", "content": "c"}]
+    chat = response_to_chat(
+        {
+            "input": [
+                {"role": "developer", "content": "Rules."},
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}],
+                },
+                {"role": "assistant", "content": [{"type": "output_text", "text": "c"}]},
+            ]
+        }
+    )
+    assert chat["messages"] == [
+        {"role": "system", "content": "Rules."},
+        {"role": "user", "content": "ab"},
+        {"role": "assistant", "content": "c"},
+    ]
 
 
-@pytest.mark.parametrize("body, param", [
-    ({}, "input"), ({"input": []}, "input"), ({"input": 7}, "input"),
-    ({"input": "x", "instructions": 3}, "instructions"),
-    ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
-    ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0]"),
-    ({"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]},
-     "input[0].content"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({}, "input"),
+        ({"input": []}, "input"),
+        ({"input": 7}, "input"),
+        ({"input": "x", "instructions": 3}, "instructions"),
+        ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0]"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "http://x"}]}]},
+            "input[0].content",
+        ),
+    ],
+)
 def test_what_a_text_model_cannot_take_is_refused_naming_the_field(body, param):
     with pytest.raises(InvalidRequest) as info:
         response_to_chat(body)
@@ -41,8 +69,10 @@ def test_what_a_text_model_cannot_take_is_refused_naming_the_field(body, param):
 
 
 def chat_answer(text: str, finish: str = "stop") -> dict:
-    return {"choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}}
+    return {
+        "choices": [{"index": 0, "finish_reason": finish, "message": {"role": "assistant", "content": text}}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17},
+    }
 
 
 def test_a_chat_answer_becomes_a_completed_response_with_output_text():

@@ -10,9 +10,12 @@ import pytest
 from batchgate.domain.records import Usage
 from batchgate.domain.results import Outcome, result_line, unanswered_line, usage_of
 
-CHAT_ANSWER = {"id": "chatcmpl-1", "object": "chat.completion",
-               "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
-               "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}
+CHAT_ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+}
 
 
 def line(outcome: Outcome, request_id: str = "batch_req_1", custom_id: str = "c-1") -> dict:
@@ -27,8 +30,10 @@ def line(outcome: Outcome, request_id: str = "batch_req_1", custom_id: str = "c-
 # --- Outcome.ok ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status, ok", [(200, True), (201, True), (299, True), (199, False), (300, False),
-                                        (400, False), (500, False), (None, False)])
+@pytest.mark.parametrize(
+    "status, ok",
+    [(200, True), (201, True), (299, True), (199, False), (300, False), (400, False), (500, False), (None, False)],
+)
 def test_outcome_ok(status, ok):
     assert Outcome(status_code=status).ok is ok
 
@@ -56,12 +61,15 @@ def test_upstream_4xx_keeps_response_and_takes_code_from_body():
     assert value["error"] == {"code": "model_not_found", "message": "model 'x' not found"}
 
 
-@pytest.mark.parametrize("body", [
-    {"error": {"message": "bad", "code": None}},
-    {"error": {"message": "bad", "code": 400}},
-    {"error": {"message": "bad", "code": ""}},
-    {"error": {"message": "bad"}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": {"message": "bad", "code": None}},
+        {"error": {"message": "bad", "code": 400}},
+        {"error": {"message": "bad", "code": ""}},
+        {"error": {"message": "bad"}},
+    ],
+)
 def test_upstream_4xx_without_string_code_gets_http_status_code(body):
     value = line(Outcome(status_code=400, body=body))
     assert value["error"] == {"code": "http_400", "message": "bad"}
@@ -126,35 +134,59 @@ def test_usage_chat_style():
 
 
 def test_usage_chat_style_with_details():
-    body = {"usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
-                      "prompt_tokens_details": {"cached_tokens": 64, "audio_tokens": 0},
-                      "completion_tokens_details": {"reasoning_tokens": 30}}}
+    body = {
+        "usage": {
+            "prompt_tokens": 100,
+            "completion_tokens": 40,
+            "total_tokens": 140,
+            "prompt_tokens_details": {"cached_tokens": 64, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 30},
+        }
+    }
     assert usage_of(body) == Usage(100, 40, 140, 64, 30)
 
 
 def test_usage_responses_style_with_details():
-    body = {"object": "response", "usage": {"input_tokens": 20, "output_tokens": 8, "total_tokens": 28,
-                                            "input_tokens_details": {"cached_tokens": 5},
-                                            "output_tokens_details": {"reasoning_tokens": 3}}}
+    body = {
+        "object": "response",
+        "usage": {
+            "input_tokens": 20,
+            "output_tokens": 8,
+            "total_tokens": 28,
+            "input_tokens_details": {"cached_tokens": 5},
+            "output_tokens_details": {"reasoning_tokens": 3},
+        },
+    }
     assert usage_of(body) == Usage(20, 8, 28, 5, 3)
 
 
 def test_usage_embeddings():
-    assert usage_of({"object": "list", "data": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}}) == \
-        Usage(8, 0, 8, 0, 0)
+    assert usage_of({"object": "list", "data": [], "usage": {"prompt_tokens": 8, "total_tokens": 8}}) == Usage(
+        8, 0, 8, 0, 0
+    )
 
 
 def test_usage_total_defaults_to_sum():
     assert usage_of({"usage": {"input_tokens": 7, "output_tokens": 2}}) == Usage(7, 2, 9, 0, 0)
 
 
-@pytest.mark.parametrize("body", [
-    None, "text", 5, [], {}, {"usage": None}, {"usage": "many"}, {"usage": [1, 2]},
-    {"usage": {"prompt_tokens": "10", "completion_tokens": -1, "total_tokens": True}},
-    {"usage": {"prompt_tokens": 1.5, "completion_tokens": None, "total_tokens": "3"}},
-    {"usage": {"prompt_tokens_details": "x", "completion_tokens_details": [1]}},
-    {"usage": {"input_tokens_details": {"cached_tokens": "5"}, "output_tokens_details": {"reasoning_tokens": -2}}},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        None,
+        "text",
+        5,
+        [],
+        {},
+        {"usage": None},
+        {"usage": "many"},
+        {"usage": [1, 2]},
+        {"usage": {"prompt_tokens": "10", "completion_tokens": -1, "total_tokens": True}},
+        {"usage": {"prompt_tokens": 1.5, "completion_tokens": None, "total_tokens": "3"}},
+        {"usage": {"prompt_tokens_details": "x", "completion_tokens_details": [1]}},
+        {"usage": {"input_tokens_details": {"cached_tokens": "5"}, "output_tokens_details": {"reasoning_tokens": -2}}},
+    ],
+)
 def test_usage_garbage_is_zeros(body):
     assert usage_of(body) == Usage()
 
@@ -165,15 +197,26 @@ def test_usage_partially_garbage_keeps_the_good_parts():
 
 
 def test_usage_adds_up():
-    total = usage_of({"usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}) + \
-        usage_of({"usage": {"input_tokens": 10, "output_tokens": 20, "input_tokens_details": {"cached_tokens": 4},
-                            "output_tokens_details": {"reasoning_tokens": 6}}})
+    total = usage_of({"usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}) + usage_of(
+        {
+            "usage": {
+                "input_tokens": 10,
+                "output_tokens": 20,
+                "input_tokens_details": {"cached_tokens": 4},
+                "output_tokens_details": {"reasoning_tokens": 6},
+            }
+        }
+    )
     assert total == Usage(11, 22, 33, 4, 6)
 
 
 def test_a_2xx_with_an_error_code_is_not_ok_and_keeps_its_response():
-    outcome = Outcome(status_code=200, body={"error": {"message": "<html>"}}, error_code="invalid_upstream_response",
-                      error_message="not JSON")
+    outcome = Outcome(
+        status_code=200,
+        body={"error": {"message": "<html>"}},
+        error_code="invalid_upstream_response",
+        error_message="not JSON",
+    )
     assert not outcome.ok
     line = orjson.loads(result_line("batch_req_1", "c1", outcome))
     assert line["response"]["status_code"] == 200

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -135,14 +135,14 @@ def test_garbage_retry_after_ms_falls_back_to_retry_after():
 
 
 def test_http_date_is_relative_to_now():
-    when = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc).timestamp()
+    when = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
     headers = {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}
     assert parse_retry_after(headers, when - 30) == pytest.approx(30.0)
     assert parse_retry_after(headers, when - 0.5) == pytest.approx(0.5)
 
 
 def test_http_date_in_the_past_is_zero():
-    when = datetime(2015, 10, 21, 7, 28, 0, tzinfo=timezone.utc).timestamp()
+    when = datetime(2015, 10, 21, 7, 28, 0, tzinfo=UTC).timestamp()
     assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, when + 100) == 0.0
 
 

@@ -1,5 +1,7 @@
 """batchgate.domain.shards: cutting a batch's request lines into shards."""
 
+import itertools
+
 from batchgate.domain.shards import GRAINS, ShardCutter, ShardSpan
 
 
@@ -19,7 +21,7 @@ def test_shards_start_at_a_request_with_its_offset_and_gaps_belong_to_the_shard_
     requests = [(1, 0), (2, 10), (4, 30), (5, 40), (8, 70)]
     assert cut(requests, 2) == [ShardSpan(1, 1, 0), ShardSpan(2, 4, 10), ShardSpan(5, 8, 40)]
     assert cut(requests, 5) == [ShardSpan(1, 8, 0)]
-    assert cut(requests, 1) == [ShardSpan(n, e, o) for (n, o), e in zip(requests, [1, 3, 4, 7, 8])]
+    assert cut(requests, 1) == [ShardSpan(n, e, o) for (n, o), e in zip(requests, [1, 3, 4, 7, 8], strict=True)]
 
 
 def test_no_requests_no_shards():
@@ -31,7 +33,7 @@ def test_shards_cover_every_request_line_exactly_once():
     spans = cut(requests, 64)
     covered = [n for n, _ in requests if any(s.first_line <= n <= s.last_line for s in spans)]
     assert covered == [n for n, _ in requests]
-    assert all(a.last_line + 1 == b.first_line for a, b in zip(spans, spans[1:]))
+    assert all(a.last_line + 1 == b.first_line for a, b in itertools.pairwise(spans))
     assert spans[0].first_line == 1 and spans[-1].last_line == requests[-1][0]
 
 
@@ -65,3 +67,16 @@ def test_grains_noted_once_give_the_spans_of_any_parallelism():
         restored = ShardCutter(64, parallel)
         restored.restore(noted.grains(), len(requests), requests[-1][0])
         assert restored.spans() == cut(requests, 64, parallel)
+
+
+def test_a_run_of_lines_notes_the_grains_one_by_one_would():
+    """add_run picks the grains by slicing; the cutter must end as add() for each line leaves it."""
+    for lines_per_shard, runs in itertools.product([1, 3, 8, 16, 20], [[5], [1, 1, 7], [16, 3, 9, 40], [0, 2]]):
+        one_by_one, by_runs, line = ShardCutter(lines_per_shard), ShardCutter(lines_per_shard), 0
+        for size in runs:
+            run = [(line + i * 2 + 1, (line + i) * 10, None) for i in range(size)]
+            for number, offset, _ in run:
+                one_by_one.add(number, offset)
+            by_runs.add_run(run)
+            line += size * 2
+        assert by_runs.grains() == one_by_one.grains() and by_runs.spans() == one_by_one.spans()

@@ -7,22 +7,26 @@ import pytest
 
 from batchgate.domain.sse import NamedEvents, answer_as_events, looks_like_events
 
-STREAM = (b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
-          b'data: {"choices":[{"delta":{"content":" there"}}]}\r\n\r\n'
-          b'data: {"error":{"message":"boom"}}\n\n'
-          b": a comment\n\n"
-          b"data: [DONE]\n\n")
-NAMED = (b'event: message\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
-         b'event: message\ndata: {"choices":[{"delta":{"content":" there"}}]}\n\n'
-         b'event: error\ndata: {"error":{"message":"boom"}}\n\n'
-         b": a comment\n\n"
-         b"event: done\ndata: [DONE]\n\n")
+STREAM = (
+    b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+    b'data: {"choices":[{"delta":{"content":" there"}}]}\r\n\r\n'
+    b'data: {"error":{"message":"boom"}}\n\n'
+    b": a comment\n\n"
+    b"data: [DONE]\n\n"
+)
+NAMED = (
+    b'event: message\ndata: {"choices":[{"delta":{"content":"Hi"}}]}\n\n'
+    b'event: message\ndata: {"choices":[{"delta":{"content":" there"}}]}\n\n'
+    b'event: error\ndata: {"error":{"message":"boom"}}\n\n'
+    b": a comment\n\n"
+    b"event: done\ndata: [DONE]\n\n"
+)
 
 
 @pytest.mark.parametrize("size", [1, 2, 7, 64, len(STREAM)])
 def test_events_are_named_whatever_the_pieces(size):
     names = NamedEvents()
-    out = b"".join(names.feed(STREAM[i:i + size]) for i in range(0, len(STREAM), size)) + names.end()
+    out = b"".join(names.feed(STREAM[i : i + size]) for i in range(0, len(STREAM), size)) + names.end()
     assert out == NAMED
 
 
@@ -39,16 +43,32 @@ def _events(raw: bytes) -> list[bytes]:
 
 def test_a_whole_chat_completion_becomes_one_chunk_and_done():
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
-    completion = {"id": "c1", "object": "chat.completion", "created": 5, "model": "m",
-                  "choices": [{"index": 0, "finish_reason": "tool_calls",
-                               "message": {"role": "assistant", "content": None, "tool_calls": [call]}}],
-                  "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}
+    completion = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 5,
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+            }
+        ],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+    }
     chunk_event, done = _events(answer_as_events("/v1/chat/completions", completion))
     assert done == b"data: [DONE]"
     chunk = orjson.loads(chunk_event.removeprefix(b"data: "))
     assert chunk["object"] == "chat.completion.chunk" and chunk["usage"] == completion["usage"]
-    assert chunk["choices"] == [{"index": 0, "logprobs": None, "finish_reason": "tool_calls",
-                                 "delta": {"role": "assistant", "tool_calls": [{**call, "index": 0}]}}]
+    assert chunk["choices"] == [
+        {
+            "index": 0,
+            "logprobs": None,
+            "finish_reason": "tool_calls",
+            "delta": {"role": "assistant", "tool_calls": [{**call, "index": 0}]},
+        }
+    ]
 
 
 def test_a_whole_response_becomes_its_completed_event_and_anything_else_is_no_stream():

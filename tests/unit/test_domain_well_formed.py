@@ -1,6 +1,8 @@
-"""batchgate.domain.lines.check_line: its fast path accepts exactly what parse_line accepts, and its errors are parse_line's."""
+"""batchgate.domain.lines.check_line: its fast path accepts what parse_line accepts; its errors are parse_line's."""
 
 from __future__ import annotations
+
+import contextlib
 
 import orjson
 import pytest
@@ -11,12 +13,26 @@ from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 DEPTH = 8  # a small nesting limit, so lines at and past it are short
 
 AGREEMENT_LINES = [
-    line_of(**valid()), line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
-    line_of(**valid(custom_id="x" * (MAX_CUSTOM_ID_CHARS + 1))), line_of(**valid(extra=[1, {"a": None}])),
-    line_of(**valid(body={"model": "m", "stream": False})), line_of(**valid(body={"model": "m", "stream": True})),
-    line_of(**valid(body={"model": "m", "stream": 1})), b"", b"   ", b"\xff\xfe", b"{", b"[]", b'"text"', b"3", b"null",
+    line_of(**valid()),
+    line_of(**valid(custom_id="é" * MAX_CUSTOM_ID_CHARS)),
+    line_of(**valid(custom_id="x" * (MAX_CUSTOM_ID_CHARS + 1))),
+    line_of(**valid(extra=[1, {"a": None}])),
+    line_of(**valid(body={"model": "m", "stream": False})),
+    line_of(**valid(body={"model": "m", "stream": True})),
+    line_of(**valid(body={"model": "m", "stream": 1})),
+    b"",
+    b"   ",
+    b"\xff\xfe",
+    b"{",
+    b"[]",
+    b'"text"',
+    b"3",
+    b"null",
     b'{"custom_id": "a", "custom_id": "b", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m"}}',
-    line_of(**without("custom_id")), line_of(**without("method")), line_of(**without("url")), line_of(**without("body")),
+    line_of(**without("custom_id")),
+    line_of(**without("method")),
+    line_of(**without("url")),
+    line_of(**without("body")),
     *(line_of(**valid(custom_id=value)) for value in ["", 5, None, ["a"], {"a": 1}, True]),
     *(line_of(**valid(method=value)) for value in ["GET", "post", None, 1, ""]),
     *(line_of(**valid(url=value)) for value in ["/v1/embeddings", "/v1/chat/completions/", None, 5, ""]),
@@ -27,7 +43,8 @@ AGREEMENT_LINES = [
     line_of(**valid(body={"model": "m", "x": [[[[[[[0]]]]]]]})),
     line_of(**valid(body={"model": "m", "x": "[[[[[[[[[[{{{{{{{{"})),  # brackets in a string nest nothing
     b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1e999999}}',
-    b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1' + b"0" * 5000
+    b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "m", "n": 1'
+    + b"0" * 5000
     + b'}}',
 ]
 
@@ -68,10 +85,8 @@ def test_the_fast_path_alone_accepts_every_good_line_for_every_endpoint(raw, mon
     """A good line never reaches parse_line: that is what keeps the usual line cheap."""
     accepted = {}
     for endpoint in ENDPOINTS:
-        try:
+        with contextlib.suppress(LineError):
             accepted[endpoint] = parse_line(raw, 1, endpoint, LIMIT, DEPTH)
-        except LineError:
-            pass
     monkeypatch.setattr("batchgate.domain.lines.parse_line", None)  # any call to it would fail
     for endpoint, request in accepted.items():
         assert check_line(raw, 1, endpoint, LIMIT, DEPTH) == (request.custom_id, endpoint, request.model)

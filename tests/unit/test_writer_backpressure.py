@@ -10,7 +10,6 @@ from batchgate.domain.records import Usage
 from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.writer import ResultWriter
 
-
 LEASE = ShardLease("batch_x", shard=0, worker_id="w", first_line=1, last_line=100, offset=0, window=10)
 
 

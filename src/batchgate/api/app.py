@@ -20,8 +20,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 def create_app(svc: Services) -> web.Application:
     # client_max_size bounds what aiohttp itself reads whole (request.read(), post()): the same limit as read_json.
-    app = web.Application(middlewares=[errors_as_json, authenticate(svc.store)],
-                          client_max_size=svc.settings.max_json_body_bytes)
+    app = web.Application(
+        middlewares=[errors_as_json, authenticate(svc.store)], client_max_size=svc.settings.max_json_body_bytes
+    )
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
     for prefix in PREFIXES:

@@ -17,20 +17,32 @@ from batchgate.errors import Conflict, InvalidRequest
 async def create(request: web.Request) -> web.Response:
     svc, scope = services(request), scope_of(request)
     settings = svc.settings
-    spec = parse_create_batch(await read_json(request), settings.default_max_concurrency,
-                              settings.max_concurrency_ceiling)
+    spec = parse_create_batch(
+        await read_json(request), settings.default_max_concurrency, settings.max_concurrency_ceiling
+    )
     file = await svc.store.get_file(scope, spec.input_file_id)
     if file is None:
         raise not_found("file", spec.input_file_id, "input_file_id")
     if file.purpose != INPUT_PURPOSE:
-        raise InvalidRequest(f"File {file.id} has purpose {file.purpose!r}; a batch needs a file uploaded with "
-                             f"purpose 'batch'.", param="input_file_id", code="invalid_file_purpose")
+        raise InvalidRequest(
+            f"File {file.id} has purpose {file.purpose!r}; a batch needs a file uploaded with purpose 'batch'.",
+            param="input_file_id",
+            code="invalid_file_purpose",
+        )
     now = svc.now()
     batch = BatchRecord(
-        id=ids.batch_id(), scope=scope, endpoint=spec.endpoint, input_file_id=file.id,
-        completion_window=spec.completion_window, status=BatchStatus.VALIDATING, created_at=now,
-        expires_at=now + settings.completion_window_seconds, max_concurrency=spec.max_concurrency,
-        metadata=spec.metadata, output_expires_seconds=spec.output_expires_seconds)
+        id=ids.batch_id(),
+        scope=scope,
+        endpoint=spec.endpoint,
+        input_file_id=file.id,
+        completion_window=spec.completion_window,
+        status=BatchStatus.VALIDATING,
+        created_at=now,
+        expires_at=now + settings.completion_window_seconds,
+        max_concurrency=spec.max_concurrency,
+        metadata=spec.metadata,
+        output_expires_seconds=spec.output_expires_seconds,
+    )
     if not await svc.store.insert_batch(batch):
         raise not_found("file", spec.input_file_id, "input_file_id")  # deleted since it was read above
     svc.wake_worker()
@@ -67,8 +79,11 @@ async def cancel(request: web.Request) -> web.Response:
             svc.wake_worker()
         batch = await _owned(request)
     if batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
-        raise Conflict(f"Cannot cancel batch {batch.id}: its status is '{batch.status.value}'.",
-                       param="batch_id", code="batch_not_cancellable")
+        raise Conflict(
+            f"Cannot cancel batch {batch.id}: its status is '{batch.status.value}'.",
+            param="batch_id",
+            code="batch_not_cancellable",
+        )
     return json_response(batch.to_wire())
 
 

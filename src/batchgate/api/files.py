@@ -19,8 +19,15 @@ from batchgate.api.wire import json_response, scope_of, unreadable_body
 from batchgate.blobs import CHUNK
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import FileRecord, list_page
-from batchgate.domain.requests import (FILE_PURPOSES, INPUT_PURPOSE, ascii_integer, parse_expires_after,
-                                       parse_page, parse_purpose, parse_sha256)
+from batchgate.domain.requests import (
+    FILE_PURPOSES,
+    INPUT_PURPOSE,
+    ascii_integer,
+    parse_expires_after,
+    parse_page,
+    parse_purpose,
+    parse_sha256,
+)
 from batchgate.errors import InvalidRequest, PayloadTooLarge
 
 log = logging.getLogger("batchgate.api")
@@ -46,8 +53,9 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"The upload is {request.content_length} bytes; the limit is {limit} bytes.")
     if not request.content_type.startswith("multipart/"):
-        raise InvalidRequest("Upload a file as multipart/form-data with fields 'purpose' and 'file'.",
-                             code="invalid_content_type")
+        raise InvalidRequest(
+            "Upload a file as multipart/form-data with fields 'purpose' and 'file'.", code="invalid_content_type"
+        )
     fields, stored = await _receive_form(svc, request, limit)
     try:
         if stored is None:
@@ -55,8 +63,17 @@ async def upload(request: web.Request) -> web.Response:
         purpose = parse_purpose(fields.get("purpose"), (INPUT_PURPOSE,))
         now = svc.now()
         expires_at = now + (_expires_after(fields) or svc.settings.file_retention_seconds)
-        record = FileRecord(stored.key, scope_of(request), stored.filename, purpose, stored.bytes, stored.sha256,
-                            stored.key, now, expires_at)
+        record = FileRecord(
+            stored.key,
+            scope_of(request),
+            stored.filename,
+            purpose,
+            stored.bytes,
+            stored.sha256,
+            stored.key,
+            now,
+            expires_at,
+        )
         await svc.store.insert_file(record, stored.summary)
     except BaseException:
         if stored is not None:
@@ -126,13 +143,17 @@ async def _store_part(svc, part: BodyPartReader, limit: int, checked: bool) -> S
 async def _read_field(part: BodyPartReader) -> str:
     raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
     if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
-        raise InvalidRequest(f"Form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes.", param=part.name,
-                             code="invalid_multipart")
+        raise InvalidRequest(
+            f"Form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes.",
+            param=part.name,
+            code="invalid_multipart",
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidRequest(f"Form field {part.name!r} is not UTF-8.", param=part.name,
-                             code="invalid_multipart") from None
+        raise InvalidRequest(
+            f"Form field {part.name!r} is not UTF-8.", param=part.name, code="invalid_multipart"
+        ) from None
 
 
 def _expires_after(fields: dict[str, str]) -> int | None:
@@ -140,16 +161,19 @@ def _expires_after(fields: dict[str, str]) -> int | None:
         return None
     seconds = fields.get("expires_after[seconds]", "")
     number = ascii_integer(seconds)
-    value = {"anchor": fields.get("expires_after[anchor]", "created_at"),
-             "seconds": seconds if number is None else number}
+    value = {
+        "anchor": fields.get("expires_after[anchor]", "created_at"),
+        "seconds": seconds if number is None else number,
+    }
     return parse_expires_after(value, "expires_after")
 
 
 def safe_filename(name: str | None) -> str:
     """The client's filename as metadata: no path, no control characters, bounded length."""
     if name is None or not name.strip() or name == "blob":
-        raise InvalidRequest("The 'file' part needs a filename (for example requests.jsonl).", param="file",
-                             code="missing_filename")
+        raise InvalidRequest(
+            "The 'file' part needs a filename (for example requests.jsonl).", param="file", code="missing_filename"
+        )
     base = re.split(r"[/\\]", name)[-1]
     cleaned = UNSAFE_FILENAME.sub("_", base).strip()[:255]
     if not cleaned or cleaned in (".", ".."):
@@ -192,12 +216,14 @@ async def delete_file(request: web.Request) -> web.Response:
 async def file_content(request: web.Request) -> web.StreamResponse:
     svc = services(request)
     file = await _owned(request)
-    response = web.StreamResponse(headers={
-        # Every purpose batchgate accepts or writes is JSONL, whatever the client called the file.
-        "Content-Type": "application/jsonl",
-        "Content-Length": str(file.bytes),
-        "Content-Disposition": content_disposition(file.filename),
-    })
+    response = web.StreamResponse(
+        headers={
+            # Every purpose batchgate accepts or writes is JSONL, whatever the client called the file.
+            "Content-Type": "application/jsonl",
+            "Content-Length": str(file.bytes),
+            "Content-Disposition": content_disposition(file.filename),
+        }
+    )
     await response.prepare(request)
     try:
         if request.method != "HEAD":

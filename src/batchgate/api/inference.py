@@ -7,7 +7,6 @@ with each event named the way its SDK reads them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from functools import partial
 
@@ -72,22 +71,24 @@ async def _stream(request: web.Request, opened: Outcome | Stream, names: NamedEv
         await response.write_eof()
     except ConnectionError:
         log.debug("client left a stream on %s", request.path)  # the model stops at its next token
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:  # headers are sent: all we can do is stop
+    except (TimeoutError, aiohttp.ClientError) as exc:  # headers are sent: all we can do is stop
         log.warning("the upstream broke off a stream on %s: %r", request.path, exc)
     finally:
         await opened.events.aclose()
     return response
 
 
-BROKEN_OFF = Outcome(error_code="upstream_unreachable",
-                     error_message="The upstream opened a stream and ended it before its first event; try again.")
+BROKEN_OFF = Outcome(
+    error_code="upstream_unreachable",
+    error_message="The upstream opened a stream and ended it before its first event; try again.",
+)
 
 
 async def _first_event(stream: Stream) -> bytes | None:
     """The stream's first piece, read before the 200 is sent; None (the stream closed) if there is none."""
     try:
         first = await anext(stream.events, None)
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, aiohttp.ClientError) as exc:
         log.warning("the upstream broke off a stream before its first event: %r", exc)
         first = None
     if first is None:
@@ -110,7 +111,8 @@ async def get_model(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, prefix: str) -> None:
     for path, endpoint in ROUTES.items():
         app.router.add_post(f"{prefix}/{path}", partial(infer, endpoint=endpoint))
-    app.router.add_post(f"{prefix}/chat/completions/stream",
-                        partial(infer, endpoint="/v1/chat/completions", mka1_stream=True))
+    app.router.add_post(
+        f"{prefix}/chat/completions/stream", partial(infer, endpoint="/v1/chat/completions", mka1_stream=True)
+    )
     app.router.add_get(f"{prefix}/models", list_models)
     app.router.add_get(f"{prefix}/models/{{model_id}}", get_model)

@@ -15,8 +15,13 @@ from batchgate.ids import hash_secret
 log = logging.getLogger("batchgate.api")
 PUBLIC_PATHS = frozenset({"/healthz"})
 CLIENT_CLOSED_REQUEST = 499  # never seen by anyone: the connection is gone
-HTTP_ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "invalid_request_error",
-                    405: "invalid_request_error", 413: "invalid_request_error"}
+HTTP_ERROR_TYPES = {
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+}
 
 
 @web.middleware
@@ -41,16 +46,28 @@ async def errors_as_json(request: web.Request, handler):
             message = f"No route for {request.method} {request.path}."
         elif exc.status == 405:
             message = f"Method {request.method} is not allowed on {request.path}."
-        body = {"error": {"message": message, "type": HTTP_ERROR_TYPES.get(exc.status, "invalid_request_error"),
-                          "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": message,
+                "type": HTTP_ERROR_TYPES.get(exc.status, "invalid_request_error"),
+                "param": None,
+                "code": None,
+            }
+        }
         response = json_response(body, status=exc.status)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        body = {"error": {"message": "The server had an error while processing your request.",
-                          "type": "server_error", "param": None, "code": None}}
+        body = {
+            "error": {
+                "message": "The server had an error while processing your request.",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
         return json_response(body, status=500)
 
 
@@ -74,12 +91,16 @@ def authenticate(store):
         try:
             header = header_text(request, "Authorization") or ""
         except InvalidRequest:
-            raise Unauthorized("The Authorization header is not valid UTF-8, so it holds no API key: send "
-                               "'Authorization: Bearer <key>'.") from None
+            raise Unauthorized(
+                "The Authorization header is not valid UTF-8, so it holds no API key: send "
+                "'Authorization: Bearer <key>'."
+            ) from None
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthorized("Missing API key: send 'Authorization: Bearer <key>'. "
-                               "Create one with 'batchgate keys create --name NAME'.")
+            raise Unauthorized(
+                "Missing API key: send 'Authorization: Bearer <key>'. "
+                "Create one with 'batchgate keys create --name NAME'."
+            )
         owner = await store.owner_of_key(hash_secret(secret.strip()))
         if owner is None:
             raise Unauthorized("Incorrect API key provided.")
@@ -99,8 +120,11 @@ def unknown_cursor(kind: str, object_id: str) -> InvalidRequest:
     OpenAI does not document this case; an empty page would end a client's paging loop as if the list
     were exhausted, hiding the mistake, so it is a 400 that names the id.
     """
-    return InvalidRequest(f"'after' must be the id of one of your {kind}s, from an earlier page; no {kind} "
-                          f"{object_id!r} was found.", param="after", code="invalid_after")
+    return InvalidRequest(
+        f"'after' must be the id of one of your {kind}s, from an earlier page; no {kind} {object_id!r} was found.",
+        param="after",
+        code="invalid_after",
+    )
 
 
 __all__ = ["InvalidRequest", "authenticate", "errors_as_json", "not_found", "unknown_cursor"]

@@ -48,8 +48,10 @@ class Deadlines:
 def raw_answer(error: BatchgateError) -> bytes:
     """A whole HTTP/1.1 answer carrying `error` in the JSON envelope, for writing straight to a socket."""
     body = orjson.dumps(error.to_wire())
-    head = (f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode("ascii") + body
 
 
@@ -65,25 +67,36 @@ def parser_detail(exc: HttpProcessingError) -> str:
 def protocol_refusal(exc: HttpProcessingError, max_headers: int) -> InvalidRequest:
     """What to answer a request that aiohttp's parser refused, saying what to fix."""
     if isinstance(exc, LineTooLong):
-        return HeaderTooLarge(f"The request line or a header field is longer than {exc.args[1]} bytes; "
-                              "shorten the URL or the header (data belongs in the body).")
+        return HeaderTooLarge(
+            f"The request line or a header field is longer than {exc.args[1]} bytes; "
+            "shorten the URL or the header (data belongs in the body)."
+        )
     detail = parser_detail(exc)
     if detail.startswith("Too many headers"):  # aiohttp raises a plain BadHttpMessage for it
         return HeaderTooLarge(f"The request has more than {max_headers} header fields; send fewer.")
     if "Transfer-Encoding" in detail:
-        return InvalidRequest(f"Unsupported or malformed Transfer-Encoding ({detail}); send a Content-Length "
-                              "or 'Transfer-Encoding: chunked' alone.", code="invalid_transfer_encoding")
+        return InvalidRequest(
+            f"Unsupported or malformed Transfer-Encoding ({detail}); send a Content-Length "
+            "or 'Transfer-Encoding: chunked' alone.",
+            code="invalid_transfer_encoding",
+        )
     if "chunk" in detail.lower():
-        return InvalidRequest(f"The chunked body is malformed ({detail}); each chunk is its size in hex, CRLF, "
-                              "the bytes, CRLF, and a 0-size chunk ends the body.", code="invalid_chunked_body")
-    return InvalidRequest(f"The request is not valid HTTP/1.1 ({detail}); check the request line "
-                          "('METHOD /path HTTP/1.1') and the headers.", code="invalid_http_request")
+        return InvalidRequest(
+            f"The chunked body is malformed ({detail}); each chunk is its size in hex, CRLF, "
+            "the bytes, CRLF, and a 0-size chunk ends the body.",
+            code="invalid_chunked_body",
+        )
+    return InvalidRequest(
+        f"The request is not valid HTTP/1.1 ({detail}); check the request line "
+        "('METHOD /path HTTP/1.1') and the headers.",
+        code="invalid_http_request",
+    )
 
 
 class BodyClock:
     """How much of a body arrived in the current span, and the timer that judges the span."""
 
-    __slots__ = ("payload", "bytes_in_span", "timer")
+    __slots__ = ("bytes_in_span", "payload", "timer")
 
     def __init__(self, payload: StreamReader):
         self.payload = payload
@@ -92,7 +105,7 @@ class BodyClock:
 
 
 class GuardedProtocol(RequestHandler):
-    __slots__ = ("_deadlines", "_notices", "_head_timer", "_body")
+    __slots__ = ("_body", "_deadlines", "_head_timer", "_notices")
 
     def __init__(self, manager: Any, *, deadlines: Deadlines, notices: ThrottledLog, **kwargs: Any):
         super().__init__(manager, **kwargs)
@@ -162,8 +175,10 @@ class GuardedProtocol(RequestHandler):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        error = RequestTimeout(f"The request head did not arrive within {self._deadlines.header_seconds:g} s of "
-                               "its first byte; send the request line and headers without pausing.")
+        error = RequestTimeout(
+            f"The request head did not arrive within {self._deadlines.header_seconds:g} s of "
+            "its first byte; send the request line and headers without pausing."
+        )
         if self._request_in_progress:
             # An earlier request's answer is under way: let it finish, then close instead of reading on.
             self._notices.note(f"closing a connection from {self._peer()}: {error.message}")
@@ -185,7 +200,8 @@ class GuardedProtocol(RequestHandler):
         self._body = None
         error = RequestTimeout(
             f"The request body arrived slower than {self._deadlines.body_min_bytes_per_second} bytes a second "
-            f"over {self._deadlines.body_span_seconds:g} s; send it without pausing.")
+            f"over {self._deadlines.body_span_seconds:g} s; send it without pausing."
+        )
         # A handler reading the body sees a client that went away (what it is, in effect), not a closed transport.
         body.payload.set_exception(ConnectionResetError("the request body came too slowly"))
         request = self._current_request
@@ -216,8 +232,9 @@ class GuardedProtocol(RequestHandler):
             return
         super().log_exception(*args, **kwargs)
 
-    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
-                     message: str | None = None) -> StreamResponse:
+    def handle_error(
+        self, request: BaseRequest, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> StreamResponse:
         if isinstance(exc, HttpProcessingError):
             error: BatchgateError = protocol_refusal(exc, self.max_headers)
             self._notices.note(f"refused a malformed request from {self._peer()}: {error.message}")

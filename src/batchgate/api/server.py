@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import resource
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.compression_utils import HAS_BROTLI, HAS_ZSTD
@@ -32,8 +33,9 @@ log = logging.getLogger("batchgate.server")
 REFUSAL_LINGER_SECONDS = 1.0  # a refused client gets this long to read its 503 before the socket goes
 LINGERING_REFUSALS = 64  # refusals waiting to be read at once; beyond, a new connection is closed unanswered
 ACCEPT_OUT_OF_RESOURCES = "socket.accept() out of system resource"  # asyncio's message for EMFILE and kin
-DECODED_CODINGS = frozenset({"identity", "gzip", "deflate"} | ({"br"} if HAS_BROTLI else set())
-                            | ({"zstd"} if HAS_ZSTD else set()))
+DECODED_CODINGS = frozenset(
+    {"identity", "gzip", "deflate"} | ({"br"} if HAS_BROTLI else set()) | ({"zstd"} if HAS_ZSTD else set())
+)
 
 
 def raise_open_file_limit() -> int:
@@ -60,8 +62,10 @@ def refuse_undecodable_bodies(handler: Callable[[web.BaseRequest], Awaitable[web
     async def guarded(request: web.BaseRequest) -> web.StreamResponse:
         coding = request.headers.get("Content-Encoding", "").strip().lower()
         if coding and coding not in DECODED_CODINGS:
-            error = UnsupportedEncoding(f"Content-Encoding {coding!r} is not supported; send the body as is or "
-                                        f"with one of: {', '.join(sorted(DECODED_CODINGS - {'identity'}))}.")
+            error = UnsupportedEncoding(
+                f"Content-Encoding {coding!r} is not supported; send the body as is or "
+                f"with one of: {', '.join(sorted(DECODED_CODINGS - {'identity'}))}."
+            )
             return json_response(error.to_wire(), status=error.status)
         return await handler(request)
 
@@ -103,24 +107,35 @@ class GuardedServer(web.Server):
 
     def __init__(self, plain: web.Server, *, cap: int, deadlines: Deadlines):
         # The app runner's own server gives the handler and the protocol options (its `_kwargs`).
-        super().__init__(refuse_undecodable_bodies(plain.request_handler), request_factory=plain.request_factory,
-                         handler_cancellation=plain.handler_cancellation, **plain._kwargs)
+        super().__init__(
+            refuse_undecodable_bodies(plain.request_handler),
+            request_factory=plain.request_factory,
+            handler_cancellation=plain.handler_cancellation,
+            **plain._kwargs,
+        )
         self.cap = cap
         self.open_connections = 0
         self.lingering_refusals = 0
         self._deadlines = deadlines
         self._refusals = ThrottledLog(log, logging.WARNING)
         self._notices = ThrottledLog(log, logging.INFO)
-        self._busy = raw_answer(Unavailable(
-            f"The server is at its limit of {cap} connections; retry in a moment.", code="too_many_connections"))
+        self._busy = raw_answer(
+            Unavailable(
+                f"The server is at its limit of {cap} connections; retry in a moment.", code="too_many_connections"
+            )
+        )
 
-    def __call__(self) -> asyncio.Protocol:
+    # aiohttp types the factory as making RequestHandlers, but only ever passes it to loop.create_server,
+    # which takes any asyncio.Protocol: a Refusal beyond the cap is deliberate.
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
         if self.open_connections < self.cap:
-            return GuardedProtocol(self, loop=self._loop, deadlines=self._deadlines, notices=self._notices,
-                                   **self._kwargs)
+            return GuardedProtocol(
+                self, loop=self._loop, deadlines=self._deadlines, notices=self._notices, **self._kwargs
+            )
         answered = self.lingering_refusals < LINGERING_REFUSALS
-        self._refusals.note(f"refused a connection: {self.open_connections} are open, the limit "
-                            f"(max_connections) is {self.cap}")
+        self._refusals.note(
+            f"refused a connection: {self.open_connections} are open, the limit (max_connections) is {self.cap}"
+        )
         if answered:
             self.lingering_refusals += 1
             return Refusal(self._busy, self._refusal_done)
@@ -159,8 +174,10 @@ def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
     def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if context.get("message") == ACCEPT_OUT_OF_RESOURCES:
             exc = context.get("exception")
-            accept_errors.note(f"cannot accept connections: {getattr(exc, 'strerror', None) or exc} "
-                               "(out of file descriptors or memory; lower max_connections or raise the limit)")
+            accept_errors.note(
+                f"cannot accept connections: {getattr(exc, 'strerror', None) or exc} "
+                "(out of file descriptors or memory; lower max_connections or raise the limit)"
+            )
         elif previous is not None:
             previous(loop, context)
         else:
@@ -175,8 +192,9 @@ async def serve_api(app: web.Application, settings: Settings) -> web.AppRunner:
     if cap < settings.max_connections:
         log.warning("max_connections lowered to %d: half the open file limit (ulimit -n)", cap)
     quiet_accept_errors(asyncio.get_running_loop())
-    deadlines = Deadlines(settings.header_timeout_seconds, settings.body_timeout_seconds,
-                          settings.body_min_bytes_per_second)
+    deadlines = Deadlines(
+        settings.header_timeout_seconds, settings.body_timeout_seconds, settings.body_min_bytes_per_second
+    )
     runner = GatewayRunner(app, cap=cap, deadlines=deadlines, idle_timeout=settings.idle_timeout_seconds)
     await runner.setup()
     try:

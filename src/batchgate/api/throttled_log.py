@@ -7,9 +7,10 @@ failing for want of file descriptors) would otherwise write one line, or one tra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from typing import Callable
+from collections.abc import Callable
 
 NOTICE_INTERVAL_SECONDS = 10.0
 
@@ -17,8 +18,13 @@ NOTICE_INTERVAL_SECONDS = 10.0
 class ThrottledLog:
     """Writes the first event of each interval; the events held back are counted and reported at its end."""
 
-    def __init__(self, logger: logging.Logger, level: int, interval: float = NOTICE_INTERVAL_SECONDS,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        logger: logging.Logger,
+        level: int,
+        interval: float = NOTICE_INTERVAL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self._logger = logger
         self._level = level
         self._interval = interval
@@ -40,13 +46,12 @@ class ThrottledLog:
         self._last_held = message
 
     def _report_held_later(self, delay: float) -> None:
-        try:
+        with contextlib.suppress(RuntimeError):  # no loop: the count goes out with the next event's window instead
             asyncio.get_running_loop().call_later(delay, self._report_held)
-        except RuntimeError:  # no loop: the count goes out with the next event's window instead
-            pass
 
     def _report_held(self) -> None:
         if self._held:
-            self._logger.log(self._level, "and %d more in the last %g s, the last: %s", self._held,
-                             self._interval, self._last_held)
+            self._logger.log(
+                self._level, "and %d more in the last %g s, the last: %s", self._held, self._interval, self._last_held
+            )
             self._held = 0

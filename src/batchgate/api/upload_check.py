@@ -13,21 +13,24 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import queue
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import orjson
 
 import batchgate
 from batchgate.api.upload_checker import arguments, summary_from_wire
 from batchgate.domain.file_check import FileSummary, LineLimits
+from batchgate.scratch_ids import scratch_folder
 from batchgate.settings import Settings
-from batchgate.worker.scratch_ids import scratch_folder
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4
@@ -44,10 +47,10 @@ class SpareChecker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._spare: subprocess.Popen | None = None
+        self._spare: subprocess.Popen[bytes] | None = None
         self._command: list[str] = []
 
-    def take(self, command: list[str]) -> subprocess.Popen:
+    def take(self, command: list[str]) -> subprocess.Popen[bytes]:
         with self._lock:
             spare, spare_command, self._spare = self._spare, self._command, None
         if spare is not None and spare_command == command and spare.poll() is None:
@@ -73,20 +76,25 @@ class SpareChecker:
             _close(spare)
 
 
-def _start(command: list[str]) -> subprocess.Popen:
+def _start(command: list[str]) -> subprocess.Popen[bytes]:
     # This very copy of batchgate first on the child's import path, whatever the server was started with.
     source = str(Path(batchgate.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     return subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
 
-def _close(child: subprocess.Popen) -> None:
+def _pipes(child: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
+    """The checker's stdin and stdout: _start always opens both."""
+    assert child.stdin is not None and child.stdout is not None
+    return child.stdin, child.stdout
+
+
+def _close(child: subprocess.Popen[bytes]) -> None:
     """End a checker that was given no file: it sees an empty one, and nobody reads its answer."""
-    child.stdout.close()
-    try:
-        child.stdin.close()
-    except OSError:
-        pass
+    stdin, stdout = _pipes(child)
+    stdout.close()
+    with contextlib.suppress(OSError):
+        stdin.close()
     child.wait()
 
 
@@ -105,7 +113,7 @@ class UploadCheck:
         self._limits = LineLimits.of(settings)
         self._scratch = scratch_folder(settings)
         self._ended = False  # the forwarder has taken the end of the chunks
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
         # Its own thread, not the default pool's: it lives as long as the upload, which needs that pool to write.
         threading.Thread(target=self._forward, name="upload-check", daemon=True).start()
 
@@ -126,15 +134,17 @@ class UploadCheck:
         summary, command = None, arguments(self._limits, self._scratch)
         try:
             self.child = SPARE.take(command)
+            stdin, stdout = _pipes(self.child)
             try:
                 while (chunk := self._take()) is not None:
-                    self.child.stdin.write(chunk)
+                    stdin.write(chunk)
             finally:
-                self.child.stdin.close()
-            answer = orjson.loads(self.child.stdout.read())
+                stdin.close()
+            answer = orjson.loads(stdout.read())
             if "failure" in answer:
-                log.error("checking an upload's lines failed; its batches will validate it themselves: %s",
-                          answer["failure"])
+                log.error(
+                    "checking an upload's lines failed; its batches will validate it themselves: %s", answer["failure"]
+                )
             summary = summary_from_wire(answer.get("summary"), self._limits)
         except Exception:
             log.exception("checking an upload's lines failed; its batches will validate it themselves")
@@ -142,9 +152,9 @@ class UploadCheck:
                 self._take()
         finally:
             if self.child is not None:
-                self.child.stdout.close()
+                _pipes(self.child)[1].close()
                 self.child.wait()
-            self._call(lambda: self._outcome.done() or self._outcome.set_result(summary))
+            self._call(lambda: self._settle(summary))
             SPARE.replenish(command)
 
     def _take(self) -> bytes | None:
@@ -155,8 +165,10 @@ class UploadCheck:
             self._call(self._room.release)
         return chunk
 
-    def _call(self, fn) -> None:
-        try:
+    def _settle(self, summary: FileSummary | None) -> None:
+        if not self._outcome.done():
+            self._outcome.set_result(summary)
+
+    def _call(self, fn: Callable[[], object]) -> None:
+        with contextlib.suppress(RuntimeError):  # the event loop is gone (shutdown): nobody waits for this any more
             self._loop.call_soon_threadsafe(fn)
-        except RuntimeError:
-            pass  # the event loop is gone (shutdown): nobody waits for this any more

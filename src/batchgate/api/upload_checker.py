@@ -2,8 +2,8 @@
 
 The file's bytes arrive on stdin until it closes; one JSON answer leaves on stdout: {"summary": ...}
 for a clean file, {"summary": null} for one its batch must validate itself (or an empty one),
-{"failure": "..."} when the check broke. It imports only what checking needs (no asyncio, no aiohttp), so it starts in a few
-tens of milliseconds and holds a few MB beside the server, and only while an upload lasts.
+{"failure": "..."} when the check broke. It imports only what checking needs (no asyncio, no aiohttp), so it starts
+in a few tens of milliseconds and holds a few MB beside the server, and only while an upload lasts.
 """
 
 from __future__ import annotations
@@ -12,22 +12,23 @@ import base64
 import gc
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
 
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
 from batchgate.domain.lines import LineError
 from batchgate.domain.splitting import LineSplitter
-from batchgate.worker.scratch_ids import CustomIds
+from batchgate.scratch_ids import UniqueIds
 
 READ_BYTES = 1 << 18  # per read from stdin: fewer, bigger chunks cost less time, more memory
 IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once
 
 
-def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | LineError:
-    """Check the chunks `take` gives until None: the summary of a clean file, else the file's first error.
+def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | LineError | None:
+    """Check the chunks `take` gives until None: the summary of a clean file, else the file's first error,
+    or None when a custom_id repeats (the batch's own validation names the lines).
 
     The first error is the earliest line the validating stage would report too: after a line error the
     ids before it still go through the repeat check, which may find an earlier repeat.
@@ -36,44 +37,59 @@ def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: 
     if (chunk := take()) is None:  # a spare checker waits here, before it makes a scratch file
         check.end()
         return check.error
-    seen = CustomIds(scratch)
+    seen = UniqueIds(scratch)
     try:
-        pairs: list[tuple[str, int]] = []
+        pending: list[str] = []
         while chunk is not None:
             if not check.stopped:  # a stopped check's remaining chunks are only taken
-                pairs += check.feed(splitter.feed(chunk))
-                if len(pairs) >= IDS_AT_ONCE or check.stopped:
-                    check.repeated(seen.add(pairs))
-                    pairs = []
+                pending += check.feed(splitter.feed(chunk)).custom_ids
+                if len(pending) >= IDS_AT_ONCE or check.stopped:
+                    _add_unique(seen, pending, check)
+                    pending = []
             chunk = take()
         if not check.stopped:
-            pairs += check.feed(splitter.end())
-            check.repeated(seen.add(pairs))
+            pending += check.feed(splitter.end()).custom_ids
+            _add_unique(seen, pending, check)
             check.end()
         return check.summary() or check.error
     finally:
         seen.close()
 
 
+def _add_unique(seen: UniqueIds, custom_ids: list[str], check: FileCheck) -> None:
+    """Add the ids to the set; the check learns it if one of them was there already."""
+    if not seen.add(custom_ids):
+        check.repeats_somewhere()
+
+
 def arguments(limits: LineLimits, scratch: Path) -> list[str]:
     """The command line for this module under `limits`, checking with scratch files in `scratch`."""
-    return ["-m", __name__, orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines,
-                                         limits.max_json_depth]).decode(),
-            str(scratch)]
+    return [
+        "-m",
+        __name__,
+        orjson.dumps([limits.max_lines, limits.max_line_bytes, limits.shard_lines, limits.max_json_depth]).decode(),
+        str(scratch),
+    ]
 
 
 def summary_to_wire(summary: FileSummary | None) -> dict | None:
     if summary is None:
         return None
-    return {"endpoint": summary.endpoint, "requests": summary.requests, "last_line": summary.last_line,
-            "model": summary.model, "grains": base64.b64encode(summary.grains).decode()}
+    return {
+        "endpoint": summary.endpoint,
+        "requests": summary.requests,
+        "last_line": summary.last_line,
+        "model": summary.model,
+        "grains": base64.b64encode(summary.grains).decode(),
+    }
 
 
 def summary_from_wire(wire: dict | None, limits: LineLimits) -> FileSummary | None:
     if wire is None:
         return None
-    return FileSummary(wire["endpoint"], wire["requests"], wire["last_line"], wire["model"],
-                       base64.b64decode(wire["grains"]), limits)
+    return FileSummary(
+        wire["endpoint"], wire["requests"], wire["last_line"], wire["model"], base64.b64decode(wire["grains"]), limits
+    )
 
 
 def main(argv: list[str]) -> int:
@@ -89,6 +105,7 @@ def main(argv: list[str]) -> int:
         ended = not chunk
         return chunk or None
 
+    answer: dict[str, object]
     try:
         outcome = check_chunks(take, limits, scratch)
         answer = {"summary": summary_to_wire(outcome if isinstance(outcome, FileSummary) else None)}

@@ -56,17 +56,22 @@ def unreadable_body(exc: web.RequestPayloadError) -> InvalidRequest:
     """aiohttp's failure to decode the body it is reading (a corrupt gzip, a broken chunk) as a 400."""
     if isinstance(exc.__cause__, ContentEncodingError):
         encoding = exc.__cause__.message.rsplit(":", 1)[-1].strip()
-        return InvalidRequest(f"The body is not valid {encoding} data, as its Content-Encoding header says it is; "
-                              f"send it compressed correctly, or uncompressed without the header.",
-                              code="invalid_content_encoding")
+        return InvalidRequest(
+            f"The body is not valid {encoding} data, as its Content-Encoding header says it is; "
+            f"send it compressed correctly, or uncompressed without the header.",
+            code="invalid_content_encoding",
+        )
     cause = exc.__cause__ or exc
-    return InvalidRequest(f"The request body could not be read: {getattr(cause, 'message', cause)}.",
-                          code="invalid_body")
+    return InvalidRequest(
+        f"The request body could not be read: {getattr(cause, 'message', cause)}.", code="invalid_body"
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"The request body is larger than the limit of {limit} bytes; send less, or raise the "
-                           f"max_json_body_bytes setting.")
+    return PayloadTooLarge(
+        f"The request body is larger than the limit of {limit} bytes; send less, or raise the "
+        f"max_json_body_bytes setting."
+    )
 
 
 def header_text(request: web.Request, name: str) -> str | None:
@@ -76,8 +81,9 @@ def header_text(request: web.Request, name: str) -> str | None:
     """
     value = request.headers.get(name)
     if value is not None and not _encodable(value):
-        raise InvalidRequest(f"The {name} header is not valid UTF-8; send it as plain ASCII text.", param=name,
-                             code="invalid_header")
+        raise InvalidRequest(
+            f"The {name} header is not valid UTF-8; send it as plain ASCII text.", param=name, code="invalid_header"
+        )
     return value
 
 

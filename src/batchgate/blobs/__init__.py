@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from batchgate.blobs.base import CHUNK, BlobStore
 from batchgate.blobs.local import LocalBlobStore
@@ -29,7 +29,9 @@ def open_blobs(url: str) -> BlobStore:
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     opener = STORES.get(scheme)
     if opener is None:
-        raise ConfigError(f"storage url {url!r}: unsupported scheme {scheme!r} (supported: a folder path, file://, s3://)")
+        raise ConfigError(
+            f"storage url {url!r}: unsupported scheme {scheme!r} (supported: a folder path, file://, s3://)"
+        )
     return opener(url)
 
 

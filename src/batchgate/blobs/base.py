@@ -8,7 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-from typing import AsyncIterable, AsyncIterator, Iterator, Protocol, TypeVar
+from collections.abc import AsyncGenerator, AsyncIterable, Iterator
+from typing import Protocol, TypeVar
 
 from batchgate.errors import InsufficientStorage
 
@@ -42,16 +43,20 @@ def chunk_sizes(first: int = CHUNK) -> Iterator[int]:
 T = TypeVar("T")
 
 
-async def read_ahead(items: AsyncIterator[T]) -> AsyncIterator[T]:
+class _End:
+    """read_ahead's mark for the end of its items (an item itself may be anything, None included)."""
+
+
+async def read_ahead(items: AsyncGenerator[T, None]) -> AsyncGenerator[T, None]:
     """`items`, the next one already on its way while the caller works on this one.
 
     A shard's senders take lines from the chunk in hand; without the next chunk read ahead, the
     sender that took a chunk's last line waited for the disk or S3, and the lane's slots behind it.
     """
-    end = object()
-    pending = asyncio.ensure_future(anext(items, end))
+    end = _End()
+    pending: asyncio.Future[T | _End] = asyncio.ensure_future(anext(items, end))
     try:
-        while (item := await pending) is not end:
+        while not isinstance(item := await pending, _End):
             pending = asyncio.ensure_future(anext(items, end))
             yield item
     finally:
@@ -66,9 +71,10 @@ class BlobStore(Protocol):
         """Store `chunks` under `key`; their size. InsufficientStorage when there is no room."""
         ...
 
-    def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncGenerator[bytes, None]:
         """The bytes from `offset` on, in chunks of chunk_sizes(first_chunk)."""
         ...
+
     async def delete(self, key: str) -> None: ...
     async def sweep_partial(self, older_than: float) -> int:
         """Remove half-written blobs untouched for `older_than` seconds (a crash mid-write); how many."""

@@ -7,8 +7,8 @@ import contextlib
 import os
 import secrets
 import time
+from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
-from typing import AsyncIterable, AsyncIterator
 
 from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
 from batchgate.errors import ConfigError
@@ -49,7 +49,7 @@ class LocalBlobStore:
                 raise
         return size
 
-    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncGenerator[bytes, None]:
         handle = await asyncio.to_thread(open, self._path(key), "rb")
         try:
             if offset:
@@ -85,8 +85,10 @@ def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
 
 
 def unwritable(folder: Path, reason: str | None) -> ConfigError:
-    return ConfigError(f"cannot write to the storage folder {folder} ({reason or 'not writable'}): make it writable "
-                       f"by this user, or choose another with --data-dir or BATCHGATE_STORAGE_URL")
+    return ConfigError(
+        f"cannot write to the storage folder {folder} ({reason or 'not writable'}): make it writable "
+        f"by this user, or choose another with --data-dir or BATCHGATE_STORAGE_URL"
+    )
 
 
 def _discard(handle, partial: Path) -> None:

@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import os
 import time
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
+from typing import Any
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -38,19 +39,21 @@ class S3BlobStore:
         self.bucket, self.prefix = bucket, prefix
         self._session = get_session()
         self._stack = contextlib.AsyncExitStack()
-        self._client = None
+        self._client: Any = None  # aiobotocore's S3 client: built at run time, it ships no types
         self._lock = asyncio.Lock()
 
-    async def _s3(self):
+    async def _s3(self) -> Any:
         async with self._lock:  # one client, made in the event loop that uses it
             if self._client is None:
                 endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
                 region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
                 # Servers behind an endpoint override (MinIO, Ceph, moto) rarely serve bucket subdomains.
-                config = AioConfig(s3={"addressing_style": "path"} if endpoint else {},
-                                   retries={"max_attempts": 5, "mode": "standard"})
+                config = AioConfig(
+                    s3={"addressing_style": "path"} if endpoint else {}, retries={"max_attempts": 5, "mode": "standard"}
+                )
                 self._client = await self._stack.enter_async_context(
-                    self._session.create_client("s3", endpoint_url=endpoint, region_name=region, config=config))
+                    self._session.create_client("s3", endpoint_url=endpoint, region_name=region, config=config)
+                )
         return self._client
 
     def _key(self, key: str) -> str:
@@ -61,7 +64,8 @@ class S3BlobStore:
 
     async def write(self, key: str, chunks: AsyncIterable[bytes]) -> int:
         s3, name = await self._s3(), self._key(key)
-        buffer, size, upload_id, parts = bytearray(), 0, None, []
+        buffer, size, upload_id = bytearray(), 0, None
+        parts: list[dict[str, Any]] = []
         try:
             async for chunk in chunks:
                 buffer += chunk
@@ -76,8 +80,9 @@ class S3BlobStore:
             else:
                 if buffer:
                     parts.append(await self._part(s3, name, upload_id, len(parts) + 1, bytes(buffer)))
-                await s3.complete_multipart_upload(Bucket=self.bucket, Key=name, UploadId=upload_id,
-                                                   MultipartUpload={"Parts": parts})
+                await s3.complete_multipart_upload(
+                    Bucket=self.bucket, Key=name, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
         except BaseException:
             if upload_id is not None:
                 with contextlib.suppress(Exception):
@@ -85,11 +90,11 @@ class S3BlobStore:
             raise
         return size
 
-    async def _part(self, s3, name: str, upload_id: str, number: int, data: bytes) -> dict:
+    async def _part(self, s3: Any, name: str, upload_id: str, number: int, data: bytes) -> dict[str, Any]:
         answer = await s3.upload_part(Bucket=self.bucket, Key=name, UploadId=upload_id, PartNumber=number, Body=data)
         return {"PartNumber": number, "ETag": answer["ETag"]}
 
-    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    async def read(self, key: str, offset: int = 0, first_chunk: int = CHUNK) -> AsyncGenerator[bytes, None]:
         s3 = await self._s3()
         extra = {"Range": f"bytes={offset}-"} if offset else {}
         try:

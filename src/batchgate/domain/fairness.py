@@ -9,7 +9,8 @@ a million-line batch cannot starve a ten-line one. Within one flow, order is fir
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from typing import Generic, Hashable, NamedTuple, TypeVar
+from collections.abc import Hashable
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -20,13 +21,30 @@ class Flow(NamedTuple):
 
 
 ANONYMOUS = Flow()
+Path = tuple[Any, ...]  # the keys still to go down, one per level: (tenant, batch) at the root
+
+
+class _Queue(Protocol[T]):
+    def push(self, path: Path, item: T, cost: float) -> None: ...
+    def head_cost(self) -> float: ...
+    def pop(self) -> tuple[T, float]: ...
+    def __len__(self) -> int: ...
+
+
+class _Turn(Generic[T]):
+    """A child queue and the credit its flow has left in the current round."""
+
+    __slots__ = ("child", "deficit")
+
+    def __init__(self, child: _Queue[T]) -> None:
+        self.child, self.deficit = child, 0.0
 
 
 class _Fifo(Generic[T]):
     def __init__(self) -> None:
         self.items: deque[tuple[T, float]] = deque()
 
-    def push(self, path: tuple, item: T, cost: float) -> None:
+    def push(self, path: Path, item: T, cost: float) -> None:
         self.items.append((item, cost))
 
     def head_cost(self) -> float:
@@ -44,36 +62,36 @@ class _Drr(Generic[T]):
 
     def __init__(self, depth: int, quantum: float):
         self.depth, self.quantum = depth, quantum
-        self.children: OrderedDict[Hashable, list] = OrderedDict()  # key → [child, deficit], in turn order
+        self.children: OrderedDict[Hashable, _Turn[T]] = OrderedDict()  # in turn order
         self.size = 0
 
-    def push(self, path: tuple, item: T, cost: float) -> None:
+    def push(self, path: Path, item: T, cost: float) -> None:
         key = path[0]
-        entry = self.children.get(key)
-        if entry is None:
-            child = _Drr(self.depth - 1, self.quantum) if self.depth > 1 else _Fifo()
-            entry = self.children[key] = [child, 0.0]
-        entry[0].push(path[1:], item, cost)
+        turn = self.children.get(key)
+        if turn is None:
+            child: _Queue[T] = _Drr(self.depth - 1, self.quantum) if self.depth > 1 else _Fifo()
+            turn = self.children[key] = _Turn(child)
+        turn.child.push(path[1:], item, cost)
         self.size += 1
 
     def head_cost(self) -> float:
-        return next(iter(self.children.values()))[0].head_cost()
+        return next(iter(self.children.values())).child.head_cost()
 
     def pop(self) -> tuple[T, float]:
         while True:
-            key, entry = next(iter(self.children.items()))
-            child = entry[0]
-            if entry[1] < child.head_cost():
-                entry[1] += self.quantum  # its turn begins
-                if entry[1] < child.head_cost():
+            key, turn = next(iter(self.children.items()))
+            child = turn.child
+            if turn.deficit < child.head_cost():
+                turn.deficit += self.quantum  # its turn begins
+                if turn.deficit < child.head_cost():
                     self.children.move_to_end(key)
                     continue
             item, cost = child.pop()
-            entry[1] -= cost
+            turn.deficit -= cost
             self.size -= 1
             if not len(child):
                 del self.children[key]  # an idle flow keeps no credit
-            elif entry[1] < child.head_cost():
+            elif turn.deficit < child.head_cost():
                 self.children.move_to_end(key)  # its turn is over
             return item, cost
 

@@ -1,10 +1,11 @@
-"""The rules over a whole batch input file, for both passes that judge one: the upload's check and the
-validating stage.
+"""The rules over a whole batch input file, for every pass that judges one: the upload's check, the
+validating stage, and `check_file` (a file checked offline).
 
-Each line goes through domain/lines.py:check_line. Over the whole file: every request names one
-endpoint, there are at most `max_lines` of them and at least one, and no custom_id repeats. Repeats
-are found on disk by the caller (worker/scratch_ids.py:CustomIds), who hands them back to
-FileCheck.repeated(), so both passes word and order them alike.
+Each line goes through domain/lines.py:check_line (or good_requests, the same rule over a chunk of
+good lines). Over the whole file: every request names one endpoint, there are at most `max_lines` of
+them and at least one, and no custom_id repeats. Repeats are found on disk by the caller (a scratch
+SQLite set, batchgate/scratch_ids.py), who hands them back to FileCheck.repeated(), so every pass
+words and orders them alike.
 
 The upload's check does not know the batch yet: it learns the endpoint from the first request and
 stops at the first error. A clean file gets a FileSummary that lets a batch for that endpoint skip its
@@ -13,13 +14,28 @@ own pass; any other file is read again by its batch, which reports every error w
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from operator import attrgetter, itemgetter
+from typing import NamedTuple, Protocol
 
-from batchgate.domain.lines import ENDPOINTS, LineError, Request, check_line
+from batchgate.domain.lines import ENDPOINTS, LineError, Request, check_line, good_requests
 from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.domain.shards import ShardCutter
-from batchgate.domain.splitting import Located
+from batchgate.domain.splitting import LineSplitter, Located
+
+
+class LimitSettings(Protocol):
+    """The settings a LineLimits is read from (the API's and the worker's settings both have them)."""
+
+    @property
+    def max_lines(self) -> int: ...
+    @property
+    def max_line_bytes(self) -> int: ...
+    @property
+    def shard_lines(self) -> int: ...
+    @property
+    def max_json_depth(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +50,7 @@ class LineLimits:
     max_json_depth: int = field(default=DEPTH_CEILING, compare=False)
 
     @classmethod
-    def of(cls, settings) -> LineLimits:
+    def of(cls, settings: LimitSettings) -> LineLimits:
         return cls(settings.max_lines, settings.max_line_bytes, settings.shard_lines, settings.max_json_depth)
 
 
@@ -53,9 +69,30 @@ class FileSummary:
         return endpoint == self.endpoint and limits == self.limits
 
 
+class Requests(NamedTuple):
+    """The good requests of the lines fed at once: their custom_ids and their line numbers, in order."""
+
+    custom_ids: list[str]
+    lines: list[int]
+
+
 def duplicate_error(custom_id: str, first: int, line: int) -> LineError:
-    return LineError(line, "duplicate_custom_id", f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
-                     "custom_id")
+    return LineError(
+        line,
+        "duplicate_custom_id",
+        f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
+        "custom_id",
+    )
+
+
+def _joined(first: Requests, then: Requests) -> Requests:
+    if not first.lines:
+        return then
+    return Requests(first.custom_ids + then.custom_ids, first.lines + then.lines)
+
+
+_line_of = itemgetter(0)  # Located.line: a tuple index costs less than the named field, once per line
+_raw_of = itemgetter(2)  # Located.raw
 
 
 class FileCheck:
@@ -68,8 +105,13 @@ class FileCheck:
     line and offset to cut shards.
     """
 
-    def __init__(self, limits: LineLimits, endpoint: str | None = None,
-                 on_error: Callable[[LineError], None] | None = None, cutter: ShardCutter | None = None):
+    def __init__(
+        self,
+        limits: LineLimits,
+        endpoint: str | None = None,
+        on_error: Callable[[LineError], None] | None = None,
+        cutter: ShardCutter | None = None,
+    ):
         self.limits = limits
         self.endpoint = endpoint
         self.requests = 0  # non-blank lines, good or bad
@@ -86,17 +128,49 @@ class FileCheck:
     def clean(self) -> bool:
         return self.errors == 0
 
-    def feed(self, located: Iterable[Located]) -> list[tuple[str, int]]:
-        """Check lines in order; (custom_id, line) of each good request, for the caller's repeat check.
+    def feed(self, located: Sequence[Located]) -> Requests:
+        """Check lines in order: the good requests among them, for the caller's repeat check.
 
-        A plain loop with everything it needs in locals: it runs once per line of every file.
+        A chunk whose every line is a good request (the usual one) is judged at once by good_requests;
+        any other goes line by line through check_line, for its errors.
         """
-        pairs: list[tuple[str, int]] = []
+        head, at = Requests([], []), 0
+        while self.endpoint is None and at < len(located):  # line by line until a request names the endpoint
+            head = _joined(head, self._feed_lines(located[at : at + 1]))
+            at += 1
+        rest = located[at:]
+        if self.stopped or not rest:
+            return head
+        return _joined(head, self._feed_chunk(rest) or self._feed_lines(rest))
+
+    def _feed_chunk(self, located: Sequence[Located]) -> Requests | None:
+        """The lines judged at once, if every one is a good request and the file stays within max_lines."""
+        limits, endpoint = self.limits, self.endpoint
+        if endpoint is None or self.requests + len(located) > limits.max_lines:
+            return None
+        good = good_requests(list(map(_raw_of, located)), endpoint, limits.max_line_bytes, limits.max_json_depth)
+        if good is None:
+            return None
+        self.requests += len(located)
+        if len(self.models) < 2:
+            self.models.update(good.models)
+            while len(self.models) > 2:  # two are enough to know there is more than one
+                self.models.pop()
+        self._last_model = good.models[-1]
+        self._cutter.add_run(located)
+        self._last_line = located[-1].line
+        return Requests(good.custom_ids, list(map(_line_of, located)))
+
+    def _feed_lines(self, located: Iterable[Located]) -> Requests:
+        """check_line for each line in turn. A plain loop with everything it needs in locals."""
+        custom_ids: list[str] = []
+        lines: list[int] = []
         if self.stopped:
-            return pairs
+            return Requests(custom_ids, lines)
         count, endpoint, last_model = self.requests, self.endpoint, self._last_model
-        max_lines, max_line_bytes, max_depth = self.limits.max_lines, self.limits.max_line_bytes, self.limits.max_json_depth
-        check, request, add_grain, add_pair = check_line, Request, self._cutter.add, pairs.append
+        limits = self.limits
+        max_lines, max_line_bytes, max_depth = limits.max_lines, limits.max_line_bytes, limits.max_json_depth
+        check, add_grain = check_line, self._cutter.add
         for item in located:
             line = item.line
             verdict = check(item.raw, line, endpoint, max_line_bytes, max_depth)
@@ -104,10 +178,13 @@ class FileCheck:
                 continue
             count += 1
             if count > max_lines:
-                self._fail(LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line})."))
+                self._fail(
+                    LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line}).")
+                )
                 self.stopped = True
                 break
-            if type(verdict) is not request:
+            if type(verdict) is not Request:
+                assert isinstance(verdict, LineError)
                 self._fail(verdict)
                 if self.stopped:
                     break
@@ -120,15 +197,26 @@ class FileCheck:
                     self.models.add(model)
                 last_model = model
             add_grain(line, item.offset)
-            add_pair((verdict.custom_id, line))
+            custom_ids.append(verdict.custom_id)
+            lines.append(line)
             self._last_line = line
         self.requests, self._last_model = count, last_model
-        return pairs
+        return Requests(custom_ids, lines)
 
     def repeated(self, repeats: Iterable[tuple[str, int, int]]) -> None:
-        """The caller found these (custom_id, first line, repeating line) among the pairs feed() gave."""
+        """The caller found these (custom_id, first line, repeating line) among the requests feed() gave."""
         for custom_id, first, line in repeats:
             self._fail(duplicate_error(custom_id, first, line))
+
+    def repeats_somewhere(self) -> None:
+        """The caller found a custom_id among the requests feed() gave again, and no more about it.
+
+        For an upload's check, which only wants to know whether the file is clean: such a repeat comes
+        before any line error it kept (the check stops at its first), so no error is kept.
+        """
+        self.errors += 1
+        self.error = None
+        self.stopped = True
 
     def end(self) -> None:
         """The file is over: a file without a single request is refused as a whole."""
@@ -144,7 +232,10 @@ class FileCheck:
         """The summary of a clean file that was fed whole; None when the batch must validate it itself."""
         if not self.clean or not self.requests or self.endpoint not in ENDPOINTS:
             return None
-        return FileSummary(self.endpoint, self.requests, self._last_line, self.model, self._cutter.grains(), self.limits)
+        assert self.endpoint is not None
+        return FileSummary(
+            self.endpoint, self.requests, self._last_line, self.model, self._cutter.grains(), self.limits
+        )
 
     def _fail(self, error: LineError) -> None:
         self.errors += 1
@@ -154,3 +245,50 @@ class FileCheck:
         if self.error is None or error.line < self.error.line:
             self.error = error
         self.stopped = True
+
+
+class FileVerdict(NamedTuple):
+    """What check_file finds: the file's errors (the earliest `keep`, by line) and what it holds."""
+
+    errors: list[LineError]
+    error_count: int
+    requests: int  # non-blank lines, good or bad
+    models: set[str]  # at most two: one model, or "more than one"
+    endpoint: str | None  # the batch's, or the one its first request names
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+
+def check_file(chunks: Iterable[bytes], endpoint: str | None, limits: LineLimits, keep: int = 100) -> FileVerdict:
+    """Judge a whole file, given as chunks of bytes cut anywhere, by the rules a batch for `endpoint`
+    applies (None: the endpoint its first request names). Every error is found, repeats included, but
+    the repeat check holds the custom_ids in memory: for a file on the command line, not in the server.
+    """
+    errors: list[LineError] = []
+    count = 0
+
+    def note(error: LineError) -> None:
+        nonlocal count
+        count += 1
+        errors.append(error)
+
+    check, splitter = FileCheck(limits, endpoint, note), LineSplitter(limits.max_line_bytes)
+    first_seen: dict[str, int] = {}
+    for located in _located_chunks(chunks, splitter):
+        requests = check.feed(located)
+        for custom_id, line in zip(requests.custom_ids, requests.lines, strict=True):
+            first = first_seen.setdefault(custom_id, line)
+            if first != line:
+                check.repeated([(custom_id, first, line)])
+        if check.stopped:
+            break
+    check.end()
+    errors.sort(key=attrgetter("line"))
+    return FileVerdict(errors[:keep], count, check.requests, check.models, check.endpoint)
+
+
+def _located_chunks(chunks: Iterable[bytes], splitter: LineSplitter) -> Iterator[list[Located]]:
+    yield from map(splitter.feed, chunks)
+    yield splitter.end()

@@ -6,6 +6,7 @@ Pure: every method takes the time `now` (seconds, any monotonic origin) from the
 from __future__ import annotations
 
 import math
+from typing import Any
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb for English text with BPE tokenizers
 # Keys that cap an answer's length in the bodies of the four endpoints.
@@ -50,7 +51,7 @@ class TokenBucket:
         self.level = min(self.capacity, self.level + estimated - actual)
 
 
-def estimate_tokens(body: dict) -> int:
+def estimate_tokens(body: dict[str, Any]) -> int:
     """Tokens a request will cost, input and output together, before it is sent.
 
     Input: the prompt's characters / 4. Output: the body's own cap (max_tokens and its kin) when it
@@ -79,6 +80,9 @@ def _text_length(value: object) -> int:
     if isinstance(value, list):
         return sum(_text_length(v) for v in value)
     if isinstance(value, dict):
-        return sum(_text_length(v) for k, v in value.items() if k in ("content", "text", "input", "arguments")
-                   or isinstance(v, (list, dict)))
+        return sum(
+            _text_length(v)
+            for k, v in value.items()
+            if k in ("content", "text", "input", "arguments") or isinstance(v, (list, dict))
+        )
     return 0

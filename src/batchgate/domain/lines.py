@@ -1,20 +1,24 @@
 """The JSONL request line: the one rule for what a batch input line may be.
 
 A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {"model": str, ...}}`.
-`check_line` is that rule, for every reader that judges lines: the upload's check
-(domain/file_check.py, in api/upload_checker.py), the validating stage (worker/validate.py), and
-anything that checks a file offline. It answers with the line's Request, or the LineError that
-refuses it (a stable code and the 1-based line). `parse_line` re-reads a line validated before, to send it.
+`check_line` is that rule, for every reader that judges lines: the upload's check and the validating
+stage (both through domain/file_check.py), and `check_file` for a file checked offline. It answers
+with the line's Request, or the LineError that refuses it (a stable code and the 1-based line).
+`good_requests` is the same rule over many lines at once, for the usual chunk in which every line is
+a good request; `parse_line` re-reads a line validated before, to send it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from itertools import repeat
+from operator import add, gt
+from typing import Any, NamedTuple
 
 import orjson
 
-from batchgate.domain.nesting import too_deep, too_deep_message
+from batchgate.domain.nesting import depth_exceeds, too_deep, too_deep_message
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
 MAX_CUSTOM_ID_CHARS = 512
@@ -27,7 +31,7 @@ class LineError(Exception):
     message: str
     param: str | None = None
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
 
 
@@ -43,29 +47,29 @@ class Request(NamedTuple):
 class RequestLine:
     line: int
     custom_id: str
-    body: dict
+    body: dict[str, Any]
 
     @property
     def model(self) -> str:
-        return self.body["model"]
+        model: str = self.body["model"]  # parse_line let the line through only with a string model
+        return model
 
 
 def is_blank(raw: bytes) -> bool:
     return not raw or raw.isspace()  # isspace stops at the first other byte; strip() would copy the line
 
 
-def check_line(raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int,
-               max_depth: int) -> Request | LineError | None:
+def check_line(
+    raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int, max_depth: int
+) -> Request | LineError | None:
     """Judge one line: its Request, the LineError that refuses it, or None for a blank line (not a request).
 
     `raw` is the line without its newline; None stands for a line over `max_line_bytes` that the
     reader never held whole. `endpoint` is the batch's; None when it is not known yet (an upload's
     check), and the line's url must then be one of ENDPOINTS. Pure: no I/O and no state.
 
-    The common, good line takes the fast path here: one parse and a handful of lookups, no exception
-    and nothing built but the answer (this runs once per line of every file, in both passes). Any
-    other line is parsed again by parse_line, whose checks, in order, name the error; the tests hold
-    the two to accept exactly the same lines.
+    A good line is settled by one parse and a handful of lookups; any other line is parsed again by
+    parse_line, whose checks, in order, name the error.
     """
     if raw is not None and len(raw) <= max_line_bytes:
         try:
@@ -73,28 +77,92 @@ def check_line(raw: bytes | None, line: int, endpoint: str | None, max_line_byte
         except orjson.JSONDecodeError:
             obj = None
         if type(obj) is dict and not too_deep(raw, obj, max_depth):
-            custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
-            if (type(custom_id) is str and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS and obj.get("method") == "POST"
-                    and (url == endpoint if endpoint is not None else url in ENDPOINTS)
-                    and type(body) is dict and body.get("stream") is not True):
-                model = body.get("model")
-                if type(model) is str and model:
-                    return _new(Request, (custom_id, url, model))
+            shape = _shape(obj, endpoint)
+            if shape is not None:
+                return shape
         elif is_blank(raw):
             return None
     try:
         request = parse_line(raw, line, endpoint, max_line_bytes, max_depth)
     except LineError as error:
         return error
-    # Reached only if the fast path turned down a line parse_line accepts (the tests hold them to agree).
-    return Request(request.custom_id, endpoint if endpoint is not None else orjson.loads(raw)["url"], request.model)
+    # Reached only if _shape turned down a line parse_line accepts (the tests hold them to agree).
+    return Request(
+        request.custom_id, endpoint if endpoint is not None else orjson.loads(raw or b"")["url"], request.model
+    )
 
 
-_new = tuple.__new__  # builds a Request without its Python-level __new__: half the cost, on every line
+def _shape(obj: dict[str, Any], endpoint: str | None) -> Request | None:
+    """The Request of a parsed line within the size and depth limits, if it is a good one; else None."""
+    custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
+    if (
+        type(custom_id) is str
+        and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+        and obj.get("method") == "POST"
+        and (url == endpoint if endpoint is not None else url in ENDPOINTS)
+        and type(body) is dict
+        and body.get("stream") is not True
+    ):
+        model = body.get("model")
+        if type(model) is str and model:
+            return Request(custom_id, url, model)  # type: ignore[arg-type]  # url is endpoint or one of ENDPOINTS
+    return None
 
 
-def parse_line(raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int,
-               max_depth: int | None = None) -> RequestLine:
+class GoodRequests(NamedTuple):
+    """The requests of lines that are every one a good request: check_line's Requests, column by column."""
+
+    custom_ids: list[str]
+    models: list[str]
+
+
+def good_requests(
+    raws: Sequence[bytes | None], endpoint: str, max_line_bytes: int, max_depth: int
+) -> GoodRequests | None:
+    """check_line over many lines at once, when every one of them is a good request for `endpoint`.
+
+    None as soon as any line is not (blank, refused, over a limit): check_line must then judge them
+    one by one, for the errors and their line numbers. The size, depth and parse steps each run over
+    the whole list in C (map), so the usual chunk, all good lines, costs about a bare parse of it.
+    The tests hold this to accept exactly the lines check_line accepts, with the same Requests.
+    """
+    if not raws or None in raws or max(map(len, raws)) > max_line_bytes:  # type: ignore[arg-type]
+        return None
+    lines: Sequence[bytes] = raws  # type: ignore[assignment]  # no None among them, as just checked
+    # Brackets in the bytes bound the depth (as in too_deep): only a line with more than the limit is walked.
+    brackets = map(add, map(bytes.count, lines, repeat(b"{")), map(bytes.count, lines, repeat(b"[")))
+    custom_ids: list[str] = []
+    models: list[str] = []
+    loads = orjson.loads
+    try:
+        # _shape, inlined. Each parsed line is dropped before the next is parsed: its memory, still in
+        # the cache, is reused, where a list of every line parsed first would cost twice as much.
+        for raw, crowded in zip(lines, map(gt, brackets, repeat(max_depth)), strict=True):
+            obj = loads(raw)
+            custom_id, body = obj.get("custom_id"), obj.get("body")  # AttributeError: not an object
+            if (
+                type(custom_id) is not str
+                or not 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+                or obj.get("method") != "POST"
+                or obj.get("url") != endpoint
+                or type(body) is not dict
+                or body.get("stream") is True
+                or (crowded and depth_exceeds(obj, max_depth))
+            ):
+                return None
+            model = body.get("model")
+            if type(model) is not str or not model:
+                return None
+            custom_ids.append(custom_id)
+            models.append(model)
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return GoodRequests(custom_ids, models)
+
+
+def parse_line(
+    raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int, max_depth: int | None = None
+) -> RequestLine:
     """Parse one non-blank line (without its newline) or raise the LineError that refuses it.
 
     The detailed form of check_line's rule, whose checks run in the order that picks the error to
@@ -119,19 +187,23 @@ def parse_line(raw: bytes | None, line: int, endpoint: str | None, max_line_byte
     return RequestLine(line, _custom_id(obj, line), _body(obj, line, endpoint))
 
 
-def _custom_id(obj: dict, line: int) -> str:
+def _custom_id(obj: dict[str, Any], line: int) -> str:
     if "custom_id" not in obj:
         raise LineError(line, "missing_custom_id", f"Line {line} has no 'custom_id'.", "custom_id")
     custom_id = obj["custom_id"]
     if not isinstance(custom_id, str) or not custom_id:
         raise LineError(line, "invalid_custom_id", f"Line {line}: 'custom_id' must be a non-empty string.", "custom_id")
     if len(custom_id) > MAX_CUSTOM_ID_CHARS:
-        raise LineError(line, "invalid_custom_id",
-                        f"Line {line}: 'custom_id' is longer than {MAX_CUSTOM_ID_CHARS} characters.", "custom_id")
+        raise LineError(
+            line,
+            "invalid_custom_id",
+            f"Line {line}: 'custom_id' is longer than {MAX_CUSTOM_ID_CHARS} characters.",
+            "custom_id",
+        )
     return custom_id
 
 
-def _body(obj: dict, line: int, endpoint: str | None) -> dict:
+def _body(obj: dict[str, Any], line: int, endpoint: str | None) -> dict[str, Any]:
     method = obj.get("method")
     if method is None:
         raise LineError(line, "missing_method", f"Line {line} has no 'method'; it must be \"POST\".", "method")
@@ -150,8 +222,12 @@ def _body(obj: dict, line: int, endpoint: str | None) -> dict:
     if not isinstance(body, dict):
         raise LineError(line, "invalid_body", f"Line {line}: 'body' must be a JSON object.", "body")
     if body.get("stream") is True:
-        raise LineError(line, "stream_not_supported",
-                        f"Line {line}: 'body.stream' must not be true; a batch stores whole answers.", "body.stream")
+        raise LineError(
+            line,
+            "stream_not_supported",
+            f"Line {line}: 'body.stream' must not be true; a batch stores whole answers.",
+            "body.stream",
+        )
     model = body.get("model")
     if model is None:
         raise LineError(line, "missing_model", f"Line {line}: 'body.model' is required.", "body.model")
@@ -208,7 +284,7 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.error_count == 0
 
-    def to_wire(self) -> dict | None:
+    def to_wire(self) -> dict[str, object] | None:
         if self.ok:
             return None
         ordered = sorted(self.errors, key=lambda e: e.line)

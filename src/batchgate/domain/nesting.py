@@ -6,6 +6,8 @@ accepted and then fail when it is sent on. A limit well below both keeps every a
 
 from __future__ import annotations
 
+from typing import Any
+
 # The deepest limit a setting may choose: a line's body sits inside the line, the line inside a result,
 # and all of it must stay below the 254 levels orjson writes.
 DEPTH_CEILING = 200
@@ -29,11 +31,10 @@ def depth_exceeds(value: object, limit: int) -> bool:
     return limit == 0 or _nests_more(value, limit - 1)
 
 
-def _nests_more(container: dict | list, levels_left: int) -> bool:
+def _nests_more(container: dict[Any, Any] | list[Any], levels_left: int) -> bool:
     for child in container.values() if type(container) is dict else container:
-        if type(child) is dict or type(child) is list:
-            if levels_left == 0 or _nests_more(child, levels_left - 1):
-                return True
+        if (type(child) is dict or type(child) is list) and (levels_left == 0 or _nests_more(child, levels_left - 1)):
+            return True
     return False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from batchgate.domain.status import BatchStatus
 
@@ -32,7 +33,7 @@ class FileRecord:
     created_at: int
     expires_at: int | None
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "file",
@@ -55,13 +56,13 @@ class Usage:
     cached_tokens: int = 0
     reasoning_tokens: int = 0
 
-    def __add__(self, other: "Usage") -> "Usage":
-        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple())))
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
 
     def astuple(self) -> tuple[int, ...]:
         return (self.input_tokens, self.output_tokens, self.total_tokens, self.cached_tokens, self.reasoning_tokens)
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         return {
             "input_tokens": self.input_tokens,
             "input_tokens_details": {"cached_tokens": self.cached_tokens},
@@ -86,7 +87,7 @@ class BatchRecord:
     output_expires_seconds: int | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
-    errors: dict | None = None
+    errors: dict[str, Any] | None = None
     in_progress_at: int | None = None
     finalizing_at: int | None = None
     completed_at: int | None = None
@@ -100,7 +101,7 @@ class BatchRecord:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None  # the one model all lines name, once validated
 
-    def to_wire(self) -> dict:
+    def to_wire(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "batch",
@@ -128,7 +129,7 @@ class BatchRecord:
         }
 
 
-def list_page(items: list, has_more: bool) -> dict:
+def list_page(items: list[Any], has_more: bool) -> dict[str, Any]:
     data = [item.to_wire() for item in items]
     return {
         "object": "list",

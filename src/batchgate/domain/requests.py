@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.errors import InvalidRequest
@@ -16,7 +17,8 @@ MAX_METADATA_VALUE = 512
 INPUT_PURPOSE = "batch"
 FILE_PURPOSES = ("batch", "batch_output")
 CREATE_BATCH_FIELDS = frozenset(
-    {"input_file_id", "endpoint", "completion_window", "metadata", "max_concurrency", "output_expires_after"})
+    {"input_file_id", "endpoint", "completion_window", "metadata", "max_concurrency", "output_expires_after"}
+)
 
 
 @dataclass(frozen=True)
@@ -46,15 +48,26 @@ def parse_create_batch(body: Any, default_concurrency: int, ceiling: int) -> Cre
     input_file_id = _required_str(body, "input_file_id")
     endpoint = _required_str(body, "endpoint")
     if endpoint not in ENDPOINTS:
-        raise InvalidRequest(f"'endpoint' must be one of {', '.join(ENDPOINTS)}; got {endpoint!r}.",
-                             param="endpoint", code="invalid_endpoint")
+        raise InvalidRequest(
+            f"'endpoint' must be one of {', '.join(ENDPOINTS)}; got {endpoint!r}.",
+            param="endpoint",
+            code="invalid_endpoint",
+        )
     window = body.get("completion_window", "24h")
     if window not in COMPLETION_WINDOWS:
-        raise InvalidRequest(f"'completion_window' must be \"24h\"; got {window!r}.", param="completion_window",
-                             code="invalid_completion_window")
-    return CreateBatch(input_file_id, endpoint, window, parse_metadata(body.get("metadata")),
-                       _concurrency(body.get("max_concurrency"), default_concurrency, ceiling),
-                       parse_expires_after(body.get("output_expires_after"), "output_expires_after"))
+        raise InvalidRequest(
+            f"'completion_window' must be \"24h\"; got {window!r}.",
+            param="completion_window",
+            code="invalid_completion_window",
+        )
+    return CreateBatch(
+        input_file_id,
+        endpoint,
+        window,
+        parse_metadata(body.get("metadata")),
+        _concurrency(body.get("max_concurrency"), default_concurrency, ceiling),
+        parse_expires_after(body.get("output_expires_after"), "output_expires_after"),
+    )
 
 
 MIN_EXPIRES_AFTER = 3600
@@ -66,12 +79,22 @@ def parse_expires_after(value: Any, param: str) -> int | None:
     if value is None:
         return None
     if not isinstance(value, dict) or value.get("anchor", "created_at") != "created_at":
-        raise InvalidRequest(f"'{param}' must be {{\"anchor\": \"created_at\", \"seconds\": N}}.", param=param,
-                             code="invalid_expires_after")
+        raise InvalidRequest(
+            f"'{param}' must be {{\"anchor\": \"created_at\", \"seconds\": N}}.",
+            param=param,
+            code="invalid_expires_after",
+        )
     seconds = value.get("seconds")
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER:
-        raise InvalidRequest(f"'{param}.seconds' must be an integer from {MIN_EXPIRES_AFTER} to {MAX_EXPIRES_AFTER}.",
-                             param=f"{param}.seconds", code="invalid_expires_after")
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int)
+        or not MIN_EXPIRES_AFTER <= seconds <= MAX_EXPIRES_AFTER
+    ):
+        raise InvalidRequest(
+            f"'{param}.seconds' must be an integer from {MIN_EXPIRES_AFTER} to {MAX_EXPIRES_AFTER}.",
+            param=f"{param}.seconds",
+            code="invalid_expires_after",
+        )
     return seconds
 
 
@@ -79,21 +102,32 @@ def parse_metadata(value: Any) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise InvalidRequest("'metadata' must be an object of string keys and string values.", param="metadata",
-                             code="invalid_metadata")
+        raise InvalidRequest(
+            "'metadata' must be an object of string keys and string values.", param="metadata", code="invalid_metadata"
+        )
     if len(value) > MAX_METADATA_PAIRS:
-        raise InvalidRequest(f"'metadata' may hold at most {MAX_METADATA_PAIRS} pairs; got {len(value)}.",
-                             param="metadata", code="invalid_metadata")
+        raise InvalidRequest(
+            f"'metadata' may hold at most {MAX_METADATA_PAIRS} pairs; got {len(value)}.",
+            param="metadata",
+            code="invalid_metadata",
+        )
     for key, item in value.items():
         if len(key) > MAX_METADATA_KEY:
-            raise InvalidRequest(f"metadata key {key[:20]!r}… is longer than {MAX_METADATA_KEY} characters.",
-                                 param=f"metadata.{key}", code="invalid_metadata")
+            raise InvalidRequest(
+                f"metadata key {key[:20]!r}… is longer than {MAX_METADATA_KEY} characters.",
+                param=f"metadata.{key}",
+                code="invalid_metadata",
+            )
         if not isinstance(item, str):
-            raise InvalidRequest(f"metadata value for {key!r} must be a string.", param=f"metadata.{key}",
-                                 code="invalid_metadata")
+            raise InvalidRequest(
+                f"metadata value for {key!r} must be a string.", param=f"metadata.{key}", code="invalid_metadata"
+            )
         if len(item) > MAX_METADATA_VALUE:
-            raise InvalidRequest(f"metadata value for {key!r} is longer than {MAX_METADATA_VALUE} characters.",
-                                 param=f"metadata.{key}", code="invalid_metadata")
+            raise InvalidRequest(
+                f"metadata value for {key!r} is longer than {MAX_METADATA_VALUE} characters.",
+                param=f"metadata.{key}",
+                code="invalid_metadata",
+            )
     return dict(value)
 
 
@@ -101,8 +135,11 @@ def _concurrency(value: Any, default: int, ceiling: int) -> int:
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= ceiling:
-        raise InvalidRequest(f"'max_concurrency' must be an integer from 1 to {ceiling}; got {value!r}.",
-                             param="max_concurrency", code="invalid_max_concurrency")
+        raise InvalidRequest(
+            f"'max_concurrency' must be an integer from 1 to {ceiling}; got {value!r}.",
+            param="max_concurrency",
+            code="invalid_max_concurrency",
+        )
     return value
 
 
@@ -115,22 +152,27 @@ def _required_str(body: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def parse_page(query: Mapping[str, str], *, with_order: bool = False, max_limit: int = 100,
-               default_limit: int = 20) -> Page:
+def parse_page(
+    query: Mapping[str, str], *, with_order: bool = False, max_limit: int = 100, default_limit: int = 20
+) -> Page:
     raw_limit = query.get("limit")
     limit = default_limit
     if raw_limit is not None:
-        limit = ascii_integer(raw_limit)
-        if limit is None:
-            raise InvalidRequest(f"'limit' must be an integer in ASCII digits; got {raw_limit!r}.", param="limit",
-                                 code="invalid_limit")
+        parsed = ascii_integer(raw_limit)
+        if parsed is None:
+            raise InvalidRequest(
+                f"'limit' must be an integer in ASCII digits; got {raw_limit!r}.", param="limit", code="invalid_limit"
+            )
+        limit = parsed
         if not 1 <= limit <= max_limit:
-            raise InvalidRequest(f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit",
-                                 code="invalid_limit")
+            raise InvalidRequest(
+                f"'limit' must be between 1 and {max_limit}; got {limit}.", param="limit", code="invalid_limit"
+            )
     order = query.get("order", "desc") if with_order else "desc"
     if order not in ("asc", "desc"):
-        raise InvalidRequest(f"'order' must be \"asc\" or \"desc\"; got {order!r}.", param="order",
-                             code="invalid_order")
+        raise InvalidRequest(
+            f"'order' must be \"asc\" or \"desc\"; got {order!r}.", param="order", code="invalid_order"
+        )
     return Page(limit=limit, after=query.get("after") or None, descending=order == "desc")
 
 
@@ -149,11 +191,15 @@ def ascii_integer(text: str) -> int | None:
 
 def parse_purpose(value: str | None, allowed: tuple[str, ...] = (INPUT_PURPOSE,)) -> str:
     if value is None:
-        raise InvalidRequest("Missing required parameter: 'purpose'.", param="purpose",
-                             code="missing_required_parameter")
+        raise InvalidRequest(
+            "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+        )
     if value not in allowed:
-        raise InvalidRequest(f"'purpose' must be {' or '.join(repr(p) for p in allowed)}; got {value!r}.",
-                             param="purpose", code="invalid_purpose")
+        raise InvalidRequest(
+            f"'purpose' must be {' or '.join(repr(p) for p in allowed)}; got {value!r}.",
+            param="purpose",
+            code="invalid_purpose",
+        )
     return value
 
 
@@ -176,6 +222,7 @@ def parse_on_behalf_of(value: str | None) -> str:
     if value is None or value == "":
         return ""
     if not _ON_BEHALF_OF.fullmatch(value):
-        raise InvalidRequest("X-On-Behalf-Of must be 1-256 printable ASCII characters.", param="X-On-Behalf-Of",
-                             code="invalid_header")
+        raise InvalidRequest(
+            "X-On-Behalf-Of must be 1-256 printable ASCII characters.", param="X-On-Behalf-Of", code="invalid_header"
+        )
     return value.strip()

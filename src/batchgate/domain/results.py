@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
@@ -60,7 +61,7 @@ def _upstream_error_message(outcome: Outcome) -> str:
     return message if isinstance(message, str) and message else f"The upstream answered HTTP {outcome.status_code}."
 
 
-def _error_detail(body: object) -> dict | None:
+def _error_detail(body: object) -> dict[str, Any] | None:
     error = body.get("error") if isinstance(body, dict) else None
     return error if isinstance(error, dict) else None
 
@@ -75,9 +76,13 @@ def usage_of(body: object) -> Usage:
     total = _int(usage.get("total_tokens")) or input_tokens + output_tokens
     in_details = usage.get("input_tokens_details") or usage.get("prompt_tokens_details") or {}
     out_details = usage.get("output_tokens_details") or usage.get("completion_tokens_details") or {}
-    return Usage(input_tokens, output_tokens, total,
-                 _int(in_details.get("cached_tokens")) if isinstance(in_details, dict) else 0,
-                 _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0)
+    return Usage(
+        input_tokens,
+        output_tokens,
+        total,
+        _int(in_details.get("cached_tokens")) if isinstance(in_details, dict) else 0,
+        _int(out_details.get("reasoning_tokens")) if isinstance(out_details, dict) else 0,
+    )
 
 
 def _int(value: object) -> int:

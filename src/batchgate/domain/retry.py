@@ -74,7 +74,7 @@ class Backoffs:
     def failed(self, batch_id: str, now: float) -> tuple[int, float]:
         """Note one more failure; (failures in a row, seconds to rest)."""
         count = self._failed.get(batch_id, (0, 0.0))[0] + 1
-        delay = min(self._most, self._base * 2 ** count)
+        delay = min(self._most, self._base * 2**count)
         self._failed[batch_id] = (count, now + delay)
         return count, delay
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import ceil
 
@@ -43,6 +44,16 @@ class ShardCutter:
         self._count += 1
         self._last_line = line
 
+    def add_run(self, located: Sequence[tuple[int, int, object]]) -> None:
+        """add() for each (line, offset, ...) of `located`, in order: slices pick the grains, no loop per line."""
+        if not located:
+            return
+        for line, offset, _ in located[-self._count % self._grain :: self._grain]:
+            self._lines.append(line)
+            self._offsets.append(offset)
+        self._count += len(located)
+        self._last_line = located[-1][0]
+
     def grains(self) -> bytes:
         """The grains noted so far, for restore(): first lines then offsets, as little-endian int64."""
         both = array("q", self._lines)
@@ -69,4 +80,4 @@ class ShardCutter:
         shards = min(grains, wanted)
         starts = [grains * i // shards for i in range(shards)]  # strictly increasing, as shards <= grains
         ends = [self._lines[g] - 1 for g in starts[1:]] + [self._last_line]
-        return [ShardSpan(self._lines[g], last, self._offsets[g]) for g, last in zip(starts, ends)]
+        return [ShardSpan(self._lines[g], last, self._offsets[g]) for g, last in zip(starts, ends, strict=True)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import accumulate, count, repeat
 from operator import add
 from typing import NamedTuple
@@ -40,11 +41,12 @@ class LineSplitter:
             # part i (i >= 1) starts after parts 0..i-1 and their i newlines
             ends = list(accumulate(map(len, parts)))
             starts = map(add, ends, count(self.chunk_at + 1))  # one too many: zip stops at the shortest
-            lines = parts[1:]
+            whole = parts[1:]
             if b"\r" in chunk:
-                lines = list(map(bytes.removesuffix, lines, repeat(b"\r")))
-            if lines and max(map(len, lines)) > limit:
-                lines = [None if len(line) > limit else line for line in lines]
+                whole = list(map(bytes.removesuffix, whole, repeat(b"\r")))
+            lines: Sequence[bytes | None] = whole
+            if whole and max(map(len, whole)) > limit:
+                lines = [None if len(line) > limit else line for line in whole]
             located += map(tuple.__new__, repeat(Located), zip(count(line_no + 1), starts, lines))
             self.line_no, self.line_at = line_no + n - 1, self.chunk_at + ends[-1] + n
             self.pending, self.skipping = b"", False

@@ -8,6 +8,8 @@ answer the way a stream would have, so a streaming client still reads it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 
@@ -51,8 +53,9 @@ def answer_as_events(endpoint: str, answer: object) -> bytes | None:
     if endpoint == "/v1/chat/completions" and isinstance(answer.get("choices"), list):
         return _event(_chunk_of(answer)) + DONE
     if endpoint == "/v1/responses" and answer.get("object") == "response":
-        return b"event: response.completed\n" + _event({"type": "response.completed", "sequence_number": 0,
-                                                           "response": answer})
+        return b"event: response.completed\n" + _event(
+            {"type": "response.completed", "sequence_number": 0, "response": answer}
+        )
     return None
 
 
@@ -64,22 +67,34 @@ def looks_like_events(raw: bytes) -> bool:
     return raw.lstrip().startswith((b"data:", b"event:", b":"))
 
 
-def _event(payload: dict) -> bytes:
+def _event(payload: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
 
-def _chunk_of(completion: dict) -> dict:
+def _chunk_of(completion: dict[str, Any]) -> dict[str, Any]:
     """A chat.completion as one chat.completion.chunk: each choice's message becomes its delta."""
-    choices = [{"index": choice.get("index", position), "delta": _delta(choice.get("message")),
-                "logprobs": choice.get("logprobs"), "finish_reason": choice.get("finish_reason")}
-               for position, choice in enumerate(completion["choices"]) if isinstance(choice, dict)]
-    chunk = {"id": completion.get("id"), "object": "chat.completion.chunk", "created": completion.get("created"),
-             "model": completion.get("model"), "choices": choices}
+    choices = [
+        {
+            "index": choice.get("index", position),
+            "delta": _delta(choice.get("message")),
+            "logprobs": choice.get("logprobs"),
+            "finish_reason": choice.get("finish_reason"),
+        }
+        for position, choice in enumerate(completion["choices"])
+        if isinstance(choice, dict)
+    ]
+    chunk = {
+        "id": completion.get("id"),
+        "object": "chat.completion.chunk",
+        "created": completion.get("created"),
+        "model": completion.get("model"),
+        "choices": choices,
+    }
     chunk.update({key: completion[key] for key in ("usage", "system_fingerprint") if completion.get(key) is not None})
     return chunk
 
 
-def _delta(message: object) -> dict:
+def _delta(message: object) -> dict[str, Any]:
     if not isinstance(message, dict):
         return {}
     delta = {key: value for key, value in message.items() if value is not None}

@@ -1,11 +1,11 @@
 """Batch statuses and the transitions between them.
 
-    validating ─► in_progress ─► finalizing ─► completed
-        │              │
-        ├─► failed     ├─► cancelling ─► cancelled
-        └─► cancelling └─► expired   (validating may expire too)
+validating ─► in_progress ─► finalizing ─► completed
+    │              │
+    ├─► failed     ├─► cancelling ─► cancelled
+    └─► cancelling └─► expired   (validating may expire too)
 
-    Any running status goes to failed if the input file is lost from storage.
+Any running status goes to failed if the input file is lost from storage.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from batchgate.errors import ConfigError
 from batchgate.store.base import KeyRecord, ResultRow, ShardLease, Store

@@ -9,8 +9,9 @@ the batch is sealed: a worker whose lease was taken over gets LeaseLost (fencing
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Iterable, Protocol, Sequence
+from typing import Protocol
 
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
@@ -68,10 +69,12 @@ class Store(Protocol):
         ...
 
     async def get_file(self, scope: Scope, file_id: str) -> FileRecord | None: ...
-    async def list_files(self, scope: Scope, page: Page, purpose: str | None,
-                         sha256: str | None) -> tuple[list[FileRecord], bool]: ...
+    async def list_files(
+        self, scope: Scope, page: Page, purpose: str | None, sha256: str | None
+    ) -> tuple[list[FileRecord], bool]: ...
     async def delete_file(self, file_id: str) -> FileRecord | None:
-        """Delete and return the file; None if absent (a concurrent delete won); Conflict if an unfinished batch reads it.
+        """Delete and return the file; None if absent (a concurrent delete won);
+        Conflict if an unfinished batch reads it.
 
         Decided in one transaction with insert_batch: a batch and the delete of its input never both succeed."""
         ...
@@ -85,9 +88,16 @@ class Store(Protocol):
 
     async def get_batch(self, batch_id: str, scope: Scope | None = None) -> BatchRecord | None: ...
     async def list_batches(self, scope: Scope, page: Page) -> tuple[list[BatchRecord], bool]: ...
-    async def transition(self, batch_id: str, expected: BatchStatus, target: BatchStatus, now: int,
-                         changes: dict | None = None, new_files: Iterable[FileRecord] = (),
-                         shards: Iterable[ShardSpan] = ()) -> bool: ...
+    async def transition(
+        self,
+        batch_id: str,
+        expected: BatchStatus,
+        target: BatchStatus,
+        now: int,
+        changes: dict | None = None,
+        new_files: Iterable[FileRecord] = (),
+        shards: Iterable[ShardSpan] = (),
+    ) -> bool: ...
     async def batches_to_drive(self, now: float) -> list[str]: ...
 
     # the batch lease
@@ -109,10 +119,12 @@ class Store(Protocol):
     async def ended_sessions(self, owners: Sequence[str]) -> list[str]: ...
 
     # shard leases and results
-    async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
-                           limit: int, skip: Sequence[str] = ()) -> list[ShardLease]: ...
-    async def claim_successor(self, lease: ShardLease, now: float, lease_seconds: float,
-                              per_batch: int) -> ShardLease | None: ...
+    async def claim_shards(
+        self, worker_id: str, now: float, lease_seconds: float, per_batch: int, limit: int, skip: Sequence[str] = ()
+    ) -> list[ShardLease]: ...
+    async def claim_successor(
+        self, lease: ShardLease, now: float, lease_seconds: float, per_batch: int
+    ) -> ShardLease | None: ...
     async def renew_shard(self, lease: ShardLease, now: float, lease_seconds: float) -> BatchStatus: ...
     async def release_shard(self, lease: ShardLease) -> None: ...
     async def finish_shard(self, lease: ShardLease, now: int) -> bool: ...

@@ -19,5 +19,8 @@ def migration_scripts(dialect: str) -> list[tuple[int, str]]:
 
 def statements(script: str) -> list[str]:
     """The statements of a script (no `;` inside a statement or comment)."""
-    return [s for s in script.split(";") if s.strip() and not all(
-        line.strip().startswith("--") or not line.strip() for line in s.splitlines())]
+    return [
+        s
+        for s in script.split(";")
+        if s.strip() and not all(line.strip().startswith("--") or not line.strip() for line in s.splitlines())
+    ]

@@ -15,14 +15,32 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TypedDict
 
 import psycopg
 
 LOCK_CLASS = 0x6267  # "bg": the first key of the two-key advisory locks batchgate holds per worker
+
+
+class LinkOptions(TypedDict):
+    """libpq's TCP options, by name, so that `connect(**LINK_OPTIONS)` type-checks key by key."""
+
+    keepalives: int
+    keepalives_idle: int
+    keepalives_interval: int
+    keepalives_count: int
+    tcp_user_timeout: int
+
+
 # Fail a hung call on a cut connection in seconds, not the minutes of TCP's own retries.
-LINK_OPTIONS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
-                "tcp_user_timeout": 10_000}
+LINK_OPTIONS: LinkOptions = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 
 
 def lock_key(worker_id: str) -> int:
@@ -31,8 +49,10 @@ def lock_key(worker_id: str) -> int:
 
 
 class PostgresSessions:
-    def __init__(self, conninfo: str, connect_timeout: int):
+    def __init__(self, conninfo: str, connect_timeout: int, hold_lock: str):
+        """`hold_lock` is the catalogue's hold_session_lock, in psycopg's spelling."""
         self._conninfo = conninfo
+        self._hold_lock = hold_lock
         self._connect_timeout = connect_timeout
         self._guard = threading.Lock()
         self._conn: psycopg.Connection | None = None
@@ -43,9 +63,14 @@ class PostgresSessions:
         """Take `worker_id`'s lock on a new session (dropping any earlier one, and its proof)."""
         with self._guard:
             self._drop()
-            conn = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=self._connect_timeout,
-                                   application_name=f"batchgate {worker_id}"[:63], **LINK_OPTIONS)
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, lock_key(worker_id)))
+            conn = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=self._connect_timeout,
+                application_name=f"batchgate {worker_id}"[:63],
+                **LINK_OPTIONS,
+            )
+            conn.execute(self._hold_lock, {"lock_class": LOCK_CLASS, "key": lock_key(worker_id)})
             self._conn, self._holder, self._proven_at = conn, worker_id, now
 
     def prove(self, worker_id: str, now: float) -> bool:
@@ -75,8 +100,11 @@ class PostgresSessions:
         self._conn, self._holder, self._proven_at = None, None, None
 
 
-def ended_sessions(db, owners: Sequence[str]) -> list[str]:
-    """Those of `owners` whose lock is free: their session ended. Inside a transaction, which frees
-    the locks it took when it ends."""
-    return [owner for owner in owners
-            if db.execute("SELECT pg_try_advisory_xact_lock(?, ?)", (LOCK_CLASS, lock_key(owner))).fetchone()[0]]
+def ended_sessions(db, try_lock: str, owners: Sequence[str]) -> list[str]:
+    """Those of `owners` whose lock is free: their session ended. Run with the catalogue's
+    try_session_lock as `try_lock`, inside a transaction, which frees the locks it took when it ends."""
+    return [
+        owner
+        for owner in owners
+        if db.execute(try_lock, {"lock_class": LOCK_CLASS, "key": lock_key(owner)}).fetchone()[0]
+    ]

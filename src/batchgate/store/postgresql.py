@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -27,6 +27,7 @@ from psycopg.pq import TransactionStatus
 from batchgate.errors import ConfigError, InsufficientStorage, Unavailable
 from batchgate.store.migrations import migration_scripts, statements
 from batchgate.store.pg_sessions import PostgresSessions, ended_sessions
+from batchgate.store.queries import Catalogue, pyformat
 from batchgate.store.redact import redact
 from batchgate.store.sql import SqlStore
 
@@ -41,23 +42,31 @@ RETRIES = 5  # for transactions PostgreSQL rolled back on purpose (deadlock, ser
 IDLE_IN_TRANSACTION = "30s"
 
 
-@functools.lru_cache(maxsize=512)
-def _pg(sql: str) -> str:
-    return sql.replace("?", "%s")
+# The catalogue in psycopg's spelling, made once: row locks, and `%(name)s` parameters.
+QUERIES = Catalogue(
+    {
+        "lock_batch": " FOR UPDATE",
+        "lock_shard": " FOR UPDATE SKIP LOCKED",
+        "fence_shard": " FOR SHARE",
+        "lock_file": " FOR UPDATE",
+        "share_file": " FOR SHARE",
+    },
+    style=pyformat,
+)
 
 
 class _Connection:
-    """A psycopg connection speaking the `?` placeholders the shared queries use."""
+    """A psycopg connection with the DB-API's `executemany` returning its cursor, as the operations use it."""
 
     def __init__(self, conn: psycopg.Connection):
         self._conn = conn
 
-    def execute(self, sql: str, params: tuple | list = ()) -> psycopg.Cursor:
-        return self._conn.execute(_pg(sql), params)
+    def execute(self, sql: str, params: dict[str, Any] | tuple = ()) -> psycopg.Cursor:
+        return self._conn.execute(sql, params)
 
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> psycopg.Cursor:
+    def executemany(self, sql: str, rows: Iterable[dict[str, Any]]) -> psycopg.Cursor:
         cursor = self._conn.cursor()
-        cursor.executemany(_pg(sql), list(rows))
+        cursor.executemany(sql, rows)
         return cursor
 
 
@@ -110,19 +119,16 @@ def _offer(idle: queue.LifoQueue, conn: psycopg.Connection) -> bool:
 
 
 class PostgresStore(SqlStore):
-    LOCK_BATCH = " FOR UPDATE"
-    LOCK_SHARD = " FOR UPDATE SKIP LOCKED"
-    FENCE_SHARD = " FOR SHARE"
-    LOCK_FILE = " FOR UPDATE"
-    SHARE_FILE = " FOR SHARE"
+    Q = QUERIES
 
     def __init__(self, url: str):
         self._pool = _Pool(url, POOL_SIZE)
         self._executor = ThreadPoolExecutor(max_workers=POOL_SIZE, thread_name_prefix="postgresql")
-        self._sessions = PostgresSessions(url, CONNECT_TIMEOUT)  # a worker's own connection, beside the pool
+        # A worker's own connection, beside the pool.
+        self._sessions = PostgresSessions(url, CONNECT_TIMEOUT, QUERIES["hold_session_lock"])
 
     @classmethod
-    async def open(cls, url: str) -> "PostgresStore":
+    async def open(cls, url: str) -> PostgresStore:
         # postgresql+psycopg://… as SQLAlchemy spells it is accepted too.
         conninfo = "postgresql://" + url.split("://", 1)[-1]
         try:
@@ -146,7 +152,7 @@ class PostgresStore(SqlStore):
         except (psycopg.OperationalError, pg_errors.IdleInTransactionSessionTimeout) as exc:
             # The server is restarting, out of reach, or ended this session after a pause: callers
             # retry (workers) or answer 503 (the API).
-            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+            raise _unavailable(exc) from exc
 
     def _tx(self, fn: Callable[[_Connection], T]) -> T:
         for attempt in range(RETRIES):
@@ -178,7 +184,7 @@ class PostgresStore(SqlStore):
         try:
             await asyncio.to_thread(self._sessions.hold, worker_id, now)
         except psycopg.OperationalError as exc:
-            raise Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.") from exc
+            raise _unavailable(exc) from exc
 
     async def prove_session(self, worker_id: str, now: float) -> bool:
         return await asyncio.to_thread(self._sessions.prove, worker_id, now)
@@ -187,7 +193,7 @@ class PostgresStore(SqlStore):
         return self._sessions.proven_at(worker_id)
 
     async def ended_sessions(self, owners: Sequence[str]) -> list[str]:
-        return await self._write(lambda db: ended_sessions(db, owners)) if owners else []
+        return await self._write(lambda db: ended_sessions(db, QUERIES["try_session_lock"], owners)) if owners else []
 
     async def close(self) -> None:
         await asyncio.to_thread(self._sessions.close)
@@ -195,12 +201,16 @@ class PostgresStore(SqlStore):
         self._executor.shutdown(wait=True)
 
 
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"The database is unavailable right now ({type(exc).__name__}); try again shortly.")
+
+
 def _migrate(db: _Connection) -> None:
-    db.execute(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    applied = {v for (v,) in db.execute("SELECT version FROM schema_migrations").fetchall()}
+    db.execute(QUERIES["lock_migrations"], {"key": MIGRATION_LOCK})
+    db.execute(QUERIES["create_migrations_table"])
+    applied = {v for (v,) in db.execute(QUERIES["applied_migrations"]).fetchall()}
     for version, script in migration_scripts("postgresql"):
         if version not in applied:
             for statement in statements(script):
                 db.execute(statement)
-            db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+            db.execute(QUERIES["record_migration"], {"version": version})

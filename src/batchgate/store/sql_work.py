@@ -1,50 +1,72 @@
-"""The queries that share work between workers: the batch lease, shard leases, and the results they fence.
+"""The operations that share work between workers: the batch lease, shard leases, and the results they fence.
 
-Mixed into SqlStore (sql.py), which provides `_write`, `_all` and the row-lock fragments.
+SqlStore (sql.py) builds on these; a backend (sqlite.py, postgresql.py) provides `_write`, `_read`
+and its catalogue `Q`, as declared by SqlBase.
 """
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, Iterable, Protocol, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from batchgate.domain.records import Usage
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import LeaseLost
 from batchgate.store.base import ResultRow, ShardLease
+from batchgate.store.queries import Catalogue
+from batchgate.store.rows import USAGE_COLUMNS, result_of, result_params, shard_lease_of
 
 PAGE_ROWS = 2000
-_LIVE = "lease_owner IS NOT NULL AND lease_expires_at >= ?"  # a shard someone is working on
-FREE_LEASE = "(lease_owner IS NULL OR lease_expires_at < ?)"  # a shard anyone may claim
-# Statuses in which a batch lease may be held (batches_by_status serves the lookup).
-_LEASED = "'validating', 'in_progress', 'finalizing', 'cancelling'"
-# A shard holding one of its batch's places: a window of its own, not one handed on to it.
-_PLACE = f"done = 0 AND handed_on = 0 AND {_LIVE}"
+T = TypeVar("T")
 
 
 class Db(Protocol):
-    """The part of a DB-API connection the queries use."""
+    """The part of a DB-API connection the operations use."""
 
-    def execute(self, sql: str, params: tuple | list = ()) -> Any: ...
-    def executemany(self, sql: str, rows: Iterable[tuple]) -> Any: ...
+    def execute(self, sql: str, params: dict[str, Any] | tuple = ()) -> Any: ...
+    def executemany(self, sql: str, rows: Iterable[dict[str, Any]]) -> Any: ...
 
 
 def _lease_lost(lease: ShardLease) -> LeaseLost:
     return LeaseLost(f"worker {lease.worker_id} no longer holds shard {lease.shard} of batch {lease.batch_id}")
 
 
-class WorkQueries:
+def _holder(lease: ShardLease) -> dict[str, Any]:
+    """The parameters naming `lease`'s shard row and its holder."""
+    return {"batch_id": lease.batch_id, "shard": lease.shard, "worker_id": lease.worker_id}
+
+
+class SqlBase:
+    """What every SQL operation runs on; a backend provides `_write`, `_read` and its catalogue `Q`."""
+
+    Q: Catalogue  # the backend's statements, with its row-lock fragments and parameter style
+
+    async def _write(self, fn: Callable[[Db], T]) -> T:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Db], T]) -> T:
+        raise NotImplementedError
+
+    async def _write_freeing_space(self, fn: Callable[[Db], T]) -> T:
+        """A write that frees space (a file delete); a backend that keeps room aside for it uses it here."""
+        return await self._write(fn)
+
+    async def _all(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        return await self._read(lambda db: db.execute(sql, params).fetchall())
+
+
+class WorkQueries(SqlBase):
     # the batch lease: validating, finalizing, cancelling and expiring, one worker at a time ----------
 
     async def claim(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> bool:
-        return await self._write(lambda db: db.execute(
-            "UPDATE batches SET lease_owner = ?, lease_expires_at = ? WHERE id = ? "
-            "AND (lease_owner IS NULL OR lease_owner = ? OR lease_expires_at < ?)",
-            (worker_id, now + lease_seconds, batch_id, worker_id, now)).rowcount == 1)
+        params = {"id": batch_id, "worker_id": worker_id, "until": now + lease_seconds, "now": now}
+        return await self._write(lambda db: db.execute(self.Q["claim_batch"], params).rowcount == 1)
 
     async def renew(self, batch_id: str, worker_id: str, now: float, lease_seconds: float) -> BatchStatus:
         def renew(db: Db) -> BatchStatus:
-            row = db.execute("UPDATE batches SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? "
-                             "RETURNING status", (now + lease_seconds, batch_id, worker_id)).fetchone()
+            row = db.execute(
+                self.Q["renew_batch"], {"id": batch_id, "worker_id": worker_id, "until": now + lease_seconds}
+            ).fetchone()
             if row is None:
                 raise LeaseLost(f"worker {worker_id} no longer holds batch {batch_id}")
             return BatchStatus(row[0])
@@ -52,38 +74,33 @@ class WorkQueries:
         return await self._write(renew)
 
     async def release(self, batch_id: str, worker_id: str) -> None:
-        await self._write(lambda db: db.execute(
-            "UPDATE batches SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?",
-            (batch_id, worker_id)))
+        await self._write(lambda db: db.execute(self.Q["release_batch"], {"id": batch_id, "worker_id": worker_id}))
 
     async def seal(self, batch_id: str) -> None:
         """From now on no result of `batch_id` is recorded: its counts are final for a cancel or expiry."""
-        await self._write(lambda db: db.execute("UPDATE batches SET sealed = 1 WHERE id = ?", (batch_id,)))
+        await self._write(lambda db: db.execute(self.Q["seal"], {"id": batch_id}))
 
     async def live_shards(self, batch_id: str, now: float) -> int:
-        rows = await self._all(f"SELECT count(*) FROM shards WHERE batch_id = ? AND done = 0 AND {_LIVE}",
-                               (batch_id, now))
+        rows = await self._all(self.Q["live_shards"], {"batch_id": batch_id, "now": now})
         return rows[0][0]
 
     # taking over the leases of a dead owner ----------------------------------------------------
 
     async def lease_owners(self, now: float) -> list[str]:
         """Every owner of a live batch or shard lease."""
-        rows = await self._all(
-            f"SELECT lease_owner FROM shards WHERE done = 0 AND {_LIVE} UNION "
-            f"SELECT lease_owner FROM batches WHERE status IN ({_LEASED}) AND {_LIVE}", (now, now))
-        return [owner for (owner,) in rows]
+        return [owner for (owner,) in await self._all(self.Q["lease_owners"], {"now": now})]
 
     async def expire_leases(self, owners: Sequence[str], now: float) -> None:
         """Let the live leases of `owners` lapse now, for anyone to claim (their owners are known to be gone)."""
         if not owners:
             return
-        marks = ", ".join("?" * len(owners))
+        marks, params = self.Q.in_list("owner", owners)
+        params["now"] = now
+        statements = [self.Q.compose(name, owners=marks) for name in ("expire_shard_leases", "expire_batch_leases")]
 
         def expire(db: Db) -> None:
-            for table in ("shards", "batches"):
-                db.execute(f"UPDATE {table} SET lease_expires_at = 0 WHERE lease_owner IN ({marks}) "
-                           "AND lease_expires_at >= ?", (*owners, now))
+            for sql in statements:
+                db.execute(sql, params)
 
         await self._write(expire)
 
@@ -103,8 +120,9 @@ class WorkQueries:
 
     # shard leases: in_progress batches, worked on by every worker at once ---------------------
 
-    async def claim_shards(self, worker_id: str, now: float, lease_seconds: float, per_batch: int,
-                           limit: int, skip: Sequence[str] = ()) -> list[ShardLease]:
+    async def claim_shards(
+        self, worker_id: str, now: float, lease_seconds: float, per_batch: int, limit: int, skip: Sequence[str] = ()
+    ) -> list[ShardLease]:
         """Lease up to `limit` free shards of the least recently served batch (not in `skip`) that may run
         one more shard.
 
@@ -112,75 +130,68 @@ class WorkQueries:
         is split among them, so its lines in flight never exceed max_concurrency. Its shards are
         taken in one transaction, so all of a new batch's lanes start together.
         """
-        skipped = f"AND b.id NOT IN ({', '.join('?' * len(skip))})" if skip else ""
+        marks, params = self.Q.in_list("skip", skip)
+        sql = self.Q.compose("claim_candidate", skip=f"AND b.id NOT IN ({marks})" if skip else "")
+        params.update(now=now, per_batch=per_batch)
 
         def claim(db: Db) -> list[ShardLease]:
-            candidate = db.execute(
-                "SELECT b.id FROM batches b WHERE b.status = 'in_progress' AND b.sealed = 0 AND b.expires_at > ? "
-                f"AND EXISTS (SELECT 1 FROM shards s WHERE s.batch_id = b.id AND s.done = 0 AND {FREE_LEASE}) "
-                f"AND (SELECT count(*) FROM shards s WHERE s.batch_id = b.id AND {_PLACE}) "
-                "< CASE WHEN b.max_concurrency < ? THEN b.max_concurrency ELSE ? END "  # min(), in both dialects
-                f"{skipped} ORDER BY b.served_at, b.seq LIMIT 1", (now, now, now, per_batch, per_batch, *skip)).fetchone()
+            candidate = db.execute(sql, params).fetchone()
             leases: list[ShardLease] = []
-            while candidate and len(leases) < limit and (
-                    lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch)):
+            while (
+                candidate
+                and len(leases) < limit
+                and (lease := self._claim_in(db, candidate[0], worker_id, now, lease_seconds, per_batch))
+            ):
                 leases.append(lease)
             return leases
 
         return await self._write(claim)
 
-    async def claim_successor(self, lease: ShardLease, now: float, lease_seconds: float,
-                              per_batch: int) -> ShardLease | None:
+    async def claim_successor(
+        self, lease: ShardLease, now: float, lease_seconds: float, per_batch: int
+    ) -> ShardLease | None:
         """Lease the next free shard of `lease`'s batch, for `lease`'s holder once it has sent every line.
 
         `lease`'s shard then only awaits its last answers and gives its place to the successor,
         which its holder feeds through the same window: the batch's lines in flight stay within
         max_concurrency. With no successor to take, the shard keeps its place.
         """
+
         def claim(db: Db) -> ShardLease | None:
-            if db.execute(f"UPDATE shards SET handed_on = 1 WHERE batch_id = ? AND shard = ? AND lease_owner = ? "
-                          f"AND {_PLACE}", (lease.batch_id, lease.shard, lease.worker_id, now)).rowcount != 1:
+            if db.execute(self.Q["hand_on_shard"], {**_holder(lease), "now": now}).rowcount != 1:
                 return None  # finished, or taken over meanwhile: no longer ours to hand on
             successor = self._claim_in(db, lease.batch_id, lease.worker_id, now, lease_seconds, per_batch)
             if successor is None:
-                db.execute("UPDATE shards SET handed_on = 0 WHERE batch_id = ? AND shard = ?",
-                           (lease.batch_id, lease.shard))
+                db.execute(self.Q["keep_place"], {"batch_id": lease.batch_id, "shard": lease.shard})
             return successor
 
         return await self._write(claim)
 
-    def _claim_in(self, db: Db, batch_id: str, worker_id: str, now: float, lease_seconds: float,
-                  per_batch: int) -> ShardLease | None:
+    def _claim_in(
+        self, db: Db, batch_id: str, worker_id: str, now: float, lease_seconds: float, per_batch: int
+    ) -> ShardLease | None:
         # Counted again once the batch row is ours (claimers of one batch queue on it for a moment),
         # so two claimers cannot both take its last place.
-        if db.execute(f"SELECT id FROM batches WHERE id = ? AND status = 'in_progress' AND sealed = 0"
-                      f"{self.LOCK_BATCH}", (batch_id,)).fetchone() is None:
+        batch = {"batch_id": batch_id, "now": now}
+        if db.execute(self.Q["lock_running_batch"], batch).fetchone() is None:
             return None
-        concurrency, shards, places = db.execute(
-            "SELECT max_concurrency, (SELECT count(*) FROM shards WHERE batch_id = ?), "
-            f"(SELECT count(*) FROM shards WHERE batch_id = ? AND {_PLACE}) FROM batches WHERE id = ?",
-            (batch_id, batch_id, now, batch_id)).fetchone()
+        concurrency, shards, places = db.execute(self.Q["batch_places"], batch).fetchone()
         parallel = max(1, min(concurrency, per_batch, shards))
         if places >= parallel:
             return None
-        row = db.execute(f"SELECT shard, first_line, last_line, start_offset FROM shards WHERE batch_id = ? "
-                         f"AND done = 0 AND {FREE_LEASE} ORDER BY shard LIMIT 1{self.LOCK_SHARD}",
-                         (batch_id, now)).fetchone()
+        row = db.execute(self.Q["free_shard"], batch).fetchone()
         if row is None:
             return None
-        db.execute("UPDATE shards SET lease_owner = ?, lease_expires_at = ?, handed_on = 0 "
-                   "WHERE batch_id = ? AND shard = ?", (worker_id, now + lease_seconds, batch_id, row[0]))
-        db.execute("UPDATE batches SET served_at = ? WHERE id = ?", (now, batch_id))
-        return ShardLease(batch_id, row[0], worker_id, row[1], row[2], row[3], concurrency // parallel)
+        lease = shard_lease_of(row, batch_id, worker_id, concurrency // parallel)
+        db.execute(self.Q["lease_shard"], {**_holder(lease), "until": now + lease_seconds})
+        db.execute(self.Q["serve_batch"], batch)
+        return lease
 
     async def renew_shard(self, lease: ShardLease, now: float, lease_seconds: float) -> BatchStatus:
         def renew(db: Db) -> BatchStatus:
-            if db.execute("UPDATE shards SET lease_expires_at = ? WHERE batch_id = ? AND shard = ? "
-                          "AND lease_owner = ? AND done = 0",
-                          (now + lease_seconds, lease.batch_id, lease.shard, lease.worker_id)).rowcount != 1:
+            if db.execute(self.Q["renew_shard"], {**_holder(lease), "until": now + lease_seconds}).rowcount != 1:
                 raise _lease_lost(lease)
-            status, sealed = db.execute("SELECT status, sealed FROM batches WHERE id = ?",
-                                        (lease.batch_id,)).fetchone()
+            status, sealed = db.execute(self.Q["batch_status"], {"batch_id": lease.batch_id}).fetchone()
             if sealed:
                 raise _lease_lost(lease)
             return BatchStatus(status)
@@ -188,70 +199,61 @@ class WorkQueries:
         return await self._write(renew)
 
     async def release_shard(self, lease: ShardLease) -> None:
-        await self._write(lambda db: db.execute(
-            "UPDATE shards SET lease_owner = NULL, lease_expires_at = NULL WHERE batch_id = ? AND shard = ? "
-            "AND lease_owner = ?", (lease.batch_id, lease.shard, lease.worker_id)))
+        await self._write(lambda db: db.execute(self.Q["release_shard"], _holder(lease)))
 
     async def finish_shard(self, lease: ShardLease, now: int) -> bool:
         """Mark the shard done; whoever finishes the last one moves the batch to finalizing (True)."""
+        batch = {"batch_id": lease.batch_id}
+
         def finish(db: Db) -> bool:
-            # The batch row first: finishers of one batch queue here, so the last one sees all the others.
-            db.execute(f"SELECT id FROM batches WHERE id = ?{self.LOCK_BATCH}", (lease.batch_id,))
-            if db.execute("UPDATE shards SET done = 1, lease_owner = NULL, lease_expires_at = NULL "
-                          "WHERE batch_id = ? AND shard = ? AND lease_owner = ? AND done = 0",
-                          (lease.batch_id, lease.shard, lease.worker_id)).rowcount != 1:
+            db.execute(self.Q["lock_batch"], batch)
+            if db.execute(self.Q["finish_shard"], _holder(lease)).rowcount != 1:
                 raise _lease_lost(lease)
-            left = db.execute("SELECT count(*) FROM shards WHERE batch_id = ? AND done = 0",
-                              (lease.batch_id,)).fetchone()[0]
-            return left == 0 and db.execute(
-                "UPDATE batches SET status = 'finalizing', finalizing_at = ? "
-                "WHERE id = ? AND status = 'in_progress' AND sealed = 0", (now, lease.batch_id)).rowcount == 1
+            left = db.execute(self.Q["open_shards"], batch).fetchone()[0]
+            return left == 0 and db.execute(self.Q["finalize"], {**batch, "now": now}).rowcount == 1
 
         return await self._write(finish)
 
     async def record_results(self, lease: ShardLease, rows: list[ResultRow], usage: Usage) -> None:
         def record(db: Db) -> None:
-            if db.execute(f"SELECT 1 FROM shards WHERE batch_id = ? AND shard = ? AND lease_owner = ? "
-                          f"AND done = 0{self.FENCE_SHARD}",
-                          (lease.batch_id, lease.shard, lease.worker_id)).fetchone() is None:
+            if db.execute(self.Q["fence_shard"], _holder(lease)).fetchone() is None:
                 raise _lease_lost(lease)
-            # DO NOTHING: a row already recorded is the truth; a late duplicate must not count twice.
-            inserted = db.executemany(
-                "INSERT INTO results (batch_id, line, ok, record) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                [(lease.batch_id, r.line, int(r.ok), r.record) for r in rows]).rowcount
-            if inserted != len(rows):
+            if db.executemany(self.Q["insert_result"], result_params(lease.batch_id, rows)).rowcount != len(rows):
                 raise LeaseLost(f"batch {lease.batch_id}: results were already recorded by another worker")
-            ok = sum(1 for r in rows if r.ok)
-            # sealed = 0 is checked on the row as it is now: a seal that won the race rolls all of this back.
-            if db.execute(
-                    "UPDATE batches SET completed = completed + ?, failed = failed + ?, "
-                    "input_tokens = input_tokens + ?, output_tokens = output_tokens + ?, "
-                    "total_tokens = total_tokens + ?, cached_tokens = cached_tokens + ?, "
-                    "reasoning_tokens = reasoning_tokens + ? WHERE id = ? AND sealed = 0",
-                    (ok, len(rows) - ok, *usage.astuple(), lease.batch_id)).rowcount != 1:
+            ok = sum(1 for row in rows if row.ok)
+            counts = {
+                "batch_id": lease.batch_id,
+                "completed": ok,
+                "failed": len(rows) - ok,
+                **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True)),
+            }
+            if db.execute(self.Q["count_results"], counts).rowcount != 1:
                 raise _lease_lost(lease)
 
         await self._write(record)
 
     async def done_lines(self, batch_id: str, first: int = 1, last: int | None = None) -> AsyncIterator[int]:
         """Recorded lines of `batch_id` between `first` and `last`, in order."""
-        after, last = first - 1, last if last is not None else 2**62
+        params = {
+            "batch_id": batch_id,
+            "after": first - 1,
+            "last": last if last is not None else 2**62,
+            "limit": PAGE_ROWS,
+        }
         while True:
-            rows = await self._all("SELECT line FROM results WHERE batch_id = ? AND line > ? AND line <= ? "
-                                   "ORDER BY line LIMIT ?", (batch_id, after, last, PAGE_ROWS))
+            rows = await self._all(self.Q["done_lines"], params)
             for (line,) in rows:
                 yield line
             if len(rows) < PAGE_ROWS:
                 return
-            after = rows[-1][0]
+            params = {**params, "after": rows[-1][0]}
 
     async def results(self, batch_id: str) -> AsyncIterator[ResultRow]:
-        last = -1
+        params = {"batch_id": batch_id, "after": -1, "limit": PAGE_ROWS}
         while True:
-            rows = await self._all("SELECT line, ok, record FROM results WHERE batch_id = ? AND line > ? "
-                                   "ORDER BY line LIMIT ?", (batch_id, last, PAGE_ROWS))
-            for line, ok, record in rows:
-                yield ResultRow(line, bool(ok), bytes(record))
+            rows = await self._all(self.Q["results_page"], params)
+            for row in rows:
+                yield result_of(row)
             if len(rows) < PAGE_ROWS:
                 return
-            last = rows[-1][0]
+            params = {**params, "after": rows[-1][0]}

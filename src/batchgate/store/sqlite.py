@@ -10,12 +10,14 @@ import asyncio
 import errno
 import os
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from batchgate.errors import ConfigError, InsufficientStorage
 from batchgate.store.migrations import migration_scripts, statements
+from batchgate.store.queries import Catalogue
 from batchgate.store.reserve import SpaceReserve
 from batchgate.store.sql import PAGE_ROWS, SqlStore
 
@@ -24,8 +26,12 @@ WAL_KEPT_BYTES = 64 * 1024 * 1024
 __all__ = ["PAGE_ROWS", "SqliteStore"]
 
 
+# BEGIN IMMEDIATE makes every write transaction exclusive: no row locks are needed.
+QUERIES = Catalogue({"lock_batch": "", "lock_shard": "", "fence_shard": "", "lock_file": "", "share_file": ""})
+
+
 class SqliteStore(SqlStore):
-    # BEGIN IMMEDIATE makes every write transaction exclusive: no row locks are needed.
+    Q = QUERIES
 
     def __init__(self, path: str):
         self._path = path
@@ -38,7 +44,7 @@ class SqliteStore(SqlStore):
         self._reserve = None if self._shared else SpaceReserve(Path(f"{path}-reserve"))
 
     @classmethod
-    async def open(cls, url: str) -> "SqliteStore":
+    async def open(cls, url: str) -> SqliteStore:
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them.
         path = url.removeprefix("sqlite://").removeprefix("/")
         if not path:
@@ -51,8 +57,10 @@ class SqliteStore(SqlStore):
         except (sqlite3.Error, OSError, InsufficientStorage) as exc:
             await store.close()
             reason = exc.strerror if isinstance(exc, OSError) else str(exc)
-            raise ConfigError(f"cannot write to the database {path} ({reason}): make it and its folder writable by "
-                              f"this user, or choose another with --data-dir or BATCHGATE_DATABASE_URL") from None
+            raise ConfigError(
+                f"cannot write to the database {path} ({reason}): make it and its folder writable by "
+                f"this user, or choose another with --data-dir or BATCHGATE_DATABASE_URL"
+            ) from None
         return store
 
     def _connect(self) -> None:
@@ -76,7 +84,7 @@ class SqliteStore(SqlStore):
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._db
+        db = _opened(self._db)
         try:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -113,8 +121,8 @@ class SqliteStore(SqlStore):
 
     async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
-            return await self._run(fn, self._db)
-        return await asyncio.get_running_loop().run_in_executor(self._reader, _snapshot, self._read_db, fn)
+            return await self._run(fn, _opened(self._db))
+        return await asyncio.get_running_loop().run_in_executor(self._reader, _snapshot, _opened(self._read_db), fn)
 
     async def close(self) -> None:
         if self._read_db is not None:
@@ -140,6 +148,13 @@ def _writable(path: Path) -> None:
             raise PermissionError(errno.EACCES, "not writable", str(what))
 
 
+def _opened(db: sqlite3.Connection | None) -> sqlite3.Connection:
+    """The connection `open` made; an error once `close` has dropped it."""
+    if db is None:
+        raise sqlite3.ProgrammingError("the store is closed")
+    return db
+
+
 def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
     db.execute("BEGIN")  # deferred: a read transaction, never a lock on writers
     try:
@@ -149,10 +164,10 @@ def _snapshot(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> 
 
 
 def _migrate(db: sqlite3.Connection) -> None:
-    db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")
-    applied = {v for (v,) in db.execute("SELECT version FROM schema_migrations")}
+    db.execute(QUERIES["create_migrations_table"])
+    applied = {v for (v,) in db.execute(QUERIES["applied_migrations"])}
     for version, script in migration_scripts("sqlite"):
         if version not in applied:
             for statement in statements(script):
                 db.execute(statement)
-            db.execute("INSERT INTO schema_migrations (version) VALUES (?)", (version,))
+            db.execute(QUERIES["record_migration"], {"version": version})

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import AsyncIterator, Awaitable, Callable, Protocol
+from typing import Protocol, TypeVar
 
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
+from batchgate.domain.throttle import Asked
 from batchgate.errors import Abandoned
 
 # Asked before each retry: False means the caller no longer wants an answer (send raises Abandoned).
@@ -17,6 +19,14 @@ RetryGate = Callable[[], Awaitable[bool]]
 
 class Upstream(Protocol):
     name: str
+
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window).
+
+        `payload` is `body` serialized once by the caller; a kind uses whichever form it needs. The pool
+        calls this behind the doors and does the retrying itself. Never raises for upstream trouble.
+        """
+        ...
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
         """Send one request (retries included) and say what finally happened. Never raises for upstream trouble."""
@@ -29,7 +39,7 @@ class Upstream(Protocol):
 class Stream:
     """An answer that arrives in pieces: server-sent event bytes, passed on as they come."""
 
-    events: AsyncIterator[bytes]
+    events: AsyncGenerator[bytes, None]
 
 
 class StreamingUpstream(Upstream, Protocol):
@@ -43,17 +53,24 @@ class StreamingUpstream(Upstream, Protocol):
 
 
 # One try: the answer, and how long the upstream asked us to wait before the next one (Retry-After).
-Attempt = Callable[[], Awaitable[tuple["Outcome | Stream", "float | None"]]]
+# Generic in the answer: a plain send's attempts give Outcomes only, so its retries return an Outcome.
+Answer = TypeVar("Answer", bound="Outcome | Stream")
+Attempt = Callable[[], Awaitable[tuple[Answer, "float | None"]]]
 
 
 def worth_retrying(answer: Outcome | Stream) -> bool:
     """An opened stream is final; an outcome is retried when it failed in a way that may pass."""
-    return (isinstance(answer, Outcome) and not answer.ok
-            and (answer.error_code is not None or is_retryable_status(answer.status_code)))
+    return (
+        isinstance(answer, Outcome)
+        and not answer.ok
+        and (
+            answer.error_code is not None
+            or (answer.status_code is not None and is_retryable_status(answer.status_code))
+        )
+    )
 
 
-async def send_with_retries(attempt: Attempt, policy: RetryPolicy, gate: RetryGate | None,
-                            name: str) -> Outcome | Stream:
+async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate: RetryGate | None, name: str) -> Answer:
     """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
     tries = 0
     while True:

@@ -17,7 +17,7 @@ async def routable_models(router: Router) -> list[dict]:
     routes = router.routes
     listed = await asyncio.gather(*(_names(upstream) for _, upstream in routes))
     models: dict[str, dict] = {}
-    for (patterns, upstream), names in zip(routes, listed):
+    for (patterns, upstream), names in zip(routes, listed, strict=True):
         literal = [p for p in patterns if not GLOB_CHARS & set(p)]
         for name in [*names, *literal]:
             if name not in models and router.route(name) is upstream:

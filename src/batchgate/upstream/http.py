@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 
 import aiohttp
 import orjson
@@ -16,6 +17,7 @@ from yarl import URL
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, parse_retry_after
 from batchgate.domain.sse import answer_as_events, looks_like_events
+from batchgate.domain.throttle import Asked, window_spent
 from batchgate.errors import UpstreamFailure
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream, send_with_retries
@@ -40,6 +42,7 @@ class HttpUpstream:
         if config.api_key:
             self._headers["Authorization"] = f"Bearer {config.api_key}"
         self._pool = Http1Pool(Origin(config.base_url), self._headers, timeout)
+        self._unnamed_reset = settings.rate_limit_pause_seconds  # a spent window that says no reset time
         self._clock = time.monotonic
         self._listing: tuple[float, list[str]] = (float("-inf"), [])  # (fetched at, names)
 
@@ -57,29 +60,40 @@ class HttpUpstream:
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, enable_cleanup_closed=True)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                                  json_serialize=lambda o: orjson.dumps(o).decode())
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, json_serialize=lambda o: orjson.dumps(o).decode()
+            )
         return self._session
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
-        """On its own, with retries; the Router goes through `attempt` instead, behind its admission."""
+        """On its own, with retries; the Router goes through `attempt` instead, behind its door."""
         payload = orjson.dumps(body)
-        return await send_with_retries(lambda: self.attempt(endpoint, payload), self._policy, gate, self.name)
 
-    async def attempt(self, endpoint: str, payload: bytes) -> tuple[Outcome, float | None]:
-        """One try, no retry: the outcome and the Retry-After the upstream asked for, if any."""
+        async def once() -> tuple[Outcome, float | None]:
+            outcome, asked = await self.attempt(endpoint, body, payload)
+            return outcome, asked.retry_after if asked is not None else None
+
+        return await send_with_retries(once, self._policy, gate, self.name)
+
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window)."""
         try:
             answer = await self._pool.post(endpoint.removeprefix("/v1"), payload)
-        except (asyncio.TimeoutError, UpstreamFailure) as exc:
+        except (TimeoutError, UpstreamFailure) as exc:
             return self._failure(exc), None
-        return self._answer(answer.status, answer.headers, answer.body)
+        outcome, retry_after = self._answer(answer.status, answer.headers, answer.body)
+        spent_for = window_spent(answer.headers, self._unnamed_reset)
+        if retry_after is None and spent_for is None:
+            return outcome, None  # the common case: nothing asked, nothing allocated
+        return outcome, Asked(retry_after, spent_for)
 
     def _failure(self, exc: Exception) -> Outcome:
         if isinstance(exc, asyncio.TimeoutError):
             return Outcome(error_code="timeout", error_message=f"The upstream {self.name!r} did not answer in time.")
         detail = exc.message if isinstance(exc, UpstreamFailure) else f"{exc.__class__.__name__}: {exc}"
-        return Outcome(error_code="upstream_unreachable",
-                       error_message=f"Could not reach upstream {self.name!r}: {detail}")
+        return Outcome(
+            error_code="upstream_unreachable", error_message=f"Could not reach upstream {self.name!r}: {detail}"
+        )
 
     def _answer(self, status: int, headers, raw: bytes) -> tuple[Outcome, float | None]:
         request_id = headers.get("x-request-id")
@@ -94,9 +108,13 @@ class HttpUpstream:
         if not 200 <= status < 300:
             return Outcome(status_code=status, body=body, request_id=request_id), retry_after
         # A 2xx that is not JSON is no answer (a proxy's page, a cut body): an error, and worth a retry.
-        return Outcome(status_code=status, body=body, request_id=request_id,
-                       error_code="invalid_upstream_response",
-                       error_message=f"The upstream answered HTTP {status} with a body that is not JSON."), retry_after
+        return Outcome(
+            status_code=status,
+            body=body,
+            request_id=request_id,
+            error_code="invalid_upstream_response",
+            error_message=f"The upstream answered HTTP {status} with a body that is not JSON.",
+        ), retry_after
 
     async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
         """Relay the upstream's server-sent events as they come; failures before the first byte are retried."""
@@ -110,23 +128,28 @@ class HttpUpstream:
                 return Stream(_relay(response)), None
             async with response:
                 raw = await response.read()
-        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             return self._failure(exc), None
         if 200 <= response.status < 300 and looks_like_events(raw):  # events under another content type
             return Stream(_replay(raw)), None
         return self._as_stream(endpoint, *self._answer(response.status, response.headers, raw))
 
-    def _as_stream(self, endpoint: str, outcome: Outcome, retry_after: float | None) -> tuple[Outcome | Stream,
-                                                                                              float | None]:
+    def _as_stream(
+        self, endpoint: str, outcome: Outcome, retry_after: float | None
+    ) -> tuple[Outcome | Stream, float | None]:
         """An upstream that ignored `stream: true` answered whole: a 2xx becomes the events of its stream."""
         if not outcome.ok:
             return outcome, retry_after
         events = answer_as_events(endpoint, outcome.body)
         if events is None:
-            return Outcome(status_code=outcome.status_code, body=outcome.body, request_id=outcome.request_id,
-                           error_code="invalid_upstream_response",
-                           error_message=f"The upstream {self.name!r} was asked to stream and answered "
-                                         f"neither events nor a {endpoint} answer."), retry_after
+            return Outcome(
+                status_code=outcome.status_code,
+                body=outcome.body,
+                request_id=outcome.request_id,
+                error_code="invalid_upstream_response",
+                error_message=f"The upstream {self.name!r} was asked to stream and answered "
+                f"neither events nor a {endpoint} answer.",
+            ), retry_after
         return Stream(_replay(events)), None
 
     async def models(self) -> list[str]:
@@ -141,7 +164,7 @@ class HttpUpstream:
         try:
             answer = await self._pool.get("/models", MODELS_TIMEOUT)
             listing = orjson.loads(answer.body) if answer.status == 200 else {}
-        except (asyncio.TimeoutError, UpstreamFailure, orjson.JSONDecodeError):
+        except (TimeoutError, UpstreamFailure, orjson.JSONDecodeError):
             return []
         data = listing.get("data") if isinstance(listing, dict) else None
         return [m["id"] for m in data or () if isinstance(m, dict) and isinstance(m.get("id"), str)]
@@ -153,11 +176,11 @@ class HttpUpstream:
             self._session = None
 
 
-async def _replay(events: bytes):
+async def _replay(events: bytes) -> AsyncGenerator[bytes, None]:
     yield events
 
 
-async def _relay(response: aiohttp.ClientResponse):
+async def _relay(response: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
     try:
         async for piece in response.content.iter_any():
             yield piece

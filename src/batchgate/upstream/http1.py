@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client for the hot path: one request in, one whole answer out, keep-alive pooled.
 
 A batch line is one small POST and one small JSON answer. A general client builds request and
-response objects, header multidicts, trace hooks and timers for each; measured, that was the
-largest part of the gateway's CPU per line. Here a request is one write of pre-built bytes and
+response objects, header multidicts, trace hooks and timers for each, the largest part of a
+gateway's CPU per line (docs/benchmarks.md). Here a request is one write of pre-built bytes and
 an answer is parsed straight from the socket's buffer by an asyncio protocol.
 
 It speaks what OpenAI-compatible servers answer: Content-Length, chunked or close-delimited
@@ -56,8 +56,9 @@ class Http1Pool:
         self.origin = origin
         self._timeout = timeout
         self._ssl = ssl.create_default_context() if origin.tls else None
-        self._fixed = "".join(f"{name}: {value}\r\n" for name, value in
-                              {"Host": origin.authority, **headers}.items()).encode("latin-1")
+        self._fixed = "".join(
+            f"{name}: {value}\r\n" for name, value in {"Host": origin.authority, **headers}.items()
+        ).encode("latin-1")
         self._heads: dict[str, bytes] = {}
         self._idle: deque[_Connection] = deque()
 
@@ -69,8 +70,9 @@ class Http1Pool:
         return await self._send(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body), self._timeout)
 
     async def get(self, path: str, timeout: float) -> Answer:
-        return await self._send(b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed
-                                + b"\r\n", timeout)
+        return await self._send(
+            b"GET " + (self.origin.path + path).encode() + b" HTTP/1.1\r\n" + self._fixed + b"\r\n", timeout
+        )
 
     async def _send(self, request: bytes, timeout: float) -> Answer:
         """On an idle connection if one is alive, else on a new one."""
@@ -98,11 +100,17 @@ class Http1Pool:
     async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         try:
-            _, conn = await loop.create_connection(_Connection, self.origin.host, self.origin.port, ssl=self._ssl,
-                                                   server_hostname=self.origin.host if self._ssl else None)
+            _, conn = await loop.create_connection(
+                _Connection,
+                self.origin.host,
+                self.origin.port,
+                ssl=self._ssl,
+                server_hostname=self.origin.host if self._ssl else None,
+            )
         except (OSError, ssl.SSLError) as exc:
-            raise UpstreamFailure(f"cannot connect to {self.origin.authority}: {exc.__class__.__name__}: {exc}") \
-                from None
+            raise UpstreamFailure(
+                f"cannot connect to {self.origin.authority}: {exc.__class__.__name__}: {exc}"
+            ) from None
         return conn
 
     async def _exchange(self, conn: _Connection, request: bytes) -> Answer:
@@ -137,6 +145,7 @@ class _Connection(asyncio.Protocol):
         return not self._closed and now - self._idle_since < IDLE_SECONDS
 
     async def exchange(self, request: bytes) -> Answer:
+        assert self._transport is not None  # connection_made ran before create_connection returned us
         self._waiter = asyncio.get_running_loop().create_future()
         self._parser = _Parser()
         self._buffer.clear()
@@ -156,20 +165,23 @@ class _Connection(asyncio.Protocol):
     # asyncio.Protocol --------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # create_connection hands a stream protocol an asyncio.Transport; the Protocol API types it as BaseTransport
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None or self._waiter.done():
             self.close()  # bytes nobody asked for: the connection is out of step
             return
+        parser = self._parser
+        assert parser is not None  # exchange() set it with the waiter
         self._buffer += data
         try:
-            answer = self._parser.feed(self._buffer, ended=False)
+            answer = parser.feed(self._buffer, ended=False)
         except UpstreamFailure as exc:
             self._waiter.set_exception(exc)
             return
         if answer is not None:
-            self.keep_alive = self._parser.keep_alive
+            self.keep_alive = parser.keep_alive
             self._waiter.set_result(answer)
 
     def eof_received(self) -> bool:
@@ -178,11 +190,13 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         waiter = self._waiter
+        parser = self._parser
         if waiter is None or waiter.done():
             return
-        if self._parser.started or not self._used:
+        assert parser is not None  # exchange() set it with the waiter
+        if parser.started or not self._used:
             try:
-                answer = self._parser.feed(self._buffer, ended=True)  # a close-delimited body ends here
+                answer = parser.feed(self._buffer, ended=True)  # a close-delimited body ends here
             except UpstreamFailure as failure:
                 waiter.set_exception(failure)
                 return
@@ -220,8 +234,8 @@ class _Parser:
         elif self._length is not None:
             done = len(buffer) >= self._length
             if done:
-                self._body += buffer[:self._length]
-                del buffer[:self._length]
+                self._body += buffer[: self._length]
+                del buffer[: self._length]
         else:
             done = ended
             if done:
@@ -242,7 +256,7 @@ class _Parser:
                 raise UpstreamFailure("the connection closed in the middle of the answer's headers")
             return False
         lines = bytes(buffer[:end]).decode("latin-1").split("\r\n")
-        del buffer[:end + 4]
+        del buffer[: end + 4]
         version, _, rest = lines[0].partition(" ")
         code = rest[:3]
         if not version.startswith("HTTP/1.") or not code.isdigit():
@@ -277,12 +291,12 @@ class _Parser:
                 if end < 0:
                     return False
                 if self._length == -1:
-                    del buffer[:end + 2]
+                    del buffer[: end + 2]
                     if end == 0:
                         return True  # the blank line after the (ignored) trailers
                     continue
                 size = bytes(buffer[:end]).split(b";", 1)[0].strip()
-                del buffer[:end + 2]
+                del buffer[: end + 2]
                 try:
                     self._length = int(size, 16)
                 except ValueError:
@@ -292,8 +306,8 @@ class _Parser:
                 continue
             if len(buffer) < self._length + 2:
                 return False
-            self._body += buffer[:self._length]
-            del buffer[:self._length + 2]
+            self._body += buffer[: self._length]
+            del buffer[: self._length + 2]
             self._length = None
 
     def _decoded(self) -> bytes:

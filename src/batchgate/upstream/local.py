@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import AsyncGenerator
 from concurrent.futures import ThreadPoolExecutor
-from typing import AsyncIterator
 
 import orjson
 
 from batchgate.domain.results import Outcome
+from batchgate.domain.throttle import Asked
 from batchgate.errors import EngineMissing, InvalidRequest
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.upstream.base import RetryGate, Stream
@@ -47,16 +48,21 @@ class LocalUpstream:
             return not_served(endpoint, model, f"the local model {model!r} does not serve {endpoint}")
         return engine, pool
 
-    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+    async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
+        """One answer from the engine (the body is used, the payload is not); an engine never asks us to wait."""
         found = self._engine(endpoint, body["model"])
         if isinstance(found, Outcome):
-            return found
+            return found, None
         engine, pool = found
         try:
             answer = await asyncio.get_running_loop().run_in_executor(pool, engine.answer, endpoint, body)
         except (InvalidRequest, EngineMissing) as exc:
-            return refusal(exc)
-        return Outcome(status_code=200, body=answer)
+            return refusal(exc), None
+        return Outcome(status_code=200, body=answer), None
+
+    async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None) -> Outcome:
+        """One attempt: what fails in process would fail again, so nothing is retried."""
+        return (await self.attempt(endpoint, body, b""))[0]
 
     async def stream(self, endpoint: str, body: dict) -> Outcome | Stream:
         found = self._engine(endpoint, body["model"])
@@ -87,8 +93,9 @@ class LocalUpstream:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-async def _events(first: dict, chunks: asyncio.Queue, work: asyncio.Future,
-                  gone: threading.Event) -> AsyncIterator[bytes]:
+async def _events(
+    first: dict, chunks: asyncio.Queue, work: asyncio.Future, gone: threading.Event
+) -> AsyncGenerator[bytes, None]:
     try:
         chunk = first
         while chunk is not _END:
@@ -98,8 +105,12 @@ async def _events(first: dict, chunks: asyncio.Queue, work: asyncio.Future,
             await work
         except Exception as exc:  # the status line is gone already: say it in the stream, as OpenAI does
             log.exception("the local model failed mid-stream")
-            error = {"message": f"The local model failed mid-answer: {exc}", "type": "server_error",
-                     "param": None, "code": "local_model_error"}
+            error = {
+                "message": f"The local model failed mid-answer: {exc}",
+                "type": "server_error",
+                "param": None,
+                "code": "local_model_error",
+            }
             yield b"data: " + orjson.dumps({"error": error}) + b"\n\n"
             return
         yield b"data: [DONE]\n\n"
@@ -115,6 +126,9 @@ def refusal(exc: InvalidRequest | EngineMissing) -> Outcome:
 
 def not_served(endpoint: str, model: str, why: str) -> Outcome:
     default = DEFAULTS.get(endpoint)
-    hint = (f"use {default!r} (or 'auto')" if default
-            else "there is no local model for it, so name a model an [[upstreams]] table serves")
+    hint = (
+        f"use {default!r} (or 'auto')"
+        if default
+        else "there is no local model for it, so name a model an [[upstreams]] table serves"
+    )
     return Outcome(error_code="model_not_found", error_message=f"{why}; on {endpoint} {hint}.")

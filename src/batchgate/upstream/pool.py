@@ -1,15 +1,16 @@
-"""Lanes and pools: how the Router fills upstreams without overrunning them.
+"""Members and pools: how the Router fills upstreams without overrunning them.
 
-A Lane is one upstream with its door (upstream/admission.py: fair turns, max in flight, rpm/tpm
-windows, 429 pauses), its adaptive concurrency (domain/aimd.py) and its health (domain/health.py).
-A Pool is the lanes that serve one model: each attempt goes to the healthy, unpaused lane with
+A Member is one upstream of a pool with its door (upstream/door.py: fair turns, max in flight, rpm/tpm
+buckets, rate-limit pauses: domain/throttle.py), its adaptive concurrency (domain/aimd.py) and its
+health (domain/health.py).
+A Pool is the members that serve one model: each attempt goes to the healthy, unpaused member with
 the least requests in flight or waiting, so a retry may land on another member.
 """
 
 from __future__ import annotations
 
 import time
-from typing import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
 
@@ -19,60 +20,78 @@ from batchgate.domain.health import Health
 from batchgate.domain.limits import estimate_tokens
 from batchgate.domain.results import Outcome, usage_of
 from batchgate.domain.retry import RetryPolicy
+from batchgate.domain.throttle import Asked, Throttle
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
-from batchgate.upstream.admission import Admission
 from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_with_retries
+from batchgate.upstream.door import Door
 
 Clock = Callable[[], float]
+REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens to
 
 
-class Lane:
-    def __init__(self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings,
-                 clock: Clock = time.monotonic):
+class Member:
+    """One upstream of a pool, with its door, its adaptive limit and its health."""
+
+    def __init__(
+        self, upstream: StreamingUpstream, config: UpstreamConfig, settings: Settings, clock: Clock = time.monotonic
+    ):
         self.upstream = upstream
-        self._single = getattr(upstream, "attempt", None)  # one try, if the kind offers it
+        self._attempt = upstream.attempt  # bound once: it runs for every request
         self.name = config.name
         self._clock = clock
         cap = config.max_concurrency or settings.max_concurrency_ceiling
-        self.aimd = Aimd(cap=cap, floor=min(config.min_concurrency, cap)) if config.adaptive else None
-        limit = (lambda: self.aimd.current) if self.aimd else (lambda: config.max_concurrency)
-        self.admission = Admission(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds)
+        self.aimd = aimd = (
+            Aimd(cap=cap, floor=min(config.min_concurrency, cap), tolerated=settings.adaptive_refusal_share)
+            if config.adaptive
+            else None
+        )
+        limit = (lambda: aimd.current) if aimd else (lambda: config.max_concurrency)
+        throttle = Throttle(
+            window=settings.rate_limit_window_seconds,
+            share=settings.rate_limit_share,
+            least=settings.rate_limit_min_refusals,
+            pause_seconds=settings.rate_limit_pause_seconds,
+        )
+        self.door = Door(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds, throttle)
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
 
     def available(self, now: float) -> bool:
-        return self.health.available(now) and now >= self.admission.paused_until
+        return self.health.available(now) and now >= self.door.throttle.free_at
 
-    async def call(self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int,
-                   model: Admission | None) -> tuple[Outcome, float | None]:
+    async def call(
+        self, endpoint: str, body: dict, payload: bytes, flow: Flow, tokens: int, model: Door | None
+    ) -> tuple[Outcome, Asked | None]:
         """One attempt through the model's door (if it has limits) and this upstream's door."""
         self.load += 1
-        doors: list[Admission] = []
+        doors: list[Door] = []
         learned = False
+        started: float | None = None
         try:
             if model is not None:
                 await model.enter(flow, tokens)
                 doors.append(model)
-            await self.admission.enter(flow, tokens)
-            doors.append(self.admission)
+            await self.door.enter(flow, tokens)
+            doors.append(self.door)
             started = self._clock()
-            outcome, retry_after = await self._attempt(endpoint, body, payload)
-            self._learn(outcome, retry_after, self._clock() - started, tokens, doors)
+            outcome, asked = await self._attempt(endpoint, body, payload)
+            self._learn(outcome, asked, started, tokens, doors)
             learned = True
-            return outcome, retry_after
+            return outcome, asked
         finally:
             if not learned:
                 self.health.unanswered()
+                if started is not None:
+                    self.door.throttle.unanswered(started)
             self._release(doors)
 
-    async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int,
-                     model: Admission | None) -> Outcome | Stream:
-        """A streamed answer holds its places at the doors until its last event is passed on."""
+    async def stream(self, endpoint: str, body: dict, flow: Flow, tokens: int, model: Door | None) -> Outcome | Stream:
+        """A streamed answer stays in flight at the doors until its last event is passed on."""
         self.load += 1
-        doors: list[Admission] = []
+        doors: list[Door] = []
         opened: Outcome | Stream | None = None
         try:
-            for door in (model, self.admission):
+            for door in (model, self.door):
                 if door is not None:
                     await door.enter(flow, tokens)
                     doors.append(door)
@@ -82,36 +101,37 @@ class Lane:
                 self._release(doors)
         return opened if isinstance(opened, Outcome) else Stream(self._held(opened.events, doors))
 
-    async def _held(self, events: AsyncIterator[bytes], doors: list[Admission]) -> AsyncIterator[bytes]:
+    async def _held(self, events: AsyncGenerator[bytes, None], doors: list[Door]) -> AsyncGenerator[bytes, None]:
         try:
             async for event in events:
                 yield event
         finally:
             self._release(doors)
 
-    def _release(self, doors: list[Admission]) -> None:
+    def _release(self, doors: list[Door]) -> None:
         self.load -= 1
         for door in doors:
             door.leave()
 
-    async def _attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, float | None]:
-        if self._single is not None:
-            return await self._single(endpoint, payload)
-        # A kind without single attempts retries on its own: to the lane, its whole send is one attempt.
-        return await self.upstream.send(endpoint, body), None
+    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door]) -> None:
+        """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token buckets.
 
-    def _learn(self, outcome: Outcome, retry_after: float | None, latency: float, tokens: int,
-               doors: list[Admission]) -> None:
+        Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
+        on its own, and shrinking everyone's window for it would stall the whole upstream.
+        """
         now = self._clock()
         status = outcome.status_code
-        overloaded = status == 429 or (status is not None and status >= 500) or outcome.error_code == "timeout"
+        accounted = False
         if self.aimd is not None:
-            if overloaded:
-                self.aimd.overloaded(now)
+            if status in REFUSALS:
+                accounted = self.aimd.refused(now, sent_at)
             elif outcome.ok:
-                self.aimd.success(latency, now)
-        if status == 429 and retry_after:
-            self.admission.pause(retry_after)  # only this upstream waits; the rest of the gateway goes on
+                self.aimd.success(now - sent_at, now)
+        if status is None:
+            self.door.throttle.unanswered(sent_at)  # no answer is no sign either way
+        else:
+            refused = status == 429
+            self.door.throttle.answered(now, sent_at, refused, refused and not accounted, asked)
         if outcome.error_code is not None or (status is not None and status >= 500):
             self.health.failed(now)
         else:
@@ -123,49 +143,65 @@ class Lane:
 
 
 class Pool:
-    """The lanes serving one model, plus the model's own door when a [[limits]] table names it."""
+    """The members serving one model, plus the model's own door when a [[limits]] table names it."""
 
-    def __init__(self, lanes: Sequence[Lane], model: Admission | None, policy: RetryPolicy,
-                 clock: Clock = time.monotonic):
-        self.lanes = tuple(lanes)
+    def __init__(
+        self, members: Sequence[Member], model: Door | None, policy: RetryPolicy, clock: Clock = time.monotonic
+    ):
+        self.members = tuple(members)
         self.model = model
         self._policy = policy
         self._clock = clock
         self._counts_tokens = (model is not None and model.counts_tokens) or any(
-            lane.admission.counts_tokens for lane in self.lanes)
+            member.door.counts_tokens for member in self.members
+        )
 
-    def pick(self) -> Lane:
-        """Least loaded of the lanes that may take a request; if none may, the one free soonest."""
-        if len(self.lanes) == 1:
-            return self.lanes[0]  # a lone upstream is tried even when out: there is no one else to ask
+    def pick(self, avoid: Member | None = None) -> Member:
+        """Least loaded of the members that may take a request (`avoid` only if no other may); if none may,
+        the one free soonest."""
+        if len(self.members) == 1:
+            return self.members[0]  # a lone upstream is tried even when out: there is no one else to ask
         now = self._clock()
-        candidates = [lane for lane in self.lanes if lane.available(now)]
+        candidates = [member for member in self.members if member.available(now)]
+        if avoid is not None and len(candidates) > 1:
+            candidates = [member for member in candidates if member is not avoid] or candidates
         if not candidates:  # all out: better to try one than to fail every line without asking
-            return min(self.lanes, key=lambda lane: (max(lane.health.ejected_until, lane.admission.paused_until),
-                                                     lane.load))
-        lane = min(candidates, key=lambda lane: lane.load) if len(candidates) > 1 else candidates[0]
-        lane.health.sending(now)
-        return lane
+            return min(
+                self.members,
+                key=lambda member: (max(member.health.ejected_until, member.door.throttle.free_at), member.load),
+            )
+        member = min(candidates, key=lambda member: member.load) if len(candidates) > 1 else candidates[0]
+        member.health.sending(now)
+        return member
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
         payload = orjson.dumps(body)
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
+        refused_by: Member | None = None  # the member whose Retry-After the next try must not ignore
+
         async def attempt() -> tuple[Outcome, float | None]:
-            outcome, _ = await self.pick().call(endpoint, body, payload, flow, tokens, self.model)
-            # A Retry-After is kept by pausing the door of the upstream that sent it, so the retry itself
-            # backs off as usual: another member of the pool may take it at once.
-            return outcome, None
+            nonlocal refused_by
+            member = self.pick(avoid=refused_by)
+            outcome, asked = await member.call(endpoint, body, payload, flow, tokens, self.model)
+            retry_after = asked.retry_after if asked is not None else None
+            refused_by = member if retry_after else None
+            if retry_after and self._another_available(member):
+                return outcome, None  # a Retry-After speaks for its own upstream: another member takes the retry
+            return outcome, retry_after  # the retry's floor
 
-        return await send_with_retries(attempt, self._policy, gate, self.lanes[0].name)
+        return await send_with_retries(attempt, self._policy, gate, self.members[0].name)
 
+    def _another_available(self, member: Member) -> bool:
+        now = self._clock()
+        return any(other is not member and other.available(now) for other in self.members)
 
     async def stream(self, endpoint: str, body: dict, flow: Flow = ANONYMOUS) -> Outcome | Stream:
-        """Opened on the least loaded lane; retries before the first event are the upstream's own."""
+        """Opened on the least loaded member; retries before the first event are the upstream's own."""
         tokens = estimate_tokens(body) if self._counts_tokens else 0
         return await self.pick().stream(endpoint, body, flow, tokens, self.model)
 
 
-def model_door(limits: ModelLimits, model: str, clock: Clock = time.monotonic) -> Admission:
+def model_door(limits: ModelLimits, model: str, clock: Clock = time.monotonic) -> Door:
     cap = limits.max_concurrency
-    return Admission(f"model {model}", lambda: cap, limits.rpm, limits.tpm, clock)
+    return Door(f"model {model}", lambda: cap, limits.rpm, limits.tpm, clock)

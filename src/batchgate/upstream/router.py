@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import fnmatch
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream, Upstream
+from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, Upstream
 from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
-from batchgate.upstream.pool import Lane, Pool, model_door
+from batchgate.upstream.pool import Member, Pool, model_door
 
-UpstreamFactory = Callable[[UpstreamConfig, Settings], Upstream]
+UpstreamFactory = Callable[[UpstreamConfig, Settings], StreamingUpstream]
 
 # Upstream kinds by the `kind` key of an [[upstreams]] table.
 KINDS: dict[str, UpstreamFactory] = {"openai": HttpUpstream, "local": LocalUpstream}
@@ -35,35 +35,35 @@ class Router:
     def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
         self._settings, self._clock = settings, clock
         self._policy = RetryPolicy(settings.max_attempts, settings.retry_base_seconds, settings.retry_max_seconds)
-        self._lanes: list[tuple[tuple[str, ...], Lane]] = []
+        self._members: list[tuple[tuple[str, ...], Member]] = []
         for config in settings.upstreams or (DEFAULT_LOCAL,):
             factory = KINDS.get(config.kind)
             if factory is None:
-                raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} "
-                                  f"(known: {', '.join(KINDS)})")
-            self._lanes.append((config.models, Lane(factory(config, settings), config, settings, clock)))
+                raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} (known: {', '.join(KINDS)})")
+            self._members.append((config.models, Member(factory(config, settings), config, settings, clock)))
         self._pools: dict[tuple, Pool] = {}  # by (pattern, limits pattern, model if it has limits)
         self._by_model: dict[str, Pool | None] = {}  # a lookup cache, dropped when it grows large
 
     @property
     def routes(self) -> list[tuple[tuple[str, ...], Upstream]]:
-        return [(patterns, lane.upstream) for patterns, lane in self._lanes]
+        return [(patterns, member.upstream) for patterns, member in self._members]
 
     def route(self, model: str) -> Upstream | None:
         """The first upstream serving `model` (its pool's first member)."""
         pool = self.pool(model)
-        return None if pool is None else pool.lanes[0].upstream
+        return None if pool is None else pool.members[0].upstream
 
     def pool(self, model: str) -> Pool | None:
-        pool = self._by_model.get(model, False)
-        if pool is False:
+        try:
+            return self._by_model[model]
+        except KeyError:
             if len(self._by_model) >= MODEL_CACHE:
                 self._by_model.clear()
             pool = self._by_model[model] = self._find_pool(model)
-        return pool
+            return pool
 
     def _find_pool(self, model: str) -> Pool | None:
-        for patterns, _ in self._lanes:
+        for patterns, _ in self._members:
             pattern = next((p for p in patterns if fnmatch.fnmatchcase(model, p)), None)
             if pattern is None:
                 continue
@@ -71,7 +71,7 @@ class Router:
             # Models without limits share their pattern's pool; each limited model has its own door.
             key = (pattern, limits and limits.model, limits and model)
             if key not in self._pools:
-                members = [lane for patterns_, lane in self._lanes if pattern in patterns_]
+                members = [member for patterns_, member in self._members if pattern in patterns_]
                 door = model_door(limits, model, self._clock) if limits else None
                 self._pools[key] = Pool(members, door, self._policy, self._clock)
             return self._pools[key]
@@ -84,9 +84,11 @@ class Router:
             return pool, body
         if body["model"] == AUTO:
             return not_served(endpoint, AUTO, f"'{AUTO}' names the local default model for an endpoint")
-        return Outcome(error_code="model_not_found",
-                       error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
-                                     f"table's 'models' in the config.")
+        return Outcome(
+            error_code="model_not_found",
+            error_message=f"No upstream serves model {body['model']!r}; add it to an [[upstreams]] "
+            f"table's 'models' in the config.",
+        )
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
         """`flow` (tenant, batch) is whose turn it is at a busy upstream; leave it out for a one-off call."""
@@ -99,5 +101,5 @@ class Router:
         return picked if isinstance(picked, Outcome) else await picked[0].stream(endpoint, picked[1], flow)
 
     async def close(self) -> None:
-        for _, lane in self._lanes:
-            await lane.upstream.close()
+        for _, member in self._members:
+            await member.upstream.close()

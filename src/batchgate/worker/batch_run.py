@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Awaitable, Callable
 
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopReason, StopSignal
 from batchgate.worker.finalize import fail_without_input, finalize
 from batchgate.worker.heartbeat import EXPIRABLE, credit, heartbeat, interval
+from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.validate import validate_input
 
 log = logging.getLogger("batchgate.worker")
@@ -37,23 +37,27 @@ class BatchRun:
     async def run(self) -> None:
         ctx = self.ctx
         claimed_at = ctx.clock()
-        if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.settings.lease_seconds):
+        if not await ctx.store.claim(self.batch_id, ctx.worker_id, claimed_at, ctx.leases.lease_seconds):
             return
         credit(ctx, self.stop, claimed_at)
         beat = None
         try:
             batch = await ctx.store.get_batch(self.batch_id)
-            renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.settings.lease_seconds)
+            assert batch is not None  # claimed just now: the batch exists
+            renew = partial(ctx.store.renew, self.batch_id, ctx.worker_id, lease_seconds=ctx.leases.lease_seconds)
             beat = asyncio.create_task(heartbeat(ctx, f"batch {self.batch_id}", renew, self.stop, batch.expires_at))
             while (batch := await ctx.store.get_batch(self.batch_id)) and (
-                    self._expired(batch) or batch.status in STEPS):
+                self._expired(batch) or batch.status in STEPS
+            ):
                 step = _expire if self._expired(batch) else STEPS[batch.status]
                 try:
                     await step(self, batch)
                 except InputMissing as missing:
                     log.error("batch %s ends failed with the results it has: %s", batch.id, missing.message)
                     await ctx.store.seal(batch.id)
-                    await fail_without_input(ctx, await ctx.store.get_batch(batch.id), missing)
+                    sealed = await ctx.store.get_batch(batch.id)
+                    assert sealed is not None  # held under the lease: nobody deletes it meanwhile
+                    await fail_without_input(ctx, sealed, missing)
                 if self.stop.reason is StopReason.LEASE_LOST:
                     return
         except LeaseLost:
@@ -79,8 +83,14 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     cutter = ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
     report = await validate_input(run.ctx, batch, cutter)
     if report.ok:
-        await run.ctx.store.transition(batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(),
-                                       {"total": report.request_count, "model": report.model}, shards=cutter.spans())
+        await run.ctx.store.transition(
+            batch.id,
+            S.VALIDATING,
+            S.IN_PROGRESS,
+            run.ctx.now(),
+            {"total": report.request_count, "model": report.model},
+            shards=cutter.spans(),
+        )
     else:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.FAILED, run.ctx.now(), {"errors": report.to_wire()})
 
@@ -101,13 +111,14 @@ async def _expire(run: BatchRun, batch: BatchRecord) -> None:
 async def _end(run: BatchRun, batch: BatchRecord, target: BatchStatus) -> None:
     """Cancel or expire: answered lines keep their results; every other line gets the batch's reason."""
     await run.ctx.store.seal(batch.id)
-    batch = await run.ctx.store.get_batch(batch.id)  # the counts are final once sealed
+    sealed = await run.ctx.store.get_batch(batch.id)  # the counts are final once sealed
+    assert sealed is not None  # held under the lease: nobody deletes it meanwhile
+    batch = sealed
     if batch.in_progress_at is None:
         # Never validated to the end: count its lines first, or record why the file is unusable.
         report = await validate_input(run.ctx, batch)
         if not report.ok:
-            await run.ctx.store.transition(batch.id, batch.status, target, run.ctx.now(),
-                                           {"errors": report.to_wire()})
+            await run.ctx.store.transition(batch.id, batch.status, target, run.ctx.now(), {"errors": report.to_wire()})
             return
         batch = dataclasses.replace(batch, total=report.request_count)
     await finalize(run.ctx, batch, target)

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from enum import Enum
-from typing import Callable
+from collections.abc import Callable
 
 from batchgate import ids
 from batchgate.domain.fairness import Flow
@@ -21,68 +20,32 @@ from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import input_lines
 from batchgate.worker.lane import Lane
+from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
 
 
-class StopReason(Enum):
-    CANCELLED = "cancelled"  # let in-flight lines finish within a grace period
-    EXPIRED = "expired"  # the window is over: abandon in-flight lines now
-    LEASE_LOST = "lease_lost"  # another worker owns the work: stop writing at once
-
-
-class StopSignal:
-    """Why a run must stop, plus one event that wakes the run to look again (on stop or a freed slot).
-
-    `lease_until` is when our lease may lapse, by the clock of the last successful renewal: past it
-    another worker may own the batch, so nothing new is dispatched until a renewal succeeds. A
-    process frozen past its lease (a long pause, a suspended VM) thus sends nothing on waking.
-    """
-
-    def __init__(self) -> None:
-        self.reason: StopReason | None = None
-        self.wake = asyncio.Event()
-        self.lease_until = float("inf")
-
-    def renewed(self, until: float) -> None:
-        self.lease_until = until
-        self.wake.set()
-
-    def stop(self, reason: StopReason) -> None:
-        if self.reason is None:
-            self.reason = reason
-        self.wake.set()
-
-    async def wait(self) -> None:
-        self.wake.clear()
-        await self.wake.wait()
-
-    async def may_retry(self, clock: Callable[[], float]) -> bool:
-        """Before a retry: wait while the lease may have lapsed; False once the line must be left unanswered.
-
-        A cancel still lets in-flight lines finish (their retries included) within its grace period.
-        """
-        while self.reason is None and clock() >= self.lease_until:
-            await self.wait()
-        return self.reason in (None, StopReason.CANCELLED)
-
-
-async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shard: ShardLease, lane: Lane,
-                  sent_all: Callable[[], None] = lambda: None) -> None:
+async def execute(
+    ctx: WorkerContext,
+    batch: BatchRecord,
+    stop: StopSignal,
+    shard: ShardLease,
+    lane: Lane,
+    sent_all: Callable[[], None] = lambda: None,
+) -> None:
     """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
     or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited.
 
     Each slot of the lane is a sender that goes from one line to the next: an answer's slot sends the
     next line in the same turn of the event loop, and the answer becomes a result row in the next
-    turn. (A task per line, started by this coroutine when woken by the last one's end, took four
-    turns; when many answers arrive together, every turn is spent on all of them, and the upstream
-    waited for each next line while the rows of the answers before it were made.)
+    turn, so the upstream never waits for rows to be made (docs/benchmarks.md has the measurements).
     """
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
-    writer = ResultWriter(ctx.store, shard, ctx.settings.commit_interval_seconds)
+    settings = ctx.execution
+    writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
     answers = _Answers(writer)
-    lines = _Unsent(ctx, batch, shard, sent_all)
+    lines = _Unsent(ctx, batch, shard, settings.max_line_bytes, sent_all)
     senders: set[asyncio.Task] = set()
 
     def may_send() -> bool:
@@ -112,7 +75,7 @@ async def execute(ctx: WorkerContext, batch: BatchRecord, stop: StopSignal, shar
                         task.add_done_callback(senders.discard)
                     if lines.failure is not None:
                         raise lines.failure
-                    await _drain(senders, stop, ctx.settings.cancel_grace_seconds)
+                    await _drain(senders, stop, settings.cancel_grace_seconds)
             finally:
                 answers.record()  # the answers already in, whatever ends the run
     finally:
@@ -128,8 +91,15 @@ class _Unsent:
     are still out: its senders then start the moment those answers free their slots.
     """
 
-    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
-        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, ctx.settings.max_line_bytes, sent_all
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        batch: BatchRecord,
+        shard: ShardLease,
+        max_line_bytes: int,
+        sent_all: Callable[[], None],
+    ):
+        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, max_line_bytes, sent_all
         self._last_line = shard.last_line
         self._lines = input_lines(ctx, batch, shard)
         self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
@@ -168,6 +138,7 @@ class _Unsent:
                 while self._next_done is not None and self._next_done < line:
                     self._next_done = await anext(self._done, None)
                 if self._next_done != line:
+                    assert raw is not None  # validation refused any batch with a line over the size limit
                     return parse_line(raw, line, self._endpoint, self._max_line_bytes)
         except Exception as exc:
             self.failure = exc
@@ -182,8 +153,9 @@ class _Unsent:
         await self._lines.aclose()
 
 
-async def _outcome(ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal,
-                   flow: Flow) -> Outcome | None:
+async def _outcome(
+    ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal, flow: Flow
+) -> Outcome | None:
     """The line's outcome; None if it was abandoned (no result: it stays unanswered for whoever carries on)."""
     try:
         return await ctx.router.send(endpoint, request.body, lambda: stop.may_retry(ctx.clock), flow)

@@ -7,7 +7,7 @@ reason, so the two files together hold every input line exactly once (invariant 
 from __future__ import annotations
 
 import hashlib
-from typing import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 
 from batchgate import ids
 from batchgate.blobs import CHUNK
@@ -35,12 +35,22 @@ async def fail_without_input(ctx: WorkerContext, batch: BatchRecord, reason: Inp
     Lines that never got an answer cannot be written without their custom_id; `errors` says why.
     """
     error = {"code": reason.code, "message": reason.message, "param": None, "line": None}
-    return await _commit(ctx, batch, BatchStatus.FAILED, _failed_lines(ctx, batch) if batch.failed else None,
-                         {"errors": {"object": "list", "data": [error]}})
+    return await _commit(
+        ctx,
+        batch,
+        BatchStatus.FAILED,
+        _failed_lines(ctx, batch) if batch.failed else None,
+        {"errors": {"object": "list", "data": [error]}},
+    )
 
 
-async def _commit(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus,
-                  error_lines: AsyncIterable[bytes] | None, extra: dict | None = None) -> bool:
+async def _commit(
+    ctx: WorkerContext,
+    batch: BatchRecord,
+    target: BatchStatus,
+    error_lines: AsyncIterable[bytes] | None,
+    extra: dict | None = None,
+) -> bool:
     """Write the output file (if any line succeeded) and the error file (if `error_lines`), then move the status."""
     unanswered = batch.total - batch.completed - batch.failed
     output = errors = None
@@ -49,10 +59,16 @@ async def _commit(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus,
             output = await _write(ctx, batch, "output", _output_lines(ctx, batch))
         if error_lines is not None:
             errors = await _write(ctx, batch, "errors", error_lines)
-        changes = {"output_file_id": output and output.id, "error_file_id": errors and errors.id,
-                   "total": batch.total, "failed": batch.failed + unanswered, **(extra or {})}
-        moved = await ctx.store.transition(batch.id, batch.status, target, ctx.now(), changes,
-                                           [f for f in (output, errors) if f])
+        changes = {
+            "output_file_id": output and output.id,
+            "error_file_id": errors and errors.id,
+            "total": batch.total,
+            "failed": batch.failed + unanswered,
+            **(extra or {}),
+        }
+        moved = await ctx.store.transition(
+            batch.id, batch.status, target, ctx.now(), changes, [f for f in (output, errors) if f]
+        )
     except BaseException:
         await _discard(ctx, output, errors)
         raise
@@ -78,9 +94,18 @@ async def _write(ctx: WorkerContext, batch: BatchRecord, kind: str, lines: Async
 
     size = await ctx.blobs.write(key, chunks())
     now = ctx.now()
-    retention = batch.output_expires_seconds or ctx.settings.file_retention_seconds
-    return FileRecord(key, batch.scope, f"{batch.id}_{kind}.jsonl", OUTPUT_PURPOSE, size, digest.hexdigest(), key,
-                      now, now + retention)
+    retention = batch.output_expires_seconds or ctx.finalizing.file_retention_seconds
+    return FileRecord(
+        key,
+        batch.scope,
+        f"{batch.id}_{kind}.jsonl",
+        OUTPUT_PURPOSE,
+        size,
+        digest.hexdigest(),
+        key,
+        now,
+        now + retention,
+    )
 
 
 async def _chunked(lines: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
@@ -118,5 +143,6 @@ async def _error_lines(ctx: WorkerContext, batch: BatchRecord, code: str) -> Asy
             if not row.ok:
                 yield row.record
             continue
-        request = parse_line(raw, line, batch.endpoint, ctx.settings.max_line_bytes)
+        assert raw is not None  # validation refused any batch with a line over the size limit
+        request = parse_line(raw, line, batch.endpoint, ctx.finalizing.max_line_bytes)
         yield unanswered_line(ids.request_id(), request.custom_id, code)

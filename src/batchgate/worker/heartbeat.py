@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import LeaseLost, Unavailable
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopReason, StopSignal
+from batchgate.worker.stop import StopReason, StopSignal
 
 log = logging.getLogger("batchgate.worker")
 EXPIRABLE = frozenset({BatchStatus.VALIDATING, BatchStatus.IN_PROGRESS})
@@ -17,12 +17,12 @@ Renew = Callable[[float], Awaitable[BatchStatus]]  # renew(now) → the batch's 
 
 
 def interval(ctx: WorkerContext) -> float:
-    return min(ctx.settings.poll_interval_seconds, ctx.settings.lease_seconds / 3)
+    return min(ctx.leases.poll_interval_seconds, ctx.leases.lease_seconds / 3)
 
 
 def safe_lease(ctx: WorkerContext) -> float:
     # Stop dispatching one heartbeat before the lease could lapse.
-    return ctx.settings.lease_seconds - interval(ctx)
+    return ctx.leases.lease_seconds - interval(ctx)
 
 
 def session_grace(ctx: WorkerContext) -> float:
@@ -53,7 +53,7 @@ def credit(ctx: WorkerContext, stop: StopSignal, renewed_at: float) -> bool:
 
 
 async def heartbeat(ctx: WorkerContext, what: str, renew: Renew, stop: StopSignal, expires_at: int) -> None:
-    """Renew every `interval` until cancelled; a cancel or the end of the window stops the work."""
+    """Renew every `interval` until cancelled; a cancel or the end of the completion window stops the work."""
     while True:
         await asyncio.sleep(interval(ctx))
         renewing_at = ctx.clock()

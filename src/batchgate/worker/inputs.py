@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import AsyncIterator
 
 from batchgate.blobs import CHUNK
 from batchgate.blobs.base import read_ahead
 from batchgate.blobs.lines import located_line_chunks
 from batchgate.domain.lines import is_blank
-from batchgate.domain.splitting import Located
 from batchgate.domain.records import BatchRecord
+from batchgate.domain.splitting import Located
 from batchgate.errors import InputMissing
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
@@ -20,8 +20,9 @@ from batchgate.worker.context import WorkerContext
 SHARD_FIRST_CHUNK = 64 * 1024
 
 
-async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
-                              shard: ShardLease | None = None) -> AsyncIterator[Located]:
+async def located_input_lines(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncGenerator[Located, None]:
     """Each non-blank line of the whole file or of one shard (raw None: a line over the size limit)."""
     async with aclosing(located_input_chunks(ctx, batch, shard)) as chunks:
         async for located in chunks:
@@ -30,8 +31,9 @@ async def located_input_lines(ctx: WorkerContext, batch: BatchRecord,
                     yield item
 
 
-async def located_input_chunks(ctx: WorkerContext, batch: BatchRecord,
-                               shard: ShardLease | None = None) -> AsyncIterator[list[Located]]:
+async def located_input_chunks(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncGenerator[list[Located], None]:
     """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
 
     For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
@@ -43,8 +45,10 @@ async def located_input_chunks(ctx: WorkerContext, batch: BatchRecord,
     first_chunk = SHARD_FIRST_CHUNK if shard else CHUNK
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
-        async with aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks, \
-                aclosing(located_line_chunks(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines:
+        async with (
+            aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks,
+            aclosing(located_line_chunks(chunks, ctx.settings.max_line_bytes, first_line, offset)) as lines,
+        ):
             async for located in lines:
                 if last_line is not None and located[-1].line > last_line:
                     if kept := [item for item in located if item.line <= last_line]:
@@ -55,8 +59,9 @@ async def located_input_chunks(ctx: WorkerContext, batch: BatchRecord,
         raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
 
 
-async def input_lines(ctx: WorkerContext, batch: BatchRecord,
-                      shard: ShardLease | None = None) -> AsyncIterator[tuple[int, bytes | None]]:
+async def input_lines(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
+) -> AsyncGenerator[tuple[int, bytes | None], None]:
     """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
     async for located in located_input_lines(ctx, batch, shard):
         yield located.line, located.raw

@@ -9,23 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import StopSignal, execute
+from batchgate.worker.execute import execute
 from batchgate.worker.finalize import fail_without_input
 from batchgate.worker.heartbeat import credit, heartbeat
 from batchgate.worker.lane import Lane
+from batchgate.worker.stop import StopSignal
 
 log = logging.getLogger("batchgate.worker")
 
 
-async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane,
-                    sent_all: Callable[[], None] = lambda: None) -> bool:
+async def run_shard(
+    ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane, sent_all: Callable[[], None] = lambda: None
+) -> bool:
     """Send the shard's unanswered lines through `lane`; True if this finished the batch's last shard."""
     batch = await ctx.store.get_batch(lease.batch_id)
     if batch is None or batch.status is not BatchStatus.IN_PROGRESS:
@@ -33,7 +35,7 @@ async def run_shard(ctx: WorkerContext, lease: ShardLease, claimed_at: float, la
         return False
     stop = StopSignal()
     credit(ctx, stop, claimed_at)
-    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.settings.lease_seconds)
+    renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.leases.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         await execute(ctx, batch, stop, lease, lane, sent_all)

@@ -11,7 +11,7 @@ it has been seen ended for longer than its own proof of that session lets it dis
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 from batchgate.domain.liveness import ProcessIdentity, ProcessState, parse_worker_id, past_grace, provably_dead
 from batchgate.store import Store
@@ -22,8 +22,13 @@ CHECK_SECONDS = 1.0  # how often the owners of live leases are looked at
 
 
 class Takeover:
-    def __init__(self, store: Store, session_grace: float, here: ProcessIdentity | None = None,
-                 probe: Callable[[int], ProcessState | None] = process_state):
+    def __init__(
+        self,
+        store: Store,
+        session_grace: float,
+        here: ProcessIdentity | None = None,
+        probe: Callable[[int], ProcessState | None] = process_state,
+    ):
         self._store = store
         self._session_grace = session_grace
         self._ended_since: dict[str, float] = {}  # owner → when we first saw its session ended

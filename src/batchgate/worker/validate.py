@@ -25,7 +25,7 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCu
             cutter.restore(summary.grains, summary.requests, summary.last_line)
         return ValidationReport.of_clean_file(settings.max_reported_errors, summary.requests, summary.model)
     report = ValidationReport(keep=settings.max_reported_errors)
-    ledger = CustomIdLedger(scratch_folder(settings), settings.max_reported_errors)
+    ledger = CustomIdLedger(scratch_folder(settings))
     try:
         await _check_lines(ctx, batch, report, ledger, cutter)
     except InputMissing as missing:
@@ -57,14 +57,16 @@ async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
     return True
 
 
-async def _check_lines(ctx: WorkerContext, batch: BatchRecord, report: ValidationReport,
-                       ledger: CustomIdLedger, cutter: ShardCutter | None) -> None:
+async def _check_lines(
+    ctx: WorkerContext, batch: BatchRecord, report: ValidationReport, ledger: CustomIdLedger, cutter: ShardCutter | None
+) -> None:
     check = FileCheck(LineLimits.of(ctx.settings), batch.endpoint, report.add_error, cutter)
     pairs: list[tuple[str, int]] = []
     try:
         async with aclosing(located_input_chunks(ctx, batch)) as chunks:
             async for located in chunks:
-                pairs += check.feed(located)
+                requests = check.feed(located)
+                pairs += zip(requests.custom_ids, requests.lines, strict=True)
                 if check.stopped:
                     break
                 if len(pairs) >= LEDGER_CHUNK:

@@ -16,13 +16,13 @@ import logging
 from batchgate.blobs.local import remove_stale
 from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
+from batchgate.scratch_ids import scratch_folder
 from batchgate.store import ShardLease
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
 from batchgate.worker.identity import new_worker_id
 from batchgate.worker.lane import Lane
-from batchgate.worker.scratch_ids import scratch_folder
 from batchgate.worker.shard_run import run_shard
 from batchgate.worker.takeover import Takeover
 
@@ -38,7 +38,7 @@ class Worker:
         self._run_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # batch runs
         self._shards: set[asyncio.Task] = set()
         self._shard_failures = Backoffs(ctx.settings.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
-        self._feeding: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
+        self._sending: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
         self._wake = asyncio.Event()
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
@@ -124,24 +124,30 @@ class Worker:
             claimed_at = self.ctx.clock()
             resting = self._shard_failures.all_resting(claimed_at)
             try:
-                leases = await self.ctx.store.claim_shards(self.ctx.worker_id, claimed_at, settings.lease_seconds,
-                                                           settings.max_shards_per_batch,
-                                                           settings.worker_shards - len(self._shards), resting)
+                leases = await self.ctx.store.claim_shards(
+                    self.ctx.worker_id,
+                    claimed_at,
+                    settings.lease_seconds,
+                    settings.max_shards_per_batch,
+                    settings.worker_shards - len(self._shards),
+                    resting,
+                )
             except Exception as exc:
                 log_failure("could not claim a shard; retrying", exc)
                 return
             if not leases:
                 return
             for lease in leases:
-                task = asyncio.create_task(self._run_shard(lease, claimed_at, Lane(lease.window)),
-                                           name=f"shard-{lease.batch_id}-{lease.shard}")
+                task = asyncio.create_task(
+                    self._run_shard(lease, claimed_at, Lane(lease.window)), name=f"shard-{lease.batch_id}-{lease.shard}"
+                )
                 self._shards.add(task)
 
     def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
         """`lease`'s shard has sent its last line: let the next shard of its batch use the lane's free slots.
 
-        Only while this worker has a free place, so handing on never keeps other batches from its slots,
-        and not while the batch rests after failed shard runs.
+        Only while this worker runs fewer than `worker_shards` shards, so handing on never keeps other
+        batches from its slots, and not while the batch rests after failed shard runs.
         """
         resting = self._shard_failures.resting(lease.batch_id, self.ctx.clock())
         if len(self._shards) < self.ctx.settings.worker_shards and not resting:
@@ -151,14 +157,15 @@ class Worker:
         settings = self.ctx.settings
         claimed_at = self.ctx.clock()
         try:
-            successor = await self.ctx.store.claim_successor(lease, claimed_at, settings.lease_seconds,
-                                                             settings.max_shards_per_batch)
+            successor = await self.ctx.store.claim_successor(
+                lease, claimed_at, settings.lease_seconds, settings.max_shards_per_batch
+            )
         except Exception as exc:
             log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
             successor = None
         if successor is None:
             # No shard left to hand on to: the slots go to a lane of the batch that still sends lines.
-            heir = next(iter(self._feeding.get(lease.batch_id, ())), None)
+            heir = next(iter(self._sending.get(lease.batch_id, ())), None)
             if heir is not None:
                 lane.retire(heir)
             self._shards.discard(asyncio.current_task())
@@ -166,11 +173,11 @@ class Worker:
         await self._run_shard(successor, claimed_at, lane)
 
     async def _run_shard(self, lease: ShardLease, claimed_at: float, lane: Lane) -> None:
-        feeding = self._feeding.setdefault(lease.batch_id, set())
-        feeding.add(lane)
+        sending = self._sending.setdefault(lease.batch_id, set())
+        sending.add(lane)
 
         def sent_all() -> None:
-            feeding.discard(lane)
+            sending.discard(lane)
             self._hand_on(lease, lane)
 
         try:
@@ -182,12 +189,15 @@ class Worker:
         except Exception as exc:
             # The shard is released and claimed again after a rest; only this batch rests, the others go on.
             count, delay = self._shard_failures.failed(lease.batch_id, self.ctx.clock())
-            log_failure(f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
-                        f"claiming again in {delay:.1f}s", exc)
+            log_failure(
+                f"batch {lease.batch_id} shard {lease.shard}: run failed ({count} in a row); "
+                f"claiming again in {delay:.1f}s",
+                exc,
+            )
         finally:
-            feeding.discard(lane)
-            if not feeding and self._feeding.get(lease.batch_id) is feeding:
-                del self._feeding[lease.batch_id]
+            sending.discard(lane)
+            if not sending and self._sending.get(lease.batch_id) is sending:
+                del self._sending[lease.batch_id]
             self._shards.discard(asyncio.current_task())
             self.wake()  # a slot is free, and the batch may await finalizing
 

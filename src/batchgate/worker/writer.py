@@ -7,7 +7,6 @@ import asyncio
 from batchgate.domain.records import Usage
 from batchgate.store import ResultRow, ShardLease, Store
 
-
 # Rows waiting for a commit, at most. Past it a finished line waits (keeping its slot in the sliding
 # window), so a database that stalls slows the batch down instead of filling memory (I4).
 MAX_BACKLOG = 2000
@@ -38,13 +37,14 @@ class ResultWriter:
             self._usage = self._usage + usage
         self._wake.set()
 
-    async def __aenter__(self) -> "ResultWriter":
+    async def __aenter__(self) -> ResultWriter:
         self._task = asyncio.create_task(self._loop(), name=f"writer-{self._lease.batch_id}-{self._lease.shard}")
         return self
 
     async def __aexit__(self, *exc_info) -> None:
         self._closing = True
         self._wake.set()
+        assert self._task is not None  # started in __aenter__
         await self._task  # the last flush; a LeaseLost or store error surfaces here
 
     async def _loop(self) -> None:

