@@ -86,7 +86,7 @@ def main() -> None:
                     started = time.process_time()
                     step(source, Path(folder))
                     seconds.append((time.process_time() - started) * 1e9 / size)
-            print(f"  {name:40s} {'  '.join(f'{s:5.2f}' for s in seconds)}")
+            print(f"  {name:50s} {'  '.join(f'{s:5.2f}' for s in seconds)}")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate, count, repeat
-from operator import add
+from io import BytesIO
+from itertools import accumulate, count, islice, repeat
 from typing import NamedTuple
 
 
@@ -27,28 +27,27 @@ class LineSplitter:
         self.skipping = False  # the line being assembled is over the limit already: its bytes are dropped
 
     def feed(self, chunk: bytes) -> list[Located]:
-        """The lines the chunk completes. Every step after the first line runs over whole lists in C
-        (split, map, accumulate, zip): this runs once per line of every file in both passes, and a
-        Python loop building each Located would cost more than the cutting itself.
+        """The lines the chunk completes. Every step after the first line runs over whole lists in C:
+        this runs once per line of every file in every pass, and a Python loop building each Located
+        would cost more than the cutting itself. BytesIO.readlines finds each newline with memchr,
+        where bytes.split compares byte by byte.
         """
-        parts = chunk.split(b"\n")  # the last part has no newline yet
-        tail = parts.pop()
+        parts = BytesIO(chunk).readlines()  # each with its newline; the last one may have none yet
+        tail = b"" if not parts or parts[-1].endswith(b"\n") else parts.pop()
         located: list[Located] = []
         if parts:
             limit, line_no, n = self.max_line_bytes, self.line_no + 1, len(parts)
-            first = None if self.skipping else self._line(self.pending + parts[0])
+            first = None if self.skipping else self._line(self.pending + parts[0][:-1])
             located.append(Located(line_no, self.line_at, first))
-            # part i (i >= 1) starts after parts 0..i-1 and their i newlines
-            ends = list(accumulate(map(len, parts)))
-            starts = map(add, ends, count(self.chunk_at + 1))  # one too many: zip stops at the shortest
-            whole = parts[1:]
+            ends = list(accumulate(map(len, parts), initial=self.chunk_at))  # where each part starts, and the end
+            whole = list(map(bytes.removesuffix, islice(parts, 1, None), repeat(b"\n")))
             if b"\r" in chunk:
                 whole = list(map(bytes.removesuffix, whole, repeat(b"\r")))
             lines: Sequence[bytes | None] = whole
             if whole and max(map(len, whole)) > limit:
                 lines = [None if len(line) > limit else line for line in whole]
-            located += map(tuple.__new__, repeat(Located), zip(count(line_no + 1), starts, lines))
-            self.line_no, self.line_at = line_no + n - 1, self.chunk_at + ends[-1] + n
+            located += map(tuple.__new__, repeat(Located), zip(count(line_no + 1), islice(ends, 1, None), lines))
+            self.line_no, self.line_at = line_no + n - 1, ends[-1]
             self.pending, self.skipping = b"", False
         self.chunk_at += len(chunk)
         if not self.skipping:
