@@ -310,6 +310,8 @@ def test_files_without_a_known_first_request_are_accepted_by_both_or_neither(raw
 @example(raws=[ANCHOR, _deep(4)], endpoint=CHAT)
 @example(raws=[ANCHOR, _deep(5)], endpoint=CHAT)
 @example(raws=[ANCHOR, ANCHOR[:-1] + b',"n":1' + b"0" * 400 + b"}"], endpoint=CHAT)
+@example(raws=[ANCHOR, ANCHOR[:-1] + b',"x":[[[[[0]]]]]}'], endpoint=CHAT)  # a fifth field, at the limit
+@example(raws=[ANCHOR, ANCHOR[:-1] + b',"x":[[[[[[0]]]]]]}'], endpoint=CHAT)  # and one past it
 def test_a_chunk_taken_at_once_is_judged_as_its_lines_one_by_one(raws, endpoint):
     """good_requests accepts a chunk exactly when check_line accepts each of its lines, with the same requests."""
     raws = [raw.replace(b"\n", b" ") for raw in raws]

@@ -123,7 +123,8 @@ def good_requests(
     one by one, for the errors and their line numbers. One parse and a few lookups a line, with no
     call or object per line but the parse's own. The depth is found by walking the parsed line, not
     by counting brackets in its bytes as too_deep does: a line holds few containers and many bytes,
-    and the count scans every byte twice. The tests hold this to accept exactly the lines
+    and the count scans every byte twice. A line of the four fields alone is as deep as its body
+    and one more, so only the body is walked. The tests hold this to accept exactly the lines
     check_line accepts, with the same Requests.
     """
     if not raws or None in raws or max(map(len, raws)) > max_line_bytes:  # type: ignore[arg-type]
@@ -145,7 +146,11 @@ def good_requests(
                 or obj.get("url") != endpoint
                 or type(body) is not dict
                 or body.get("stream") is True
-                or depth_exceeds(obj, max_depth)
+                or (
+                    depth_exceeds(body, max_depth - 1)
+                    if len(obj) == 4 and max_depth > 1
+                    else depth_exceeds(obj, max_depth)
+                )
             ):
                 return None
             model = body.get("model")
