@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter, itemgetter
 from typing import NamedTuple, Protocol
 
-from batchgate.domain.lines import ENDPOINTS, LineError, Request, check_line, good_requests
+from batchgate.domain.lines import ENDPOINTS, GoodRequests, LineError, Request, check_line, good_requests
 from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.domain.shards import ShardCutter
 from batchgate.domain.splitting import LineSplitter, Located
@@ -141,25 +141,36 @@ class FileCheck:
         rest = located[at:]
         if self.stopped or not rest:
             return head
-        return _joined(head, self._feed_chunk(rest) or self._feed_lines(rest))
+        return _joined(head, self._feed_runs(rest))
 
-    def _feed_chunk(self, located: Sequence[Located]) -> Requests | None:
-        """The lines judged at once, if every one is a good request and the file stays within max_lines."""
+    def _feed_runs(self, located: Sequence[Located]) -> Requests:
+        """Runs of good lines judged at once by good_requests, each line that ends a run by check_line."""
+        assert self.endpoint is not None
         limits, endpoint = self.limits, self.endpoint
-        if endpoint is None or self.requests + len(located) > limits.max_lines:
-            return None
-        good = good_requests(list(map(_raw_of, located)), endpoint, limits.max_line_bytes, limits.max_json_depth)
-        if good is None:
-            return None
-        self.requests += len(located)
+        raws: list[bytes | None] = list(map(_raw_of, located))
+        requests, at = Requests([], []), 0
+        while at < len(located) and not self.stopped:
+            good = good_requests(raws[at:], endpoint, limits.max_line_bytes, limits.max_json_depth)
+            run = located[at : at + len(good.custom_ids)]
+            if self.requests + len(run) > limits.max_lines:  # line by line, to name the line past the limit
+                return _joined(requests, self._feed_lines(located[at:]))
+            if run:
+                requests = _joined(requests, self._take_run(run, good))
+            at += len(run)
+            requests = _joined(requests, self._feed_lines(located[at : at + 1]))  # the line that ended the run
+            at += 1
+        return requests
+
+    def _take_run(self, run: Sequence[Located], good: GoodRequests) -> Requests:
+        self.requests += len(run)
         if len(self.models) < 2:
             self.models.update(good.models)
             while len(self.models) > 2:  # two are enough to know there is more than one
                 self.models.pop()
         self._last_model = good.models[-1]
-        self._cutter.add_run(located)
-        self._last_line = located[-1].line
-        return Requests(good.custom_ids, list(map(_line_of, located)))
+        self._cutter.add_run(run)
+        self._last_line = run[-1].line
+        return Requests(good.custom_ids, list(map(_line_of, run)))
 
     def _feed_lines(self, located: Iterable[Located]) -> Requests:
         """check_line for each line in turn. A plain loop with everything it needs in locals."""

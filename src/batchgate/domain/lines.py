@@ -108,58 +108,54 @@ def _shape(obj: dict[str, Any], endpoint: str | None) -> Request | None:
 
 
 class GoodRequests(NamedTuple):
-    """The requests of lines that are every one a good request: check_line's Requests, column by column."""
+    """The requests of the leading good lines of a chunk: check_line's Requests, column by column."""
 
     custom_ids: list[str]
     models: list[str]
 
 
-def good_requests(
-    raws: Sequence[bytes | None], endpoint: str, max_line_bytes: int, max_depth: int
-) -> GoodRequests | None:
-    """check_line over many lines at once, when every one of them is a good request for `endpoint`.
+def good_requests(raws: Sequence[bytes | None], endpoint: str, max_line_bytes: int, max_depth: int) -> GoodRequests:
+    """check_line over many lines at once, as far as they are good requests for `endpoint`.
 
-    None as soon as any line is not (blank, refused, over a limit): check_line must then judge them
-    one by one, for the errors and their line numbers. One parse and a few lookups a line, with no
-    call or object per line but the parse's own. The depth is found by walking the parsed line, not
-    by counting brackets in its bytes as too_deep does: a line holds few containers and many bytes,
+    The Requests of the longest run of good lines that starts the chunk; the line after that run
+    (blank, refused, over a limit) is check_line's to judge, for its error and its line number, and
+    the lines after it may go through here again. One parse and a few lookups a line, with no call
+    or object per line but the parse's own. The depth is found by walking the parsed line, not by
+    counting brackets in its bytes as too_deep does: a line holds few containers and many bytes,
     and the count scans every byte twice. A line of the four fields alone is as deep as its body
     and one more, so only the body is walked. The tests hold this to accept exactly the lines
     check_line accepts, with the same Requests.
     """
-    if not raws or None in raws or max(map(len, raws)) > max_line_bytes:  # type: ignore[arg-type]
-        return None
-    lines: Sequence[bytes] = raws  # type: ignore[assignment]  # no None among them, as just checked
     custom_ids: list[str] = []
     models: list[str] = []
     loads = orjson.loads
-    try:
-        # _shape, inlined. Each parsed line is dropped before the next is parsed: its memory, still in
-        # the cache, is reused, where a list of every line parsed first would cost twice as much.
-        for raw in lines:
+    # _shape, inlined. Each parsed line is dropped before the next is parsed: its memory, still in
+    # the cache, is reused, where a list of every line parsed first would cost twice as much.
+    for raw in raws:
+        if raw is None or len(raw) > max_line_bytes:
+            break
+        try:
             obj = loads(raw)
             custom_id, body = obj.get("custom_id"), obj.get("body")  # AttributeError: not an object
-            if (
-                type(custom_id) is not str
-                or not 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
-                or obj.get("method") != "POST"
-                or obj.get("url") != endpoint
-                or type(body) is not dict
-                or body.get("stream") is True
-                or (
-                    depth_exceeds(body, max_depth - 1)
-                    if len(obj) == 4 and max_depth > 1
-                    else depth_exceeds(obj, max_depth)
-                )
-            ):
-                return None
-            model = body.get("model")
-            if type(model) is not str or not model:
-                return None
-            custom_ids.append(custom_id)
-            models.append(model)
-    except (orjson.JSONDecodeError, AttributeError):
-        return None
+        except (orjson.JSONDecodeError, AttributeError):
+            break
+        if (
+            type(custom_id) is not str
+            or not 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+            or obj.get("method") != "POST"
+            or obj.get("url") != endpoint
+            or type(body) is not dict
+            or body.get("stream") is True
+            or (
+                depth_exceeds(body, max_depth - 1) if len(obj) == 4 and max_depth > 1 else depth_exceeds(obj, max_depth)
+            )
+        ):
+            break
+        model = body.get("model")
+        if type(model) is not str or not model:
+            break
+        custom_ids.append(custom_id)
+        models.append(model)
     return GoodRequests(custom_ids, models)
 
 
