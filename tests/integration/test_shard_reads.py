@@ -18,7 +18,7 @@ from batchgate.domain.status import BatchStatus
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.inputs import SHARD_FIRST_CHUNK, located_input_batches
+from batchgate.worker.inputs import SHARD_FIRST_CHUNK, located_input_chunks
 
 ALICE = Scope("alice")
 LINES = 20_000
@@ -79,8 +79,8 @@ def batch() -> BatchRecord:
 
 async def read_shard(ctx: WorkerContext, first: int, last: int, offset: int) -> list[int]:
     lease = ShardLease("batch_1", 0, "w1", first, last, offset, 8)
-    async with aclosing(located_input_batches(ctx, batch(), lease)) as batches:
-        return [line async for located in batches for line, _, _ in located]
+    async with aclosing(located_input_chunks(ctx, batch(), lease)) as chunks:
+        return [item.line async for located in chunks for item in located]
 
 
 async def test_a_shard_in_a_big_file_reads_about_its_own_bytes(ctx):
@@ -105,7 +105,7 @@ async def test_a_shard_bigger_than_its_first_read_reads_on_to_its_last_line(ctx)
 
 async def test_a_reader_of_the_whole_file_reads_whole_chunks(ctx):
     ctx, lines = ctx
-    whole = [line async for located in located_input_batches(ctx, batch()) for line, _, _ in located]
+    whole = [item.line async for located in located_input_chunks(ctx, batch()) for item in located]
     assert whole == list(range(1, LINES + 1))
     assert sum(map(len, lines)) > 2 * CHUNK
     assert ctx.blobs.sizes[:-1] == [CHUNK] * (len(ctx.blobs.sizes) - 1)

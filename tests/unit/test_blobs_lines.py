@@ -6,7 +6,7 @@ import tracemalloc
 
 import pytest
 
-from batchgate.blobs.lines import located_line_batches, located_lines
+from batchgate.blobs.lines import located_line_chunks, located_lines
 
 
 async def feed(chunks):
@@ -221,13 +221,14 @@ def reference(data: bytes, limit: int) -> list[tuple[int, int, bytes | None]]:
     "data",
     [b"ab\r\ncd\n\nxxxxxxxxxx\r\nef\rgh\nlast", b"xxxxxxxxxxxx\nyy\r\n", b"\r\n\r\nxxxxxxxx\r\n", b"a\nxxxxxxxxx\r"],
 )
-async def test_line_batches_match_the_whole_file_split(data):
+async def test_line_chunks_match_the_whole_file_split(data):
     for chunks in splits(data):
-        batches = [batch async for batch in located_line_batches(feed(chunks), 8)]
-        assert [located for batch in batches for located in batch] == reference(data, 8), chunks
-        assert all(batches) and len(batches) <= len(chunks) + 1  # one list per chunk, never an empty one
+        lists = [located async for located in located_line_chunks(feed(chunks), 8)]
+        assert [item for located in lists for item in located] == reference(data, 8), chunks
+        assert all(lists) and len(lists) <= len(chunks) + 1  # one list per chunk, never an empty one
 
 
-async def test_line_batches_start_where_told():
-    batches = [batch async for batch in located_line_batches(feed([b"a\nbb\n", b"c"]), 10, 7, 500)]
-    assert batches == [[(7, 500, b"a"), (8, 502, b"bb")], [(9, 505, b"c")]]
+async def test_line_chunks_start_where_told():
+    lists = [located async for located in located_line_chunks(feed([b"a\nbb\n", b"c"]), 10, 7, 500)]
+    assert lists == [[(7, 500, b"a"), (8, 502, b"bb")], [(9, 505, b"c")]]
+    assert lists[1][0].line == 9 and lists[1][0].offset == 505 and lists[1][0].raw == b"c"

@@ -67,3 +67,16 @@ def test_grains_noted_once_give_the_spans_of_any_parallelism():
         restored = ShardCutter(64, parallel)
         restored.restore(noted.grains(), len(requests), requests[-1][0])
         assert restored.spans() == cut(requests, 64, parallel)
+
+
+def test_a_run_of_lines_notes_the_grains_one_by_one_would():
+    """add_run picks the grains by slicing; the cutter must end as add() for each line leaves it."""
+    for lines_per_shard, runs in itertools.product([1, 3, 8, 16, 20], [[5], [1, 1, 7], [16, 3, 9, 40], [0, 2]]):
+        one_by_one, by_runs, line = ShardCutter(lines_per_shard), ShardCutter(lines_per_shard), 0
+        for size in runs:
+            run = [(line + i * 2 + 1, (line + i) * 10, None) for i in range(size)]
+            for number, offset, _ in run:
+                one_by_one.add(number, offset)
+            by_runs.add_run(run)
+            line += size * 2
+        assert by_runs.grains() == one_by_one.grains() and by_runs.spans() == one_by_one.spans()

@@ -1,10 +1,13 @@
-"""batchgate.domain.lines.well_formed: the fast path of validation accepts exactly what parse_line accepts."""
+"""batchgate.domain.lines.check_line: its fast path accepts what parse_line accepts; its errors are parse_line's."""
 
 from __future__ import annotations
 
+import contextlib
+
+import orjson
 import pytest
 
-from batchgate.domain.lines import ENDPOINTS, MAX_CUSTOM_ID_CHARS, LineError, parse_line, request_shape, well_formed
+from batchgate.domain.lines import ENDPOINTS, MAX_CUSTOM_ID_CHARS, LineError, Request, check_line, is_blank, parse_line
 from tests.support.request_lines import CHAT, LIMIT, line_of, valid, without
 
 DEPTH = 8  # a small nesting limit, so lines at and past it are short
@@ -46,30 +49,45 @@ AGREEMENT_LINES = [
 ]
 
 
+@pytest.mark.parametrize("endpoint", [CHAT, None])
 @pytest.mark.parametrize("raw", AGREEMENT_LINES)
-def test_well_formed_agrees_with_parse_line(raw):
+def test_check_line_agrees_with_parse_line(raw, endpoint):
+    verdict = check_line(raw, 1, endpoint, LIMIT, DEPTH)
+    if is_blank(raw):
+        assert verdict is None
+        return
     try:
-        request = parse_line(raw, 1, CHAT, LIMIT, DEPTH)
-    except LineError:
-        assert well_formed(raw, CHAT, DEPTH) is None
+        request = parse_line(raw, 1, endpoint, LIMIT, DEPTH)
+    except LineError as error:
+        assert verdict == error
     else:
-        assert well_formed(raw, CHAT, DEPTH) == (request.custom_id, request.model)
+        assert verdict == Request(request.custom_id, orjson.loads(raw)["url"], request.model)
 
 
-def test_well_formed_checks_the_endpoint():
+def test_check_line_checks_the_endpoint():
     raw = line_of(**valid(url="/v1/embeddings"))
-    assert well_formed(raw, "/v1/embeddings", DEPTH) == ("req-1", "m")
-    assert well_formed(raw, CHAT, DEPTH) is None
+    assert check_line(raw, 1, "/v1/embeddings", LIMIT, DEPTH) == ("req-1", "/v1/embeddings", "m")
+    assert check_line(raw, 1, None, LIMIT, DEPTH) == ("req-1", "/v1/embeddings", "m")
+    assert check_line(raw, 1, CHAT, LIMIT, DEPTH).code == "url_mismatch"
+    assert check_line(line_of(**valid(url="/v1/completions")), 1, None, LIMIT, DEPTH).code == "url_mismatch"
+
+
+def test_check_line_refuses_a_line_over_the_limit_read_or_not():
+    raw = line_of(**valid())
+    assert check_line(None, 3, CHAT, LIMIT, DEPTH).code == "line_too_long"
+    assert check_line(raw, 3, CHAT, len(raw) - 1, DEPTH).code == "line_too_long"
+    assert check_line(b" " * 20, 3, CHAT, 10, DEPTH).code == "line_too_long"
+    assert check_line(b" " * 10, 3, CHAT, 10, DEPTH) is None
 
 
 @pytest.mark.parametrize("raw", AGREEMENT_LINES + [line_of(**valid(url=e)) for e in ENDPOINTS])
-def test_request_shape_agrees_with_parse_line_for_every_endpoint(raw):
-    """An upload's check does not know the batch's endpoint: the line's own url must be one parse_line accepts."""
-    shape = request_shape(raw, DEPTH)
+def test_the_fast_path_alone_accepts_every_good_line_for_every_endpoint(raw, monkeypatch):
+    """A good line never reaches parse_line: that is what keeps the usual line cheap."""
+    accepted = {}
     for endpoint in ENDPOINTS:
-        try:
-            request = parse_line(raw, 1, endpoint, LIMIT, DEPTH)
-        except LineError:
-            assert shape is None or shape[1] != endpoint
-        else:
-            assert shape == (request.custom_id, endpoint, request.model)
+        with contextlib.suppress(LineError):
+            accepted[endpoint] = parse_line(raw, 1, endpoint, LIMIT, DEPTH)
+    monkeypatch.setattr("batchgate.domain.lines.parse_line", None)  # any call to it would fail
+    for endpoint, request in accepted.items():
+        assert check_line(raw, 1, endpoint, LIMIT, DEPTH) == (request.custom_id, endpoint, request.model)
+        assert check_line(raw, 1, None, LIMIT, DEPTH) == (request.custom_id, endpoint, request.model)

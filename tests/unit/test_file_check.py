@@ -17,8 +17,8 @@ import pytest
 
 from batchgate.api.upload_check import QUEUED_CHUNKS, SPARE, UploadCheck
 from batchgate.api.upload_checker import IDS_AT_ONCE, arguments, check_chunks
-from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
-from batchgate.domain.lines import is_blank, parse_line
+from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits, check_file
+from batchgate.domain.lines import LineError, is_blank, parse_line
 from batchgate.domain.shards import ShardCutter
 from batchgate.domain.splitting import LineSplitter
 from batchgate.settings import Settings
@@ -46,8 +46,8 @@ def check(chunks: list[bytes], limits: LineLimits = LIMITS) -> FileSummary | Non
     """FileCheck over the chunks, as the upload's thread feeds it (repeats are the thread's: none here)."""
     file_check, splitter, ids = FileCheck(limits), LineSplitter(limits.max_line_bytes), []
     for chunk in chunks:
-        ids += file_check.feed(splitter.feed(chunk))
-    ids += file_check.feed(splitter.end())
+        ids += file_check.feed(splitter.feed(chunk)).custom_ids
+    ids += file_check.feed(splitter.end()).custom_ids
     assert len(ids) == len(set(ids)), "these tests use distinct custom_ids"
     return file_check.summary()
 
@@ -56,13 +56,13 @@ def full_pass(data: bytes, endpoint: str = CHAT, limits: LineLimits = LIMITS, pa
     """What the validating stage finds over the whole file: (requests, models, spans)."""
     splitter, cutter = LineSplitter(limits.max_line_bytes), ShardCutter(limits.shard_lines, parallel)
     models, requests = set(), 0
-    for number, offset, raw in splitter.feed(data) + splitter.end():
-        if raw is not None and is_blank(raw):
+    for located in splitter.feed(data) + splitter.end():
+        if located.raw is not None and is_blank(located.raw):
             continue
-        request = parse_line(raw, number, endpoint, limits.max_line_bytes)
+        request = parse_line(located.raw, located.line, endpoint, limits.max_line_bytes)
         requests += 1
         models.add(request.model)
-        cutter.add(number, offset)
+        cutter.add(located.line, located.offset)
     return requests, models, cutter.spans()
 
 
@@ -228,6 +228,22 @@ def test_the_check_in_the_child_is_the_same_check():
         assert check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch)) == check([data])
 
 
+def test_the_child_answers_a_bad_file_with_its_first_error_as_validation_words_it():
+    lines = [line("a"), b"", line("b"), line("c", method="GET"), line("a")]
+    pieces = iter([jsonl(lines)])
+    with tempfile.TemporaryDirectory() as scratch:
+        error = check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch))
+    assert isinstance(error, LineError) and (error.line, error.code) == (4, "invalid_method")
+
+
+def test_the_child_answers_a_repeat_before_any_line_error_with_no_verdict_of_its_own():
+    """Its set of ids only knows that one came again; the batch's validation names both lines."""
+    lines = [line("a"), b"", line("b"), line("a"), line("c", method="GET")]
+    pieces = iter([jsonl(lines)])
+    with tempfile.TemporaryDirectory() as scratch:
+        assert check_chunks(lambda: next(pieces, None), LIMITS, Path(scratch)) is None
+
+
 async def test_an_abandoned_upload_ends_its_thread(tmp_path):
     checker = UploadCheck(settings_in(tmp_path))
     await checker.feed(jsonl(MIXED[:5]))
@@ -321,3 +337,37 @@ def test_a_spare_for_other_settings_is_replaced_by_one_for_the_new(tmp_path, no_
     SPARE.replenish(arguments(LIMITS, tmp_path / "b"))
     assert SPARE._spare is not old and SPARE._spare.poll() is None
     old.wait(10)  # ended (TimeoutExpired otherwise)
+
+
+# --- check_file: the offline check, for `batchgate validate FILE` ---------------------------------------------
+
+
+def test_check_file_names_every_error_with_its_line_and_sums_up_the_file():
+    lines = [line("a"), b"", line("b", model="n"), line("a"), line("c", method="GET"), b"{oops"]
+    data = jsonl(lines)
+    verdict = check_file([data[:7], data[7:40], data[40:]], CHAT, LIMITS)
+    assert [(e.line, e.code) for e in verdict.errors] == [
+        (4, "duplicate_custom_id"),
+        (5, "invalid_method"),
+        (6, "invalid_json_line"),
+    ]
+    assert "already used on line 1" in verdict.errors[0].message
+    assert (verdict.ok, verdict.error_count, verdict.requests, verdict.models, verdict.endpoint) == (
+        False,
+        3,
+        5,
+        {"m", "n"},
+        CHAT,
+    )
+
+
+def test_check_file_learns_the_endpoint_from_the_first_request_when_not_told():
+    good = check_file([jsonl([b"", line("a", url="/v1/embeddings"), line("b", url="/v1/embeddings")])], None, LIMITS)
+    assert (good.ok, good.requests, good.endpoint, good.models) == (True, 2, "/v1/embeddings", {"m"})
+    mixed = check_file([jsonl([line("a", url="/v1/embeddings"), line("b")])], None, LIMITS)
+    assert [(e.line, e.code) for e in mixed.errors] == [(2, "url_mismatch")]
+
+
+def test_check_file_refuses_a_file_without_requests():
+    verdict = check_file([b"\n  \n"], CHAT, LIMITS)
+    assert [(e.line, e.code) for e in verdict.errors] == [(1, "empty_file")]

@@ -11,7 +11,7 @@ from contextlib import aclosing
 import orjson
 
 from batchgate.api.services import Services
-from batchgate.blobs.lines import located_line_batches
+from batchgate.blobs.lines import located_line_chunks
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.result_merge import InputLine, ResultLine, matched_lines
@@ -23,8 +23,8 @@ OWN_LINES = 1 << 62
 
 async def _lines(svc: Services, storage_key: str, max_line_bytes: int) -> AsyncGenerator[tuple[int, bytes], None]:
     """(1-based line number, bytes) of each non-blank line of a stored blob."""
-    async with aclosing(located_line_batches(svc.blobs.read(storage_key), max_line_bytes)) as batches:
-        async for located in batches:
+    async with aclosing(located_line_chunks(svc.blobs.read(storage_key), max_line_bytes)) as chunks:
+        async for located in chunks:
             for line, _, raw in located:
                 if raw is not None and not is_blank(raw):
                     yield line, raw

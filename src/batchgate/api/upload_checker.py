@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
+from batchgate.domain.lines import LineError
 from batchgate.domain.splitting import LineSplitter
 from batchgate.scratch_ids import UniqueIds
 
@@ -25,25 +26,40 @@ READ_BYTES = 1 << 18  # per read from stdin: fewer, bigger chunks cost less time
 IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once
 
 
-def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | None:
-    """Check the chunks `take` gives until None; the summary if the file is clean, else None."""
+def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | LineError | None:
+    """Check the chunks `take` gives until None: the summary of a clean file, else the file's first error,
+    or None when a custom_id repeats (the batch's own validation names the lines).
+
+    The first error is the earliest line the validating stage would report too: after a line error the
+    ids before it still go through the repeat check, which may find an earlier repeat.
+    """
     check, splitter = FileCheck(limits), LineSplitter(limits.max_line_bytes)
     if (chunk := take()) is None:  # a spare checker waits here, before it makes a scratch file
-        return None
+        check.end()
+        return check.error
     seen = UniqueIds(scratch)
     try:
         pending: list[str] = []
         while chunk is not None:
-            if check.clean:  # a spoiled file's remaining chunks are only taken
-                pending += check.feed(splitter.feed(chunk))
-                if len(pending) >= IDS_AT_ONCE:
-                    pending = [] if seen.add(pending) else check.spoil()
+            if not check.stopped:  # a stopped check's remaining chunks are only taken
+                pending += check.feed(splitter.feed(chunk)).custom_ids
+                if len(pending) >= IDS_AT_ONCE or check.stopped:
+                    _add_unique(seen, pending, check)
+                    pending = []
             chunk = take()
-        if check.clean and seen.add(pending + check.feed(splitter.end())):
-            return check.summary()
-        return None
+        if not check.stopped:
+            pending += check.feed(splitter.end()).custom_ids
+            _add_unique(seen, pending, check)
+            check.end()
+        return check.summary() or check.error
     finally:
         seen.close()
+
+
+def _add_unique(seen: UniqueIds, custom_ids: list[str], check: FileCheck) -> None:
+    """Add the ids to the set; the check learns it if one of them was there already."""
+    if not seen.add(custom_ids):
+        check.repeats_somewhere()
 
 
 def arguments(limits: LineLimits, scratch: Path) -> list[str]:
@@ -91,7 +107,8 @@ def main(argv: list[str]) -> int:
 
     answer: dict[str, object]
     try:
-        answer = {"summary": summary_to_wire(check_chunks(take, limits, scratch))}
+        outcome = check_chunks(take, limits, scratch)
+        answer = {"summary": summary_to_wire(outcome if isinstance(outcome, FileSummary) else None)}
     except Exception as exc:
         answer = {"failure": f"{exc.__class__.__name__}: {exc}"}
         while not ended:  # the server sends on to the end; take it all, so it is not held up

@@ -1,17 +1,22 @@
-"""The JSONL request line: parsing and validation, one line at a time.
+"""The JSONL request line: the one rule for what a batch input line may be.
 
-A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {...}}`.
-Every problem is a LineError carrying its 1-based line number and a stable code.
+A line is `{"custom_id": str, "method": "POST", "url": <endpoint>, "body": {"model": str, ...}}`.
+`check_line` is that rule, for every reader that judges lines: the upload's check and the validating
+stage (both through domain/file_check.py), and `check_file` for a file checked offline. It answers
+with the line's Request, or the LineError that refuses it (a stable code and the 1-based line).
+`good_requests` is the same rule over many lines at once, for the usual chunk in which every line is
+a good request; `parse_line` re-reads a line validated before, to send it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from batchgate.domain.nesting import too_deep, too_deep_message
+from batchgate.domain.nesting import depth_exceeds, too_deep, too_deep_message
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
 MAX_CUSTOM_ID_CHARS = 512
@@ -26,6 +31,14 @@ class LineError(Exception):
 
     def to_wire(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "param": self.param, "line": self.line}
+
+
+class Request(NamedTuple):
+    """What the file-level rules need of a good request line."""
+
+    custom_id: str
+    url: str
+    model: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +57,120 @@ def is_blank(raw: bytes) -> bool:
     return not raw or raw.isspace()  # isspace stops at the first other byte; strip() would copy the line
 
 
-def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int, max_depth: int | None = None) -> RequestLine:
-    """Parse one non-blank line (without its newline) or raise LineError.
+def check_line(
+    raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int, max_depth: int
+) -> Request | LineError | None:
+    """Judge one line: its Request, the LineError that refuses it, or None for a blank line (not a request).
 
-    `max_depth` is the nesting limit validation applies; None re-reads a line validated before (to send it).
+    `raw` is the line without its newline; None stands for a line over `max_line_bytes` that the
+    reader never held whole. `endpoint` is the batch's; None when it is not known yet (an upload's
+    check), and the line's url must then be one of ENDPOINTS. Pure: no I/O and no state.
+
+    A good line is settled by one parse and a handful of lookups; any other line is parsed again by
+    parse_line, whose checks, in order, name the error.
     """
-    if len(raw) > max_line_bytes:
-        raise LineError(line, "line_too_long", f"Line {line} is {len(raw)} bytes; the limit is {max_line_bytes} bytes.")
+    if raw is not None and len(raw) <= max_line_bytes:
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            obj = None
+        if type(obj) is dict and not too_deep(raw, obj, max_depth):
+            shape = _shape(obj, endpoint)
+            if shape is not None:
+                return shape
+        elif is_blank(raw):
+            return None
+    try:
+        request = parse_line(raw, line, endpoint, max_line_bytes, max_depth)
+    except LineError as error:
+        return error
+    # Reached only if _shape turned down a line parse_line accepts (the tests hold them to agree).
+    return Request(
+        request.custom_id, endpoint if endpoint is not None else orjson.loads(raw or b"")["url"], request.model
+    )
+
+
+def _shape(obj: dict[str, Any], endpoint: str | None) -> Request | None:
+    """The Request of a parsed line within the size and depth limits, if it is a good one; else None."""
+    custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
+    if (
+        type(custom_id) is str
+        and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+        and obj.get("method") == "POST"
+        and (url == endpoint if endpoint is not None else url in ENDPOINTS)
+        and type(body) is dict
+        and body.get("stream") is not True
+    ):
+        model = body.get("model")
+        if type(model) is str and model:
+            return Request(custom_id, url, model)  # type: ignore[arg-type]  # url is endpoint or one of ENDPOINTS
+    return None
+
+
+class GoodRequests(NamedTuple):
+    """The requests of the leading good lines of a chunk: check_line's Requests, column by column."""
+
+    custom_ids: list[str]
+    models: list[str]
+
+
+def good_requests(raws: Sequence[bytes | None], endpoint: str, max_line_bytes: int, max_depth: int) -> GoodRequests:
+    """check_line over many lines at once, as far as they are good requests for `endpoint`.
+
+    The Requests of the longest run of good lines that starts the chunk; the line after that run
+    (blank, refused, over a limit) is check_line's to judge, for its error and its line number, and
+    the lines after it may go through here again. One parse and a few lookups a line, with no call
+    or object per line but the parse's own. The depth is found by walking the parsed line, not by
+    counting brackets in its bytes as too_deep does: a line holds few containers and many bytes,
+    and the count scans every byte twice. A line of the four fields alone is as deep as its body
+    and one more, so only the body is walked. The tests hold this to accept exactly the lines
+    check_line accepts, with the same Requests.
+    """
+    custom_ids: list[str] = []
+    models: list[str] = []
+    loads = orjson.loads
+    # _shape, inlined. Each parsed line is dropped before the next is parsed: its memory, still in
+    # the cache, is reused, where a list of every line parsed first would cost twice as much.
+    for raw in raws:
+        if raw is None or len(raw) > max_line_bytes:
+            break
+        try:
+            obj = loads(raw)
+            custom_id, body = obj.get("custom_id"), obj.get("body")  # AttributeError: not an object
+        except (orjson.JSONDecodeError, AttributeError):
+            break
+        if (
+            type(custom_id) is not str
+            or not 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
+            or obj.get("method") != "POST"
+            or obj.get("url") != endpoint
+            or type(body) is not dict
+            or body.get("stream") is True
+            or (
+                depth_exceeds(body, max_depth - 1) if len(obj) == 4 and max_depth > 1 else depth_exceeds(obj, max_depth)
+            )
+        ):
+            break
+        model = body.get("model")
+        if type(model) is not str or not model:
+            break
+        custom_ids.append(custom_id)
+        models.append(model)
+    return GoodRequests(custom_ids, models)
+
+
+def parse_line(
+    raw: bytes | None, line: int, endpoint: str | None, max_line_bytes: int, max_depth: int | None = None
+) -> RequestLine:
+    """Parse one non-blank line (without its newline) or raise the LineError that refuses it.
+
+    The detailed form of check_line's rule, whose checks run in the order that picks the error to
+    report. `max_depth` is the nesting limit validation applies; None re-reads a line validated
+    before (to send it). `endpoint` None accepts any of ENDPOINTS, as check_line does.
+    """
+    if raw is None or len(raw) > max_line_bytes:
+        size = "longer than" if raw is None else f"{len(raw)} bytes; the limit is"
+        raise LineError(line, "line_too_long", f"Line {line} is {size} {max_line_bytes} bytes.")
     try:
         obj = orjson.loads(raw)  # orjson refuses bytes that are not UTF-8, so valid lines are decoded once
     except orjson.JSONDecodeError as exc:
@@ -64,42 +184,6 @@ def parse_line(raw: bytes, line: int, endpoint: str, max_line_bytes: int, max_de
     if max_depth is not None and too_deep(raw, obj, max_depth):
         raise LineError(line, "json_too_deep", f"Line {line} {too_deep_message(max_depth)}.")
     return RequestLine(line, _custom_id(obj, line), _body(obj, line, endpoint))
-
-
-def well_formed(raw: bytes, endpoint: str, max_depth: int) -> tuple[str, str] | None:
-    """(custom_id, model) when parse_line would accept the line, else None (parse_line then says why).
-
-    The fast path of validation: one parse and a handful of lookups, no exception and no object per line.
-    Lines already over the size limit never get here.
-    """
-    shape = request_shape(raw, max_depth)
-    return (shape[0], shape[2]) if shape is not None and shape[1] == endpoint else None
-
-
-def request_shape(raw: bytes, max_depth: int) -> tuple[str, str, str] | None:
-    """(custom_id, url, model) when parse_line would accept the line for the endpoint `url`, else None.
-
-    For a check that does not know the endpoint yet (an upload's); lines over the size limit never get here.
-    """
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if type(obj) is not dict or too_deep(raw, obj, max_depth):
-        return None
-    custom_id, url, body = obj.get("custom_id"), obj.get("url"), obj.get("body")
-    if (
-        type(custom_id) is str
-        and 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
-        and obj.get("method") == "POST"
-        and type(url) is str
-        and type(body) is dict
-        and body.get("stream") is not True
-    ):
-        model = body.get("model")
-        if type(model) is str and model:
-            return custom_id, url, model
-    return None
 
 
 def _custom_id(obj: dict[str, Any], line: int) -> str:
@@ -118,19 +202,19 @@ def _custom_id(obj: dict[str, Any], line: int) -> str:
     return custom_id
 
 
-def _body(obj: dict[str, Any], line: int, endpoint: str) -> dict[str, Any]:
+def _body(obj: dict[str, Any], line: int, endpoint: str | None) -> dict[str, Any]:
     method = obj.get("method")
     if method is None:
         raise LineError(line, "missing_method", f"Line {line} has no 'method'; it must be \"POST\".", "method")
     if method != "POST":
         raise LineError(line, "invalid_method", f"Line {line}: 'method' must be \"POST\", not {method!r}.", "method")
     url = obj.get("url")
+    wanted = repr(endpoint) if endpoint is not None else "one of " + ", ".join(ENDPOINTS)
     if url is None:
-        raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {endpoint!r}.", "url")
-    if url != endpoint:
-        raise LineError(
-            line, "url_mismatch", f"Line {line}: 'url' is {url!r} but the batch endpoint is {endpoint!r}.", "url"
-        )
+        raise LineError(line, "missing_url", f"Line {line} has no 'url'; it must be {wanted}.", "url")
+    if url != endpoint and (endpoint is not None or url not in ENDPOINTS):
+        the = "the batch endpoint is" if endpoint is not None else "a batch endpoint is"
+        raise LineError(line, "url_mismatch", f"Line {line}: 'url' is {url!r} but {the} {wanted}.", "url")
     body = obj.get("body")
     if body is None:
         raise LineError(line, "missing_body", f"Line {line} has no 'body'.", "body")
@@ -158,7 +242,7 @@ def _json_kind(value: object) -> str:
 class ValidationReport:
     """Collects the outcome of validating a whole file, keeping the `keep` earliest errors by line.
 
-    Errors may arrive out of line order (duplicates are found after the whole file is read).
+    Errors may arrive out of line order: a repeated custom_id is found once its chunk of ids is stored.
     """
 
     def __init__(self, keep: int):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from math import ceil
 
@@ -42,6 +43,16 @@ class ShardCutter:
             self._offsets.append(offset)
         self._count += 1
         self._last_line = line
+
+    def add_run(self, located: Sequence[tuple[int, int, object]]) -> None:
+        """add() for each (line, offset, ...) of `located`, in order: slices pick the grains, no loop per line."""
+        if not located:
+            return
+        for line, offset, _ in located[-self._count % self._grain :: self._grain]:
+            self._lines.append(line)
+            self._offsets.append(offset)
+        self._count += len(located)
+        self._last_line = located[-1][0]
 
     def grains(self) -> bytes:
         """The grains noted so far, for restore(): first lines then offsets, as little-endian int64."""

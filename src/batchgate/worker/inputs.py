@@ -7,9 +7,10 @@ from contextlib import aclosing
 
 from batchgate.blobs import CHUNK
 from batchgate.blobs.base import read_ahead
-from batchgate.blobs.lines import located_line_batches
+from batchgate.blobs.lines import located_line_chunks
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
+from batchgate.domain.splitting import Located
 from batchgate.errors import InputMissing
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
@@ -21,21 +22,18 @@ SHARD_FIRST_CHUNK = 64 * 1024
 
 async def located_input_lines(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
-) -> AsyncGenerator[tuple[int, int, bytes | None], None]:
-    """(1-based line number, byte offset, bytes) for each non-blank line, of the whole file or one shard.
-
-    None stands for a line over the size limit.
-    """
-    async with aclosing(located_input_batches(ctx, batch, shard)) as batches:
-        async for located in batches:
+) -> AsyncGenerator[Located, None]:
+    """Each non-blank line of the whole file or of one shard (raw None: a line over the size limit)."""
+    async with aclosing(located_input_chunks(ctx, batch, shard)) as chunks:
+        async for located in chunks:
             for item in located:
-                if item[2] is None or not is_blank(item[2]):
+                if item.raw is None or not is_blank(item.raw):
                     yield item
 
 
-async def located_input_batches(
+async def located_input_chunks(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
-) -> AsyncGenerator[list[tuple[int, int, bytes | None]], None]:
+) -> AsyncGenerator[list[Located], None]:
     """located_input_lines a chunk's worth at a time (never an empty list), blank lines included.
 
     For a reader of every line: it skips blank lines itself, after its own fast path for the usual line.
@@ -49,11 +47,11 @@ async def located_input_batches(
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
         async with (
             aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks,
-            aclosing(located_line_batches(chunks, ctx.reading.max_line_bytes, first_line, offset)) as batches,
+            aclosing(located_line_chunks(chunks, ctx.reading.max_line_bytes, first_line, offset)) as lines,
         ):
-            async for located in batches:
-                if last_line is not None and located[-1][0] > last_line:  # past the shard's end
-                    if kept := [item for item in located if item[0] <= last_line]:
+            async for located in lines:
+                if last_line is not None and located[-1].line > last_line:
+                    if kept := [item for item in located if item.line <= last_line]:
                         yield kept
                     return
                 yield located
@@ -65,5 +63,5 @@ async def input_lines(
     ctx: WorkerContext, batch: BatchRecord, shard: ShardLease | None = None
 ) -> AsyncGenerator[tuple[int, bytes | None], None]:
     """(1-based line number, bytes) for each non-blank line; None stands for a line over the size limit."""
-    async for line, _, raw in located_input_lines(ctx, batch, shard):
-        yield line, raw
+    async for located in located_input_lines(ctx, batch, shard):
+        yield located.line, located.raw

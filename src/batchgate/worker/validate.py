@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from contextlib import aclosing
 
-from batchgate.domain.file_check import FileSummary, LineLimits
-from batchgate.domain.lines import LineError, ValidationReport, is_blank, parse_line, well_formed
+from batchgate.domain.file_check import FileCheck, FileSummary, LineLimits
+from batchgate.domain.lines import LineError, ValidationReport
 from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
-from batchgate.worker.context import ValidateSettings, WorkerContext
-from batchgate.worker.inputs import located_input_batches
+from batchgate.worker.context import WorkerContext
+from batchgate.worker.inputs import located_input_chunks
 from batchgate.worker.ledger import CustomIdLedger
 
 LEDGER_CHUNK = 10_000
@@ -32,15 +32,13 @@ async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCu
     finally:
         await ledger.settle()
         ledger.close()
-    if report.request_count == 0 and report.ok:
-        report.add_error(LineError(1, "empty_file", "The input file has no requests."))
     return report
 
 
 async def _checked_at_upload(ctx: WorkerContext, batch: BatchRecord) -> FileSummary | None:
     """The upload's summary of the input file, if it found the file clean for this batch under today's limits.
 
-    The file must still be there: without it, the full pass reports it missing, as it always has.
+    The file must still be there: without it, the full pass reports it missing.
     """
     summary = await ctx.store.file_summary(batch.input_file_id)
     if summary is None or not summary.fits(batch.endpoint, LineLimits.of(ctx.validation)):
@@ -61,69 +59,22 @@ async def _stored(ctx: WorkerContext, file: FileRecord) -> bool:
 async def _check_lines(
     ctx: WorkerContext, batch: BatchRecord, report: ValidationReport, ledger: CustomIdLedger, cutter: ShardCutter | None
 ) -> None:
-    settings = ctx.validation
-    pending: list[tuple[str, int]] = []
-    async with aclosing(located_input_batches(ctx, batch)) as batches:
-        async for located in batches:
-            if not _check_batch(located, batch.endpoint, settings, report, cutter, pending):
-                break
-            if len(pending) >= LEDGER_CHUNK:
-                await ledger.add(pending)
-                pending = []
-    await ledger.add(pending)
-    for custom_id, first, line in await ledger.duplicates(settings.max_reported_errors):
-        report.add_error(
-            LineError(
-                line,
-                "duplicate_custom_id",
-                f"Line {line}: custom_id {custom_id!r} was already used on line {first}.",
-                "custom_id",
-            )
-        )
-
-
-def _check_batch(
-    located: list[tuple[int, int, bytes | None]],
-    endpoint: str,
-    settings: ValidateSettings,
-    report: ValidationReport,
-    cutter: ShardCutter | None,
-    pending: list[tuple[str, int]],
-) -> bool:
-    """Check one chunk's lines, adding (custom_id, line) of each request to `pending`; False past the line limit.
-
-    A plain loop with the well-formed case first: this runs once per line of every file.
-    """
-    count, max_lines, max_depth, last_model = report.request_count, settings.max_lines, settings.max_json_depth, None
-    for line, offset, raw in located:
-        fast = None if raw is None else well_formed(raw, endpoint, max_depth)
-        if fast is None and raw is not None and is_blank(raw):
-            continue
-        count += 1
-        if count > max_lines:
-            report.request_count = count
-            report.add_error(
-                LineError(line, "too_many_tasks", f"The file has more than {max_lines} requests (line {line}).")
-            )
-            return False
-        if fast is not None:
-            custom_id, model = fast
-        else:
-            try:
-                if raw is None:
-                    raise LineError(
-                        line, "line_too_long", f"Line {line} is longer than {settings.max_line_bytes} bytes."
-                    )
-                request = parse_line(raw, line, endpoint, settings.max_line_bytes, max_depth)
-            except LineError as error:
-                report.add_error(error)
-                continue
-            custom_id, model = request.custom_id, request.model
-        if model != last_model:
+    check = FileCheck(LineLimits.of(ctx.validation), batch.endpoint, report.add_error, cutter)
+    pairs: list[tuple[str, int]] = []
+    try:
+        async with aclosing(located_input_chunks(ctx, batch)) as chunks:
+            async for located in chunks:
+                requests = check.feed(located)
+                pairs += zip(requests.custom_ids, requests.lines, strict=True)
+                if check.stopped:
+                    break
+                if len(pairs) >= LEDGER_CHUNK:
+                    await ledger.add(pairs)
+                    pairs = []
+        await ledger.add(pairs)
+        check.repeated(await ledger.duplicates(ctx.validation.max_reported_errors))
+        check.end()
+    finally:
+        report.request_count = check.requests
+        for model in check.models:
             report.add_model(model)
-            last_model = model
-        if cutter is not None:
-            cutter.add(line, offset)
-        pending.append((custom_id, line))
-    report.request_count = count
-    return True
