@@ -21,6 +21,7 @@ from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.errors import ConfigError
 
 ENV_PREFIX = "BATCHGATE_"
+LOG_FORMATS = ("text", "json")  # logs.py has one formatter for each
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,10 @@ class Settings:
     database_url: str | None = None  # default: sqlite inside data_dir
     storage_url: str | None = None  # default: a folder inside data_dir
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line (logs.py)
     no_worker: bool = False  # serve the API only; run `batchgate worker` processes elsewhere
+    metrics_enabled: bool = True  # GET /metrics (Prometheus text format); off: a 404
+    metrics_port: int | None = None  # a `batchgate worker`'s own /metrics listener (on `host`)
 
     # Batch limits
     completion_window_seconds: int = 86400
@@ -126,6 +130,14 @@ class Settings:
     idle_timeout_seconds: float = 75.0  # a connection that has not sent its next request this long is closed
     max_connections: int = 512  # client connections at once (at most half the file descriptor limit); more get 503
 
+    # Webhooks: delivery attempts, retried on failure with doubling waits from base to max, for the window
+    webhooks_allow_private: bool = False  # URLs on loopback, link-local and private addresses are refused unless true
+    webhook_timeout_seconds: float = 10.0  # one attempt's whole time, connect to last byte
+    webhook_retry_base_seconds: float = 5.0
+    webhook_retry_max_seconds: float = 3600.0
+    webhook_retry_window_seconds: float = 86400.0  # retried until this long after the event
+    webhook_concurrency: int = 16  # attempts in flight at once per worker
+
     # Memory: glibc malloc arenas the process's threads share (0 = glibc's default, 8 per core)
     malloc_arenas: int = 2
 
@@ -189,10 +201,19 @@ class Settings:
             "rate_limit_window_seconds",
             "rate_limit_min_refusals",
             "rate_limit_pause_seconds",
+            "webhook_timeout_seconds",
+            "webhook_retry_base_seconds",
+            "webhook_retry_max_seconds",
+            "webhook_retry_window_seconds",
+            "webhook_concurrency",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"setting {name} must be positive, got {getattr(self, name)!r}")
+        if self.metrics_port is not None and not 0 < self.metrics_port < 65536:
+            raise ConfigError(f"setting metrics_port must be a port number (1-65535), got {self.metrics_port!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ConfigError(f"setting log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
         if self.ramp_seconds < 0:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
         for name in ("rate_limit_share", "adaptive_refusal_share"):

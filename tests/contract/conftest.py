@@ -48,6 +48,7 @@ BATCH_FIELDS = (
     "request_counts",
     "metadata",
     "max_concurrency",
+    "estimated_completion_at",
 )
 FILE_FIELDS = ("id", "object", "bytes", "created_at", "filename", "purpose", "expires_at", "status", "sha256")
 MKA1 = "/api/v1/llm"

@@ -67,7 +67,7 @@ def load_schema(*, only_valid: bool, tags: list[str], linked: bool = False):
     return schema.include(tag=tags)
 
 
-resources = load_schema(only_valid=False, tags=["files", "batches", "meta"])
+resources = load_schema(only_valid=False, tags=["files", "batches", "webhooks", "meta"])
 inference = load_schema(only_valid=True, tags=["inference"])
 # Valid requests only, so an upload's id reaches the calls its links feed (create, get, content, cancel...).
 workflows = load_schema(only_valid=True, tags=["files", "batches"], linked=True)

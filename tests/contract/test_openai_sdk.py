@@ -314,7 +314,7 @@ def test_bad_input_raises_bad_request(client):
             input_file_id=file.id, endpoint="/v1/completions", completion_window="24h"
         ),
         "completion_window": lambda: client.batches.create(
-            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="48h"
+            input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="169h"
         ),
         "metadata": lambda: client.batches.create(
             input_file_id=file.id,

@@ -165,8 +165,35 @@ def test_files_and_batches_answer_as_documented(module_gateway, conformance, uni
     assert cancelled.json["status"] in ("cancelling", "cancelled")
     check("POST", f"{prefix}/batches/{{batch_id}}/cancel", cancelled)
 
+    results = http(gw, "GET", f"{prefix}/batches/{finished.json['id']}/results", obo=unique_obo)
+    check("GET", f"{prefix}/batches/{{batch_id}}/results", results)
+    assert results.status == 200 and len(results.body.splitlines()) == 3
+    retried = http(gw, "POST", f"{prefix}/batches/{finished.json['id']}/retry", obo=unique_obo)
+    check("POST", f"{prefix}/batches/{{batch_id}}/retry", retried)
+    assert retried.status == 200 and retried.json["metadata"]["retry_of"] == finished.json["id"]
+    refused = http(gw, "POST", f"{prefix}/batches/{retried.json['id']}/retry", obo=unique_obo)  # not ended yet
+    assert refused.status == 409
+    check("POST", f"{prefix}/batches/{{batch_id}}/retry", refused)
+
     deleted = http(gw, "DELETE", f"{prefix}/files/{finished.json['output_file_id']}", obo=unique_obo)
     check("DELETE", f"{prefix}/files/{{file_id}}", deleted)
+
+
+@pytest.mark.parametrize("prefix", [MKA1, OPENAI], ids=["mka1", "openai"])
+def test_webhook_endpoints_answer_as_documented(module_gateway, conformance, unique_obo, prefix):
+    gw, check = module_gateway, conformance.check
+    # A public address by number: nothing is resolved, and no batch of this scope ever sends to it.
+    created = http(gw, "POST", f"{prefix}/webhooks", obo=unique_obo, body={"url": "https://93.184.215.14/hook"})
+    check("POST", f"{prefix}/webhooks", created)
+    check("GET", f"{prefix}/webhooks", http(gw, "GET", f"{prefix}/webhooks", obo=unique_obo))
+    deleted = http(gw, "DELETE", f"{prefix}/webhooks/{created.json['id']}", obo=unique_obo)
+    check("DELETE", f"{prefix}/webhooks/{{webhook_id}}", deleted)
+    refused = http(gw, "POST", f"{prefix}/webhooks", obo=unique_obo, body={"url": "http://10.0.0.1/hook"})
+    assert refused.status == 400
+    check("POST", f"{prefix}/webhooks", refused)
+    gone = http(gw, "DELETE", f"{prefix}/webhooks/{created.json['id']}", obo=unique_obo)
+    assert gone.status == 404
+    check("DELETE", f"{prefix}/webhooks/{{webhook_id}}", gone)
 
 
 def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, conformance, unique_obo):
@@ -223,6 +250,7 @@ def test_models_health_and_sync_inference_answer_as_documented(module_gateway, c
     gw, check = module_gateway, conformance.check
     check("GET", "/healthz", http(gw, "GET", "/healthz", key=None))
     check("GET", "/openapi.json", http(gw, "GET", "/openapi.json", key=None))
+    check("GET", "/metrics", http(gw, "GET", "/metrics", key=None))
     models = http(gw, "GET", f"{prefix}/models")
     check("GET", f"{prefix}/models", models)
     assert models.json["data"], models.json
@@ -316,6 +344,8 @@ def test_documented_page_limits_are_the_enforced_ones(module_gateway, conformanc
     gw, document = module_gateway, conformance.document
     listed = 0
     for path, item in document["paths"].items():
+        if "{" in path:
+            continue  # a batch's results: test_documented_results_limits_are_the_enforced_ones
         for parameter in item.get("get", {}).get("parameters", []):
             if parameter["name"] != "limit":
                 continue
@@ -326,6 +356,26 @@ def test_documented_page_limits_are_the_enforced_ones(module_gateway, conformanc
                 assert reply.status == status, (path, value, reply.body[:300])
                 conformance.check("GET", path, reply)
     assert listed == 2 * len(PREFIXES)  # files and batches in each dialect
+
+
+def test_documented_results_limits_are_the_enforced_ones(module_gateway, conformance, unique_obo):
+    gw = module_gateway
+    template = f"{OPENAI}/batches/{{batch_id}}/results"
+    parameters = {p["name"]: p["schema"] for p in conformance.document["paths"][template]["get"]["parameters"]}
+    created = create_batch_raw(gw, upload_raw(gw, lines_for("r"), obo=unique_obo).json["id"], obo=unique_obo)
+    path = template.replace("{batch_id}", created.json["id"])
+    low, high = parameters["limit"]["minimum"], parameters["limit"]["maximum"]
+    for query, status in (
+        (f"limit={low}", 200),
+        (f"limit={high}", 200),
+        (f"limit={low - 1}", 400),
+        (f"limit={high + 1}", 400),
+        (f"after={parameters['after']['minimum']}", 200),
+        (f"after={parameters['after']['minimum'] - 1}", 400),
+    ):
+        reply = http(gw, "GET", f"{path}?{query}", obo=unique_obo)
+        assert reply.status == status, (query, reply.body[:300])
+        conformance.check("GET", template, reply)
 
 
 def test_documented_create_limits_are_the_enforced_ones(module_gateway, conformance, unique_obo):
@@ -339,7 +389,7 @@ def test_documented_create_limits_are_the_enforced_ones(module_gateway, conforma
         ({"max_concurrency": create["max_concurrency"]["minimum"] - 1}, "max_concurrency"),
         ({"metadata": too_many}, "metadata"),
         ({"metadata": {"k": "v" * (metadata["additionalProperties"]["maxLength"] + 1)}}, "metadata"),
-        ({"completion_window": "48h"}, "completion_window"),
+        ({"completion_window": "8d"}, "completion_window"),
     ):
         reply = create_batch_raw(gw, file_id, obo=unique_obo, **extra)
         assert assert_error_reply(reply, 400)["param"].startswith(param), (extra, reply.body[:300])

@@ -238,7 +238,7 @@ def test_tenancy_through_both_sdks(gw, obo, alice_a):
 
 
 @pytest.mark.parametrize(
-    "path", ["/v1/nope", "/api/v1/llm/nope", "/v2/batches", "/v1/files/x/y/z", "/v1/batches/x/retry", "/"]
+    "path", ["/v1/nope", "/api/v1/llm/nope", "/v2/batches", "/v1/files/x/y/z", "/v1/batches/x/resume", "/"]
 )
 def test_unknown_route_is_404_json(gw, path):
     assert_error_reply(http(gw, "GET", path), 404)
@@ -253,6 +253,8 @@ def test_unknown_route_is_404_json(gw, path):
         ("PATCH", "/v1/batches/x"),
         ("DELETE", "/api/v1/llm/batches/x"),
         ("GET", "/v1/batches/x/cancel"),
+        ("GET", "/v1/batches/x/retry"),
+        ("POST", "/api/v1/llm/batches/x/results"),
         ("POST", "/api/v1/llm/files/x"),
     ],
 )
@@ -285,7 +287,7 @@ def test_create_with_invalid_fields_is_400(gw, obo, prefix):
         {"endpoint": "/v1/chat/completions", "completion_window": "24h"},
         {"input_file_id": file_id, "completion_window": "24h"},
         {"input_file_id": file_id, "endpoint": "/v1/completions", "completion_window": "24h"},
-        {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "1h"},
+        {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "8d"},
         {"input_file_id": 7, "endpoint": "/v1/chat/completions", "completion_window": "24h"},
         {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "metadata": {"k": 1}},
         {"input_file_id": file_id, "endpoint": "/v1/chat/completions", "metadata": ["k"]},

@@ -87,6 +87,27 @@ def test_cancelling_a_completed_batch_is_a_refusal_with_the_api_message(env, inp
     assert f"Cannot cancel batch {batch_id}: its status is 'completed'. (HTTP 409)" in one_error_line(refused)
 
 
+def test_batches_retry_makes_a_batch_of_the_failed_lines(env, tmp_path):
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_bytes(jsonl([chat_line("good", "fine"), chat_line("bad", "refused [status:400]")]))
+    ran = batchgate("run", str(mixed), env=env)
+    assert ran.returncode == 1, ran.stderr  # completed with a failed line
+    batch_id = re.search(r"batch (batch_\w+) completed", ran.stderr).group(1)
+    retried = batchgate("batches", "retry", batch_id, env=env)
+    assert retried.returncode == 0, retried.stderr
+    again = json.loads(retried.stdout)
+    assert again["metadata"] == {"retry_of": batch_id} and again["id"] != batch_id
+    content = batchgate("files", "content", again["input_file_id"], env=env)
+    assert [json.loads(line)["custom_id"] for line in content.stdout.splitlines()] == ["bad"]
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(jsonl([chat_line("good", "fine")]))
+    ran = batchgate("run", str(clean), env=env)
+    clean_id = re.search(r"batch (batch_\w+) completed", ran.stderr).group(1)
+    nothing = batchgate("batches", "retry", clean_id, env=env)
+    assert nothing.returncode == 1
+    assert f"Batch {clean_id} has no failed lines to retry. (HTTP 409)" in one_error_line(nothing)
+
+
 def test_table_output_for_people(env, input_file):
     file = upload(env, input_file)
     one = batchgate("files", "get", file["id"], "--output", "table", env=env)

@@ -148,6 +148,6 @@ def test_a_refused_batch_leaves_no_uploaded_file_behind(gateway, tmp_path):
     path = tmp_path / "job.jsonl"
     path.write_bytes(jsonl([chat_line("a", "one")]))
     env = client_env(gateway)
-    result = batchgate("run", str(path), "--completion-window", "48h", env=env)
-    assert result.returncode == 1 and "(HTTP 400)" in one_error_line(result) and "48h" in result.stderr
+    result = batchgate("run", str(path), "--completion-window", "8d", env=env)
+    assert result.returncode == 1 and "(HTTP 400)" in one_error_line(result) and "8d" in result.stderr
     assert batchgate("files", "list", "--jq", ".data | length", env=env).stdout.strip() == "0"

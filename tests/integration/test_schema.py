@@ -134,6 +134,39 @@ REFERENCE = {
             "shard_lines": "int",
         },
     ),
+    "webhook_endpoints": table(
+        ("seq",),
+        {
+            "seq": "int",
+            "id": "text",
+            "owner": "text",
+            "on_behalf_of": "text",
+            "url": "text",
+            "events": "text",
+            "secret": "text",
+            "created_at": "int",
+        },
+        {(("id",), True), (("owner", "on_behalf_of", "seq"), False)},
+    ),
+    "webhook_events": table(
+        ("seq",),
+        {"seq": "int", "id": "text", "type": "text", "batch_id": "text", "created_at": "int"},
+        {(("id",), True), (("batch_id",), False)},
+    ),
+    "webhook_deliveries": table(
+        ("event_id", "endpoint_id"),
+        {
+            "event_id": "text",
+            "endpoint_id": "text",
+            "state": "text",
+            "attempts": "int",
+            "next_attempt_at": "float",
+            "last_error": "text?",
+            "lease_owner": "text?",
+            "lease_expires_at": "float?",
+        },
+        {(("state", "next_attempt_at"), False), (("endpoint_id",), False)},
+    ),
 }
 
 

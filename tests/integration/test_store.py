@@ -159,6 +159,16 @@ async def test_transition_is_compare_and_set_across_two_connections(store, store
         await other.close()
 
 
+async def test_batches_are_counted_by_status_across_scopes(store):
+    assert await store.count_batches_by_status() == {}
+    await add_batch(store, make_batch("batch_bob", scope=Scope("bob", ""), input_file_id="file-bob"))
+    for index in range(2):
+        await add_batch(store, make_batch(f"batch_v{index}"))
+    await add_batch(store, make_batch("batch_p"))
+    assert await store.transition("batch_p", S.VALIDATING, S.IN_PROGRESS, 1001, {"total": 1})
+    assert await store.count_batches_by_status() == {"validating": 3, "in_progress": 1}
+
+
 async def test_transition_writes_new_files_with_the_status_change(store):
     await started_batch(store, "batch_f")
     assert await store.transition("batch_f", S.IN_PROGRESS, S.FINALIZING, 1500)
@@ -460,6 +470,40 @@ async def test_terminal_transitions_delete_result_rows(store, end):
     batch = await store.get_batch("batch_t")
     assert batch.completed == 3, "the counts survive the rows"
     assert await store.live_shards("batch_t", 1000.0) == 0 and await store.live_shards("batch_keep", 1000.0) == 1
+
+
+async def test_result_page_reads_after_a_line_up_to_a_limit_in_line_order(store):
+    lease = await started_batch(store, "batch_p")
+    other = await started_batch(store, "batch_q")
+    await store.record_results(lease, rows(7, 2, 9, ok=False), Usage())
+    await store.record_results(lease, rows(1, 4), Usage())
+    await store.record_results(other, rows(3), Usage())
+
+    page = await store.result_page("batch_p", 0, 3)
+    assert [(r.line, r.ok) for r in page] == [(1, True), (2, False), (4, True)]
+    assert page[0].record == b'{"line": 1}'
+    assert [r.line for r in await store.result_page("batch_p", 4, 10)] == [7, 9]
+    assert await store.result_page("batch_p", 9, 10) == []
+    assert [r.line for r in await store.result_page("batch_q", 0, 10)] == [3], "another batch's rows stay apart"
+
+
+async def test_lines_are_settled_once_every_shard_holding_them_is_finished(store):
+    await shard_batch(store, "batch_s", 3)  # shards of lines 1-10, 11-20, 21-30
+    leases = [await claim_one(store, f"w{i}", 1000.0, 30, 8) for i in range(3)]
+    assert not await store.lines_settled("batch_s", 5, 5)
+    await store.finish_shard(leases[1], 1001)
+    assert await store.lines_settled("batch_s", 11, 20)
+    assert await store.lines_settled("batch_s", 14, 14)
+    assert not await store.lines_settled("batch_s", 10, 11), "line 10 lies in an unfinished shard"
+    assert not await store.lines_settled("batch_s", 20, 21)
+    assert await store.lines_settled("batch_s", 31, 40), "lines past every shard hold no request"
+
+
+async def test_a_failed_batch_keeps_its_result_rows(store):
+    lease = await started_batch(store, "batch_f")
+    await store.record_results(lease, rows(1, 2), Usage())
+    assert await store.transition("batch_f", S.IN_PROGRESS, S.FAILED, 1200)
+    assert [r.line for r in await store.result_page("batch_f", 0, 10)] == [1, 2]
 
 
 # --- listing and scopes ---------------------------------------------------------------------------

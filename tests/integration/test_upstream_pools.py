@@ -12,6 +12,7 @@ from aiohttp.test_utils import TestServer
 
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
+from batchgate.metrics import REGISTRY
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
 from batchgate.upstream.router import KINDS, Router
 from tests.support.mock_upstream import MOCK, make_app
@@ -320,3 +321,21 @@ async def test_a_stream_refused_before_its_first_event_gives_its_slot_back(serve
     refused = await router.stream("/v1/chat/completions", chat("x"))
     assert isinstance(refused, Outcome) and refused.status_code == 400
     assert (await asyncio.wait_for(router.send("/v1/chat/completions", chat("y")), 5)).status_code == 400
+
+
+async def test_retries_are_counted_under_the_member_that_failed(serve, routers):
+    down_url, _, down_log = await serve(fail_status=500)
+    up_url, _, up_log = await serve()
+    router = routers(
+        UpstreamConfig("retry-down", down_url, ("m",)), UpstreamConfig("retry-up", up_url, ("m",)), eject_seconds=60
+    )
+    outcomes = await send_all(router, [chat(f"r {i}") for i in range(20)], concurrency=4)
+    assert all(outcome.ok for outcome in outcomes)
+    refused = [entry for entry in logged(down_log) if entry["status"] == 500]
+    assert refused and len(logged(up_log)) == 20
+
+    def retries(upstream: str) -> float:
+        sample = {"upstream": upstream, "reason": "500"}
+        return REGISTRY.get_sample_value("batchgate_upstream_retries_total", sample) or 0.0
+
+    assert (retries("retry-down"), retries("retry-up")) == (len(refused), 0)

@@ -201,8 +201,8 @@ def _stopped(pid: int) -> bool:
     return all(state == "T" for state in states)
 
 
-def start_worker(gateway: Gateway, log_name: str = "worker.log") -> subprocess.Popen:
-    """A `batchgate worker` process (scale-out) on the gateway's data dir, config and environment."""
+def start_worker(gateway: Gateway, log_name: str = "worker.log", args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """A `batchgate worker` process (scale-out) on the gateway's data dir, config and environment, plus `args`."""
     with open(gateway.folder / log_name, "ab") as log:  # the worker keeps its own descriptor
         return subprocess.Popen(
             [
@@ -214,6 +214,7 @@ def start_worker(gateway: Gateway, log_name: str = "worker.log") -> subprocess.P
                 str(gateway.data_dir),
                 "--config",
                 str(gateway.config_path),
+                *args,
             ],
             env={**gateway.env, "BATCHGATE_NO_WORKER": "0"},
             stderr=log,

@@ -65,8 +65,9 @@ class MockUpstream:
 class Gateway:
     """`batchgate serve` as a user runs it, with one API key ready."""
 
-    def __init__(self, folder: Path, config: str = "", env: dict[str, str] | None = None):
+    def __init__(self, folder: Path, config: str = "", env: dict[str, str] | None = None, args: tuple[str, ...] = ()):
         self.folder = folder
+        self.args = args  # more flags for `batchgate serve`
         self.data_dir = folder / "data"
         self.config_path = folder / "batchgate.toml"
         self.config_path.write_text(config)
@@ -124,6 +125,7 @@ class Gateway:
                     str(self.data_dir),
                     "--config",
                     str(self.config_path),
+                    *self.args,
                 ],
                 env=self.env,
                 stderr=log,
@@ -149,7 +151,7 @@ class Gateway:
 
 
 class GatewayFactory:
-    """make(config_text="", env={}) → a running Gateway in its own folder under `root`; stop_all() at the end.
+    """make(config_text="", env={}, args=()) → a running Gateway in its own folder under `root`; stop_all() at the end.
 
     `backing()` gives each gateway the environment of its own database and storage (none: the embedded ones).
     """
@@ -159,10 +161,12 @@ class GatewayFactory:
         self.backing = backing
         self.started: list[Gateway] = []
 
-    def __call__(self, config: str = "", env: dict[str, str] | None = None, name: str = "gw") -> Gateway:
+    def __call__(
+        self, config: str = "", env: dict[str, str] | None = None, name: str = "gw", args: tuple[str, ...] = ()
+    ) -> Gateway:
         folder = self.root / f"{name}{len(self.started)}"
         folder.mkdir()
-        gateway = Gateway(folder, config, {**self.backing(), **(env or {})})
+        gateway = Gateway(folder, config, {**self.backing(), **(env or {})}, args)
         self.started.append(gateway)
         return gateway
 

@@ -217,3 +217,12 @@ def test_usage_wire_and_sum():
         "output_tokens_details": {"reasoning_tokens": 5},
         "total_tokens": 3,
     }
+
+
+def test_the_estimate_is_on_the_wire_when_the_time_is_given():
+    running = batch(status=BatchStatus.IN_PROGRESS, in_progress_at=1_000, total=100, completed=20, failed=5)
+    assert running.to_wire()["estimated_completion_at"] is None, "no time, no estimate"
+    assert running.to_wire(1_010)["estimated_completion_at"] == 1_010 + 30  # 25 lines in 10 s: 75 more in 30 s
+    assert batch().to_wire(1_010)["estimated_completion_at"] is None
+    wire = list_page([running], False, 1_010)
+    assert wire["data"][0]["estimated_completion_at"] == 1_040

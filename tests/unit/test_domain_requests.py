@@ -7,12 +7,14 @@ import pytest
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.requests import (
     FILE_PURPOSES,
+    MAX_RESULTS_PAGE,
     CreateBatch,
     Page,
     parse_create_batch,
     parse_on_behalf_of,
     parse_page,
     parse_purpose,
+    parse_results_page,
     parse_sha256,
 )
 from batchgate.errors import InvalidRequest
@@ -123,15 +125,22 @@ def test_each_endpoint_is_accepted(endpoint):
     assert create(body(endpoint=endpoint)).endpoint == endpoint
 
 
-@pytest.mark.parametrize("window", ["48h", "1h", "24", "", 86400])
-def test_completion_window_must_be_24h(window):
+@pytest.mark.parametrize(
+    "window", ["0h", "8d", "169h", "1.5h", " 24h", "24h ", "24", "", "01h", "24H", "1w", "-1h", "99999h", 86400, None]
+)
+def test_completion_window_outside_1h_to_7d_is_refused_naming_the_range(window):
     invalid(
         create,
         body(completion_window=window),
         param="completion_window",
         code="invalid_completion_window",
-        mentions=("24h",),
+        mentions=("1h", "7d"),
     )
+
+
+@pytest.mark.parametrize("window", ["24h", "1h", "48h", "2d", "7d", "168h", "1d"])
+def test_whole_hours_or_days_from_1h_to_7d_are_accepted(window):
+    assert create(body(completion_window=window)).completion_window == window
 
 
 def test_completion_window_defaults_to_24h():
@@ -376,3 +385,31 @@ def test_on_behalf_of_valid(value):
 @pytest.mark.parametrize("value", ["x" * 257, " leading-space", "tab\there", "ctrl\x01", "café", "\x7f", "日本"])
 def test_on_behalf_of_invalid(value):
     invalid(parse_on_behalf_of, value, param="X-On-Behalf-Of", code="invalid_header", mentions=("256", "ASCII"))
+
+
+# a batch's results: after (a line number) and limit
+
+
+def test_results_page_defaults_and_bounds():
+    page = parse_results_page({})
+    assert (page.after, page.limit) == (0, 1000)
+    page = parse_results_page({"after": "250", "limit": str(MAX_RESULTS_PAGE)})
+    assert (page.after, page.limit) == (250, MAX_RESULTS_PAGE)
+
+
+@pytest.mark.parametrize(
+    ("query", "param", "code"),
+    [
+        ({"after": "-1"}, "after", "invalid_after"),
+        ({"after": "x"}, "after", "invalid_after"),
+        ({"after": "1.5"}, "after", "invalid_after"),
+        ({"after": ""}, "after", "invalid_after"),
+        ({"after": "batch_abc"}, "after", "invalid_after"),
+        ({"limit": "0"}, "limit", "invalid_limit"),
+        ({"limit": str(MAX_RESULTS_PAGE + 1)}, "limit", "invalid_limit"),
+        ({"limit": "ten"}, "limit", "invalid_limit"),
+        ({"limit": "٣"}, "limit", "invalid_limit"),
+    ],
+)
+def test_bad_results_page_parameters_are_refused(query, param, code):
+    invalid(parse_results_page, query, param=param, code=code, mentions=(param,))

@@ -11,7 +11,7 @@ from batchgate.scratch_ids import scratch_folder
 from batchgate.settings import Settings
 from batchgate.worker.context import WorkerContext
 
-SLICES = ("leases", "execution", "finalizing", "worker_loop", "validation", "reading")
+SLICES = ("leases", "execution", "finalizing", "worker_loop", "validation", "reading", "courier")
 
 
 @pytest.fixture
@@ -33,6 +33,12 @@ def settings(tmp_path: Path) -> Settings:
         shard_lines=41,
         max_json_depth=43,
         max_reported_errors=47,
+        webhooks_allow_private=True,
+        webhook_timeout_seconds=53.0,
+        webhook_retry_base_seconds=59.0,
+        webhook_retry_max_seconds=61.0,
+        webhook_retry_window_seconds=67.0,
+        webhook_concurrency=71,
     )
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from batchgate.api import batches, docs, files, inference
+from batchgate.api import batch_results, batch_retry, batches, docs, files, inference, scrape, webhooks
 from batchgate.api.middleware import authenticate, errors_as_json
 from batchgate.api.paths import PREFIXES
 from batchgate.api.services import SERVICES, Services
 from batchgate.api.wire import json_response
 from batchgate.dashboard import routes as dashboard
 
-RESOURCES = (files, batches, inference)
+RESOURCES = (files, batches, batch_retry, batch_results, inference, webhooks)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -25,6 +25,7 @@ def create_app(svc: Services) -> web.Application:
     )
     app[SERVICES] = svc
     app.router.add_get("/healthz", healthz)
+    scrape.add_routes(app, svc.settings, svc.store)
     dashboard.add_routes(app)
     docs.add_routes(app, svc.settings)
     for prefix in PREFIXES:

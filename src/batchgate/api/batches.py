@@ -1,4 +1,4 @@
-"""/batches: create, get, list, cancel."""
+"""/batches: create, get, list, cancel (retry: batch_retry.py; results: batch_results.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from batchgate.api.wire import json_response, read_json, scope_of
 from batchgate.domain.records import BatchRecord, list_page
 from batchgate.domain.requests import INPUT_PURPOSE, parse_create_batch, parse_page
 from batchgate.domain.status import CANCELLABLE, BatchStatus
+from batchgate.domain.windows import window_seconds
 from batchgate.errors import Conflict, InvalidRequest
 
 
@@ -38,7 +39,7 @@ async def create(request: web.Request) -> web.Response:
         completion_window=spec.completion_window,
         status=BatchStatus.VALIDATING,
         created_at=now,
-        expires_at=now + settings.completion_window_seconds,
+        expires_at=now + window_seconds(spec.completion_window, settings.completion_window_seconds),
         max_concurrency=spec.max_concurrency,
         metadata=spec.metadata,
         output_expires_seconds=spec.output_expires_seconds,
@@ -46,10 +47,11 @@ async def create(request: web.Request) -> web.Response:
     if not await svc.store.insert_batch(batch):
         raise not_found("file", spec.input_file_id, "input_file_id")  # deleted since it was read above
     svc.wake_worker()
-    return json_response(batch.to_wire())
+    return json_response(batch.to_wire(now))
 
 
-async def _owned(request: web.Request) -> BatchRecord:
+async def owned_batch(request: web.Request) -> BatchRecord:
+    """The batch the path names, if the caller's scope owns it; 404 otherwise."""
     batch_id = request.match_info["batch_id"]
     batch = await services(request).store.get_batch(batch_id, scope_of(request))
     if batch is None:
@@ -58,7 +60,7 @@ async def _owned(request: web.Request) -> BatchRecord:
 
 
 async def get(request: web.Request) -> web.Response:
-    return json_response((await _owned(request)).to_wire())
+    return json_response((await owned_batch(request)).to_wire(services(request).now()))
 
 
 async def list_batches(request: web.Request) -> web.Response:
@@ -67,24 +69,24 @@ async def list_batches(request: web.Request) -> web.Response:
     if page.after and await svc.store.get_batch(page.after, scope) is None:
         raise unknown_cursor("batch", page.after)
     items, has_more = await svc.store.list_batches(scope, page)
-    return json_response(list_page(items, has_more))
+    return json_response(list_page(items, has_more, svc.now()))
 
 
 async def cancel(request: web.Request) -> web.Response:
     svc = services(request)
-    batch = await _owned(request)
+    batch = await owned_batch(request)
     # The worker may move the batch between our read and our write; retry on a lost compare-and-set.
     while batch.status in CANCELLABLE:
         if await svc.store.transition(batch.id, batch.status, BatchStatus.CANCELLING, svc.now()):
             svc.wake_worker()
-        batch = await _owned(request)
+        batch = await owned_batch(request)
     if batch.status not in (BatchStatus.CANCELLING, BatchStatus.CANCELLED):
         raise Conflict(
             f"Cannot cancel batch {batch.id}: its status is '{batch.status.value}'.",
             param="batch_id",
             code="batch_not_cancellable",
         )
-    return json_response(batch.to_wire())
+    return json_response(batch.to_wire(svc.now()))
 
 
 def add_routes(app: web.Application, prefix: str) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from batchgate import ids
+from batchgate import ids, metrics
 from batchgate.api.middleware import not_found, unknown_cursor
 from batchgate.api.services import services
 from batchgate.api.upload_check import UploadCheck
@@ -79,6 +79,8 @@ async def upload(request: web.Request) -> web.Response:
         if stored is not None:
             await svc.blobs.delete(stored.key)
         raise
+    metrics.UPLOADS.inc()
+    metrics.UPLOAD_BYTES.inc(record.bytes)
     return json_response(record.to_wire())
 
 

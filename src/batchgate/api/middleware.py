@@ -1,4 +1,4 @@
-"""Every failure becomes {"error": {...}} JSON; every call but health, the docs and the dashboard needs a key."""
+"""Every failure becomes {"error": {...}} JSON; every call but health, metrics, docs and dashboard needs a key."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import logging
 
 from aiohttp import web
 
-from batchgate.api.paths import DOCS_PATH, OPENAPI_PATH, UI_PATH
+from batchgate.api.paths import DOCS_PATH, METRICS_PATH, OPENAPI_PATH, UI_PATH
 from batchgate.api.wire import SCOPE, header_text, json_response
 from batchgate.domain.records import Scope
 from batchgate.domain.requests import parse_on_behalf_of
@@ -14,9 +14,9 @@ from batchgate.errors import BatchgateError, InvalidRequest, NotFound, Unauthori
 from batchgate.ids import hash_secret
 
 log = logging.getLogger("batchgate.api")
-# Health, the API's document and its page need no key; nor does the dashboard, whose page asks for a key
+# Health, metrics, the API's document and its page need no key; nor does the dashboard, whose page asks for a key
 # and sends it itself. The prefixes cover the two pages' own files.
-PUBLIC_PATHS = frozenset({"/healthz", UI_PATH, OPENAPI_PATH, DOCS_PATH})
+PUBLIC_PATHS = frozenset({"/healthz", METRICS_PATH, UI_PATH, OPENAPI_PATH, DOCS_PATH})
 PUBLIC_PREFIXES = (UI_PATH + "/", DOCS_PATH + "/")
 CLIENT_CLOSED_REQUEST = 499  # never seen by anyone: the connection is gone
 HTTP_ERROR_TYPES = {

@@ -18,6 +18,7 @@ from batchgate.api.paths import (
     DOCS_ASSETS,
     DOCS_ASSETS_PATH,
     DOCS_PATH,
+    METRICS_PATH,
     OPENAPI_PATH,
     UI_PATH,
     UI_STATIC_PATH,
@@ -26,8 +27,8 @@ from batchgate.dashboard.routes import CONTENT_TYPES as UI_CONTENT_TYPES
 from batchgate.domain.inference import STREAMABLE
 from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.requests import (
-    COMPLETION_WINDOWS,
     DEFAULT_PAGE,
+    DEFAULT_RESULTS_PAGE,
     FILE_PURPOSES,
     INPUT_PURPOSE,
     MAX_EXPIRES_AFTER,
@@ -35,16 +36,20 @@ from batchgate.domain.requests import (
     MAX_METADATA_PAIRS,
     MAX_METADATA_VALUE,
     MAX_PAGE,
+    MAX_RESULTS_PAGE,
     MIN_EXPIRES_AFTER,
 )
 from batchgate.domain.status import BatchStatus
+from batchgate.domain.webhooks import EVENT_TYPES, MAX_URL_LENGTH
+from batchgate.domain.windows import DEFAULT_WINDOW, WINDOW_PATTERN
 from batchgate.settings import Settings
 
 JSON = "application/json"
 TAGS = (
     ("files", "JSONL files of requests, and the output and error files batches write."),
-    ("batches", "Batches: create one from an uploaded file, follow it, cancel it."),
+    ("batches", "Batches: create one from an uploaded file, follow it, read its results, cancel it, retry it."),
     ("inference", "One request, one answer, routed to the same upstreams as batch lines."),
+    ("webhooks", "Endpoints a scope's batch events are sent to, signed the Standard Webhooks way."),
     ("meta", "Health, this document and its page, and the dashboard. No key needed."),
 )
 ON_BEHALF_OF = {
@@ -55,6 +60,11 @@ ON_BEHALF_OF = {
     "schema": {"type": "string", "pattern": r"^[\x21-\x7e][\x20-\x7e]{0,255}$", "maxLength": 256},
 }
 UNIX_SECONDS = {"type": "integer", "minimum": 0, "description": "Unix seconds."}
+COMPLETION_WINDOW = {
+    "type": "string",
+    "pattern": WINDOW_PATTERN,
+    "description": "Whole hours or days from 1h to 7d, e.g. 24h, 48h, 2d.",
+}
 EXPIRES_AFTER = {
     "type": "object",
     "additionalProperties": False,
@@ -238,7 +248,7 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                     _object({"object": {"const": "list"}, "data": {"type": "array", "items": ref("LineError")}})
                 ),
                 "input_file_id": {"type": "string"},
-                "completion_window": {"type": "string", "enum": list(COMPLETION_WINDOWS)},
+                "completion_window": COMPLETION_WINDOW,
                 "status": {"type": "string", "enum": [status.value for status in BatchStatus]},
                 "output_file_id": {"type": ["string", "null"]},
                 "error_file_id": {"type": ["string", "null"]},
@@ -249,6 +259,11 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                 "usage": ref("Usage"),
                 "metadata": ref("Metadata"),
                 "max_concurrency": max_concurrency,
+                "estimated_completion_at": {
+                    **_nullable(UNIX_SECONDS),
+                    "description": "When the last line should be answered, at the batch's rate so far; "
+                    "null until a line is answered and a second has passed, and outside in_progress.",
+                },
             },
             required=[
                 "id",
@@ -266,13 +281,14 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                 "request_counts",
                 "metadata",
                 "max_concurrency",
+                "estimated_completion_at",
             ],
         ),
         "CreateBatch": _object(
             {
                 "input_file_id": {"type": "string", "minLength": 1},
                 "endpoint": {"type": "string", "enum": list(ENDPOINTS)},
-                "completion_window": {"type": "string", "enum": list(COMPLETION_WINDOWS)},
+                "completion_window": {**COMPLETION_WINDOW, "default": DEFAULT_WINDOW},
                 "metadata": ref("Metadata"),
                 "max_concurrency": {**max_concurrency, "default": settings.default_max_concurrency},
                 "output_expires_after": EXPIRES_AFTER,
@@ -338,12 +354,41 @@ def _list_of(item: str) -> dict:
     )
 
 
+def _webhook_schemas() -> dict[str, Any]:
+    events = {"type": "array", "minItems": 1, "items": {"type": "string", "enum": list(EVENT_TYPES)}}
+    endpoint = {
+        "id": {"type": "string", "pattern": "^we_"},
+        "object": {"const": "webhook_endpoint"},
+        "url": {"type": "string"},
+        "events": events,
+        "created_at": UNIX_SECONDS,
+    }
+    return {
+        "CreateWebhookEndpoint": _object(
+            {
+                "url": {"type": "string", "maxLength": MAX_URL_LENGTH, "description": "An http:// or https:// URL."},
+                "events": {**events, "description": "The event types to send (default: all)."},
+            },
+            required=["url"],
+        ),
+        "NewWebhookEndpoint": _object(
+            {**endpoint, "secret": {"type": "string", "pattern": "^whsec_", "description": "Shown only here."}}
+        ),
+        "WebhookEndpoint": _object(endpoint),
+        "WebhookEndpointList": _list_of("WebhookEndpoint"),
+        "DeletedWebhookEndpoint": _object(
+            {"id": {"type": "string"}, "object": {"const": "webhook_endpoint"}, "deleted": {"const": True}}
+        ),
+    }
+
+
 def schemas(settings: Settings) -> dict[str, Any]:
     return {
         **_error_schemas(),
         **_file_schemas(settings),
         **_batch_schemas(settings),
         **_inference_schemas(),
+        **_webhook_schemas(),
         "Health": _object({"status": {"const": "ok"}}),
         "OpenAPIDocument": {
             "type": "object",
@@ -442,7 +487,7 @@ def _file_paths(prefix: str, settings: Settings) -> dict[str, dict]:
 def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
     d = DIALECTS[prefix]
     batch_id = _path("batch_id", "A batch id (batch_…).")
-    links = _links(d, "id", "batch_id", ("get_batch", "cancel_batch"))
+    links = _links(d, "id", "batch_id", ("get_batch", "cancel_batch", "batch_results", "retry_batch"))
     output_links = _links(d, "output_file_id", "file_id", ("get_file", "file_content"))
     links.update({f"{name}_output": link for name, link in output_links.items()})
     return {
@@ -486,6 +531,76 @@ def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
                 "batches",
                 _ok("The batch, cancelling or cancelled.", _json(ref("Batch"))),
                 parameters=(batch_id,),
+            ),
+        },
+        f"{prefix}/batches/{{batch_id}}/results": {
+            "get": _operation(
+                d,
+                "batch_results",
+                "The result lines recorded so far, in input order, each with its line; while the batch runs, up "
+                "to the first line still to come.",
+                "batches",
+                _ok(
+                    "NDJSON: one output or error line object per line, plus `line` (its 1-based input line).",
+                    {"application/x-ndjson": {"schema": {"type": "string"}}},
+                ),
+                parameters=(
+                    batch_id,
+                    _query(
+                        "after",
+                        {"type": "integer", "minimum": 0, "default": 0},
+                        "A line number: results start after it (the last `line` of the previous page).",
+                    ),
+                    _query(
+                        "limit",
+                        {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS_PAGE, "default": DEFAULT_RESULTS_PAGE},
+                    ),
+                ),
+            ),
+        },
+        f"{prefix}/batches/{{batch_id}}/retry": {
+            "post": _operation(
+                d,
+                "retry_batch",
+                "A new batch of the lines an ended batch put in its error file (409 nothing_to_retry if none).",
+                "batches",
+                _ok("The new batch; its metadata.retry_of names the old one.", _json(ref("Batch")), links),
+                parameters=(batch_id,),
+            ),
+        },
+    }
+
+
+def _webhook_paths(prefix: str, settings: Settings) -> dict[str, dict]:
+    d = DIALECTS[prefix]
+    return {
+        f"{prefix}/webhooks": {
+            "post": _operation(
+                d,
+                "create_webhook",
+                "Send this scope's batch events (batch.completed, .failed, .expired, .cancelled) to a URL.",
+                "webhooks",
+                _ok("The new endpoint, with its signing secret.", _json(ref("NewWebhookEndpoint"))),
+                body=_json(ref("CreateWebhookEndpoint")),
+                body_description="A URL on a loopback, link-local or private address is refused unless the "
+                "server's config sets webhooks_allow_private.",
+            ),
+            "get": _operation(
+                d,
+                "list_webhooks",
+                "The caller's webhook endpoints.",
+                "webhooks",
+                _ok("The endpoints.", _json(ref("WebhookEndpointList"))),
+            ),
+        },
+        f"{prefix}/webhooks/{{webhook_id}}": {
+            "delete": _operation(
+                d,
+                "delete_webhook",
+                "Remove a webhook endpoint; its undelivered events are dropped.",
+                "webhooks",
+                _ok("The removed endpoint.", _json(ref("DeletedWebhookEndpoint"))),
+                parameters=(_path("webhook_id", "A webhook endpoint id (we_…)."),),
             ),
         },
     }
@@ -565,15 +680,23 @@ def _public_get(operation_id: str, summary: str, content: dict, parameters: tupl
     return {"get": operation}
 
 
-def _meta_paths() -> dict[str, dict]:
+def _meta_paths(settings: Settings) -> dict[str, dict]:
     asset = {
         "name": "name",
         "in": "path",
         "required": True,
         "schema": {"type": "string", "enum": list(DOCS_ASSETS)},
     }
+    metrics = {
+        METRICS_PATH: _public_get(
+            "metrics",
+            "This process's metrics in the Prometheus text format.",
+            {"text/plain": {"schema": {"type": "string"}}},
+        )
+    }
     return {
         "/healthz": _public_get("healthz", "200 once the server can serve.", _json(ref("Health"))),
+        **(metrics if settings.metrics_enabled else {}),
         OPENAPI_PATH: _public_get("openapi", "This OpenAPI document.", _json(ref("OpenAPIDocument"))),
         DOCS_PATH: _public_get(
             "docs", "A page that renders this document.", {"text/html": {"schema": {"type": "string"}}}
@@ -603,11 +726,12 @@ def _text(media_types: Iterable[str]) -> dict:
 def build_openapi(settings: Settings | None = None) -> dict[str, Any]:
     """The document; `settings` supplies the limits a deployment may change (sizes, the concurrency ceiling)."""
     settings = settings or Settings()
-    paths = _meta_paths()
+    paths = _meta_paths(settings)
     for prefix in DIALECTS:
         paths.update(_file_paths(prefix, settings))
         paths.update(_batch_paths(prefix, settings))
         paths.update(_inference_paths(prefix, settings))
+        paths.update(_webhook_paths(prefix, settings))
     return {
         "openapi": "3.1.0",
         "info": {

@@ -8,6 +8,7 @@ DIALECT_TITLES = {"mka1": "MKA1", "openai": "OpenAI"}
 PREFIXES = tuple(DIALECTS)
 
 OPENAPI_PATH = "/openapi.json"
+METRICS_PATH = "/metrics"  # Prometheus text format (api/scrape.py)
 DOCS_PATH = "/docs"
 DOCS_ASSETS_PATH = DOCS_PATH + "/assets/{name}"
 # The docs page's own files and their media types (the page loads nothing from anywhere else).

@@ -4,6 +4,7 @@
     resources  files …, batches …: one command per API call, JSON on stdout (DESIGN.md §5)
     run        run, watch: a whole batch from a file, with a live progress bar
     validate   validate: the server's line checks on a file, offline
+    webhooks   webhooks add, list, remove: where a scope's batch events are sent
 
 Every handler takes the parsed arguments and returns the exit code. A failure a user can cause
 is one line on stderr (`batchgate: …`), never a traceback.
@@ -16,10 +17,10 @@ import os
 import sys
 
 from batchgate import __version__
-from batchgate.cli import resources, run, server, validate
+from batchgate.cli import resources, run, server, validate, webhooks
 from batchgate.errors import BatchgateError, CommandFailed
 
-COMMAND_GROUPS = (server, resources, run, validate)
+COMMAND_GROUPS = (server, resources, run, validate, webhooks)
 
 
 def build_parser() -> argparse.ArgumentParser:

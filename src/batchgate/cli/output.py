@@ -115,6 +115,12 @@ COLUMNS: dict[str, list[tuple[str, Cell]]] = {
         ("requests", _counts),
         ("created (UTC)", _time("created_at")),
     ],
+    "webhook_endpoint": [
+        ("id", _field("id")),
+        ("url", _field("url")),
+        ("events", lambda obj: ",".join(obj.get("events") or [])),
+        ("created (UTC)", _time("created_at")),
+    ],
 }
 
 

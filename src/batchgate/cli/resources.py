@@ -61,7 +61,10 @@ def add_batch_options(parser: argparse.ArgumentParser) -> None:
         help="a metadata pair for the batch (repeatable)",
     )
     parser.add_argument(
-        "--completion-window", default="24h", metavar="W", help="the batch's completion window (default 24h)"
+        "--completion-window",
+        default="24h",
+        metavar="W",
+        help="the batch's completion window: whole hours or days from 1h to 7d (default 24h)",
     )
 
 
@@ -157,11 +160,17 @@ BATCHES = (
     Command(
         "cancel", "cancel a batch", _object_id("batch"), lambda a, args: a.call("POST", f"/batches/{args.id}/cancel")
     ),
+    Command(
+        "retry",
+        "a new batch of the lines an ended batch failed, cancelled or let expire",
+        _object_id("batch"),
+        lambda a, args: a.call("POST", f"/batches/{args.id}/retry"),
+    ),
 )
 
 GROUPS = {
     "files": ("upload, list, get, download and delete files", FILES),
-    "batches": ("create, list, get and cancel batches", BATCHES),
+    "batches": ("create, list, get, cancel and retry batches", BATCHES),
 }
 
 

@@ -33,6 +33,10 @@ COMMON_FLAGS = [
         "a folder, or s3://bucket/prefix with the AWS_* variables (default: a folder inside the data dir)",
     ),
     ("--log-level", "log_level", str, "debug, info, warning or error (default info)"),
+    ("--log-format", "log_format", str, "text, or json: one JSON object per line (default text)"),
+]
+WORKER_FLAGS = [
+    ("--metrics-port", "metrics_port", int, "serve GET /metrics on this port (on --host's address; default: none)"),
 ]
 SERVE_FLAGS = [
     ("--host", "host", str, "address to listen on (default 127.0.0.1)"),
@@ -60,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     serve.set_defaults(handler=server_side(cmd_serve))
 
     worker = commands.add_parser("worker", help="run only the worker (for scale-out)")
-    _add_flags(worker, COMMON_FLAGS)
+    _add_flags(worker, WORKER_FLAGS + COMMON_FLAGS)
     worker.set_defaults(handler=server_side(cmd_worker))
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
@@ -89,8 +93,10 @@ def server_side(command: ServerCommand) -> Callable[[argparse.Namespace], int]:
     """A handler that builds the Settings from the flags, sets up logging and runs `command` on an event loop."""
 
     def handler(args: argparse.Namespace) -> int:
+        from batchgate.logs import configure
+
         settings = Settings.load({k: v for k, v in vars(args).items() if k in Settings.__dataclass_fields__})
-        logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        configure(settings)
         return asyncio.run(command(settings, args)) or 0
 
     return handler
@@ -109,6 +115,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
     from batchgate import __version__
     from batchgate.allocator import limit_arenas
     from batchgate.api.app import create_app
+    from batchgate.api.scrape import serve_metrics
     from batchgate.api.server import serve_api
     from batchgate.api.services import Services
     from batchgate.blobs import open_blobs
@@ -126,7 +133,7 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
     router = Router(settings)
     worker_id = new_worker_id()
     worker = Worker(WorkerContext(settings, store, blobs, router, worker_id)) if with_worker else None
-    runner = None
+    runner = metrics_runner = None
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -146,6 +153,9 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             )
             if not any(key.revoked_at is None for key in await store.list_keys()):
                 log.warning("no API keys yet: create one with 'batchgate keys create --name NAME'")
+        if not with_api and settings.metrics_port is not None and settings.metrics_enabled:
+            metrics_runner = await serve_metrics(settings, store, settings.metrics_port)
+            log.info("metrics on http://%s:%d/metrics", settings.host, settings.metrics_port)
         if not settings.upstreams:
             log.info("no [[upstreams]] configured (--config): serving the built-in local models")
         freeze_startup_objects()
@@ -160,8 +170,9 @@ async def run_server(settings: Settings, *, with_api: bool, with_worker: bool) -
             worker_task.cancel()
             await asyncio.gather(worker_task, return_exceptions=True)
     finally:
-        if runner is not None:
-            await runner.cleanup()
+        for listener in (runner, metrics_runner):
+            if listener is not None:
+                await listener.cleanup()
         await router.close()
         await blobs.close()
         await store.close()

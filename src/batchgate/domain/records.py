@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchgate.domain.eta import estimated_completion_at
 from batchgate.domain.status import BatchStatus
 
 
@@ -101,7 +102,10 @@ class BatchRecord:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None  # the one model all lines name, once validated
 
-    def to_wire(self) -> dict[str, Any]:
+    def to_wire(self, now: int | None = None) -> dict[str, Any]:
+        """The batch object; `estimated_completion_at` needs the time it is answered at (`now`), else null."""
+        done = self.completed + self.failed
+        eta = None if now is None else estimated_completion_at(self.status, self.total, done, self.in_progress_at, now)
         return {
             "id": self.id,
             "object": "batch",
@@ -126,11 +130,13 @@ class BatchRecord:
             "usage": self.usage.to_wire(),
             "metadata": self.metadata,
             "max_concurrency": self.max_concurrency,
+            "estimated_completion_at": eta,
         }
 
 
-def list_page(items: list[Any], has_more: bool) -> dict[str, Any]:
-    data = [item.to_wire() for item in items]
+def list_page(items: list[Any], has_more: bool, now: int | None = None) -> dict[str, Any]:
+    """A list page of files or batches (`now` for a batch's estimate, see BatchRecord.to_wire)."""
+    data = [item.to_wire() if now is None else item.to_wire(now) for item in items]
     return {
         "object": "list",
         "data": data,

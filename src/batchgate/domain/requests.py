@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from batchgate.domain.lines import ENDPOINTS
+from batchgate.domain.windows import DEFAULT_WINDOW, window_hours
 from batchgate.errors import InvalidRequest
 
-COMPLETION_WINDOWS = ("24h",)
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
 MAX_METADATA_VALUE = 512
@@ -53,13 +53,8 @@ def parse_create_batch(body: Any, default_concurrency: int, ceiling: int) -> Cre
             param="endpoint",
             code="invalid_endpoint",
         )
-    window = body.get("completion_window", "24h")
-    if window not in COMPLETION_WINDOWS:
-        raise InvalidRequest(
-            f"'completion_window' must be \"24h\"; got {window!r}.",
-            param="completion_window",
-            code="invalid_completion_window",
-        )
+    window = body.get("completion_window", DEFAULT_WINDOW)
+    window_hours(window)
     return CreateBatch(
         input_file_id,
         endpoint,
@@ -233,3 +228,38 @@ def parse_on_behalf_of(value: str | None) -> str:
             "X-On-Behalf-Of must be 1-256 printable ASCII characters.", param="X-On-Behalf-Of", code="invalid_header"
         )
     return value.strip()
+
+
+MAX_RESULTS_PAGE = 10_000
+DEFAULT_RESULTS_PAGE = 1_000
+
+
+@dataclass(frozen=True)
+class ResultsPage:
+    after: int  # the last input line the client has; results start at the line after it
+    limit: int
+
+
+def parse_results_page(query: Mapping[str, str]) -> ResultsPage:
+    """`after` (a line number, default 0) and `limit` (1 to MAX_RESULTS_PAGE) of a batch's results."""
+    after = _query_integer(query, "after", 0, "a line number (0 or more)", "invalid_after")
+    limit = _query_integer(query, "limit", DEFAULT_RESULTS_PAGE, "an integer", "invalid_limit")
+    if after < 0:
+        raise InvalidRequest(
+            f"'after' must be a line number (0 or more); got {after}.", param="after", code="invalid_after"
+        )
+    if not 1 <= limit <= MAX_RESULTS_PAGE:
+        raise InvalidRequest(
+            f"'limit' must be between 1 and {MAX_RESULTS_PAGE}; got {limit}.", param="limit", code="invalid_limit"
+        )
+    return ResultsPage(after, limit)
+
+
+def _query_integer(query: Mapping[str, str], name: str, default: int, what: str, code: str) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    value = ascii_integer(raw)
+    if value is None:
+        raise InvalidRequest(f"'{name}' must be {what} in ASCII digits; got {raw!r}.", param=name, code=code)
+    return value

@@ -41,6 +41,9 @@ TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
 TERMINAL = frozenset(s for s, nexts in TRANSITIONS.items() if not nexts)
 ACTIVE = frozenset(BatchStatus) - TERMINAL
 CANCELLABLE = frozenset({S.VALIDATING, S.IN_PROGRESS})
+# Ends whose files hold every line: the per-line result rows are dropped as the batch reaches them.
+# A batch that fails keeps its rows (its files may lack the lines it could not read).
+RESULTS_IN_FILES = frozenset({S.COMPLETED, S.CANCELLED, S.EXPIRED})
 
 
 def can_move(current: BatchStatus, target: BatchStatus) -> bool:

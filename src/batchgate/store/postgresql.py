@@ -50,6 +50,7 @@ QUERIES = Catalogue(
         "fence_shard": " FOR SHARE",
         "lock_file": " FOR UPDATE",
         "share_file": " FOR SHARE",
+        "lock_delivery": " FOR UPDATE OF d SKIP LOCKED",
     },
     style=pyformat,
 )

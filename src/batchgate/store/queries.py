@@ -29,13 +29,15 @@ from batchgate.store.rows import (
     SHARD_COLUMNS,
     SPAN_COLUMNS,
     SUMMARY_COLUMNS,
+    WEBHOOK_COLUMNS,
 )
 
 # The dialect fragments a backend supplies, appended to the statements that name them: row locks
 # on the batch row a claimer or finisher works on (lock_batch), on the shard a claimer picks, which
 # others skip (lock_shard), on the shard a result commit is fenced by (fence_shard), and on a file
-# row, by its delete (lock_file, exclusive) and by a batch insert naming it as input (share_file).
-FRAGMENTS = ("lock_batch", "lock_shard", "fence_shard", "lock_file", "share_file")
+# row, by its delete (lock_file, exclusive) and by a batch insert naming it as input (share_file), and
+# on the webhook deliveries a sender claims, which other couriers skip (lock_delivery).
+FRAGMENTS = ("lock_batch", "lock_shard", "fence_shard", "lock_file", "share_file", "lock_delivery")
 
 
 def _columns(columns: Iterable[str], prefix: str = "") -> str:
@@ -97,6 +99,7 @@ QUERIES: dict[str, str] = {
     f"SELECT {_columns(NEW_BATCH_COLUMNS, ':')} FROM files "
     f"WHERE id = :input_file_id AND {_IN_SCOPE}{{share_file}}",
     "get_batch": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE id = :id",
+    "count_batches_by_status": "SELECT status, count(*) FROM batches GROUP BY status",
     "get_batch_in_scope": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE id = :id AND {_IN_SCOPE}",
     "page_batches": f"SELECT {_columns(BATCH_COLUMNS)} FROM batches WHERE {_IN_SCOPE}{{where}} "
     "ORDER BY seq {order} LIMIT :limit",
@@ -167,8 +170,41 @@ QUERIES: dict[str, str] = {
     "reasoning_tokens = reasoning_tokens + :reasoning_tokens WHERE id = :batch_id AND sealed = 0",
     "done_lines": "SELECT line FROM results WHERE batch_id = :batch_id AND line > :after AND line <= :last "
     "ORDER BY line LIMIT :limit",
+    # An unfinished shard holding one of the lines first..last: one of them may still get a result.
+    "unfinished_between": "SELECT 1 FROM shards WHERE batch_id = :batch_id AND done = 0 "
+    "AND first_line <= :last AND last_line >= :first LIMIT 1",
     "results_page": f"SELECT {_columns(RESULT_ROW_COLUMNS)} FROM results WHERE batch_id = :batch_id AND line > :after "
     "ORDER BY line LIMIT :limit",
+    # webhooks -------------------------------------------------------------------------------
+    "insert_webhook": _insert("webhook_endpoints", WEBHOOK_COLUMNS),
+    "list_webhooks": f"SELECT {_columns(WEBHOOK_COLUMNS)} FROM webhook_endpoints WHERE {_IN_SCOPE} ORDER BY seq",
+    "delete_webhook": f"DELETE FROM webhook_endpoints WHERE id = :id AND {_IN_SCOPE}",
+    # The outbox, written in a batch's terminal transition: the event, and a delivery to each endpoint
+    # of the batch's scope whose comma-separated events match :listens (LIKE '%,batch.completed,%').
+    "insert_event": "INSERT INTO webhook_events (id, type, batch_id, created_at) "
+    "VALUES (:event_id, :type, :batch_id, :now)",
+    "insert_deliveries": "INSERT INTO webhook_deliveries (event_id, endpoint_id, state, next_attempt_at) "
+    "SELECT :event_id, e.id, 'pending', :now FROM webhook_endpoints e JOIN batches b "
+    "ON e.owner = b.owner AND e.on_behalf_of = b.on_behalf_of "
+    "WHERE b.id = :batch_id AND (',' || e.events || ',') LIKE :listens",
+    # Due deliveries, oldest events first; a courier skips those another has locked (lock_delivery).
+    "due_deliveries": "SELECT d.event_id, d.endpoint_id, v.type, v.batch_id, v.created_at, e.url, e.secret, "
+    "d.attempts FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id "
+    "JOIN webhook_endpoints e ON e.id = d.endpoint_id "
+    f"WHERE d.state = 'pending' AND d.next_attempt_at <= :now AND {FREE_LEASE.replace('lease_', 'd.lease_')} "
+    "ORDER BY v.seq LIMIT :limit{lock_delivery}",
+    "lease_delivery": "UPDATE webhook_deliveries SET lease_owner = :worker_id, lease_expires_at = :until "
+    "WHERE event_id = :event_id AND endpoint_id = :endpoint_id",
+    # An attempt's outcome, by the lease holder only: a courier whose lease lapsed records nothing.
+    "settle_delivery": "UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1, "
+    "next_attempt_at = :next_attempt_at, last_error = :last_error, lease_owner = NULL, lease_expires_at = NULL "
+    "WHERE event_id = :event_id AND endpoint_id = :endpoint_id AND lease_owner = :worker_id AND state = 'pending'",
+    # Events past their retry window with nothing left to send (their deliveries go with them).
+    "sweep_events": "DELETE FROM webhook_events WHERE created_at < :before AND NOT EXISTS "
+    "(SELECT 1 FROM webhook_deliveries d WHERE d.event_id = webhook_events.id AND d.state = 'pending')",
+    "deliveries_of_batch": "SELECT d.endpoint_id, v.id, v.type, d.state, d.attempts, d.last_error "
+    "FROM webhook_deliveries d JOIN webhook_events v ON v.id = d.event_id WHERE v.batch_id = :batch_id "
+    "ORDER BY v.seq, d.endpoint_id",
     # PostgreSQL only: advisory locks -------------------------------------------------------
     "lock_migrations": "SELECT pg_advisory_xact_lock(:key)",  # one migrating process at a time
     "hold_session_lock": "SELECT pg_advisory_lock(:lock_class, :key)",  # a worker's proof of life

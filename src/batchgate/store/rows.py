@@ -19,6 +19,7 @@ from batchgate.domain.file_check import FileSummary, LineLimits
 from batchgate.domain.records import BatchRecord, FileRecord, Scope, Usage
 from batchgate.domain.shards import ShardSpan
 from batchgate.domain.status import BatchStatus
+from batchgate.domain.webhooks import WebhookEndpoint
 from batchgate.store.base import KeyRecord, ResultRow, ShardLease
 
 SCOPE_COLUMNS = ("owner", "on_behalf_of")
@@ -76,6 +77,7 @@ SHARD_COLUMNS = ("batch_id", *SPAN_COLUMNS)
 RESULT_COLUMNS = ("batch_id", "line", "ok", "record")
 RESULT_ROW_COLUMNS = ("line", "ok", "record")  # ResultRow's fields, in order
 # Columns a status transition may set besides the status and its timestamp.
+WEBHOOK_COLUMNS = ("id", "owner", "on_behalf_of", "url", "events", "secret", "created_at")
 TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id", "model"})
 
 
@@ -183,3 +185,27 @@ def result_of(row: Sequence) -> ResultRow:
 def result_params(batch_id: str, rows: list[ResultRow]) -> list[dict[str, Any]]:
     """The rows of one result commit, for executemany."""
     return [{"batch_id": batch_id, "line": r.line, "ok": int(r.ok), "record": r.record} for r in rows]
+
+
+def webhook_of(row: Sequence) -> WebhookEndpoint:
+    values = dict(zip(WEBHOOK_COLUMNS, row, strict=True))
+    return WebhookEndpoint(
+        id=values["id"],
+        scope=Scope(values["owner"], values["on_behalf_of"]),
+        url=values["url"],
+        events=tuple(values["events"].split(",")),
+        secret=values["secret"],
+        created_at=values["created_at"],
+    )
+
+
+def webhook_params(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "owner": endpoint.scope.owner,
+        "on_behalf_of": endpoint.scope.on_behalf_of,
+        "url": endpoint.url,
+        "events": ",".join(endpoint.events),
+        "secret": endpoint.secret,
+        "created_at": endpoint.created_at,
+    }

@@ -11,14 +11,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
+from batchgate import ids
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import BatchRecord, FileRecord, Scope
 from batchgate.domain.requests import Page
 from batchgate.domain.shards import ShardSpan
-from batchgate.domain.status import TERMINAL, BatchStatus, can_move, timestamp_field
+from batchgate.domain.status import RESULTS_IN_FILES, TERMINAL, BatchStatus, can_move, timestamp_field
+from batchgate.domain.webhooks import EVENT_OF_STATUS
 from batchgate.errors import Conflict
 from batchgate.store import rows as r
 from batchgate.store.base import KeyRecord
+from batchgate.store.sql_webhooks import WebhookQueries
 from batchgate.store.sql_work import PAGE_ROWS, Db, WorkQueries
 
 T = TypeVar("T")
@@ -30,7 +33,7 @@ def _scope(scope: Scope) -> dict[str, str]:
     return {"owner": scope.owner, "on_behalf_of": scope.on_behalf_of}
 
 
-class SqlStore(WorkQueries):
+class SqlStore(WorkQueries, WebhookQueries):
     """Every Store operation; a backend provides `_write`, `_read` and its catalogue `Q` (see SqlBase)."""
 
     # keys ---------------------------------------------------------------------------------
@@ -109,6 +112,9 @@ class SqlStore(WorkQueries):
         params = r.new_batch_params(batch)
         return await self._write(lambda db: db.execute(self.Q["insert_batch_if_file"], params).rowcount == 1)
 
+    async def count_batches_by_status(self) -> dict[str, int]:
+        return {status: count for status, count in await self._all(self.Q["count_batches_by_status"])}
+
     async def get_batch(self, batch_id: str, scope: Scope | None = None) -> BatchRecord | None:
         if scope is None:
             rows = await self._all(self.Q["get_batch"], {"id": batch_id})
@@ -140,6 +146,7 @@ class SqlStore(WorkQueries):
         params = {**changes, "target": target.value, "id": batch_id, "expected": expected.value}
         files = [r.file_params(file) for file in new_files]
         spans = [r.shard_params(batch_id, n, span) for n, span in enumerate(shards)]
+        event_type = EVENT_OF_STATUS.get(target)
 
         def apply(db: Db) -> bool:
             moved = db.execute(sql, params).rowcount == 1
@@ -150,7 +157,10 @@ class SqlStore(WorkQueries):
                     db.executemany(self.Q["insert_shard"], spans)
                 if target in TERMINAL:
                     db.execute(self.Q["delete_shards"], {"batch_id": batch_id})
-                if target in (BatchStatus.COMPLETED, BatchStatus.CANCELLED, BatchStatus.EXPIRED):
+                if event_type is not None:
+                    # In this transaction: the webhook event exists exactly when the status change does.
+                    self.outbox_event(db, batch_id, ids.new_id("evt_"), event_type, now)
+                if target in RESULTS_IN_FILES:
                     # The files now hold every result; the per-line rows have done their job.
                     db.execute(self.Q["delete_results"], {"batch_id": batch_id})
             return moved

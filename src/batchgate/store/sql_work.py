@@ -248,6 +248,17 @@ class WorkQueries(SqlBase):
                 return
             params = {**params, "after": rows[-1][0]}
 
+    async def result_page(self, batch_id: str, after: int, limit: int) -> list[ResultRow]:
+        """Up to `limit` recorded results of `batch_id` after line `after`, in line order."""
+        rows = await self._all(self.Q["results_page"], {"batch_id": batch_id, "after": after, "limit": limit})
+        return [result_of(row) for row in rows]
+
+    async def lines_settled(self, batch_id: str, first: int, last: int) -> bool:
+        """No line from `first` to `last` of a running batch will get a result it has not got yet: every
+        shard they lie in is finished (a line in none of them is blank)."""
+        params = {"batch_id": batch_id, "first": first, "last": last}
+        return not await self._all(self.Q["unfinished_between"], params)
+
     async def results(self, batch_id: str) -> AsyncIterator[ResultRow]:
         params = {"batch_id": batch_id, "after": -1, "limit": PAGE_ROWS}
         while True:

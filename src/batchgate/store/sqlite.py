@@ -27,7 +27,9 @@ __all__ = ["PAGE_ROWS", "SqliteStore"]
 
 
 # BEGIN IMMEDIATE makes every write transaction exclusive: no row locks are needed.
-QUERIES = Catalogue({"lock_batch": "", "lock_shard": "", "fence_shard": "", "lock_file": "", "share_file": ""})
+QUERIES = Catalogue(
+    {"lock_batch": "", "lock_shard": "", "fence_shard": "", "lock_file": "", "share_file": "", "lock_delivery": ""}
+)
 
 
 class SqliteStore(SqlStore):

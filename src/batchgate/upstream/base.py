@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from batchgate import metrics
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy, is_retryable_status
 from batchgate.domain.throttle import Asked
 from batchgate.errors import Abandoned
+
+log = logging.getLogger("batchgate.upstream")
 
 # Asked before each retry: False means the caller no longer wants an answer (send raises Abandoned).
 RetryGate = Callable[[], Awaitable[bool]]
@@ -70,14 +74,28 @@ def worth_retrying(answer: Outcome | Stream) -> bool:
     )
 
 
-async def send_with_retries(attempt: Attempt[Answer], policy: RetryPolicy, gate: RetryGate | None, name: str) -> Answer:
-    """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor)."""
+async def send_with_retries(
+    attempt: Attempt[Answer],
+    policy: RetryPolicy,
+    gate: RetryGate | None,
+    name: str,
+    answered_by: Callable[[], str] | None = None,
+) -> Answer:
+    """Try until an answer is final or attempts run out, backing off between tries (Retry-After is a floor).
+
+    `answered_by` names the upstream that gave the last answer, when a pool spreads tries over several.
+    """
     tries = 0
     while True:
         tries += 1
         answer, retry_after = await attempt()
         if not worth_retrying(answer) or not policy.should_retry(tries):
             return answer
-        await asyncio.sleep(policy.delay(tries, random.random(), retry_after))
+        assert isinstance(answer, Outcome)  # worth_retrying: a stream is final
+        reason, upstream = answer.error_code or str(answer.status_code), answered_by() if answered_by else name
+        metrics.count_retry(upstream, reason)
+        delay = policy.delay(tries, random.random(), retry_after)
+        log.debug("attempt %d failed (%s); retrying in %.2fs", tries, reason, delay, extra={"upstream": upstream})
+        await asyncio.sleep(delay)
         if gate is not None and not await gate():
             raise Abandoned(f"a retry to {name!r} was abandoned: its run stopped")

@@ -21,6 +21,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+from batchgate import metrics
 from batchgate.domain.fairness import FairQueue, Flow
 from batchgate.domain.limits import TokenBucket
 from batchgate.domain.ramp import Ramp
@@ -79,6 +80,8 @@ class Door:
         self._timer: asyncio.TimerHandle | None = None
         self.in_flight = 0
         self.throttle = throttle or Throttle()
+        self._rate_waits = metrics.RATE_LIMIT_WAITS.labels(name)
+        self._counted: asyncio.Future | None = None  # the request last counted as held back by a rate limit
 
     @property
     def waiting(self) -> int:
@@ -119,16 +122,23 @@ class Door:
         if limit is not None and self.in_flight >= limit + (self.headroom if interactive else 0):
             return -1.0
         now = self._clock()
-        wait = self.throttle.wait(now)
+        wait = self._rate_wait(tokens, now)
         if wait < 0:
             return -1.0  # a probe is out: its answer pumps again
         if limit is not None and not interactive:
             wait = max(wait, self._ramp.wait(limit, self.in_flight, now))
+        return max(0.0, wait)
+
+    def _rate_wait(self, tokens: int, now: float) -> float:
+        """Seconds a rate-limit pause and the rpm/tpm buckets hold a request back; -1 while a probe is out."""
+        wait = self.throttle.wait(now)
+        if wait < 0:
+            return -1.0
         if self._requests is not None:
             wait = max(wait, self._requests.wait(1, now))
         if self._tokens is not None and tokens:
             wait = max(wait, self._tokens.wait(tokens, now))
-        return max(0.0, wait)
+        return wait
 
     def _admit(self, tokens: int) -> None:
         now = self._clock()
@@ -152,6 +162,9 @@ class Door:
                     return
             future, tokens = head
             wait = self._room(tokens, interactive)
+            if wait != 0 and self._counted is not future and self._rate_wait(tokens, self._clock()) != 0:
+                self._counted = future
+                self._rate_waits.inc()
             if wait < 0:
                 return  # a leave() pumps again
             if wait > 0:

@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
 
+from batchgate import metrics
 from batchgate.domain.aimd import Aimd
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.health import Health
@@ -46,6 +47,7 @@ class Member:
             else None
         )
         limit = (lambda: aimd.current) if aimd else (lambda: config.max_concurrency)
+        self._limit = limit
         throttle = Throttle(
             window=settings.rate_limit_window_seconds,
             share=settings.rate_limit_share,
@@ -64,6 +66,12 @@ class Member:
         )
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
+        self._latency = metrics.UPSTREAM_LATENCY.labels(config.name)
+
+    @property
+    def concurrency_limit(self) -> int | None:
+        """Requests it may have in flight now: the adaptive limit, or the fixed cap (None: no cap)."""
+        return self._limit()
 
     def available(self, now: float) -> bool:
         return self.health.available(now) and now >= self.door.throttle.free_at
@@ -84,6 +92,7 @@ class Member:
             doors.append(self.door)
             started = self._clock()
             outcome, asked = await self._attempt(endpoint, body, payload)
+            self._latency.observe(self._clock() - started)
             self._learn(outcome, asked, started, tokens, doors)
             learned = True
             return outcome, asked
@@ -188,9 +197,10 @@ class Pool:
         tokens = estimate_tokens(body) if self._counts_tokens else 0
 
         refused_by: Member | None = None  # the member whose Retry-After the next try must not ignore
+        member = self.members[0]  # the one the last try went to
 
         async def attempt() -> tuple[Outcome, float | None]:
-            nonlocal refused_by
+            nonlocal refused_by, member
             member = self.pick(avoid=refused_by)
             outcome, asked = await member.call(endpoint, body, payload, flow, tokens, self.model)
             retry_after = asked.retry_after if asked is not None else None
@@ -199,7 +209,7 @@ class Pool:
                 return outcome, None  # a Retry-After speaks for its own upstream: another member takes the retry
             return outcome, retry_after  # the retry's floor
 
-        return await send_with_retries(attempt, self._policy, gate, self.members[0].name)
+        return await send_with_retries(attempt, self._policy, gate, self.members[0].name, lambda: member.name)
 
     def _another_available(self, member: Member) -> bool:
         now = self._clock()

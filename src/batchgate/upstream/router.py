@@ -13,6 +13,7 @@ import fnmatch
 import time
 from collections.abc import Callable
 
+from batchgate import metrics
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy
@@ -41,6 +42,7 @@ class Router:
             if factory is None:
                 raise ConfigError(f"upstream {config.name!r}: unknown kind {config.kind!r} (known: {', '.join(KINDS)})")
             self._members.append((config.models, Member(factory(config, settings), config, settings, clock)))
+        metrics.watch_upstreams(lambda: [member for _, member in self._members])
         self._pools: dict[tuple, Pool] = {}  # by (pattern, limits pattern, model if it has limits)
         self._by_model: dict[str, Pool | None] = {}  # a lookup cache, dropped when it grows large
 

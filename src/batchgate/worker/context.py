@@ -115,6 +115,33 @@ class ReadSettings:
         return cls(settings.max_line_bytes)
 
 
+@dataclass(frozen=True, slots=True)
+class CourierSettings:
+    """What sending webhook events reads: webhooks/courier.py."""
+
+    webhooks_allow_private: bool  # may URLs point at loopback, link-local and private addresses
+    webhook_timeout_seconds: float  # one attempt's whole time
+    webhook_retry_base_seconds: float
+    webhook_retry_max_seconds: float
+    webhook_retry_window_seconds: float  # retried until this long after the event
+    webhook_concurrency: int  # attempts in flight at once
+    lease_seconds: float  # a delivery's lease: one attempt's timeout and this
+    poll_interval_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> CourierSettings:
+        return cls(
+            settings.webhooks_allow_private,
+            settings.webhook_timeout_seconds,
+            settings.webhook_retry_base_seconds,
+            settings.webhook_retry_max_seconds,
+            settings.webhook_retry_window_seconds,
+            settings.webhook_concurrency,
+            settings.lease_seconds,
+            settings.poll_interval_seconds,
+        )
+
+
 @dataclass(frozen=True)
 class WorkerContext:
     settings: Settings  # the one source of the slices below; every worker part reads its slice, never this
@@ -129,6 +156,7 @@ class WorkerContext:
     worker_loop: LoopSettings = field(init=False)
     validation: ValidateSettings = field(init=False)
     reading: ReadSettings = field(init=False)
+    courier: CourierSettings = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "leases", LeaseTimes.of(self.settings))
@@ -137,6 +165,7 @@ class WorkerContext:
         object.__setattr__(self, "worker_loop", LoopSettings.of(self.settings))
         object.__setattr__(self, "validation", ValidateSettings.of(self.settings))
         object.__setattr__(self, "reading", ReadSettings.of(self.settings))
+        object.__setattr__(self, "courier", CourierSettings.of(self.settings))
 
     def now(self) -> int:
         return int(self.clock())

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from batchgate import ids
+from batchgate import ids, metrics
 from batchgate.domain.fairness import Flow
 from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
@@ -44,7 +44,7 @@ async def execute(
     flow = Flow(batch.scope.tenant, batch.id)  # its fair share at busy upstreams
     settings = ctx.execution
     writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
-    answers = _Answers(writer)
+    answers = _Answers(writer, batch.endpoint)
     lines = _Unsent(ctx, batch, shard, settings.max_line_bytes, sent_all)
     senders: set[asyncio.Task] = set()
 
@@ -56,6 +56,8 @@ async def execute(
             while may_send() and (request := await lines.take(may_send)) is not None:
                 if (outcome := await _outcome(ctx, batch.endpoint, request, stop, flow)) is not None:
                     answers.put(request, outcome)
+                    if not outcome.ok and log.isEnabledFor(logging.DEBUG):
+                        _log_failed(ctx, request, outcome)
                 await writer.room()
         finally:
             lane.give_back()
@@ -166,12 +168,19 @@ async def _outcome(
         return Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
 
 
+def _log_failed(ctx: WorkerContext, request: RequestLine, outcome: Outcome) -> None:
+    upstream = ctx.router.route(str(request.body.get("model")))  # its pool's first member
+    reason = outcome.error_code or outcome.status_code
+    log.debug("line %d failed: %s", request.line, reason, extra={"upstream": upstream and upstream.name})
+
+
 class _Answers:
     """Answers waiting to become result rows, made in the turn of the event loop after they arrived."""
 
-    def __init__(self, writer: ResultWriter):
+    def __init__(self, writer: ResultWriter, endpoint: str):
         self._writer = writer
         self._waiting: list[tuple[RequestLine, Outcome]] = []
+        self._succeeded, self._failed = metrics.lines_finished(endpoint)
 
     def put(self, request: RequestLine, outcome: Outcome) -> None:
         if not self._waiting:
@@ -183,6 +192,7 @@ class _Answers:
         for request, outcome in waiting:
             row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
             self._writer.add(row, usage_of(outcome.body) if outcome.ok else Usage())
+            (self._succeeded if outcome.ok else self._failed).inc()
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:

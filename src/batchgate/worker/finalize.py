@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterable, AsyncIterator
 
-from batchgate import ids
+from batchgate import ids, metrics
 from batchgate.blobs import CHUNK
 from batchgate.domain.lines import parse_line
 from batchgate.domain.records import BatchRecord, FileRecord
@@ -26,7 +26,11 @@ async def finalize(ctx: WorkerContext, batch: BatchRecord, target: BatchStatus) 
     """Write the files and move `batch` to `target` in one transaction. False if the status moved under us."""
     code = unfinished_line_code(target) or "batch_incomplete"
     unanswered = batch.total - batch.completed - batch.failed
-    return await _commit(ctx, batch, target, _error_lines(ctx, batch, code) if batch.failed or unanswered else None)
+    moved = await _commit(ctx, batch, target, _error_lines(ctx, batch, code) if batch.failed or unanswered else None)
+    if moved and unanswered:
+        # Lines a cancel or expiry ended without an answer finish here, with the batch's status as outcome.
+        metrics.LINES_FINISHED.labels(batch.endpoint, target.value).inc(unanswered)
+    return moved
 
 
 async def fail_without_input(ctx: WorkerContext, batch: BatchRecord, reason: InputMissing) -> bool:

@@ -14,6 +14,7 @@ from functools import partial
 
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
+from batchgate.logs import log_context
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import execute
@@ -38,7 +39,8 @@ async def run_shard(
     renew = partial(ctx.store.renew_shard, lease, lease_seconds=ctx.leases.lease_seconds)
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
-        await execute(ctx, batch, stop, lease, lane, sent_all)
+        with log_context(batch_id=batch.id, shard=lease.shard):
+            await execute(ctx, batch, stop, lease, lane, sent_all)
         if stop.reason is None:
             return await ctx.store.finish_shard(lease, ctx.now())
     except InputMissing as missing:

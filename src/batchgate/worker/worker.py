@@ -17,6 +17,7 @@ from batchgate.blobs.local import remove_stale
 from batchgate.domain.retry import Backoffs
 from batchgate.errors import Conflict
 from batchgate.store import ShardLease
+from batchgate.webhooks.courier import Courier
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
@@ -41,6 +42,8 @@ class Worker:
         self._wake = asyncio.Event()
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
+        # Webhooks go out beside the batch work, never in its way: a task of their own, their own connections.
+        self._webhooks = Courier(ctx.courier, ctx.store, ctx.clock, lambda: self.ctx.worker_id)
 
     def wake(self) -> None:
         """Look for work now rather than at the next poll (a batch was created or cancelled)."""
@@ -50,6 +53,7 @@ class Worker:
         await self._hold_session(self.ctx.worker_id)
         sweeper = asyncio.create_task(self._sweep_forever())
         prover = asyncio.create_task(self._prove_session_forever())
+        webhooks = asyncio.create_task(self._webhooks.run(), name="webhooks")
         try:
             while True:
                 self._wake.clear()
@@ -58,7 +62,7 @@ class Worker:
                 await self._start_shards()
                 await self._idle()
         finally:
-            tasks = [sweeper, prover, *self._runs.values(), *self._shards]
+            tasks = [sweeper, prover, webhooks, *self._runs.values(), *self._shards]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
+from batchgate import metrics
 from batchgate.domain.records import Usage
 from batchgate.store import ResultRow, ShardLease, Store
 
@@ -66,7 +68,9 @@ class ResultWriter:
         rows, usage = self._rows, self._usage
         self._rows, self._usage = [], Usage()
         self._room.set()
+        started = time.perf_counter()
         await self._store.record_results(self._lease, rows, usage)
+        metrics.RESULT_COMMIT_LATENCY.observe(time.perf_counter() - started)
 
     @property
     def failed(self) -> bool:

@@ -62,9 +62,11 @@ export function rate(batch, now = nowSeconds()) {
   return done / elapsed;
 }
 
-/** Seconds left at the batch's own rate so far, or null when it cannot be told (or it is done). */
+/** Seconds left at the batch's own rate so far, or null when it cannot be told (or it is done).
+ * The server's estimated_completion_at when it has one; within the first second, the page's own. */
 export function eta(batch, now = nowSeconds()) {
   if (batch.status !== "in_progress") return null;
+  if (batch.estimated_completion_at != null) return Math.max(batch.estimated_completion_at - now, 0);
   const perSecond = rate(batch, now);
   const { total, done } = progress(batch);
   if (!perSecond || total === 0) return null;
