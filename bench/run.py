@@ -1,4 +1,4 @@
-"""The benchmark suite: overhead, saturation, memory, ingest, chaos, capacity_429; each a ratio from the same run.
+"""The benchmark suite: overhead, saturation, memory, ingest, chaos, capacity_429, interactive; each a ratio.
 
     python bench/run.py                      # the full suite (about 15 minutes on 2 cores)
     python bench/run.py --quick              # a tiny configuration that checks everything works
@@ -59,6 +59,14 @@ class Config:
     capacity_latency: float = 0.2
     capacity_limit: int = 64  # the upstream answers 429 to what exceeds this many in flight
     capacity_window: int = 512  # what the batch asks for
+    interactive_latency: float = 0.2
+    # The gateway's max_concurrency for the upstream (which serves whatever comes): few slots, so a
+    # call that waits for the next free one waits a visible share of a line's latency.
+    interactive_capacity: int = 8
+    interactive_window: int = 64  # what the batch asks for: most of its lines wait at the door
+    interactive_lines: int = 2_400  # enough to keep the upstream full while the loaded calls run
+    interactive_calls: int = 200  # synchronous calls per measurement
+    interactive_callers: int = 2  # ... made by this many clients at once
 
 
 QUICK = Config(
@@ -78,6 +86,11 @@ QUICK = Config(
     capacity_latency=0.05,
     capacity_limit=16,
     capacity_window=128,
+    interactive_latency=0.05,
+    interactive_capacity=4,
+    interactive_window=16,
+    interactive_lines=400,
+    interactive_calls=10,
 )
 
 CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
@@ -90,6 +103,7 @@ TARGETS = {
     "ingest": "ratio ≥ 0.5",
     "chaos": "report",
     "capacity_429": "ratio < 2",
+    "interactive": "ratio ≤ 1.2",
 }
 INGEST_RATIO = 0.5  # of a bare read-and-parse of the same file in one process, measured in the same run
 
@@ -575,6 +589,87 @@ def refused_over_capacity(cfg: Config, work: Path, retry_after: str | None = Non
     }
 
 
+def interactive(cfg: Config, work: Path) -> dict:
+    """p50/p99 of synchronous chat calls to a slow upstream, idle and while a batch keeps it full.
+
+    The gateway is told the upstream takes `interactive_capacity` at once (`max_concurrency`); the
+    upstream itself serves whatever comes, as a server with continuous batching does. Measured with
+    the default headroom and again with none (a call only takes the next free slot), each idle and
+    loaded on the same gateway.
+    """
+    path = work / "interactive.jsonl"
+    write_input(path, cfg.interactive_lines)
+    result: dict = {
+        "latency": cfg.interactive_latency,
+        "capacity": cfg.interactive_capacity,
+        "batch_max_concurrency": cfg.interactive_window,
+        "calls": cfg.interactive_calls,
+        "callers": cfg.interactive_callers,
+    }
+    for name, env in (("default", {}), ("no_headroom", {"BATCHGATE_INTERACTIVE_HEADROOM": "0"})):
+        upstream = FastUpstream(1, cfg.interactive_latency)
+        gateway = start_gateway(work / name, upstream.base_url, f"max_concurrency = {cfg.interactive_capacity}", env)
+        try:
+            result[name] = asyncio.run(idle_and_loaded(cfg, gateway, upstream, path))
+        finally:
+            gateway.stop()
+            upstream.stop()
+        print(f"  interactive {name}: {result[name]}", flush=True)
+    result["ratio"] = result["default"]["ratio"]
+    return result
+
+
+async def idle_and_loaded(cfg: Config, gateway: Gateway, upstream: FastUpstream, path: Path) -> dict:
+    await sync_latencies(gateway, cfg.interactive_callers * 2, cfg.interactive_callers)  # connections, warm-up
+    idle = await sync_latencies(gateway, cfg.interactive_calls, cfg.interactive_callers)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+        api = Api(gateway, session)
+        batch = await api.create(await api.upload(path), cfg.interactive_window)
+        # Loaded once the batch's lines fill the upstream (its window opens over the ramp first).
+        await api.wait(batch["id"], lambda b: b["request_counts"]["completed"] >= cfg.interactive_capacity)
+        loaded = await sync_latencies(gateway, cfg.interactive_calls, cfg.interactive_callers)
+        during = await api.get(batch["id"])
+        async with session.post(f"{api.url}/batches/{batch['id']}/cancel", headers=api.headers):
+            pass
+    assert during["status"] == "in_progress", "the batch ended before the loaded calls did: give it more lines"
+    stats = await upstream.stats()
+    p50, p99 = percentile(idle, 50), percentile(idle, 99)
+    loaded_p50, loaded_p99 = percentile(loaded, 50), percentile(loaded, 99)
+    return {
+        "idle_p50_ms": round(p50 * 1000, 1),
+        "idle_p99_ms": round(p99 * 1000, 1),
+        "loaded_p50_ms": round(loaded_p50 * 1000, 1),
+        "loaded_p99_ms": round(loaded_p99 * 1000, 1),
+        "ratio": round(loaded_p99 / p99, 3),
+        "batch_lines_done_by_then": during["request_counts"]["completed"],
+        "upstream_peak_in_flight": stats["peak"],
+    }
+
+
+async def sync_latencies(gateway: Gateway, calls: int, callers: int) -> list[float]:
+    """Seconds each of `calls` synchronous chat calls took, made by `callers` clients one after another."""
+    url, headers = gateway.url + "/v1/chat/completions", {"Authorization": f"Bearer {gateway.key}"}
+    todo, took = iter(range(calls)), []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as session:
+
+        async def caller() -> None:
+            for i in todo:
+                body = {"model": "bench", "messages": [{"role": "user", "content": f"call {i}"}], "max_tokens": 16}
+                started = time.perf_counter()
+                async with session.post(url, json=body, headers=headers) as answer:
+                    await answer.read()
+                    assert answer.status == 200, answer.status
+                took.append(time.perf_counter() - started)
+
+        await asyncio.gather(*(caller() for _ in range(callers)))
+    return took
+
+
+def percentile(values: list[float], at: int) -> float:
+    """The `at`-th percentile, interpolated between the nearest ranks."""
+    return statistics.quantiles(values, n=100, method="inclusive")[at - 1]
+
+
 BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
     "overhead": overhead,
     "saturation": saturation,
@@ -582,6 +677,7 @@ BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
     "ingest": ingest,
     "chaos": chaos,
     "capacity_429": capacity_429,
+    "interactive": interactive,
 }
 
 
@@ -637,6 +733,16 @@ def table(results: dict) -> str:
             f"upstream that takes {q['upstream_capacity']} ({q['latency']} s each) and refuses the rest: "
             f"{q['makespan_seconds']} s vs {q['ideal_seconds']} s ideal; {q['refused']} refusals. With "
             f"Retry-After: 1 on each refusal: {q['with_retry_after']['ratio']} × ideal |"
+        )
+    if (n := results.get("interactive")) is not None:
+        d, strict = n["default"], n["no_headroom"]
+        rows.append(
+            f"| interactive | loaded p99 {n['ratio']} × idle p99 | {TARGETS['interactive']} | "
+            f"{yes(n['ratio'] <= 1.2)} | {n['calls']} chat calls from {n['callers']} clients to an upstream of "
+            f"{n['latency']} s, max_concurrency {n['capacity']}: p50 / p99 idle {d['idle_p50_ms']} / "
+            f"{d['idle_p99_ms']} ms, while a batch asking {n['batch_max_concurrency']} in flight keeps it full "
+            f"{d['loaded_p50_ms']} / {d['loaded_p99_ms']} ms. With no headroom (next free slot only): "
+            f"{strict['ratio']} × ({strict['loaded_p50_ms']} / {strict['loaded_p99_ms']} ms) |"
         )
     return "\n".join(rows)
 

@@ -106,6 +106,9 @@ class Settings:
     eject_seconds: float = 5.0
     # An idle upstream's window of requests in flight opens over this long, not all at once (domain/ramp.py)
     ramp_seconds: float = 0.2
+    # Synchronous calls go before batch lines at an upstream's door and may be this many over its limit
+    # in flight, so a batch that fills the upstream does not make a chat call wait for a batch line's answer
+    interactive_headroom: int = 2
     # Sporadic 429s delay their own requests; 429s that cluster pause the upstream (domain/throttle.py):
     # at least rate_limit_min_refusals and rate_limit_share of its answers within rate_limit_window_seconds
     rate_limit_window_seconds: float = 1.0
@@ -216,6 +219,8 @@ class Settings:
         for name in ("rate_limit_share", "adaptive_refusal_share"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"setting {name} must be a share in (0, 1], got {getattr(self, name)!r}")
+        if self.interactive_headroom < 0:
+            raise ConfigError("setting interactive_headroom must be 0 (only the next free slot) or positive")
         if self.local_threads < 0:
             raise ConfigError("setting local_threads must be 0 (all cores but one) or positive")
         if self.max_json_depth > DEPTH_CEILING:

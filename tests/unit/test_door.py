@@ -140,3 +140,93 @@ async def test_a_cold_door_opens_its_window_over_the_ramp_then_never_holds_back(
     again = time.monotonic()
     await asyncio.wait_for(door.enter(Flow(), 0), 1)
     assert time.monotonic() - again < 0.02, "a door with requests in flight is open"
+
+
+CALL = Flow("t", "sync", interactive=True)
+
+
+async def queued(door: Door, flow: Flow, log: list) -> None:
+    await door.enter(flow, 0)
+    log.append(flow.batch)
+
+
+async def test_the_next_free_slot_goes_to_an_interactive_call_before_waiting_batch_lines():
+    door = Door("u", lambda: 1)  # no headroom: the call waits for a slot, but for the first one
+    await door.enter(Flow("t", "big"), 0)
+    log: list = []
+    lines = [asyncio.create_task(queued(door, Flow("t", "big"), log)) for _ in range(5)]
+    await asyncio.sleep(0)  # the batch lines wait first
+    call = asyncio.create_task(queued(door, CALL, log))
+    await asyncio.sleep(0)
+    assert log == [] and door.waiting == 6
+    door.leave()
+    await asyncio.wait_for(call, 1)
+    assert log == ["sync"], "the call took the freed slot, not the batch line that waited longer"
+    for _ in lines:
+        door.leave()
+        await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*lines), 1)
+    assert log == ["sync"] + ["big"] * 5
+
+
+async def test_an_interactive_call_enters_a_full_door_within_its_headroom():
+    door = Door("u", lambda: 2, headroom=1)
+    for _ in range(2):
+        await door.enter(Flow("t", "big"), 0)
+    log: list = []
+    line = asyncio.create_task(queued(door, Flow("t", "big"), log))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(door.enter(CALL, 0), 1)  # at once, though the door is full and a batch line waits
+    assert door.in_flight == 3 and not line.done()
+    second = asyncio.create_task(queued(door, CALL, log))
+    await asyncio.sleep(0)
+    assert not second.done(), "the headroom is spent"
+    door.leave()  # a batch line's answer: room for the waiting call, still none for the batch line
+    await asyncio.wait_for(second, 1)
+    assert log == ["sync"] and door.in_flight == 3 and not line.done()
+    door.leave()
+    door.leave()  # now below the limit
+    await asyncio.wait_for(line, 1)
+    assert log == ["sync", "big"] and door.in_flight == 2
+
+
+async def test_batch_lines_never_use_the_headroom():
+    door = Door("u", lambda: 2, headroom=3)
+    peak = 0
+
+    async def one() -> None:
+        nonlocal peak
+        await door.enter(Flow("t", "big"), 0)
+        peak = max(peak, door.in_flight)
+        await asyncio.sleep(0)
+        door.leave()
+
+    await asyncio.gather(*(one() for _ in range(20)))
+    assert peak == 2
+
+
+async def test_the_ramp_of_a_cold_door_does_not_hold_back_an_interactive_call():
+    door = Door("u", lambda: 4, ramp_seconds=60)
+    await door.enter(Flow("t", "big"), 0)  # the door opens: the next batch line waits for the ramp
+    line = asyncio.create_task(door.enter(Flow("t", "big"), 0))
+    await asyncio.sleep(0)
+    await asyncio.wait_for(door.enter(CALL, 0), 1)
+    assert door.in_flight == 2 and not line.done()
+    line.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await line
+
+
+async def test_interactive_calls_of_tenants_take_turns_among_themselves():
+    door = Door("u", lambda: 1)
+    await door.enter(Flow("t", "big"), 0)
+    log: list = []
+    calls = [asyncio.create_task(queued(door, Flow("a", f"a{i}", True), log)) for i in range(3)]
+    await asyncio.sleep(0)
+    calls.append(asyncio.create_task(queued(door, Flow("b", "b0", True), log)))
+    await asyncio.sleep(0)
+    for _ in calls:
+        door.leave()
+        await asyncio.sleep(0)
+    await asyncio.wait_for(asyncio.gather(*calls), 1)
+    assert log.index("b0") < log.index("a2"), log  # b's one call is not queued behind all of a's

@@ -430,3 +430,9 @@ def test_the_ramp_of_an_idle_upstream_may_be_turned_off_but_not_negative():
     assert load(env={env_var("ramp_seconds"): "0"}).ramp_seconds == 0.0
     assert load(env={}).ramp_seconds == 0.2
     config_error("ramp_seconds must be 0", env={env_var("ramp_seconds"): "-0.1"})
+
+
+def test_the_headroom_of_interactive_calls_may_be_zero_but_not_negative():
+    assert load(env={}).interactive_headroom == 2
+    assert load(env={env_var("interactive_headroom"): "0"}).interactive_headroom == 0
+    config_error("interactive_headroom must be 0", env={env_var("interactive_headroom"): "-1"})

@@ -26,7 +26,7 @@ from batchgate.upstream.catalog import routable_models
 from batchgate.upstream.router import Router
 
 log = logging.getLogger("batchgate.api")
-SYNC = "sync"  # the flow of a tenant's synchronous calls, beside its batches' flows
+SYNC = "sync"  # the flow of a tenant's synchronous calls; tenants take fair turns among their calls
 # Path under a dialect's prefix → the endpoint a batch line would name.
 ROUTES = {
     "chat/completions": "/v1/chat/completions",
@@ -46,7 +46,7 @@ def _router(request: web.Request) -> Router:
 async def infer(request: web.Request, endpoint: str, mka1_stream: bool = False) -> web.StreamResponse:
     router = _router(request)
     body = check_body(await read_json(request), endpoint)
-    flow = Flow(scope_of(request).tenant, SYNC)  # a tenant's calls share its turns with its batches
+    flow = Flow(scope_of(request).tenant, SYNC, interactive=True)  # let in before waiting batch lines
     if mka1_stream or wants_stream(body):
         opened = await router.stream(endpoint, body, flow)
         return await _stream(request, opened, NamedEvents() if mka1_stream else None)

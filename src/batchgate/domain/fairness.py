@@ -4,6 +4,9 @@ Every waiting request belongs to a flow `(tenant, batch)`. Tenants take turns; w
 batches take turns; each turn is worth `quantum` cost units (a request costs 1 by default), so a
 flow with a thousand waiting requests and a flow with ten get the same rate while both wait, and
 a million-line batch cannot starve a ten-line one. Within one flow, order is first come, first served.
+
+A flow marked `interactive` (a synchronous call, someone waiting on its answer) does not take turns
+with batches: the door (upstream/door.py) keeps such calls apart and lets them in first.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ T = TypeVar("T")
 class Flow(NamedTuple):
     tenant: str = ""
     batch: str = ""
+    interactive: bool = False  # a synchronous call: let in before any waiting batch line
 
 
 ANONYMOUS = Flow()

@@ -54,7 +54,16 @@ class Member:
             least=settings.rate_limit_min_refusals,
             pause_seconds=settings.rate_limit_pause_seconds,
         )
-        self.door = Door(config.name, limit, config.rpm, config.tpm, clock, settings.ramp_seconds, throttle)
+        self.door = Door(
+            config.name,
+            limit,
+            config.rpm,
+            config.tpm,
+            clock,
+            settings.ramp_seconds,
+            throttle,
+            headroom=settings.interactive_headroom,
+        )
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
         self._latency = metrics.UPSTREAM_LATENCY.labels(config.name)
