@@ -53,3 +53,18 @@ def test_default_result_paths_sit_beside_the_input():
     assert Targets.of(Path("d/in.jsonl"), None, None) == Targets(Path("d/in.output.jsonl"), Path("d/in.errors.jsonl"))
     watched = Targets.of(Path("batch_abc"), Path("o.jsonl"), None)
     assert watched == Targets(Path("o.jsonl"), Path("batch_abc.errors.jsonl"))
+
+
+def test_a_batch_table_shows_the_servers_estimate_while_it_runs():
+    from rich.console import Console
+
+    from batchgate.cli.output import table_of
+
+    batch = {"object": "batch", "id": "batch_1", "status": "in_progress", "endpoint": "/v1/chat/completions"}
+    console = Console(width=300, record=True)
+    console.print(table_of({**batch, "created_at": 0, "estimated_completion_at": 90061}))
+    text = console.export_text()
+    assert "done by (UTC)" in text and "1970-01-02 01:01:01" in text
+    console = Console(width=300, record=True)
+    console.print(table_of({**batch, "created_at": 0, "estimated_completion_at": None}))
+    assert "1970-01-02" not in console.export_text()

@@ -114,6 +114,7 @@ COLUMNS: dict[str, list[tuple[str, Cell]]] = {
         ("endpoint", _field("endpoint")),
         ("requests", _counts),
         ("created (UTC)", _time("created_at")),
+        ("done by (UTC)", _time("estimated_completion_at")),  # the server's estimate, while it runs
     ],
     "webhook_endpoint": [
         ("id", _field("id")),
