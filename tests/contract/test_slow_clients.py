@@ -77,6 +77,20 @@ def test_a_head_sent_byte_by_byte_is_answered_408_and_closed(gateway):
     assert healthz_ok(gateway)
 
 
+def test_a_connection_ended_by_a_deadline_still_reads_so_its_answer_is_not_reset(gateway):
+    # A socket closed with the client's bytes unread sends a reset, which can destroy the answer before
+    # the client reads it. So the server half-closes and reads on for a while: bytes the client sends
+    # after the answer are taken, and nothing resets the connection.
+    with connect(gateway) as slow:
+        slow.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        reply = parse(read_to_end(slow))  # the 408, then the server's FIN
+        assert assert_error_reply(reply, 408)["code"] == "request_timeout"
+        slow.sendall(b"X-Late: 1\r\n")
+        time.sleep(0.3)  # time for a reset to come back, were the socket closed
+        slow.sendall(b"X-Later: 1\r\n")
+        assert slow.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+
+
 def upload_head(gateway, content_type: str, length: int) -> bytes:
     return (
         f"POST /v1/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"

@@ -33,6 +33,9 @@ from batchgate.api.throttled_log import ThrottledLog
 from batchgate.api.wire import json_response
 from batchgate.errors import BatchgateError, HeaderTooLarge, InvalidRequest, RequestTimeout
 
+# How long a connection answered and closed by a deadline still reads (and drops) what the client sends.
+LINGER_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class Deadlines:
@@ -212,10 +215,24 @@ class GuardedProtocol(RequestHandler):
             self.force_close()
 
     def _answer_and_close(self, error: BatchgateError) -> None:
+        """Answer, then close the way that lets the client read the answer.
+
+        Closing a socket with the client's bytes still unread makes the kernel send a reset, and a reset
+        can reach the client before it has read the answer. So the answer goes out with a FIN, what the
+        client still sends is read and dropped (aiohttp ignores input once the connection is closing), and
+        the socket closes when the client closes its side, or after LINGER_SECONDS.
+        """
         self._notices.note(f"answered {error.status} to {self._peer()} and closed: {error.message}")
-        if self.transport is not None:
-            self.transport.write(raw_answer(error))
+        transport = self.transport
+        if transport is None:
+            self.force_close()
+            return
+        self.transport = None  # as force_close(): nothing more is written for this connection
         self.force_close()
+        transport.write(raw_answer(error))
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER_SECONDS, transport.close)
 
     def _peer(self) -> str:
         peer = self.peername
