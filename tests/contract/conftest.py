@@ -26,30 +26,6 @@ ENDPOINTS = ("/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/ima
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 BATCH_ID = re.compile(r"^batch_[0-9a-f]{32}$")
 POLL_DEADLINE = 30.0
-BATCH_FIELDS = (
-    "id",
-    "object",
-    "endpoint",
-    "errors",
-    "input_file_id",
-    "completion_window",
-    "status",
-    "output_file_id",
-    "error_file_id",
-    "created_at",
-    "in_progress_at",
-    "expires_at",
-    "finalizing_at",
-    "completed_at",
-    "failed_at",
-    "expired_at",
-    "cancelling_at",
-    "cancelled_at",
-    "request_counts",
-    "metadata",
-    "max_concurrency",
-    "estimated_completion_at",
-)
 FILE_FIELDS = ("id", "object", "bytes", "created_at", "filename", "purpose", "expires_at", "status", "sha256")
 MKA1 = "/api/v1/llm"
 OPENAI = "/v1"

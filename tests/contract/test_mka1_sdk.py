@@ -19,7 +19,6 @@ from mka1 import SDK
 from mka1 import errors as mka1_errors
 
 from tests.contract.conftest import (
-    BATCH_FIELDS,
     BATCH_ID,
     ENDPOINTS,
     FILE_FIELDS,
@@ -32,6 +31,7 @@ from tests.contract.conftest import (
     words,
 )
 from tests.support.servers import upstream_config
+from tests.support.wire_fields import BATCH_FIELDS
 
 # --- servers and clients -------------------------------------------------------------------------
 

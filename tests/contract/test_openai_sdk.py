@@ -11,7 +11,6 @@ import pytest
 from openai import OpenAI
 
 from tests.contract.conftest import (
-    BATCH_FIELDS,
     BATCH_ID,
     TERMINAL,
     http,
@@ -22,6 +21,7 @@ from tests.contract.conftest import (
     words,
 )
 from tests.support.servers import upstream_config
+from tests.support.wire_fields import BATCH_FIELDS
 
 STACKS = ("local", "postgresql+s3")  # metadata and files: embedded, or PostgreSQL and S3
 
