@@ -118,6 +118,11 @@ class Settings:
     # Refusals above this share of recent answers lower the adaptive limit; below it they are sporadic
     adaptive_refusal_share: float = 0.25
 
+    # Cache-aware execution (docs/caching.md): the lines of a prefix group (domain/prefix.py) go to one member
+    # of a pool while its load stays within affinity_load_factor of the pool's mean (bounded-load hashing)
+    cache_aware: bool = True
+    affinity_load_factor: float = 1.25
+
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
     worker_shards: int = 16  # shards one worker works on at once: room for other batches beside a big one
@@ -219,6 +224,8 @@ class Settings:
         for name in ("rate_limit_share", "adaptive_refusal_share"):
             if not 0 < getattr(self, name) <= 1:
                 raise ConfigError(f"setting {name} must be a share in (0, 1], got {getattr(self, name)!r}")
+        if self.affinity_load_factor < 1:
+            raise ConfigError(f"setting affinity_load_factor must be at least 1, got {self.affinity_load_factor!r}")
         if self.interactive_headroom < 0:
             raise ConfigError("setting interactive_headroom must be 0 (only the next free slot) or positive")
         if self.local_threads < 0:
