@@ -416,18 +416,20 @@ async def test_record_results_is_fenced_by_the_lease(store):
 async def test_record_results_counts_and_refuses_duplicates(store):
     lease = await started_batch(store, "batch_c")
     await store.record_results(lease, rows(1, 3) + rows(2, ok=False), Usage(3, 4, 7, 1, 2))
-    await store.record_results(lease, rows(5), Usage(1, 1, 2))
+    await store.record_results(lease, rows(5, 6), Usage(1, 1, 2), copies=1)
     batch = await store.get_batch("batch_c")
-    assert (batch.completed, batch.failed) == (3, 1)
+    assert (batch.completed, batch.failed) == (4, 1)
     assert batch.usage == Usage(4, 5, 9, 1, 2)
+    assert batch.duplicates_saved == 1
 
     with pytest.raises(LeaseLost):
-        await store.record_results(lease, rows(6) + rows(3, ok=False), Usage(100, 100, 200))
+        await store.record_results(lease, rows(7) + rows(3, ok=False), Usage(100, 100, 200), copies=2)
     batch = await store.get_batch("batch_c")
-    assert (batch.completed, batch.failed) == (3, 1), "a duplicate must not count twice"
+    assert (batch.completed, batch.failed) == (4, 1), "a duplicate must not count twice"
     assert batch.usage == Usage(4, 5, 9, 1, 2)
+    assert batch.duplicates_saved == 1
     recorded = [row async for row in store.results("batch_c")]
-    assert [(r.line, r.ok) for r in recorded] == [(1, True), (2, False), (3, True), (5, True)]
+    assert [(r.line, r.ok) for r in recorded] == [(1, True), (2, False), (3, True), (5, True), (6, True)]
     assert recorded[2].record == b'{"line": 3}', "the first recorded result stays the truth"
 
 

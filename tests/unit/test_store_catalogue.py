@@ -74,6 +74,7 @@ def test_a_batch_row_becomes_its_record_by_column_name():
         total_tokens=11,
         cached_tokens=0,
         reasoning_tokens=0,
+        duplicates_saved=2,
     )
     batch = rows.batch_of(_row(rows.BATCH_COLUMNS, values))
     assert batch == BatchRecord(
@@ -91,6 +92,7 @@ def test_a_batch_row_becomes_its_record_by_column_name():
         completed=1,
         failed=1,
         usage=Usage(5, 6, 11),
+        duplicates_saved=2,
     )
     params = rows.new_batch_params(batch)
     assert set(params) == set(rows.NEW_BATCH_COLUMNS) and params["metadata"] == '{"k":"v"}'

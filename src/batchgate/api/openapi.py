@@ -264,6 +264,12 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                     "description": "When the last line should be answered, at the batch's rate so far; "
                     "null until a line is answered and a second has passed, and outside in_progress.",
                 },
+                "duplicates_saved": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Lines answered by a byte-identical repeat's answer instead of being sent; "
+                    "only a batch whose metadata sets batchgate_deduplicate to \"true\" has any (docs/caching.md).",
+                },
             },
             required=[
                 "id",

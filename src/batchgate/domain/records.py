@@ -101,6 +101,7 @@ class BatchRecord:
     failed: int = 0
     usage: Usage = field(default_factory=Usage)
     model: str | None = None  # the one model all lines name, once validated
+    duplicates_saved: int = 0  # lines answered by a repeat's answer, not sent (domain/duplicates.py)
 
     def to_wire(self, now: int | None = None) -> dict[str, Any]:
         """The batch object; `estimated_completion_at` needs the time it is answered at (`now`), else null."""
@@ -131,6 +132,7 @@ class BatchRecord:
             "metadata": self.metadata,
             "max_concurrency": self.max_concurrency,
             "estimated_completion_at": eta,
+            "duplicates_saved": self.duplicates_saved,
         }
 
 

@@ -167,7 +167,8 @@ QUERIES: dict[str, str] = {
     "count_results": "UPDATE batches SET completed = completed + :completed, failed = failed + :failed, "
     "input_tokens = input_tokens + :input_tokens, output_tokens = output_tokens + :output_tokens, "
     "total_tokens = total_tokens + :total_tokens, cached_tokens = cached_tokens + :cached_tokens, "
-    "reasoning_tokens = reasoning_tokens + :reasoning_tokens WHERE id = :batch_id AND sealed = 0",
+    "reasoning_tokens = reasoning_tokens + :reasoning_tokens, duplicates_saved = duplicates_saved + :duplicates_saved "
+    "WHERE id = :batch_id AND sealed = 0",
     "done_lines": "SELECT line FROM results WHERE batch_id = :batch_id AND line > :after AND line <= :last "
     "ORDER BY line LIMIT :limit",
     # An unfinished shard holding one of the lines first..last: one of them may still get a result.

@@ -69,6 +69,7 @@ BATCH_COLUMNS = (
     "failed",
     *USAGE_COLUMNS,
     "model",
+    "duplicates_saved",
 )
 LIMIT_COLUMNS = ("max_lines", "max_line_bytes", "shard_lines")
 SUMMARY_COLUMNS = ("file_id", "endpoint", "requests", "last_line", "model", "grains", *LIMIT_COLUMNS)

@@ -214,7 +214,7 @@ class WorkQueries(SqlBase):
 
         return await self._write(finish)
 
-    async def record_results(self, lease: ShardLease, rows: list[ResultRow], usage: Usage) -> None:
+    async def record_results(self, lease: ShardLease, rows: list[ResultRow], usage: Usage, copies: int = 0) -> None:
         def record(db: Db) -> None:
             if db.execute(self.Q["fence_shard"], _holder(lease)).fetchone() is None:
                 raise _lease_lost(lease)
@@ -225,6 +225,7 @@ class WorkQueries(SqlBase):
                 "batch_id": lease.batch_id,
                 "completed": ok,
                 "failed": len(rows) - ok,
+                "duplicates_saved": copies,
                 **dict(zip(USAGE_COLUMNS, usage.astuple(), strict=True)),
             }
             if db.execute(self.Q["count_results"], counts).rowcount != 1:

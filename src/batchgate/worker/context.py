@@ -16,6 +16,7 @@ from batchgate.scratch_ids import scratch_folder
 from batchgate.settings import Settings
 from batchgate.store import Store
 from batchgate.upstream.router import Router
+from batchgate.worker.duplicates import Duplicates
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ class WorkerContext:
     router: Router
     worker_id: str
     clock: Callable[[], float] = field(default=time.time)
+    duplicates: Duplicates = field(default_factory=Duplicates)  # repeats sent once, by batch (worker/duplicates.py)
     leases: LeaseTimes = field(init=False)
     execution: ExecuteSettings = field(init=False)
     finalizing: FinalizeSettings = field(init=False)

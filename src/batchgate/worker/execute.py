@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 
 from batchgate import ids, metrics
+from batchgate.domain.duplicates import duplicate_key, wants_deduplication
 from batchgate.domain.fairness import Flow
 from batchgate.domain.lines import RequestLine, parse_line
 from batchgate.domain.records import BatchRecord, Usage
@@ -18,6 +20,7 @@ from batchgate.domain.results import Outcome, result_line, usage_of
 from batchgate.errors import Abandoned
 from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.duplicates import Flights
 from batchgate.worker.inputs import input_lines
 from batchgate.worker.lane import Lane
 from batchgate.worker.stop import StopReason, StopSignal
@@ -47,6 +50,7 @@ async def execute(
     answers = _Answers(writer, batch.endpoint)
     lines = _Unsent(ctx, batch, shard, settings.max_line_bytes, sent_all)
     senders: set[asyncio.Task] = set()
+    flights: Flights | None = None  # set while the batch asks for repeats to be sent once
 
     def may_send() -> bool:
         return stop.reason is None and not writer.failed and ctx.clock() < stop.lease_until
@@ -54,18 +58,23 @@ async def execute(
     async def sender() -> None:
         try:
             while may_send() and (request := await lines.take(may_send)) is not None:
-                if (outcome := await _outcome(ctx, batch.endpoint, request, stop, flow)) is not None:
-                    answers.put(request, outcome)
+                if flights is None:
+                    outcome, copied = await _outcome(ctx, batch.endpoint, request, stop, flow), False
+                else:
+                    outcome, copied = await _answer_once(flights, ctx, batch.endpoint, request, stop, flow)
+                if outcome is not None:
+                    answers.put(request, outcome, copied)
                     if not outcome.ok and log.isEnabledFor(logging.DEBUG):
                         _log_failed(ctx, request, outcome)
                 await writer.room()
         finally:
             lane.give_back()
 
+    deduplicating = ctx.duplicates.of(batch.id) if wants_deduplication(batch.metadata) else nullcontext()
     try:
         async with writer:
             try:
-                with lane.joined(stop.wake):
+                with lane.joined(stop.wake), deduplicating as flights:
                     await lines.prime()
                     while not lines.ended and stop.reason is None and not writer.failed:
                         if lane.full() or not may_send():
@@ -168,6 +177,15 @@ async def _outcome(
         return Outcome(error_code="internal_error", error_message=f"batchgate failed on this line: {exc!r}")
 
 
+async def _answer_once(
+    flights: Flights, ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal, flow: Flow
+) -> tuple[Outcome | None, bool]:
+    """The line's outcome, shared with the byte-identical repeats of a repeatable body; True for a copy."""
+    send = lambda: _outcome(ctx, endpoint, request, stop, flow)  # noqa: E731
+    key = duplicate_key(request.body)
+    return (await send(), False) if key is None else await flights.outcome(key, send)
+
+
 def _log_failed(ctx: WorkerContext, request: RequestLine, outcome: Outcome) -> None:
     upstream = ctx.router.route(str(request.body.get("model")))  # its pool's first member
     reason = outcome.error_code or outcome.status_code
@@ -179,19 +197,20 @@ class _Answers:
 
     def __init__(self, writer: ResultWriter, endpoint: str):
         self._writer = writer
-        self._waiting: list[tuple[RequestLine, Outcome]] = []
+        self._waiting: list[tuple[RequestLine, Outcome, bool]] = []
         self._succeeded, self._failed = metrics.lines_finished(endpoint)
 
-    def put(self, request: RequestLine, outcome: Outcome) -> None:
+    def put(self, request: RequestLine, outcome: Outcome, copied: bool = False) -> None:
         if not self._waiting:
             asyncio.get_running_loop().call_soon(self.record)
-        self._waiting.append((request, outcome))
+        self._waiting.append((request, outcome, copied))
 
     def record(self) -> None:
         waiting, self._waiting = self._waiting, []
-        for request, outcome in waiting:
+        for request, outcome, copied in waiting:
             row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
-            self._writer.add(row, usage_of(outcome.body) if outcome.ok else Usage())
+            spent = usage_of(outcome.body) if outcome.ok and not copied else Usage()  # a copy cost nothing
+            self._writer.add(row, spent, copied)
             (self._succeeded if outcome.ok else self._failed).inc()
 
 

@@ -19,6 +19,7 @@ class ResultWriter:
         self._store, self._lease, self._interval = store, lease, interval
         self._rows: list[ResultRow] = []
         self._usage = Usage()
+        self._copies = 0  # rows answered by another line's answer (a repeat sent once)
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -32,9 +33,10 @@ class ResultWriter:
             self._room.clear()
             await self._room.wait()
 
-    def add(self, row: ResultRow, usage: Usage) -> None:
+    def add(self, row: ResultRow, usage: Usage, copied: bool = False) -> None:
         """Queue a result for the next commit; callers wait for room() before taking more work."""
         self._rows.append(row)
+        self._copies += copied
         if usage.total_tokens or usage.input_tokens or usage.output_tokens:
             self._usage = self._usage + usage
         self._wake.set()
@@ -65,11 +67,11 @@ class ResultWriter:
     async def flush(self) -> None:
         if not self._rows:
             return
-        rows, usage = self._rows, self._usage
-        self._rows, self._usage = [], Usage()
+        rows, usage, copies = self._rows, self._usage, self._copies
+        self._rows, self._usage, self._copies = [], Usage(), 0
         self._room.set()
         started = time.perf_counter()
-        await self._store.record_results(self._lease, rows, usage)
+        await self._store.record_results(self._lease, rows, usage, copies)
         metrics.RESULT_COMMIT_LATENCY.observe(time.perf_counter() - started)
 
     @property
