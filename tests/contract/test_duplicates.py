@@ -13,7 +13,7 @@ import pytest
 from mka1 import SDK
 
 from tests.contract.conftest import jsonl, parse_jsonl, request_line
-from tests.support.lifecycle import wait_status
+from tests.support.lifecycle import assert_partition, wait_status, wait_until
 from tests.support.servers import upstream_config
 
 STACKS = ("local",)
@@ -105,3 +105,30 @@ def test_without_the_metadata_key_every_line_is_sent(api, upstream):
     assert len(sent(upstream, tag)) == len(lines)
     assert batch.model_extra["duplicates_saved"] == 0
     assert len(output) == len(lines)
+
+
+def test_a_cancel_leaves_every_repeat_answered_or_cancelled_exactly_once(api, upstream):
+    tag = uuid.uuid4().hex
+    lines = []
+    for n in range(40):
+        line = request_line(f"line-{n}", f"{tag} q{n % 4} [sleep:{0.02 if n < 8 else 0.6}]")
+        line["body"]["seed"] = 1
+        lines.append(line)
+    file = api.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = api.batches.create(
+        input_file_id=file.id,
+        endpoint=CHAT,
+        completion_window="24h",
+        metadata={"batchgate_deduplicate": "true"},
+        extra_body={"max_concurrency": 4},
+    )
+    wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 4, what="first answers")
+    api.batches.cancel(batch.id)
+    batch = wait_status(api, batch.id)
+    assert batch.status == "cancelled"
+    output = parse_jsonl(api.files.content(batch.output_file_id).content) if batch.output_file_id else []
+    errors = parse_jsonl(api.files.content(batch.error_file_id).content) if batch.error_file_id else []
+    assert_partition(output, errors, [line["custom_id"] for line in lines])
+    answered = {line["response"]["body"]["choices"][0]["message"]["content"] for line in output}
+    assert batch.model_extra["duplicates_saved"] == len(output) - len(answered), "one answer sent per body"
+    assert len(sent(upstream, tag)) == len(set(sent(upstream, tag))), "no body was sent twice"

@@ -181,7 +181,11 @@ async def _answer_once(
     flights: Flights, ctx: WorkerContext, endpoint: str, request: RequestLine, stop: StopSignal, flow: Flow
 ) -> tuple[Outcome | None, bool]:
     """The line's outcome, shared with the byte-identical repeats of a repeatable body; True for a copy."""
-    send = lambda: _outcome(ctx, endpoint, request, stop, flow)  # noqa: E731
+
+    async def send() -> Outcome | None:  # a repeat that inherits the send of a stopped shard's line checks its own
+        may_send = stop.reason is None and ctx.clock() < stop.lease_until
+        return await _outcome(ctx, endpoint, request, stop, flow) if may_send else None
+
     key = duplicate_key(request.body)
     return (await send(), False) if key is None else await flights.outcome(key, send)
 
