@@ -6,6 +6,7 @@ import json
 
 from tests.support.cli import batchgate, client_env, one_error_line
 from tests.support.lifecycle import CHAT, chat_line, jsonl
+from tests.support.plan_lines import grouped_lines
 
 
 def validate(path, *args: str, **env: str):
@@ -77,3 +78,38 @@ def test_usage_errors_are_one_line_and_exit_2(tmp_path):
     path.write_bytes(jsonl([chat_line("a", "x")]))
     result = validate(path, "--endpoint", "/v1/nowhere")
     assert result.returncode == 2 and "unsupported endpoint '/v1/nowhere'" in one_error_line(result)
+
+
+def test_the_plan_of_a_valid_file_goes_beside_its_summary(tmp_path):
+    path = tmp_path / "grouped.jsonl"
+    path.write_bytes(jsonl(grouped_lines(group=10, alone=2)))
+    result = validate(path)
+    assert result.returncode == 0 and result.stdout == ""
+    plan = result.stderr.splitlines()[-1]
+    assert plan.startswith("plan: 12 requests, ~") and "1 prefix group(s) of 3 key(s) hold 10 lines" in plan
+    assert "approximate" not in plan
+
+
+def test_json_output_holds_the_verdict_and_the_plan(tmp_path):
+    path = tmp_path / "grouped.jsonl"
+    path.write_bytes(jsonl(grouped_lines(group=10, alone=2)))
+    result = validate(path, "--output", "json")
+    assert result.returncode == 0 and result.stderr == ""
+    report = json.loads(result.stdout)
+    assert (report["valid"], report["requests"], report["endpoint"], report["errors"]) == (True, 12, CHAT, [])
+    plan = report["plan"]
+    assert plan["object"] == "batch.plan" and plan["lines"] == 12
+    assert (plan["prefix_keys"], plan["prefix_groups"], plan["lines_in_groups"]) == (3, 1, 10)
+    # Nine of the ten lines could skip the system prompt: most of the file's input tokens.
+    assert 0.5 < plan["shared_prefix_share"] < 1 and plan["shared_prefix_tokens"] < plan["estimated_input_tokens"]
+
+
+def test_json_output_of_an_invalid_file_lists_its_problems_and_exits_2(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(chat_line("a", "x")) + "\n{not json\n")
+    result = validate(path, "--output", "json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["valid"] is False and report["error_count"] == 1
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "invalid_json_line")]
+    assert report["plan"]["lines"] == 1  # the good lines' plan

@@ -1,7 +1,9 @@
 """`batchgate validate FILE`: the server's own checks of a batch input file, offline, with no server.
 
 Each problem is one `line N: code: message` on stdout, in line order; the summary (lines, requests,
-models, endpoint, verdict) goes to stderr. Exit 0 when a batch would accept the file, 2 when not.
+models, endpoint, verdict) and the plan of its good requests (domain/plan.py: estimated input tokens,
+prefix groups, tokens in shared prefixes) go to stderr. `--output json` prints all of it as one JSON
+object on stdout instead. Exit 0 when a batch would accept the file, 2 when not.
 The limits are the server's settings (BATCHGATE_MAX_LINES, BATCHGATE_MAX_LINE_BYTES, …, or BATCHGATE_CONFIG).
 """
 
@@ -9,15 +11,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from batchgate.cli.client import EXIT_OK, EXIT_USAGE
 from batchgate.cli.endpoints import urls_named
+from batchgate.cli.output import pretty_json
 from batchgate.cli.resources import readable
 from batchgate.domain.file_check import FileVerdict, LineLimits, check_file
 from batchgate.domain.lines import ENDPOINTS
+from batchgate.domain.plan import Plan, PlanTally
 from batchgate.errors import CommandFailed
 from batchgate.settings import Settings
 
@@ -31,11 +35,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "validate",
         help="check a JSONL file as the server would, offline",
         description="Check FILE with the server's own validation, without a server. Problems are printed on "
-        "stdout as 'line N: code: message'; the summary goes to stderr. Exit 0 when valid, 2 when not.",
+        "stdout as 'line N: code: message'; the summary and the plan (estimated input tokens, prefix groups, "
+        "tokens in shared prefixes a warm cache could skip) go to stderr. Exit 0 when valid, 2 when not.",
     )
     parser.add_argument("file", type=Path, metavar="FILE", help="a JSONL file of requests")
     parser.add_argument(
         "--endpoint", metavar="E", help="the batch endpoint (default: the 'url' of the first line naming one)"
+    )
+    parser.add_argument(
+        "--output",
+        choices=tuple(REPORTS),
+        default="text",
+        help="text (default: problems on stdout, summary and plan on stderr) or json (one object on stdout)",
     )
     parser.set_defaults(handler=cmd_validate)
 
@@ -62,15 +73,61 @@ def cmd_validate(args: argparse.Namespace) -> int:
     endpoint = args.endpoint or _endpoint_of(path)
     if endpoint not in ENDPOINTS:
         raise CommandFailed(f"unsupported endpoint {endpoint!r}: one of {', '.join(ENDPOINTS)}", EXIT_USAGE)
-    chunks = Counted(path)
+    chunks, tally = Counted(path), PlanTally(endpoint)
     # The one checker of every pass over an input file: the upload's, the validating stage's and this.
     verdict = check_file(
-        chunks, endpoint, LineLimits.of(Settings.load()), keep=SHOWN_PROBLEMS, keep_models=SHOWN_MODELS + 1
+        chunks,
+        endpoint,
+        LineLimits.of(Settings.load()),
+        keep=SHOWN_PROBLEMS,
+        keep_models=SHOWN_MODELS + 1,
+        on_requests=tally.add_lines,
     )
-    for error in verdict.errors:
-        print(f"line {error.line}: {error.code}: {error.message}")
-    _summarise(path, chunks.lines, endpoint, verdict)
+    REPORTS[args.output](Checked(path, chunks.lines, endpoint, verdict, tally.plan()))
     return EXIT_OK if verdict.ok else EXIT_USAGE
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What validate found, for either report."""
+
+    path: Path
+    lines: int
+    endpoint: str
+    verdict: FileVerdict
+    plan: Plan
+
+
+def _text(checked: Checked) -> None:
+    for error in checked.verdict.errors:
+        print(f"line {error.line}: {error.code}: {error.message}")
+    _summarise(checked.path, checked.lines, checked.endpoint, checked.verdict)
+    if checked.plan.lines:
+        of_good = "" if checked.verdict.ok else " (of the good lines)"
+        print(checked.plan.describe() + of_good, file=sys.stderr)
+
+
+def _json(checked: Checked) -> None:
+    verdict = checked.verdict
+    print(
+        pretty_json(
+            {
+                "file": str(checked.path),
+                "lines": checked.lines,
+                "requests": verdict.requests,
+                "endpoint": checked.endpoint,
+                "models": sorted(verdict.models)[:SHOWN_MODELS],
+                "valid": verdict.ok,
+                "error_count": verdict.error_count,
+                "errors": [error.to_wire() for error in verdict.errors],
+                "plan": checked.plan.to_wire(),
+            }
+        ),
+        end="",
+    )
+
+
+REPORTS: dict[str, Callable[[Checked], None]] = {"text": _text, "json": _json}
 
 
 def _endpoint_of(path: Path) -> str:

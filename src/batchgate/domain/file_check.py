@@ -276,11 +276,17 @@ class FileVerdict(NamedTuple):
 
 
 def check_file(
-    chunks: Iterable[bytes], endpoint: str | None, limits: LineLimits, keep: int = 100, keep_models: int = 2
+    chunks: Iterable[bytes],
+    endpoint: str | None,
+    limits: LineLimits,
+    keep: int = 100,
+    keep_models: int = 2,
+    on_requests: Callable[[list[bytes]], None] | None = None,
 ) -> FileVerdict:
     """Judge a whole file, given as chunks of bytes cut anywhere, by the rules a batch for `endpoint`
     applies (None: the endpoint its first request names). Every error is found, repeats included, but
     the repeat check holds the custom_ids in memory: for a file on the command line, not in the server.
+    `on_requests` (if given) is handed the raw lines of the good requests, in order, a chunk at a time.
     """
     errors: list[LineError] = []
     count = 0
@@ -294,6 +300,8 @@ def check_file(
     first_seen: dict[str, int] = {}
     for located in _located_chunks(chunks, splitter):
         requests = check.feed(located)
+        if on_requests is not None and requests.lines:
+            on_requests(good_lines(located, requests.lines))
         for custom_id, line in zip(requests.custom_ids, requests.lines, strict=True):
             first = first_seen.setdefault(custom_id, line)
             if first != line:
@@ -303,6 +311,12 @@ def check_file(
     check.end()
     errors.sort(key=attrgetter("line"))
     return FileVerdict(errors[:keep], count, check.requests, check.models, check.endpoint)
+
+
+def good_lines(located: Sequence[Located], lines: list[int]) -> list[bytes]:
+    """The raw lines, among `located` (consecutive lines), of the requests FileCheck.feed gave back."""
+    first = located[0].line
+    return [raw for line in lines if (raw := located[line - first].raw) is not None]
 
 
 def _located_chunks(chunks: Iterable[bytes], splitter: LineSplitter) -> Iterator[list[Located]]:

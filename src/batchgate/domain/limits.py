@@ -57,10 +57,6 @@ def estimate_tokens(body: dict[str, Any]) -> int:
     Input: the prompt's characters / 4. Output: the body's own cap (max_tokens and its kin) when it
     sets one. The estimate is settled against the answer's `usage` afterwards, so it need not be exact.
     """
-    chars = 0
-    for key in PROMPT_KEYS:
-        if key in body:
-            chars += _text_length(body[key])
     output = 0
     for key in OUTPUT_CAP_KEYS:
         value = body.get(key)
@@ -70,7 +66,16 @@ def estimate_tokens(body: dict[str, Any]) -> int:
     n = body.get("n")
     if isinstance(n, int) and not isinstance(n, bool) and n > 1:
         output *= n
-    return max(1, math.ceil(chars / CHARS_PER_TOKEN)) + output
+    return estimate_input_tokens(body) + output
+
+
+def estimate_input_tokens(body: dict[str, Any]) -> int:
+    """The input part of estimate_tokens: the prompt's characters / 4, at least 1."""
+    chars = 0
+    for key in PROMPT_KEYS:
+        if key in body:
+            chars += _text_length(body[key])
+    return max(1, math.ceil(chars / CHARS_PER_TOKEN))
 
 
 def _text_length(value: object) -> int:
