@@ -206,6 +206,18 @@ def test_a_failed_batch_with_line_errors_answers_as_documented(module_gateway, c
     conformance.check("GET", "/v1/batches/{batch_id}", http(gw, "GET", f"/v1/batches/{failed['id']}", obo=unique_obo))
 
 
+def test_a_dry_run_answers_as_documented(module_gateway, conformance, unique_obo):
+    gw = module_gateway
+    good = upload_raw(gw, lines_for("one", "two"), obo=unique_obo)
+    plan = create_batch_raw(gw, good.json["id"], obo=unique_obo, dry_run=True)
+    assert plan.status == 200 and plan.json["object"] == "batch.plan", plan.body
+    conformance.check("POST", "/v1/batches", plan)
+    bad = upload_raw(gw, jsonl([request_line("a", "x"), b"{not json"]), obo=unique_obo)
+    refused = create_batch_raw(gw, bad.json["id"], obo=unique_obo, dry_run=True)
+    assert assert_error_reply(refused, 400)["code"] == "invalid_input_file"
+    conformance.check("POST", "/v1/batches", refused)
+
+
 @pytest.mark.parametrize(
     ("method", "template", "path", "body", "key", "status"),
     [

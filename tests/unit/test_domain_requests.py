@@ -413,3 +413,14 @@ def test_results_page_defaults_and_bounds():
 )
 def test_bad_results_page_parameters_are_refused(query, param, code):
     invalid(parse_results_page, query, param=param, code=code, mentions=(param,))
+
+
+@pytest.mark.parametrize(("given", "wanted"), [(True, True), (False, False), (None, False)])
+def test_dry_run_is_a_boolean_off_by_default(given, wanted):
+    assert create(body(dry_run=given)).dry_run is wanted
+    assert create(body()).dry_run is False
+
+
+@pytest.mark.parametrize("value", ["true", 1, 0, [], {}])
+def test_a_dry_run_of_another_type_is_refused_by_name(value):
+    invalid(create, body(dry_run=value), param="dry_run", code="invalid_dry_run", mentions=("'dry_run'",))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from batchgate import ids
+from batchgate.api.batch_plan import plan_of
 from batchgate.api.middleware import not_found, unknown_cursor
 from batchgate.api.services import services
 from batchgate.api.wire import json_response, read_json, scope_of
@@ -30,6 +31,8 @@ async def create(request: web.Request) -> web.Response:
             param="input_file_id",
             code="invalid_file_purpose",
         )
+    if spec.dry_run:  # the plan of the run, and no batch
+        return json_response((await plan_of(svc, file, spec.endpoint)).to_wire() | {"input_file_id": file.id})
     now = svc.now()
     batch = BatchRecord(
         id=ids.batch_id(),

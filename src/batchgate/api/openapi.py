@@ -298,10 +298,46 @@ def _batch_schemas(settings: Settings) -> dict[str, Any]:
                 "metadata": ref("Metadata"),
                 "max_concurrency": {**max_concurrency, "default": settings.default_max_concurrency},
                 "output_expires_after": EXPIRES_AFTER,
+                "dry_run": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Check the input file as the batch would and answer its plan (BatchPlan) "
+                    "instead: no batch is created.",
+                },
             },
             required=["input_file_id", "endpoint"],
         ),
+        "BatchPlan": _batch_plan_schema(),
         "BatchList": _list_of("Batch"),
+    }
+
+
+def _batch_plan_schema() -> dict[str, Any]:
+    count = {"type": "integer", "minimum": 0}
+    return {
+        **_object(
+            {
+                "object": {"const": "batch.plan"},
+                "input_file_id": {"type": "string"},
+                "endpoint": {"type": "string", "enum": list(ENDPOINTS)},
+                "lines": {**count, "description": "Requests in the file."},
+                "estimated_input_tokens": {**count, "description": "The prompts' characters / 4."},
+                "prefix_keys": {**count, "description": "Distinct prefix keys (docs/caching.md)."},
+                "prefix_groups": {**count, "description": "Prefix keys of two lines or more."},
+                "lines_in_groups": count,
+                "shared_prefix_tokens": {
+                    **count,
+                    "description": "Input tokens a warm prefix cache could skip: (n - 1) x p over the groups.",
+                },
+                "shared_prefix_share": {"type": "number", "minimum": 0, "maximum": 1},
+                "approximate": {
+                    "type": "boolean",
+                    "description": "More prefix keys than the server tracks: groups and shared tokens are "
+                    "undercounted, keys overcounted.",
+                },
+            }
+        ),
+        "description": "What a batch over the file would hold, answered by a create with dry_run.",
     }
 
 
@@ -503,7 +539,11 @@ def _batch_paths(prefix: str, settings: Settings) -> dict[str, dict]:
                 "create_batch",
                 "Create a batch from an uploaded file.",
                 "batches",
-                _ok("The new batch.", _json(ref("Batch")), links),
+                _ok(
+                    "The new batch; with dry_run, the input file's plan and no batch.",
+                    _json({"oneOf": [ref("Batch"), ref("BatchPlan")]}),
+                    links,
+                ),
                 body=_json(ref("CreateBatch")),
                 body_description=_json_body_limits(settings),
             ),

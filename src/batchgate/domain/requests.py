@@ -17,7 +17,7 @@ MAX_METADATA_VALUE = 512
 INPUT_PURPOSE = "batch"
 FILE_PURPOSES = ("batch", "batch_output")
 CREATE_BATCH_FIELDS = frozenset(
-    {"input_file_id", "endpoint", "completion_window", "metadata", "max_concurrency", "output_expires_after"}
+    {"input_file_id", "endpoint", "completion_window", "metadata", "max_concurrency", "output_expires_after", "dry_run"}
 )
 
 
@@ -29,6 +29,7 @@ class CreateBatch:
     metadata: dict[str, str] | None
     max_concurrency: int
     output_expires_seconds: int | None = None
+    dry_run: bool = False  # answer the input file's plan (domain/plan.py) instead of creating the batch
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def parse_create_batch(body: Any, default_concurrency: int, ceiling: int) -> Cre
         parse_metadata(body.get("metadata")),
         _concurrency(body.get("max_concurrency"), default_concurrency, ceiling),
         parse_expires_after(body.get("output_expires_after"), "output_expires_after"),
+        _dry_run(body.get("dry_run")),
     )
 
 
@@ -127,6 +129,16 @@ def parse_metadata(value: Any) -> dict[str, str] | None:
                 code="invalid_metadata",
             )
     return dict(value)
+
+
+def _dry_run(value: Any) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise InvalidRequest(
+            f"'dry_run' must be true or false; got {value!r}.", param="dry_run", code="invalid_dry_run"
+        )
+    return value
 
 
 def _concurrency(value: Any, default: int, ceiling: int) -> int:
