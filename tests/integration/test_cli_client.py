@@ -11,6 +11,7 @@ import pytest
 
 from tests.support.cli import batchgate, client_env, one_error_line
 from tests.support.lifecycle import CHAT, chat_line, jsonl
+from tests.support.plan_lines import grouped_lines
 from tests.support.servers import free_port
 
 
@@ -212,3 +213,23 @@ def test_the_server_flags_name_their_environment_variables(command):
     text = batchgate(*command, "--help", env=client_env()).stdout
     for variable in ("BATCHGATE_URL", "BATCHGATE_API_KEY", "BATCHGATE_ON_BEHALF_OF"):
         assert variable in text
+
+
+def test_batches_create_dry_run_prints_the_plan_and_creates_nothing(env, tmp_path):
+    path = tmp_path / "grouped.jsonl"
+    path.write_bytes(jsonl(grouped_lines(group=6, alone=1)))
+    file = upload(env, path)
+    planned = batchgate(
+        "batches", "create", "--input-file-id", file["id"], "--endpoint", CHAT, "--dry-run", env=env
+    )  # fmt: skip
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)
+    assert plan["object"] == "batch.plan" and (plan["lines"], plan["prefix_groups"]) == (7, 1)
+    assert json.loads(batchgate("batches", "list", env=env).stdout)["data"] == []
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{not json\n")
+    refused = batchgate(
+        "batches", "create", "--input-file-id", upload(env, bad)["id"], "--endpoint", CHAT, "--dry-run", env=env
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Line 1 is not valid JSON" in one_error_line(refused)

@@ -145,10 +145,19 @@ def _create_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-file-id", required=True, metavar="ID", help="the uploaded input file")
     parser.add_argument("--endpoint", required=True, metavar="E", help="e.g. /v1/chat/completions")
     add_batch_options(parser)
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the file as the batch would and print its plan (lines, estimated input tokens, prefix groups, "
+        "tokens in shared prefixes) instead of creating the batch",
+    )
 
 
 def _create(api: ApiClient, args: argparse.Namespace) -> Any:
-    return api.call("POST", "/batches", json=batch_request(args, args.input_file_id, args.endpoint))
+    body = batch_request(args, args.input_file_id, args.endpoint)
+    if args.dry_run:
+        body["dry_run"] = True
+    return api.call("POST", "/batches", json=body)
 
 
 BATCHES = (
