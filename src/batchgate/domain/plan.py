@@ -87,6 +87,7 @@ class PlanTally:
         self.shared_prefix_tokens = 0
         self.approximate = False
         self._counts: dict[bytes, int] = {}  # lines seen per tracked key
+        self._prefix_sizes: dict[bytes, int] = {}  # prefix tokens per group, worked out once
         self._one_offs = 0  # tracked keys seen once
 
     def add(self, body: dict[str, Any]) -> None:
@@ -108,9 +109,10 @@ class PlanTally:
             self._one_offs -= 1
             self.prefix_groups += 1
             self.lines_in_groups += 1  # the group's first line, counted now it has a sibling
+            self._prefix_sizes[key] = prefix_tokens(prefix_material(self.endpoint, body))
         self.lines_in_groups += 1
         # A sibling skips the shared prefix, never more than its own prompt.
-        self.shared_prefix_tokens += min(prefix_tokens(prefix_material(self.endpoint, body)), tokens)
+        self.shared_prefix_tokens += min(self._prefix_sizes[key], tokens)
 
     def add_lines(self, raws: Iterable[bytes]) -> None:
         """Raw JSONL request lines, each already judged a good request (an object with a `body` object)."""
