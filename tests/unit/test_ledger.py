@@ -1,4 +1,4 @@
-"""batchgate.worker.ledger.CustomIdLedger: duplicate custom_ids from a scratch SQLite file."""
+"""batchgate.ledger.CustomIdLedger: duplicate custom_ids from a scratch SQLite file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from batchgate.worker.ledger import CustomIdLedger
+from batchgate.ledger import CustomIdLedger
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from batchgate.domain.lines import LineError, ValidationReport
 from batchgate.domain.plan import Plan, PlanTally
 from batchgate.domain.records import FileRecord
 from batchgate.errors import InvalidRequest
+from batchgate.ledger import CustomIdLedger
 from batchgate.scratch_ids import scratch_folder
-from batchgate.worker.ledger import CustomIdLedger
 
 LEDGER_CHUNK = 10_000  # custom_ids inserted into the scratch table at once
 LISTED_ERRORS = 10  # in the error's one-line message; the envelope has no room for a list

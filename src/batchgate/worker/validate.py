@@ -9,9 +9,9 @@ from batchgate.domain.lines import LineError, ValidationReport
 from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
+from batchgate.ledger import CustomIdLedger
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import located_input_chunks
-from batchgate.worker.ledger import CustomIdLedger
 
 LEDGER_CHUNK = 10_000
 
