@@ -151,6 +151,35 @@ async def test_responses_come_back_with_output_text(local):
     assert body["output"][0]["content"][0]["text"] == chat.body["choices"][0]["message"]["content"]
 
 
+# A system prompt of a few hundred tokens, its own in this module, so no earlier test warmed its cache.
+SHARED_SYSTEM = "You grade answers to arithmetic questions. " + " ".join(
+    f"Rule {i}: a correct answer of type {i} earns a point, a wrong one none." for i in range(16)
+)
+
+
+async def test_a_second_chat_that_starts_like_the_first_reports_the_shared_start_as_cached(local):
+    def graded(question: str) -> dict:
+        messages = [{"role": "system", "content": SHARED_SYSTEM}, {"role": "user", "content": question}]
+        return {"model": SMOL, "messages": messages, "temperature": 0, "max_tokens": 2}
+
+    first = (await local.send(CHAT, graded("Is 2 + 2 = 4?"))).body["usage"]
+    second = (await local.send(CHAT, graded("Is 3 + 5 = 9?"))).body["usage"]
+    assert first["prompt_tokens_details"]["cached_tokens"] < 20  # at most the chat template's opening
+    cached = second["prompt_tokens_details"]["cached_tokens"]
+    assert first["prompt_tokens"] > 200 and cached > first["prompt_tokens"] - 20 and cached < second["prompt_tokens"]
+
+
+async def test_a_second_response_with_the_same_instructions_reports_cached_input_tokens(local):
+    def graded(question: str) -> dict:
+        instructions = "Answer in French. " + SHARED_SYSTEM
+        return {"model": SMOL, "instructions": instructions, "input": question, "max_output_tokens": 2}
+
+    first = (await local.send("/v1/responses", graded("Is 2 + 2 = 4?"))).body["usage"]
+    second = (await local.send("/v1/responses", graded("Is 3 + 5 = 9?"))).body["usage"]
+    assert first["input_tokens_details"]["cached_tokens"] < 20
+    assert second["input_tokens_details"]["cached_tokens"] > first["input_tokens"] - 20
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -91,3 +91,10 @@ def test_a_chat_answer_cut_by_the_token_limit_is_an_incomplete_response():
     response = chat_to_response(chat_answer("Hel", "length"), {"max_output_tokens": 1}, "smol")
     assert response["status"] == "incomplete"
     assert response["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_cached_prompt_tokens_of_the_chat_answer_become_the_response_s_cached_input_tokens():
+    chat = chat_answer("Hi")
+    chat["usage"]["prompt_tokens_details"] = {"cached_tokens": 9}
+    assert chat_to_response(chat, {}, "smol")["usage"]["input_tokens_details"] == {"cached_tokens": 9}
+    assert chat_to_response(chat_answer("Hi"), {}, "smol")["usage"]["input_tokens_details"] == {"cached_tokens": 0}

@@ -64,6 +64,7 @@ def chat_to_response(chat: dict[str, Any], body: dict[str, Any], model: str) -> 
     usage = chat.get("usage") or {}
     truncated = choice.get("finish_reason") == "length"
     input_tokens, output_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+    cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
     return {
         "id": ids.new_id("resp_"),
         "object": "response",
@@ -93,7 +94,7 @@ def chat_to_response(chat: dict[str, Any], body: dict[str, Any], model: str) -> 
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "total_tokens": input_tokens + output_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": cached_tokens},
             "output_tokens_details": {"reasoning_tokens": 0},
         },
     }
