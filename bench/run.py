@@ -1,4 +1,4 @@
-"""The benchmark suite: overhead, saturation, memory, ingest, chaos, capacity_429, interactive; each a ratio.
+"""The benchmark suite (overhead, saturation, memory, ingest, chaos, capacity_429, interactive, prefix_cache): ratios.
 
     python bench/run.py                      # the full suite (about 15 minutes on 2 cores)
     python bench/run.py --quick              # a tiny configuration that checks everything works
@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support.servers import Gateway, free_port, wait_for_port  # noqa: E402
 
 FAST_UPSTREAM = ROOT / "bench" / "fast_upstream.py"
+PREFIX_UPSTREAM = ROOT / "bench" / "prefix_cache_upstream.py"
 CHAT = "/v1/chat/completions"
 TICKS = os.sysconf("SC_CLK_TCK")
 MB = 1_000_000
@@ -67,6 +69,15 @@ class Config:
     interactive_lines: int = 2_400  # enough to keep the upstream full while the loaded calls run
     interactive_calls: int = 200  # synchronous calls per measurement
     interactive_callers: int = 2  # ... made by this many clients at once
+    prefix_lines: int = 20_000
+    prefix_groups: int = 200  # each a system prompt and few-shot turns of about prefix_tokens tokens
+    prefix_tokens: int = 400
+    prefix_replicas: int = 4  # one pool: [[upstreams]] tables listing the same model pattern
+    prefix_slots: int = 32  # requests a replica runs at once (more wait in its queue)
+    prefix_cache_entries: int = 32  # prefixes a replica's LRU keeps
+    prefix_base_latency: float = 0.02  # seconds of every answer: the decode of a short one
+    prefix_token_seconds: float = 0.0005  # seconds per prefilled token: 64,000 tokens/s over a replica's 32 slots
+    prefix_window: int = 256  # the batch's max_concurrency
 
 
 QUICK = Config(
@@ -91,6 +102,12 @@ QUICK = Config(
     interactive_window=16,
     interactive_lines=400,
     interactive_calls=10,
+    prefix_lines=400,
+    prefix_groups=8,
+    prefix_tokens=100,
+    prefix_slots=4,
+    prefix_cache_entries=2,
+    prefix_window=32,
 )
 
 CHAOS = "500=0.05,429=0.05,reset=0.02,hang=0.01"
@@ -104,6 +121,7 @@ TARGETS = {
     "chaos": "report",
     "capacity_429": "ratio < 2",
     "interactive": "ratio ≤ 1.2",
+    "prefix_cache": "makespan ≥ 1.5×, prefill ≥ 2× fewer",
 }
 INGEST_RATIO = 0.5  # of a bare read-and-parse of the same file in one process, measured in the same run
 
@@ -132,13 +150,50 @@ class FastUpstream:
         self.process.wait(10)
 
 
+class PrefixCacheUpstream:
+    """Replicas of an inference server with a prefix cache (bench/prefix_cache_upstream.py), one port each."""
+
+    def __init__(self, cfg: Config):
+        self.ports = [free_port() for _ in range(cfg.prefix_replicas)]
+        options = ["--slots", str(cfg.prefix_slots), "--cache-entries", str(cfg.prefix_cache_entries)]
+        options += ["--base-latency", str(cfg.prefix_base_latency), "--token-seconds", str(cfg.prefix_token_seconds)]
+        ports = ",".join(map(str, self.ports))
+        self.process = subprocess.Popen([sys.executable, str(PREFIX_UPSTREAM), "--ports", ports, *options])
+        for port in self.ports:
+            wait_for_port(port, self.process)
+
+    def pool_config(self) -> str:
+        """One [[upstreams]] table per replica, all listing the same model pattern: one pool."""
+        return "".join(
+            f'[[upstreams]]\nname = "replica-{n}"\nbase_url = "http://127.0.0.1:{port}/v1"\nmodels = ["bench"]\n'
+            for n, port in enumerate(self.ports, 1)
+        )
+
+    async def stats(self) -> list[dict]:
+        async with aiohttp.ClientSession() as session:
+            found = []
+            for port in self.ports:
+                async with session.get(f"http://127.0.0.1:{port}/stats") as answer:
+                    found.append(await answer.json(content_type=None))
+            return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+
+
 def start_gateway(
     folder: Path, upstream_url: str, upstream_keys: str = "", env: dict | None = None, more_upstreams: str = ""
 ) -> Gateway:
-    folder.mkdir(parents=True, exist_ok=True)
     config = (
         f'{more_upstreams}[[upstreams]]\nname = "bench"\nbase_url = "{upstream_url}"\nmodels = ["*"]\n{upstream_keys}\n'
     )
+    return gateway_with(folder, config, env)
+
+
+def gateway_with(folder: Path, config: str, env: dict | None = None) -> Gateway:
+    """A `batchgate serve` with this config file, as every benchmark runs it."""
+    folder.mkdir(parents=True, exist_ok=True)
     return Gateway(
         folder,
         config,
@@ -232,6 +287,76 @@ def write_input_of_size(path: Path, size: int) -> int:
     """About `size` bytes of ~1 KB chat lines (so 1 GB stays within the 1,000,000-line limit)."""
     line = len(chat_line(0, "x" * 950))
     return write_input(path, max(1, size // line), "x" * 950)
+
+
+WORDS = (
+    "review",
+    "customer",
+    "product",
+    "label",
+    "sentiment",
+    "positive",
+    "negative",
+    "neutral",
+    "answer",
+    "reason",
+    "because",
+    "quality",
+    "price",
+    "delivery",
+    "service",
+    "support",
+    "refund",
+    "broken",
+    "works",
+    "great",
+    "poor",
+    "excellent",
+    "average",
+    "expected",
+    "never",
+)
+
+
+def group_prefix(group: int, tokens: int) -> list[dict]:
+    """A system prompt and three few-shot turns, about `tokens` tokens in all, distinct per group."""
+    draw = random.Random(group)
+
+    def text(chars: int) -> str:
+        words: list[str] = []
+        while sum(len(w) + 1 for w in words) < chars:
+            words.append(draw.choice(WORDS))
+        return " ".join(words)
+
+    chars = tokens * 4
+    system = f"You are classifier {group}. " + text(chars * 2 // 5)
+    turns = []
+    for shot in range(3):
+        turns.append({"role": "user", "content": f"Example {shot}: " + text(chars // 10)})
+        turns.append({"role": "assistant", "content": f"Label: {draw.choice(WORDS)}. " + text(chars // 10)})
+    return [{"role": "system", "content": system}, *turns]
+
+
+def write_prefix_input(
+    path: Path, lines: int, groups: int, tokens: int, model: str = "bench", max_tokens: int = 8
+) -> None:
+    """`lines` chat lines in `groups` prefix groups, each a shared prefix and a short question, shuffled."""
+    prefixes = [group_prefix(g, tokens) for g in range(groups)]
+    order = [i % groups for i in range(lines)]
+    random.Random(14).shuffle(order)
+    with path.open("wb") as out:
+        for i, group in enumerate(order):
+            question = {
+                "role": "user",
+                "content": f"Question {i}: which label fits review number {i} of group {group}?",
+            }
+            body = {
+                "model": model,
+                "messages": [*prefixes[group], question],
+                "max_tokens": max_tokens,
+                "temperature": 0,
+            }
+            out.write(orjson.dumps({"custom_id": f"r{i}", "method": "POST", "url": CHAT, "body": body}) + b"\n")
 
 
 # --- the API, as a client sees it ---------------------------------------------------------------------------
@@ -670,6 +795,58 @@ def percentile(values: list[float], at: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[at - 1]
 
 
+def prefix_cache(cfg: Config, work: Path) -> dict:
+    """One shuffled file of prefix groups through a pool of replicas with a prefix cache, twice:
+    `cache_aware = false` (file order, least loaded) and `cache_aware = true`."""
+    path = work / "prefix.jsonl"
+    write_prefix_input(path, cfg.prefix_lines, cfg.prefix_groups, cfg.prefix_tokens)
+    runs = {name: cache_run(cfg, work / name, path, aware) for name, aware in (("off", False), ("on", True))}
+    off, on = runs["off"], runs["on"]
+    return {
+        "lines": cfg.prefix_lines,
+        "groups": cfg.prefix_groups,
+        "replicas": cfg.prefix_replicas,
+        "slots": cfg.prefix_slots,
+        "cache_entries": cfg.prefix_cache_entries,
+        "base_latency": cfg.prefix_base_latency,
+        "token_seconds": cfg.prefix_token_seconds,
+        "max_concurrency": cfg.prefix_window,
+        "off": off,
+        "on": on,
+        "makespan_ratio": round(off["makespan_seconds"] / on["makespan_seconds"], 3),
+        "prefill_ratio": round(off["prefilled_tokens"] / max(1, on["prefilled_tokens"]), 3),
+    }
+
+
+def cache_run(cfg: Config, work: Path, path: Path, aware: bool) -> dict:
+    """One run on fresh replicas (cold caches) and a fresh gateway: the replicas' figures summed."""
+    upstream = PrefixCacheUpstream(cfg)
+    env = {"BATCHGATE_CACHE_AWARE": "true" if aware else "false"}
+    gateway = gateway_with(work, upstream.pool_config(), env)
+    try:
+        total, batch = asyncio.run(run_to_the_end(gateway, path, cfg.prefix_window))
+        replicas = asyncio.run(upstream.stats())
+    finally:
+        gateway.stop()
+        upstream.stop()
+    assert batch["status"] == "completed" and batch["request_counts"]["completed"] == cfg.prefix_lines, batch
+    makespan = max(r["last"] for r in replicas) - min(r["first"] for r in replicas if r["first"])
+    summed = {k: sum(r[k] for r in replicas) for k in ("requests", "hits", "prompt_tokens", "prefilled_tokens")}
+    usage = batch.get("usage") or {}
+    result = {
+        "makespan_seconds": round(makespan, 3),
+        "end_to_end_seconds": round(total, 3),
+        **summed,
+        "hit_rate": round(summed["hits"] / summed["requests"], 3),
+        "requests_per_replica": [r["requests"] for r in replicas],
+        "peak_in_flight_per_replica": [r["peak"] for r in replicas],
+        "batch_cached_tokens": (usage.get("input_tokens_details") or {}).get("cached_tokens"),
+        "upstream_mean_lateness_ms": round(statistics.mean(r["mean_lateness_ms"] for r in replicas), 3),
+    }
+    print(f"  prefix_cache {'on' if aware else 'off'}: {result}", flush=True)
+    return result
+
+
 BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
     "overhead": overhead,
     "saturation": saturation,
@@ -678,6 +855,7 @@ BENCHMARKS: dict[str, Callable[[Config, Path], dict]] = {
     "chaos": chaos,
     "capacity_429": capacity_429,
     "interactive": interactive,
+    "prefix_cache": prefix_cache,
 }
 
 
@@ -743,6 +921,18 @@ def table(results: dict) -> str:
             f"{d['idle_p99_ms']} ms, while a batch asking {n['batch_max_concurrency']} in flight keeps it full "
             f"{d['loaded_p50_ms']} / {d['loaded_p99_ms']} ms. With no headroom (next free slot only): "
             f"{strict['ratio']} × ({strict['loaded_p50_ms']} / {strict['loaded_p99_ms']} ms) |"
+        )
+    if (pc := results.get("prefix_cache")) is not None:
+        off, on = pc["off"], pc["on"]
+        met = pc["makespan_ratio"] >= 1.5 and pc["prefill_ratio"] >= 2
+        rows.append(
+            f"| prefix_cache | makespan {pc['makespan_ratio']} × faster, {pc['prefill_ratio']} × fewer tokens "
+            f"prefilled, cache-aware on vs off | {TARGETS['prefix_cache']} | {yes(met)} | {pc['lines']} chat lines "
+            f"in {pc['groups']} prefix groups, shuffled, {pc['max_concurrency']} in flight, to {pc['replicas']} "
+            f"replicas of {pc['slots']} slots and an LRU of {pc['cache_entries']} prefixes ({pc['base_latency']} s "
+            f"+ {pc['token_seconds'] * 1000:g} ms per prefilled token): off {off['makespan_seconds']} s, "
+            f"{off['prefilled_tokens']:,} tokens prefilled, hit rate {off['hit_rate']}; on "
+            f"{on['makespan_seconds']} s, {on['prefilled_tokens']:,} tokens, hit rate {on['hit_rate']} |"
         )
     return "\n".join(rows)
 

@@ -28,11 +28,16 @@ def test_bench_suite_runs_and_reports_every_figure(tmp_path):
     assert result["ingest"]["ratio"] > 0
     assert result["chaos"]["ratio"] > 0 and result["chaos"]["runs"] == 1
     assert result["capacity_429"]["ratio"] >= 1.0 and result["capacity_429"]["with_retry_after"]["ratio"] >= 1.0
+    cache = result["prefix_cache"]
+    for run in (cache["off"], cache["on"]):  # every line answered once, by the replicas of one pool
+        assert run["requests"] == cache["lines"] and len(run["requests_per_replica"]) == cache["replicas"]
+        assert 0 < run["prefilled_tokens"] <= run["prompt_tokens"]
+        assert run["batch_cached_tokens"] == run["prompt_tokens"] - run["prefilled_tokens"]  # as the mock reported
+    assert cache["makespan_ratio"] > 0 and cache["prefill_ratio"] > 0
     text = docs.read_text()
     assert "old table" not in text and "intro" in text and text.rstrip().endswith("after")
-    assert (
-        "| overhead |" in text and "| ingest |" in text and "| capacity_429 |" in text and "quick configuration" in text
-    )
+    assert "quick configuration" in text
+    assert "| overhead |" in text and "| ingest |" in text and "| capacity_429 |" in text and "| prefix_cache |" in text
 
 
 def test_local_models_bench_runs_and_reports_both_engines(tmp_path):
