@@ -182,7 +182,8 @@ async def test_in_a_pool_a_429s_retry_goes_to_another_member_without_waiting_its
     url_b, mock_b, _ = await serve()
     text = "refused once [429:1] [wait:5]"
     await use_up_its_429(url_b, text)  # so that only a refuses it
-    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
+    # Least-loaded picking, so the first attempt goes to a (the first member of an idle pool).
+    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)), cache_aware=False)
     started = time.monotonic()
     told = await router.send("/v1/chat/completions", chat(text))
     assert told.ok and mock_a.attempts[text] == 1 and mock_b.attempts[text] == 2  # a said 429, b answered
@@ -261,6 +262,7 @@ async def test_model_limits_cap_a_model_across_its_pool(serve, routers):
         UpstreamConfig("a", url_a, ("m*",)),
         UpstreamConfig("b", url_b, ("m*",)),
         limits=(ModelLimits("m-small", max_concurrency=3),),
+        cache_aware=False,  # least-loaded spreads the three evenly, so the two peaks add up to the cap
     )
     await send_all(router, [chat(f"q{i}", "m-small") for i in range(30)], concurrency=20)
     assert mock_a.peak + mock_b.peak <= 3 + 1 and mock_a.in_flight == 0

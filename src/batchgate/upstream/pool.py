@@ -4,7 +4,10 @@ A Member is one upstream of a pool with its door (upstream/door.py: fair turns, 
 buckets, rate-limit pauses: domain/throttle.py), its adaptive concurrency (domain/aimd.py) and its
 health (domain/health.py).
 A Pool is the members that serve one model: each attempt goes to the healthy, unpaused member with
-the least requests in flight or waiting, so a retry may land on another member.
+the least requests in flight or waiting, so a retry may land on another member. When the pool is
+cache-aware, a request with a prefix key (domain/prefix.py) goes instead to its group's member on the
+ring (domain/affinity.py) while that one is healthy and within its load bound, so one member's prefix
+cache serves the whole group.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 import orjson
 
 from batchgate import metrics
+from batchgate.domain.affinity import Ring, choose
 from batchgate.domain.aimd import Aimd
 from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.health import Health
 from batchgate.domain.limits import estimate_tokens
+from batchgate.domain.prefix import prefix_key
 from batchgate.domain.results import Outcome, usage_of
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.throttle import Asked, Throttle
@@ -160,23 +165,44 @@ class Member:
                 door.settle(tokens, actual or (tokens if outcome.ok else 0))
 
 
+class Affinity:
+    """Where a prefix group goes in a pool: its members on a ring, and how far over the mean load one may go."""
+
+    def __init__(self, members: Sequence[Member], load_factor: float):
+        self.ring = Ring([member.name for member in members])
+        self.load_factor = load_factor
+
+
 class Pool:
-    """The members serving one model, plus the model's own door when a [[limits]] table names it."""
+    """The members serving one model, plus the model's own door when a [[limits]] table names it.
+
+    `affinity` (only for a pool of several members) sends each prefix group to one member."""
 
     def __init__(
-        self, members: Sequence[Member], model: Door | None, policy: RetryPolicy, clock: Clock = time.monotonic
+        self,
+        members: Sequence[Member],
+        model: Door | None,
+        policy: RetryPolicy,
+        clock: Clock = time.monotonic,
+        affinity: Affinity | None = None,
     ):
         self.members = tuple(members)
         self.model = model
         self._policy = policy
         self._clock = clock
+        self._affinity = affinity if len(self.members) > 1 else None
         self._counts_tokens = (model is not None and model.counts_tokens) or any(
             member.door.counts_tokens for member in self.members
         )
 
-    def pick(self, avoid: Member | None = None) -> Member:
-        """Least loaded of the members that may take a request (`avoid` only if no other may); if none may,
-        the one free soonest."""
+    def key_of(self, endpoint: str, body: dict) -> bytes | None:
+        """The request's prefix group, when this pool places by groups (a lone member never pays for it)."""
+        return prefix_key(endpoint, body) if self._affinity is not None else None
+
+    def pick(self, avoid: Member | None = None, key: bytes | None = None) -> Member:
+        """Of the members that may take a request (`avoid` only if no other may): the group's member on the
+        ring within its load bound when there is a `key`, else the least loaded; if none may, the one free
+        soonest."""
         if len(self.members) == 1:
             return self.members[0]  # a lone upstream is tried even when out: there is no one else to ask
         now = self._clock()
@@ -188,20 +214,32 @@ class Pool:
                 self.members,
                 key=lambda member: (max(member.health.ejected_until, member.door.throttle.free_at), member.load),
             )
-        member = min(candidates, key=lambda member: member.load) if len(candidates) > 1 else candidates[0]
+        if key is not None and self._affinity is not None:
+            member = self._by_group(key, candidates, self._affinity)
+        elif len(candidates) > 1:
+            member = min(candidates, key=lambda member: member.load)
+        else:
+            member = candidates[0]
         member.health.sending(now)
         return member
+
+    def _by_group(self, key: bytes, candidates: list[Member], affinity: Affinity) -> Member:
+        eligible = [member in candidates for member in self.members]
+        loads = [member.load for member in self.members]
+        index = choose(affinity.ring, key, loads, eligible, affinity.load_factor)
+        return candidates[0] if index is None else self.members[index]  # None cannot be: one is eligible
 
     async def send(self, endpoint: str, body: dict, gate: RetryGate | None = None, flow: Flow = ANONYMOUS) -> Outcome:
         payload = orjson.dumps(body)
         tokens = estimate_tokens(body) if self._counts_tokens else 0
+        key = self.key_of(endpoint, body)
 
         refused_by: Member | None = None  # the member whose Retry-After the next try must not ignore
         member = self.members[0]  # the one the last try went to
 
         async def attempt() -> tuple[Outcome, float | None]:
             nonlocal refused_by, member
-            member = self.pick(avoid=refused_by)
+            member = self.pick(avoid=refused_by, key=key)
             outcome, asked = await member.call(endpoint, body, payload, flow, tokens, self.model)
             retry_after = asked.retry_after if asked is not None else None
             refused_by = member if retry_after else None
@@ -216,9 +254,9 @@ class Pool:
         return any(other is not member and other.available(now) for other in self.members)
 
     async def stream(self, endpoint: str, body: dict, flow: Flow = ANONYMOUS) -> Outcome | Stream:
-        """Opened on the least loaded member; retries before the first event are the upstream's own."""
+        """Opened on the group's member or the least loaded; retries before the first event are the upstream's own."""
         tokens = estimate_tokens(body) if self._counts_tokens else 0
-        return await self.pick().stream(endpoint, body, flow, tokens, self.model)
+        return await self.pick(key=self.key_of(endpoint, body)).stream(endpoint, body, flow, tokens, self.model)
 
 
 def model_door(limits: ModelLimits, model: str, clock: Clock = time.monotonic) -> Door:

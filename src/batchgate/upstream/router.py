@@ -23,7 +23,7 @@ from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, Upstre
 from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
-from batchgate.upstream.pool import Member, Pool, model_door
+from batchgate.upstream.pool import Affinity, Member, Pool, model_door
 
 UpstreamFactory = Callable[[UpstreamConfig, Settings], StreamingUpstream]
 
@@ -75,7 +75,10 @@ class Router:
             if key not in self._pools:
                 members = [member for patterns_, member in self._members if pattern in patterns_]
                 door = model_door(limits, model, self._clock) if limits else None
-                self._pools[key] = Pool(members, door, self._policy, self._clock)
+                affinity = (
+                    Affinity(members, self._settings.affinity_load_factor) if self._settings.cache_aware else None
+                )
+                self._pools[key] = Pool(members, door, self._policy, self._clock, affinity)
             return self._pools[key]
         return None
 
