@@ -67,6 +67,19 @@ RESULT_COMMIT_LATENCY = Histogram(
     buckets=COMMIT_BUCKETS,
     registry=REGISTRY,
 )
+INPUT_TOKENS = Counter(
+    "batchgate_input_tokens",
+    "Input (prompt) tokens of the answers upstreams gave, by model and upstream, as their usage reports them.",
+    ["model", "upstream"],
+    registry=REGISTRY,
+)
+CACHED_INPUT_TOKENS = Counter(
+    "batchgate_cached_input_tokens",
+    "The part of batchgate_input_tokens an upstream's prefix cache served (usage cached_tokens), by model and "
+    "upstream: divided by batchgate_input_tokens it is the cache hit rate.",
+    ["model", "upstream"],
+    registry=REGISTRY,
+)
 UPLOADS = Counter("batchgate_uploads", "Files uploaded and stored.", registry=REGISTRY)
 UPLOAD_BYTES = Counter("batchgate_upload_bytes", "Bytes of the files uploaded and stored.", registry=REGISTRY)
 
@@ -74,6 +87,11 @@ UPLOAD_BYTES = Counter("batchgate_upload_bytes", "Bytes of the files uploaded an
 def lines_finished(endpoint: str) -> tuple[Counter, Counter]:
     """The (succeeded, failed) children for one endpoint, to keep for a run's lines."""
     return LINES_FINISHED.labels(endpoint, "succeeded"), LINES_FINISHED.labels(endpoint, "failed")
+
+
+def input_tokens(model: str, upstream: str) -> tuple[Counter, Counter]:
+    """The (input, cached input) token children of one model at one upstream."""
+    return INPUT_TOKENS.labels(model, upstream), CACHED_INPUT_TOKENS.labels(model, upstream)
 
 
 _retry_children: dict[tuple[str, str], Counter] = {}

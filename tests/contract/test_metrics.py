@@ -158,3 +158,21 @@ def test_log_format_json_writes_one_object_per_line_with_the_line_fields(make_ga
     for record in retried + failed:
         assert record["upstream"] == "mock", record
         assert record["batch_id"] == batch.id and isinstance(record["shard"], int), record
+
+
+def test_cached_input_tokens_are_counted_by_the_batch_and_the_metrics(make_gateway, mock_upstream):
+    gateway = make_gateway(mock_config(mock_upstream))
+    api = client(gateway)
+    # Four prompt words each (the mock's tokens), two of them reported as served by its prefix cache
+    lines = [chat_line(f"c{i}", f"[cached:2] shared {i} words") for i in range(10)] + [
+        chat_line(f"n{i}", f"cold {i} x y") for i in range(5)
+    ]
+    _, batch = start_batch(api, lines)
+    batch = wait_status(api, batch.id)
+    assert batch.status == "completed"
+    usage = api.batches.retrieve(batch.id).model_dump()["usage"]
+    assert usage["input_tokens"] == 60 and usage["input_tokens_details"]["cached_tokens"] == 20
+
+    after = scrape(gateway.url)
+    assert value(after, "batchgate_input_tokens_total", model="m", upstream="mock") == 60
+    assert value(after, "batchgate_cached_input_tokens_total", model="m", upstream="mock") == 20

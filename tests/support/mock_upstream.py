@@ -12,6 +12,8 @@ answer to its own request. Directives inside the text steer it:
     [spent:S]      with [429:N]: the 429 says the rate window is spent instead (x-ratelimit-remaining-requests: 0,
                    x-ratelimit-reset-requests: Ss), with no Retry-After unless [wait:S] asks for one
     [cut:1]        asked to stream: open the stream (200, text/event-stream) and end it before any event
+    [cached:N]     report N of the prompt's tokens (its words) as served by a prefix cache: usage
+                   prompt_tokens_details.cached_tokens (input_tokens_details for responses)
 
 Options model a server with limited room: --capacity N serves N requests at once and queues the
 rest (like an inference server's batch), or with --reject-over-capacity answers them 429.
@@ -45,7 +47,7 @@ from aiohttp import web
 GARBAGE = -200  # a 200 whose body is not JSON
 MODELS = ("mock-chat", "mock-embed")
 FAULTS = ("500", "429", "reset", "hang")
-DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage|wait|spent|cut):([0-9.]+)\]")
+DIRECTIVE = re.compile(r"\[(status|flaky|429|sleep|garbage|wait|spent|cut|cached):([0-9.]+)\]")
 
 
 def request_text(endpoint: str, body: dict) -> str:
@@ -62,6 +64,7 @@ def request_text(endpoint: str, body: dict) -> str:
 def answer(endpoint: str, body: dict, text: str) -> dict:
     model = body.get("model", "unknown")
     words = len(text.split()) or 1
+    cached = min(words, sum(int(float(v)) for k, v in DIRECTIVE.findall(text) if k == "cached"))
     if endpoint == "chat/completions":
         return {
             "id": "chatcmpl-" + hashlib.md5(text.encode()).hexdigest()[:12],
@@ -71,7 +74,12 @@ def answer(endpoint: str, body: dict, text: str) -> dict:
             "choices": [
                 {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": f"echo: {text}"}}
             ],
-            "usage": {"prompt_tokens": words, "completion_tokens": words + 1, "total_tokens": 2 * words + 1},
+            "usage": {
+                "prompt_tokens": words,
+                "completion_tokens": words + 1,
+                "total_tokens": 2 * words + 1,
+                **({"prompt_tokens_details": {"cached_tokens": cached}} if cached else {}),
+            },
         }
     if endpoint == "embeddings":
         digest = hashlib.sha256(text.encode()).digest()
@@ -91,7 +99,12 @@ def answer(endpoint: str, body: dict, text: str) -> dict:
             "output": [
                 {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": f"echo: {text}"}]}
             ],
-            "usage": {"input_tokens": words, "output_tokens": words + 1, "total_tokens": 2 * words + 1},
+            "usage": {
+                "input_tokens": words,
+                "output_tokens": words + 1,
+                "total_tokens": 2 * words + 1,
+                **({"input_tokens_details": {"cached_tokens": cached}} if cached else {}),
+            },
         }
     return {
         "created": int(time.time()),

@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
+from prometheus_client import Counter
 
 from batchgate import metrics
 from batchgate.domain.affinity import Ring, choose
@@ -24,6 +25,7 @@ from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.health import Health
 from batchgate.domain.limits import estimate_tokens
 from batchgate.domain.prefix import prefix_key
+from batchgate.domain.records import Usage
 from batchgate.domain.results import Outcome, usage_of
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.throttle import Asked, Throttle
@@ -32,6 +34,8 @@ from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_w
 from batchgate.upstream.door import Door
 
 Clock = Callable[[], float]
+NO_USAGE = Usage()
+MODELS_COUNTED = 1024  # token counter children a member keeps at hand, by model (the counts stay in metrics)
 REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens to
 
 
@@ -72,6 +76,7 @@ class Member:
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
         self._latency = metrics.UPSTREAM_LATENCY.labels(config.name)
+        self._tokens: dict[object, tuple[Counter, Counter]] = {}  # by model: input and cached input tokens
 
     @property
     def concurrency_limit(self) -> int | None:
@@ -98,7 +103,9 @@ class Member:
             started = self._clock()
             outcome, asked = await self._attempt(endpoint, body, payload)
             self._latency.observe(self._clock() - started)
-            self._learn(outcome, asked, started, tokens, doors)
+            usage = usage_of(outcome.body) if outcome.ok else NO_USAGE
+            self._learn(outcome, asked, started, tokens, doors, usage.total_tokens)
+            self._count_tokens(body.get("model"), usage)
             learned = True
             return outcome, asked
         finally:
@@ -136,7 +143,21 @@ class Member:
         for door in doors:
             door.leave()
 
-    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door]) -> None:
+    def _count_tokens(self, model: object, usage: Usage) -> None:
+        if not usage.input_tokens:
+            return
+        counters = self._tokens.get(model)
+        if counters is None:
+            if len(self._tokens) >= MODELS_COUNTED:
+                self._tokens.clear()
+            counters = self._tokens[model] = metrics.input_tokens(str(model), self.name)
+        counters[0].inc(usage.input_tokens)
+        if usage.cached_tokens:
+            counters[1].inc(usage.cached_tokens)
+
+    def _learn(
+        self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door], used: int
+    ) -> None:
         """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token buckets.
 
         Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
@@ -160,9 +181,8 @@ class Member:
         else:
             self.health.succeeded()
         if tokens:
-            actual = usage_of(outcome.body).total_tokens if outcome.ok else 0
             for door in doors:
-                door.settle(tokens, actual or (tokens if outcome.ok else 0))
+                door.settle(tokens, used or (tokens if outcome.ok else 0))
 
 
 class Affinity:
