@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.cli import batchgate, client_env
 from tests.support.lifecycle import (
     chat_line,
     client,
@@ -160,7 +161,7 @@ def test_log_format_json_writes_one_object_per_line_with_the_line_fields(make_ga
         assert record["batch_id"] == batch.id and isinstance(record["shard"], int), record
 
 
-def test_cached_input_tokens_are_counted_by_the_batch_and_the_metrics(make_gateway, mock_upstream):
+def test_cached_input_tokens_are_counted_and_their_hit_rate_shown_by_the_batch_and_the_cli(make_gateway, mock_upstream):
     gateway = make_gateway(mock_config(mock_upstream))
     api = client(gateway)
     # Four prompt words each (the mock's tokens), two of them reported as served by its prefix cache
@@ -176,3 +177,8 @@ def test_cached_input_tokens_are_counted_by_the_batch_and_the_metrics(make_gatew
     after = scrape(gateway.url)
     assert value(after, "batchgate_input_tokens_total", model="m", upstream="mock") == 60
     assert value(after, "batchgate_cached_input_tokens_total", model="m", upstream="mock") == 20
+
+    env = client_env(gateway)
+    table = batchgate("batches", "get", batch.id, "--output", "table", env=env)
+    assert table.returncode == 0, table.stderr
+    assert "cache hit" in table.stdout and "33%" in table.stdout  # 20 of 60 input tokens

@@ -39,8 +39,10 @@ def slow_gateway(make_gateway, tmp_path):
 
 
 def start_run(tmux, gateway, folder) -> None:
-    """`batchgate run` of 30 slow lines in a new 100×20 terminal; `EXIT=<code>` is printed when it ends."""
-    (folder / "job.jsonl").write_bytes(jsonl(chat_line(f"r{i}", f"line {i}") for i in range(30)))
+    """`batchgate run` of 30 slow lines in a new 100×20 terminal; `EXIT=<code>` is printed when it ends.
+
+    The mock reports one of each line's three prompt tokens as served by its prefix cache."""
+    (folder / "job.jsonl").write_bytes(jsonl(chat_line(f"r{i}", f"line {i} [cached:1]") for i in range(30)))
     command = " ".join([shlex.quote(sys.executable), "-m", "batchgate", "run", "job.jsonl", "--max-concurrency", "2"])
     env = client_env(gateway, TERM="xterm-256color")
     tmux(
@@ -70,6 +72,7 @@ def test_the_bar_shows_the_batch_moving_in_a_terminal(slow_gateway, tmp_path, tm
     assert len(done_counts) >= 3 and done_counts == sorted(done_counts) and done_counts[-1] == 30, done_counts
     bar = next(line for line in screen.splitlines() if "/30 done" in line)
     assert "0 failed" in bar and "lines/s" in bar and "ETA" in bar and "completed" in bar
+    assert "33% cached" in bar  # the cache hit rate: 30 of the 90 input tokens
     assert screen.count("/30 done") == 1
     assert (tmp_path / "job.output.jsonl").exists()
 

@@ -68,3 +68,27 @@ def test_a_batch_table_shows_the_servers_estimate_while_it_runs():
     console = Console(width=300, record=True)
     console.print(table_of({**batch, "created_at": 0, "estimated_completion_at": None}))
     assert "1970-01-02" not in console.export_text()
+
+
+def test_the_cache_hit_rate_is_shown_once_an_upstream_reports_cached_tokens():
+    from rich.console import Console
+
+    from batchgate.cli.output import table_of
+    from batchgate.cli.progress import describe
+
+    counts = {"total": 4, "completed": 4, "failed": 0}
+    cold = {"object": "batch", "id": "batch_1", "status": "completed", "request_counts": counts}
+    warm = {**cold, "usage": {"input_tokens": 400, "input_tokens_details": {"cached_tokens": 260}}}
+    assert Counts.of(cold).cache_hit_rate is None
+    assert (
+        Counts.of({**cold, "usage": {"input_tokens": 400, "input_tokens_details": {"cached_tokens": 0}}}).cache_hit_rate
+        is None
+    )
+    assert Counts.of(warm).cache_hit_rate == 0.65
+    assert describe("batch_1", Counts.of(warm), Pace()).endswith(", 65% cached")
+    assert "cached" not in describe("batch_1", Counts.of(cold), Pace())
+    for batch, shown in ((warm, True), (cold, False)):
+        console = Console(width=300, record=True)
+        console.print(table_of(batch))
+        text = console.export_text()
+        assert "cache hit" in text and ("65%" in text) is shown

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from batchgate.cli.client import EXIT_USAGE
+from batchgate.cli.progress import Counts
 from batchgate.errors import CommandFailed
 
 PIPED_WIDTH = 200
@@ -93,6 +94,11 @@ def _time(name: str) -> Cell:
     return cell
 
 
+def _cache_hit(obj: dict[str, Any]) -> str:
+    rate = Counts.of(obj).cache_hit_rate
+    return "" if rate is None else f"{rate:.0%}"
+
+
 def _counts(obj: dict[str, Any]) -> str:
     counts = obj.get("request_counts") or {}
     return f"{counts.get('completed', 0)} ok / {counts.get('failed', 0)} failed / {counts.get('total', 0)}"
@@ -113,6 +119,7 @@ COLUMNS: dict[str, list[tuple[str, Cell]]] = {
         ("status", _field("status")),
         ("endpoint", _field("endpoint")),
         ("requests", _counts),
+        ("cache hit", _cache_hit),  # cached ÷ input tokens, once an upstream reports cached tokens
         ("created (UTC)", _time("created_at")),
         ("done by (UTC)", _time("estimated_completion_at")),  # the server's estimate, while it runs
     ],

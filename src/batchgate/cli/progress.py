@@ -24,12 +24,28 @@ class Counts:
     done: int  # lines with a result, good or bad
     failed: int
     total: int
+    input_tokens: int = 0
+    cached_tokens: int = 0  # the part of input_tokens an upstream's prefix cache served
 
     @classmethod
     def of(cls, batch: dict[str, Any]) -> Counts:
         counts = batch.get("request_counts") or {}
         completed, failed = int(counts.get("completed") or 0), int(counts.get("failed") or 0)
-        return cls(str(batch.get("status")), completed + failed, failed, int(counts.get("total") or 0))
+        usage = batch.get("usage") or {}
+        details = usage.get("input_tokens_details") or {}
+        return cls(
+            str(batch.get("status")),
+            completed + failed,
+            failed,
+            int(counts.get("total") or 0),
+            int(usage.get("input_tokens") or 0),
+            int(details.get("cached_tokens") or 0),
+        )
+
+    @property
+    def cache_hit_rate(self) -> float | None:
+        """Cached ÷ input tokens; None until an upstream has reported a cached token."""
+        return self.cached_tokens / self.input_tokens if self.cached_tokens and self.input_tokens else None
 
 
 class Pace:
@@ -68,11 +84,18 @@ def rate_text(rate: float | None) -> str:
     return "-" if rate is None else f"{rate:.1f}"
 
 
+def hit_rate_text(counts: Counts) -> str:
+    """ "63% cached" (the cache hit rate of input tokens), or nothing while no upstream has reported any."""
+    rate = counts.cache_hit_rate
+    return "" if rate is None else f"{rate:.0%} cached"
+
+
 def describe(batch_id: str, counts: Counts, pace: Pace) -> str:
     """The plain progress line."""
+    cache = hit_rate_text(counts)
     return (
         f"{batch_id} {counts.status}: {counts.done}/{counts.total} done, {counts.failed} failed, "
-        f"{rate_text(pace.rate)} lines/s, ETA {clock(pace.seconds_left(counts))}"
+        f"{rate_text(pace.rate)} lines/s, ETA {clock(pace.seconds_left(counts))}" + (f", {cache}" if cache else "")
     )
 
 
@@ -96,11 +119,12 @@ class LiveBar:
             TextColumn("[red]{task.fields[failed]} failed"),
             TextColumn("{task.fields[rate]} lines/s"),
             TextColumn("ETA {task.fields[eta]}"),
+            TextColumn("[green]{task.fields[cache]}"),
             console=console,
             auto_refresh=False,
         )
         self.task: TaskID = self.progress.add_task(
-            "batch", total=None, of="?", failed=0, rate="-", eta="--:--", status="…"
+            "batch", total=None, of="?", failed=0, rate="-", eta="--:--", status="…", cache=""
         )
 
     def start(self) -> None:
@@ -117,6 +141,7 @@ class LiveBar:
             rate=rate_text(self.pace.rate),
             eta=clock(self.pace.seconds_left(counts)),
             status=counts.status,
+            cache=hit_rate_text(counts),
         )
         self.progress.refresh()
 
