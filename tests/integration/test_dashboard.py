@@ -89,8 +89,12 @@ def status_of_row(page: Page, batch_id: str):
 
 
 def running_lines(count: int) -> list[dict]:
-    """Chat lines, every tenth answered 400 by the mock, so the batch has failed lines to show."""
-    return [chat_line(f"q{i:03d}", f"question {i}" + (" [status:400]" if i % 10 == 3 else "")) for i in range(count)]
+    """Chat lines, every tenth answered 400 by the mock, so the batch has failed lines to show; the mock
+    reports one of each line's three prompt tokens as served by its prefix cache."""
+    return [
+        chat_line(f"q{i:03d}", f"question {i} [cached:1]" + (" [status:400]" if i % 10 == 3 else ""))
+        for i in range(count)
+    ]
 
 
 def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gateway, browser, tmp_path):
@@ -148,6 +152,7 @@ def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gatewa
     expect(failed_card).to_contain_text("400")
     expect(page.locator(".card-progress")).to_contain_text("72")  # completed lines
     expect(page.locator(".card-usage dd").first).not_to_have_text("0")
+    expect(page.locator(".card-usage .stat").filter(has_text="Cache hit rate")).to_contain_text("33%")
     with page.expect_download() as download:
         page.get_by_role("button", name="Download output").click()
     saved = Path(download.value.path()).read_text().splitlines()

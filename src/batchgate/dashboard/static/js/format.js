@@ -116,6 +116,13 @@ export function bytes(n) {
 
 export const number = (n) => (n ?? 0).toLocaleString("en-US");
 
+/** The share of input tokens an upstream's prefix cache served, as "63%"; "—" until one reports any. */
+export function cacheHitRate(usage) {
+  const input = usage?.input_tokens || 0;
+  const cached = usage?.input_tokens_details?.cached_tokens || 0;
+  return input > 0 && cached > 0 ? `${Math.round((100 * cached) / input)}%` : "—";
+}
+
 export function perSecond(value) {
   if (!value) return "—";
   return value >= 10 ? `${Math.round(value)}/s` : `${value.toFixed(1)}/s`;

@@ -5,6 +5,7 @@ import { actionButton, downloadButton, keepFocus, progressBar, statusBadge } fro
 import { h, notice } from "../dom.js";
 import {
   CANCELLABLE,
+  cacheHitRate,
   duration,
   eta,
   modelOf,
@@ -189,6 +190,7 @@ function usageCard(batch) {
       stat("Output tokens", number(usage.output_tokens)),
       stat("Total tokens", number(usage.total_tokens)),
       stat("Cached", number(usage.input_tokens_details?.cached_tokens)),
+      stat("Cache hit rate", cacheHitRate(usage)),
       stat("Reasoning", number(usage.output_tokens_details?.reasoning_tokens)),
     ),
   );
