@@ -3,7 +3,8 @@
 Counters and histograms are module-level and written where things happen; hot paths keep the
 labelled child they write to (`.labels()` once, not per call). Gauges that describe a state (requests
 in flight at an upstream, the adaptive limit, batches by status) are read when scraped, so keeping
-them costs nothing between scrapes.
+them costs nothing between scrapes; so are the token counters, summed in plain integers by each
+upstream as its answers arrive (an addition per answer, not a locked counter).
 
 Each process counts what it did itself: with several workers, sum the counters over processes. The
 batches-by-status gauge is read from the shared database, so every process reports the same
@@ -16,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -67,19 +68,6 @@ RESULT_COMMIT_LATENCY = Histogram(
     buckets=COMMIT_BUCKETS,
     registry=REGISTRY,
 )
-INPUT_TOKENS = Counter(
-    "batchgate_input_tokens",
-    "Input (prompt) tokens of the answers upstreams gave, by model and upstream, as their usage reports them.",
-    ["model", "upstream"],
-    registry=REGISTRY,
-)
-CACHED_INPUT_TOKENS = Counter(
-    "batchgate_cached_input_tokens",
-    "The part of batchgate_input_tokens an upstream's prefix cache served (usage cached_tokens), by model and "
-    "upstream: divided by batchgate_input_tokens it is the cache hit rate.",
-    ["model", "upstream"],
-    registry=REGISTRY,
-)
 UPLOADS = Counter("batchgate_uploads", "Files uploaded and stored.", registry=REGISTRY)
 UPLOAD_BYTES = Counter("batchgate_upload_bytes", "Bytes of the files uploaded and stored.", registry=REGISTRY)
 
@@ -87,11 +75,6 @@ UPLOAD_BYTES = Counter("batchgate_upload_bytes", "Bytes of the files uploaded an
 def lines_finished(endpoint: str) -> tuple[Counter, Counter]:
     """The (succeeded, failed) children for one endpoint, to keep for a run's lines."""
     return LINES_FINISHED.labels(endpoint, "succeeded"), LINES_FINISHED.labels(endpoint, "failed")
-
-
-def input_tokens(model: str, upstream: str) -> tuple[Counter, Counter]:
-    """The (input, cached input) token children of one model at one upstream."""
-    return INPUT_TOKENS.labels(model, upstream), CACHED_INPUT_TOKENS.labels(model, upstream)
 
 
 _retry_children: dict[tuple[str, str], Counter] = {}
@@ -105,7 +88,8 @@ def count_retry(upstream: str, reason: str) -> None:
 
 
 class _Live(Collector):
-    """The gauges read at scrape time: each upstream's doors, and the batches by status of the last refresh."""
+    """What is read at scrape time: each upstream's doors and token counts, and the batches by status of the last
+    refresh."""
 
     def __init__(self) -> None:
         self.members: Callable[[], Iterable[Member]] = tuple
@@ -123,13 +107,27 @@ class _Live(Collector):
             "Requests an upstream may have in flight now: its adaptive (AIMD) limit, or its fixed max_concurrency.",
             labels=["upstream"],
         )
+        given = CounterMetricFamily(
+            "batchgate_input_tokens",
+            "Input (prompt) tokens of the answers upstreams gave, by model and upstream, as their usage reports them.",
+            labels=["model", "upstream"],
+        )
+        cached = CounterMetricFamily(
+            "batchgate_cached_input_tokens",
+            "The part of batchgate_input_tokens an upstream's prefix cache served (usage cached_tokens), by model "
+            "and upstream: divided by batchgate_input_tokens it is the cache hit rate.",
+            labels=["model", "upstream"],
+        )
         for member in self.members():
             in_flight.add_metric([member.name], member.door.in_flight)
             queued.add_metric([member.name], max(0, member.load - member.door.in_flight))
             current = member.concurrency_limit
             if current is not None:
                 limit.add_metric([member.name], current)
-        yield from (in_flight, queued, limit)
+            for model, (tokens, from_cache) in list(member.input_tokens.items()):
+                given.add_metric([model, member.name], tokens)
+                cached.add_metric([model, member.name], from_cache)
+        yield from (in_flight, queued, limit, given, cached)
         if self.batch_counts is not None:
             batches = GaugeMetricFamily(
                 "batchgate_batches",

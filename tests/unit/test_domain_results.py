@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from batchgate.domain.records import Usage
-from batchgate.domain.results import Outcome, result_line, unanswered_line, usage_of
+from batchgate.domain.results import Outcome, input_tokens_of, result_line, unanswered_line, usage_of
 
 CHAT_ANSWER = {
     "id": "chatcmpl-1",
@@ -189,6 +189,28 @@ def test_usage_total_defaults_to_sum():
 )
 def test_usage_garbage_is_zeros(body):
     assert usage_of(body) == Usage()
+    assert input_tokens_of(body) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": 100, "prompt_tokens_details": {"cached_tokens": 64}},
+        {"input_tokens": 20, "input_tokens_details": {"cached_tokens": 5}},
+        {"prompt_tokens": 8, "total_tokens": 8},
+        {"prompt_tokens": 12, "prompt_tokens_details": None},
+        {
+            "input_tokens": 3,
+            "prompt_tokens": 9,
+            "input_tokens_details": {},
+            "prompt_tokens_details": {"cached_tokens": 2},
+        },
+        {"prompt_tokens": 4, "prompt_tokens_details": {"cached_tokens": True}},
+    ],
+)
+def test_input_tokens_of_reads_what_usage_of_reads(usage):
+    whole = usage_of({"usage": usage})
+    assert input_tokens_of({"usage": usage}) == (whole.input_tokens, whole.cached_tokens)
 
 
 def test_usage_partially_garbage_keeps_the_good_parts():

@@ -85,5 +85,15 @@ def usage_of(body: object) -> Usage:
     )
 
 
+def input_tokens_of(body: object) -> tuple[int, int]:
+    """(input tokens, the cached part of them) of an answer, read as usage_of reads them, without the rest."""
+    usage = body.get("usage") if isinstance(body, dict) else None
+    if not isinstance(usage, dict):
+        return 0, 0
+    details = usage.get("input_tokens_details") or usage.get("prompt_tokens_details")
+    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return _int(usage.get("input_tokens", usage.get("prompt_tokens"))), cached
+
+
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

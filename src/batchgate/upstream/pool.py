@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncGenerator, Callable, Sequence
 
 import orjson
-from prometheus_client import Counter
 
 from batchgate import metrics
 from batchgate.domain.affinity import Ring, choose
@@ -25,8 +24,7 @@ from batchgate.domain.fairness import ANONYMOUS, Flow
 from batchgate.domain.health import Health
 from batchgate.domain.limits import estimate_tokens
 from batchgate.domain.prefix import prefix_key
-from batchgate.domain.records import Usage
-from batchgate.domain.results import Outcome, usage_of
+from batchgate.domain.results import Outcome, input_tokens_of, usage_of
 from batchgate.domain.retry import RetryPolicy
 from batchgate.domain.throttle import Asked, Throttle
 from batchgate.settings import ModelLimits, Settings, UpstreamConfig
@@ -34,8 +32,6 @@ from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, send_w
 from batchgate.upstream.door import Door
 
 Clock = Callable[[], float]
-NO_USAGE = Usage()
-MODELS_COUNTED = 1024  # token counter children a member keeps at hand, by model (the counts stay in metrics)
 REFUSALS = frozenset({429, 503})  # "too much": what the adaptive limit listens to
 
 
@@ -76,7 +72,8 @@ class Member:
         self.health = Health(eject_after=settings.eject_after_failures, cooldown=settings.eject_seconds)
         self.load = 0  # requests in flight here or waiting at its door
         self._latency = metrics.UPSTREAM_LATENCY.labels(config.name)
-        self._tokens: dict[object, tuple[Counter, Counter]] = {}  # by model: input and cached input tokens
+        # By model: [input tokens, the cached part] of its answers, read by metrics at scrape time.
+        self.input_tokens: dict[str, list[int]] = {}
 
     @property
     def concurrency_limit(self) -> int | None:
@@ -103,9 +100,9 @@ class Member:
             started = self._clock()
             outcome, asked = await self._attempt(endpoint, body, payload)
             self._latency.observe(self._clock() - started)
-            usage = usage_of(outcome.body) if outcome.ok else NO_USAGE
-            self._learn(outcome, asked, started, tokens, doors, usage.total_tokens)
-            self._count_tokens(body.get("model"), usage)
+            self._learn(outcome, asked, started, tokens, doors)
+            if outcome.ok:
+                self._count_tokens(body.get("model"), outcome.body)
             learned = True
             return outcome, asked
         finally:
@@ -143,21 +140,16 @@ class Member:
         for door in doors:
             door.leave()
 
-    def _count_tokens(self, model: object, usage: Usage) -> None:
-        if not usage.input_tokens:
-            return
-        counters = self._tokens.get(model)
-        if counters is None:
-            if len(self._tokens) >= MODELS_COUNTED:
-                self._tokens.clear()
-            counters = self._tokens[model] = metrics.input_tokens(str(model), self.name)
-        counters[0].inc(usage.input_tokens)
-        if usage.cached_tokens:
-            counters[1].inc(usage.cached_tokens)
+    def _count_tokens(self, model: object, answer: object) -> None:
+        given, cached = input_tokens_of(answer)
+        if given:
+            counts = self.input_tokens.get(str(model))
+            if counts is None:
+                counts = self.input_tokens[str(model)] = [0, 0]
+            counts[0] += given
+            counts[1] += cached
 
-    def _learn(
-        self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door], used: int
-    ) -> None:
+    def _learn(self, outcome: Outcome, asked: Asked | None, sent_at: float, tokens: int, doors: list[Door]) -> None:
         """Feed one outcome to the adaptive limit, the rate-limit pause, health and the token buckets.
 
         Only refusals speak of load: a 500, a reset or a timeout is one request's misfortune, retried
@@ -181,8 +173,9 @@ class Member:
         else:
             self.health.succeeded()
         if tokens:
+            actual = usage_of(outcome.body).total_tokens if outcome.ok else 0
             for door in doors:
-                door.settle(tokens, used or (tokens if outcome.ok else 0))
+                door.settle(tokens, actual or (tokens if outcome.ok else 0))
 
 
 class Affinity:
