@@ -7,7 +7,18 @@ import random
 
 import pytest
 
-from tests.support.lifecycle import CHAT, assert_partition, client, config, outputs, start_batch, wait_status
+from batchgate.domain.affinity import Ring
+from batchgate.domain.prefix import prefix_key
+from tests.support.lifecycle import (
+    CHAT,
+    assert_partition,
+    client,
+    closed_port_url,
+    config,
+    outputs,
+    start_batch,
+    wait_status,
+)
 from tests.support.servers import MockUpstream
 
 GROUPS, PER_GROUP = 8, 6
@@ -80,3 +91,29 @@ def test_not_cache_aware_the_groups_spread_over_the_members(make_gateway, pool):
     reached = run(make_gateway, pool, "cache_aware = false")
     assert any(len(members) > 1 for members in reached.values()), reached
     assert len(set().union(*reached.values())) == 3, reached
+
+
+def test_the_groups_of_a_member_that_is_down_move_to_the_next_on_the_ring_and_the_others_stay(make_gateway, pool):
+    live = {0: pool[0], 2: pool[1]}  # gpu-1 is down: nothing listens at its address
+    upstreams = [
+        {"name": f"gpu-{i}", "base_url": live[i].base_url if i in live else closed_port_url()} for i in range(3)
+    ]
+    gateway = make_gateway(
+        config(*upstreams, extra="affinity_load_factor = 10\neject_after_failures = 1\nretry_base_seconds = 0.01")
+    )
+    api = client(gateway)
+    lines = grouped_lines()
+    _, batch = start_batch(api, lines, max_concurrency=6)
+    batch = wait_status(api, batch.id)
+    assert batch.status == "completed" and batch.request_counts.completed == len(lines)
+
+    ring = Ring([upstream["name"] for upstream in upstreams])
+    reached = members_by_group([live[0], live[2]])
+    moved = 0
+    bodies = {line["body"]["messages"][-1]["content"].split()[0]: line["body"] for line in lines}
+    for group, body in bodies.items():
+        home, following = list(ring.clockwise(prefix_key(CHAT, body)))[:2]
+        expected = following if home == 1 else home
+        assert reached[group] == {[0, 2].index(expected)}, (group, home, following, reached)
+        moved += home == 1
+    assert moved, "no group lived on the member that is down: the test shows nothing"
