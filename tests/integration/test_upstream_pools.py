@@ -87,7 +87,7 @@ async def test_upstreams_listing_the_matching_pattern_form_the_pool(routers):
 async def test_a_pool_spreads_lines_by_least_in_flight(serve, routers):
     url_a, mock_a, _ = await serve(latency=0.05)
     url_b, mock_b, _ = await serve(latency=0.05)
-    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)))
+    router = routers(UpstreamConfig("a", url_a, ("m",)), UpstreamConfig("b", url_b, ("m",)), cache_aware=False)
     outcomes = await send_all(router, [chat(f"q{i}") for i in range(40)], concurrency=10)
     assert all(o.ok for o in outcomes)
     a, b = sum(mock_a.attempts.values()), sum(mock_b.attempts.values())
