@@ -56,6 +56,12 @@ RETRIES = Counter(
     ["upstream", "reason"],
     registry=REGISTRY,
 )
+DUPLICATES_SAVED = Counter(
+    "batchgate_duplicates_saved",
+    "Batch lines answered by a byte-identical repeat's answer instead of being sent (docs/caching.md), by endpoint.",
+    ["endpoint"],
+    registry=REGISTRY,
+)
 RATE_LIMIT_WAITS = Counter(
     "batchgate_rate_limit_waits",
     "Requests held back at a door by a rate window (rpm, tpm) or a rate-limit pause, by door.",

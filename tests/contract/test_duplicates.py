@@ -13,6 +13,8 @@ import pytest
 from mka1 import SDK
 
 from tests.contract.conftest import jsonl, parse_jsonl, request_line
+from tests.contract.test_metrics import scrape, value
+from tests.support.cli import batchgate, client_env
 from tests.support.lifecycle import assert_partition, wait_status, wait_until
 from tests.support.servers import upstream_config
 
@@ -72,6 +74,7 @@ def run(api, lines: list[dict], metadata: dict | None):
 def test_a_batch_that_asks_sends_each_repeatable_body_once_and_answers_every_line(api, gw, upstream):
     tag = uuid.uuid4().hex
     lines = repeats(tag)
+    saved_before = value(scrape(gw.url), "batchgate_duplicates_saved_total", endpoint=CHAT)
     batch, output = run(api, lines, {"batchgate_deduplicate": "true"})
 
     texts = sent(upstream, tag)
@@ -93,6 +96,11 @@ def test_a_batch_that_asks_sends_each_repeatable_body_once_and_answers_every_lin
         if line["custom_id"].startswith(("r0", "sampled"))
     )
     assert batch.usage.input_tokens == sent_usage, "only what was sent is spent"
+
+    assert value(scrape(gw.url), "batchgate_duplicates_saved_total", endpoint=CHAT) - saved_before == 9
+    table = batchgate("batches", "get", batch.id, "--output", "table", env=client_env(gw))
+    assert table.returncode == 0, table.stderr
+    assert "repeats saved" in table.stdout and "│ 9 " in table.stdout.replace("┃", "│")
 
     sdk = SDK(bearer_auth=gw.key, server_url=gw.url)
     assert sdk.llm.batches.get(batch_id=batch.id).id == batch.id

@@ -153,6 +153,8 @@ def test_dashboard_follows_downloads_cancels_and_starts_batches(dashboard_gatewa
     expect(page.locator(".card-progress")).to_contain_text("72")  # completed lines
     expect(page.locator(".card-usage dd").first).not_to_have_text("0")
     expect(page.locator(".card-usage .stat").filter(has_text="Cache hit rate")).to_contain_text("33%")
+    saved = api.batches.retrieve(running.id).model_extra["duplicates_saved"]
+    expect(page.locator(".card-usage .stat").filter(has_text="Repeats saved")).to_contain_text(str(saved))
     with page.expect_download() as download:
         page.get_by_role("button", name="Download output").click()
     saved = Path(download.value.path()).read_text().splitlines()

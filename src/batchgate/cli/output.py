@@ -120,6 +120,7 @@ COLUMNS: dict[str, list[tuple[str, Cell]]] = {
         ("endpoint", _field("endpoint")),
         ("requests", _counts),
         ("cache hit", _cache_hit),  # cached ÷ input tokens, once an upstream reports cached tokens
+        ("repeats saved", lambda obj: str(obj.get("duplicates_saved") or "")),  # lines not sent (docs/caching.md)
         ("created (UTC)", _time("created_at")),
         ("done by (UTC)", _time("estimated_completion_at")),  # the server's estimate, while it runs
     ],

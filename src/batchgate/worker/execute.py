@@ -203,6 +203,7 @@ class _Answers:
         self._writer = writer
         self._waiting: list[tuple[RequestLine, Outcome, bool]] = []
         self._succeeded, self._failed = metrics.lines_finished(endpoint)
+        self._saved = metrics.DUPLICATES_SAVED.labels(endpoint)
 
     def put(self, request: RequestLine, outcome: Outcome, copied: bool = False) -> None:
         if not self._waiting:
@@ -216,6 +217,8 @@ class _Answers:
             spent = usage_of(outcome.body) if outcome.ok and not copied else Usage()  # a copy cost nothing
             self._writer.add(row, spent, copied)
             (self._succeeded if outcome.ok else self._failed).inc()
+            if copied:
+                self._saved.inc()
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:

@@ -191,6 +191,7 @@ function usageCard(batch) {
       stat("Total tokens", number(usage.total_tokens)),
       stat("Cached", number(usage.input_tokens_details?.cached_tokens)),
       stat("Cache hit rate", cacheHitRate(usage)),
+      stat("Repeats saved", number(batch.duplicates_saved)),
       stat("Reasoning", number(usage.output_tokens_details?.reasoning_tokens)),
     ),
   );
