@@ -20,7 +20,7 @@ class StallingStore:
         self.go = asyncio.Event()
         self.recorded: list[int] = []
 
-    async def record_results(self, lease, rows, usage) -> None:
+    async def record_results(self, lease, rows, usage, copies=0) -> None:
         await self.go.wait()
         self.recorded.extend(r.line for r in rows)
 
