@@ -215,6 +215,18 @@ async def test_a_silent_server_times_out_and_an_absent_one_fails_to_connect():
         await closed.post("/x", b"{}")
 
 
+async def test_a_reused_connection_that_falls_silent_times_out_and_the_next_request_gets_a_new_one():
+    async with ScriptedServer(ok(), (b"HTTP/1.1 200 OK\r\n", "hang"), ok(b'{"third": 1}')) as server:
+        client = pool(server, timeout=0.3)
+        assert (await client.post("/x", b"{}")).status == 200
+        with pytest.raises(TimeoutError):
+            await client.post("/x", b"{}")
+        third = await client.post("/x", b"{}")
+        client.close()
+    assert third.body == b'{"third": 1}'
+    assert server.connections == 2  # the silent connection was closed, not reused
+
+
 async def test_get_reads_a_listing_from_the_origin_path():
     async with ScriptedServer(ok(b'{"data": []}')) as server:
         client = pool(server, path="/api/v1")

@@ -27,6 +27,7 @@ from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
+NO_USAGE = Usage()
 
 
 async def execute(
@@ -212,13 +213,21 @@ class _Answers:
 
     def record(self) -> None:
         waiting, self._waiting = self._waiting, []
+        succeeded = saved = 0
         for request, outcome, copied in waiting:
-            row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
-            spent = usage_of(outcome.body) if outcome.ok and not copied else Usage()  # a copy cost nothing
+            ok = outcome.ok
+            row = ResultRow(request.line, ok, result_line(ids.request_id(), request.custom_id, outcome))
+            spent = usage_of(outcome.body) if ok and not copied else NO_USAGE  # a copy cost nothing
             self._writer.add(row, spent, copied)
-            (self._succeeded if outcome.ok else self._failed).inc()
-            if copied:
-                self._saved.inc()
+            succeeded += ok
+            saved += copied
+        # Counted once per turn, not per line: each count takes the metric's lock.
+        if succeeded:
+            self._succeeded.inc(succeeded)
+        if failed := len(waiting) - succeeded:
+            self._failed.inc(failed)
+        if saved:
+            self._saved.inc(saved)
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:
