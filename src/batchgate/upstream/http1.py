@@ -70,6 +70,7 @@ class Http1Pool:
         self._waiting: dict[_Connection, float] = {}  # connections awaiting an answer, by their deadline
         self._sweep_every = min(SWEEP_MAX_SECONDS, timeout * SWEEP_SHARE)
         self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeping_in: asyncio.AbstractEventLoop | None = None  # the loop the sweeper's timer is on
 
     async def post(self, path: str, body: bytes) -> Answer:
         """POST `body` to `path` (after the origin's own path). Raises UpstreamFailure or asyncio.TimeoutError."""
@@ -139,8 +140,9 @@ class Http1Pool:
 
     async def _exchange(self, conn: _Connection, request: bytes, deadline: float) -> Answer:
         self._waiting[conn] = deadline
-        if self._sweeper is None:
-            self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
+        loop = asyncio.get_running_loop()
+        if self._sweeper is None or self._sweeping_in is not loop:  # a timer left on a closed loop never fires
+            self._sweeper, self._sweeping_in = loop.call_later(self._sweep_every, self._sweep), loop
         try:
             answer = await conn.exchange(request)
         except BaseException:
