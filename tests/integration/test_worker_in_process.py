@@ -406,3 +406,36 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
         assert (await source.take(lambda: sending)).line == 3 and source.ended
     finally:
         await source.close()
+
+
+class Answered:
+    """The store, with the lines `done` already answered (as when a shard resumes after a crash)."""
+
+    def __init__(self, store, done: set[int]):
+        self._store, self._done = store, done
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    async def done_lines(self, batch_id, first_line, last_line):
+        for line in sorted(self._done):
+            if first_line <= line <= last_line:
+                yield line
+
+
+async def test_a_resumed_shard_hands_out_only_its_unanswered_lines_and_skips_blank_ones(parts):
+    lines = chat("c1", "a") + b"\n" + chat("c2", "b") + b"\n\n" + chat("c4", "d") + b"\n" + chat("c5", "e")
+    lines += b"\n  \n" + chat("c7", "g") + b"\n" + chat("c8", "h") + b"\n"
+    batch_id = await add_batch(parts, [], lines)
+    ctx = dataclasses.replace(parts, store=Answered(parts.store, {2, 4, 8}))
+    batch = await ctx.store.get_batch(batch_id)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), ctx.execution.max_line_bytes, lambda: None)
+    try:
+        await source.prime()
+        handed = []
+        while (request := await source.take(lambda: True)) is not None:
+            handed.append((request.line, request.custom_id))
+    finally:
+        await source.close()
+    assert handed == [(1, "c1"), (5, "c5"), (7, "c7")]
+    assert source.ended and source.failure is None

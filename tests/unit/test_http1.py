@@ -215,6 +215,43 @@ async def test_a_silent_server_times_out_and_an_absent_one_fails_to_connect():
         await closed.post("/x", b"{}")
 
 
+async def test_a_reused_connection_that_falls_silent_times_out_and_the_next_request_gets_a_new_one():
+    async with ScriptedServer(ok(), (b"HTTP/1.1 200 OK\r\n", "hang"), ok(b'{"third": 1}')) as server:
+        client = pool(server, timeout=0.3)
+        assert (await client.post("/x", b"{}")).status == 200
+        with pytest.raises(TimeoutError):
+            await client.post("/x", b"{}")
+        third = await client.post("/x", b"{}")
+        client.close()
+    assert third.body == b'{"third": 1}'
+    assert server.connections == 2  # the silent connection was closed, not reused
+
+
+def test_a_pool_used_again_under_a_new_event_loop_still_times_out():
+    async def silent_exchange(client: Http1Pool | None) -> Http1Pool:
+        async with ScriptedServer((b"HTTP/1.1 200 OK\r\n", "hang")) as server:
+            client = client or pool(server, timeout=0.3)
+            client.origin = Origin(f"http://127.0.0.1:{server.port}/v1")
+            sending = asyncio.create_task(client.post("/x", b"{}"))
+            done, _ = await asyncio.wait({sending}, timeout=10)
+            sending.cancel()
+            assert done, "the request was never timed out"
+            with pytest.raises(TimeoutError):
+                sending.result()
+            return client
+
+    async def cut_short(client: Http1Pool) -> None:
+        async with ScriptedServer((b"HTTP/1.1 200 OK\r\n", "hang")) as server:
+            client.origin = Origin(f"http://127.0.0.1:{server.port}/v1")
+            sending = asyncio.create_task(client.post("/x", b"{}"))
+            await asyncio.sleep(0.05)
+            sending.cancel()  # the loop ends with the sweeper's timer still on it
+
+    client = asyncio.run(silent_exchange(None))
+    asyncio.run(cut_short(client))
+    asyncio.run(silent_exchange(client))
+
+
 async def test_get_reads_a_listing_from_the_origin_path():
     async with ScriptedServer(ok(b'{"data": []}')) as server:
         client = pool(server, path="/api/v1")

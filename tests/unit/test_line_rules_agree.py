@@ -31,7 +31,7 @@ from batchgate.domain.file_check import FileSummary, LineLimits, check_file
 from batchgate.domain.lines import ENDPOINTS, GoodRequests, Request, check_line, good_requests
 from batchgate.domain.shards import ShardCutter
 from batchgate.settings import Settings
-from batchgate.worker.context import ReadSettings, ValidateSettings
+from batchgate.worker.context import ReadSettings, ValidateSettings, slice_of
 from batchgate.worker.validate import validate_input
 
 CHAT = "/v1/chat/completions"
@@ -206,8 +206,8 @@ def validation_pass(data: bytes, endpoint: str, folder: Path):
         max_json_depth=LIMITS.max_json_depth,
     )
     ctx = SimpleNamespace(
-        validation=ValidateSettings.of(config),
-        reading=ReadSettings.of(config),
+        validation=slice_of(ValidateSettings, config),
+        reading=slice_of(ReadSettings, config),
         store=SimpleNamespace(get_file=get_file, file_summary=file_summary),
         blobs=LocalBlobStore(blobs),
     )

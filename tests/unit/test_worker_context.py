@@ -1,4 +1,7 @@
-"""WorkerContext: each worker part's slice of the settings carries the values of the Settings it was built from."""
+"""WorkerContext: each worker part's slice of the settings carries the values of the Settings it was built from.
+
+Slices are filled by name (`slice_of`): a field must be a setting of the same name, or one Settings derives.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ import pytest
 
 from batchgate.scratch_ids import scratch_folder
 from batchgate.settings import Settings
-from batchgate.worker.context import WorkerContext
+from batchgate.worker.context import DERIVED, PARTS, WorkerContext, slice_of
 
-SLICES = ("leases", "execution", "finalizing", "worker_loop", "validation", "reading", "courier")
+SLICES = tuple(PARTS)
+SETTING_NAMES = {field.name for field in dataclasses.fields(Settings)}
 
 
 @pytest.fixture
@@ -43,10 +47,40 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.mark.parametrize("name", SLICES)
+def test_every_field_of_a_slice_is_a_setting_of_the_same_name(name):
+    unknown = [f.name for f in dataclasses.fields(PARTS[name]) if f.name not in SETTING_NAMES | DERIVED.keys()]
+    assert not unknown, f"{PARTS[name].__name__} has fields no setting is named after: {unknown}"
+
+
+def test_derived_values_are_not_settings_too():
+    """A derived name that became a setting would be read from the derivation, silently."""
+    assert not DERIVED.keys() & SETTING_NAMES
+
+
+def test_every_slice_of_the_context_is_kept_under_its_attribute():
+    kept = {f.name for f in dataclasses.fields(WorkerContext) if not f.init}
+    assert kept == set(PARTS)
+
+
+def test_a_slice_whose_field_names_no_setting_fails_to_build(settings):
+    @dataclasses.dataclass(frozen=True)
+    class Stale:
+        lease_seconds: float
+        lease_secs: float  # as if the setting had been renamed under it
+
+    with pytest.raises(AttributeError, match="lease_secs"):
+        slice_of(Stale, settings)
+
+
+def test_slice_of_takes_each_value_by_name(settings):
+    assert slice_of(PARTS["leases"], settings) == PARTS["leases"](lease_seconds=11.0, poll_interval_seconds=0.3)
+
+
+@pytest.mark.parametrize("name", SLICES)
 def test_each_slice_holds_the_settings_of_the_same_name(settings, name):
     part = getattr(WorkerContext(settings, None, None, None, "w1"), name)  # type: ignore[arg-type]
     for field in dataclasses.fields(part):
-        expected = scratch_folder(settings) if field.name == "scratch_folder" else getattr(settings, field.name)
+        expected = DERIVED[field.name](settings) if field.name in DERIVED else getattr(settings, field.name)
         assert getattr(part, field.name) == expected, f"{name}.{field.name}"
 
 
@@ -55,3 +89,8 @@ def test_a_context_with_other_settings_has_slices_built_from_them(settings):
     changed = dataclasses.replace(ctx, settings=dataclasses.replace(settings, shard_lines=2, worker_shards=3))
     assert (changed.validation.shard_lines, changed.worker_loop.worker_shards) == (2, 3)
     assert (ctx.validation.shard_lines, ctx.worker_loop.worker_shards) == (41, 23)
+
+
+def test_the_scratch_folder_is_derived_from_the_data_dir(settings):
+    ctx = WorkerContext(settings, None, None, None, "w1")  # type: ignore[arg-type]
+    assert ctx.worker_loop.scratch_folder == ctx.validation.scratch_folder == scratch_folder(settings)

@@ -58,7 +58,14 @@ class Usage:
     reasoning_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+        # Field by field: it runs for every answered line, and a loop over tuples cost as much as the answer's parse.
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.total_tokens + other.total_tokens,
+            self.cached_tokens + other.cached_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
 
     def astuple(self) -> tuple[int, ...]:
         return (self.input_tokens, self.output_tokens, self.total_tokens, self.cached_tokens, self.reasoning_tokens)

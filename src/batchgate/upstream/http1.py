@@ -5,6 +5,10 @@ response objects, header multidicts, trace hooks and timers for each, the larges
 gateway's CPU per line (docs/benchmarks.md). Here a request is one write of pre-built bytes and
 an answer is parsed straight from the socket's buffer by an asyncio protocol.
 
+A request's timeout is a deadline that one timer per pool sweeps (every SWEEP_SHARE of the timeout,
+at most SWEEP_MAX_SECONDS): a timer of its own for each request cost more than the rest of its
+exchange (docs/benchmarks.md), and a deadline a few percent late changes nothing a timeout is for.
+
 It speaks what OpenAI-compatible servers answer: Content-Length, chunked or close-delimited
 bodies, gzip/deflate if a server compresses unasked, 1xx interim answers, http and https.
 """
@@ -24,6 +28,8 @@ from batchgate.errors import UpstreamFailure
 MAX_HEAD = 64 * 1024  # status line and headers
 IDLE_SECONDS = 50.0  # below the usual 60 s+ keep-alive of servers, so we close first
 NO_BODY = frozenset({204, 304})
+SWEEP_SHARE = 0.05  # a request times out within this share of its timeout after its deadline
+SWEEP_MAX_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +67,10 @@ class Http1Pool:
         ).encode("latin-1")
         self._heads: dict[str, bytes] = {}
         self._idle: deque[_Connection] = deque()
+        self._waiting: dict[_Connection, float] = {}  # connections awaiting an answer, by their deadline
+        self._sweep_every = min(SWEEP_MAX_SECONDS, timeout * SWEEP_SHARE)
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._sweeping_in: asyncio.AbstractEventLoop | None = None  # the loop the sweeper's timer is on
 
     async def post(self, path: str, body: bytes) -> Answer:
         """POST `body` to `path` (after the origin's own path). Raises UpstreamFailure or asyncio.TimeoutError."""
@@ -75,18 +85,33 @@ class Http1Pool:
         )
 
     async def _send(self, request: bytes, timeout: float) -> Answer:
-        """On an idle connection if one is alive, else on a new one."""
-        async with asyncio.timeout(timeout):
-            while (conn := self._reuse()) is not None:
-                try:
-                    return await self._exchange(conn, request)
-                except _StaleConnection:
-                    continue  # the server closed it while idle, before reading a byte: not sent
-            return await self._exchange(await self._connect(), request)
+        """On an idle connection if one is alive, else on a new one; TimeoutError past `timeout`."""
+        deadline = time.monotonic() + timeout
+        while (conn := self._reuse()) is not None:
+            try:
+                return await self._exchange(conn, request, deadline)
+            except _StaleConnection:
+                continue  # the server closed it while idle, before reading a byte: not sent
+        # Connecting is rare (a connection is reused for as long as it lives): it may have a timer.
+        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+            conn = await self._connect()
+        return await self._exchange(conn, request, deadline)
 
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        """End the exchanges whose deadline has passed; come back while any is out."""
+        self._sweeper = None
+        now = time.monotonic()
+        for conn in [conn for conn, deadline in self._waiting.items() if deadline <= now]:
+            conn.expire()
+        if self._waiting:
+            self._sweeper = asyncio.get_running_loop().call_later(self._sweep_every, self._sweep)
 
     def _reuse(self) -> _Connection | None:
         now = time.monotonic()
@@ -113,12 +138,18 @@ class Http1Pool:
             ) from None
         return conn
 
-    async def _exchange(self, conn: _Connection, request: bytes) -> Answer:
+    async def _exchange(self, conn: _Connection, request: bytes, deadline: float) -> Answer:
+        self._waiting[conn] = deadline
+        loop = asyncio.get_running_loop()
+        if self._sweeper is None or self._sweeping_in is not loop:  # a timer left on a closed loop never fires
+            self._sweeper, self._sweeping_in = loop.call_later(self._sweep_every, self._sweep), loop
         try:
             answer = await conn.exchange(request)
         except BaseException:
             conn.close()
             raise
+        finally:
+            del self._waiting[conn]
         if conn.keep_alive:
             self._idle.append(conn)
         else:
@@ -161,6 +192,12 @@ class _Connection(asyncio.Protocol):
         self._closed = True
         if self._transport is not None:
             self._transport.close()
+
+    def expire(self) -> None:
+        """The answer is overdue: the exchange ends with a TimeoutError, and the connection with it."""
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TimeoutError("the upstream did not answer in time"))
+        self.close()
 
     # asyncio.Protocol --------------------------------------------------------------------------
 

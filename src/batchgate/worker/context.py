@@ -1,15 +1,19 @@
 """What every worker stage needs, bundled once, and the few settings each stage reads.
 
 Each stage reads its own small, frozen slice of the settings (built once, here, from Settings), so
-what a stage depends on is visible at a glance and a test can give it just that.
+what a stage depends on is visible at a glance and a test can give it just that. A slice's fields are
+named as the settings they hold: `slice_of` fills each by name, so a setting renamed without its slice
+fails a unit test (tests/unit/test_worker_context.py) rather than a worker.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from batchgate.blobs import BlobStore
 from batchgate.scratch_ids import scratch_folder
@@ -18,6 +22,24 @@ from batchgate.store import Store
 from batchgate.upstream.router import Router
 from batchgate.worker.duplicates import Duplicates
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+Slice = TypeVar("Slice", bound="DataclassInstance")
+
+# The values a slice may hold that Settings derives from its fields rather than stores.
+DERIVED: dict[str, Callable[[Settings], Any]] = {"scratch_folder": scratch_folder}
+
+
+def slice_of(cls: type[Slice], settings: Settings) -> Slice:
+    """`cls` with each field set to the Settings attribute of the same name (or its DERIVED value)."""
+    return cls(**{part.name: _setting(settings, part.name) for part in dataclasses.fields(cls)})
+
+
+def _setting(settings: Settings, name: str) -> Any:
+    derive = DERIVED.get(name)
+    return derive(settings) if derive is not None else getattr(settings, name)
+
 
 @dataclass(frozen=True, slots=True)
 class LeaseTimes:
@@ -25,10 +47,6 @@ class LeaseTimes:
 
     lease_seconds: float
     poll_interval_seconds: float
-
-    @classmethod
-    def of(cls, settings: Settings) -> LeaseTimes:
-        return cls(settings.lease_seconds, settings.poll_interval_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +57,6 @@ class ExecuteSettings:
     cancel_grace_seconds: float  # how long in-flight lines may finish after a cancel
     max_line_bytes: int
 
-    @classmethod
-    def of(cls, settings: Settings) -> ExecuteSettings:
-        return cls(settings.commit_interval_seconds, settings.cancel_grace_seconds, settings.max_line_bytes)
-
 
 @dataclass(frozen=True, slots=True)
 class FinalizeSettings:
@@ -50,10 +64,6 @@ class FinalizeSettings:
 
     max_line_bytes: int
     file_retention_seconds: int  # how long the files live, unless the batch says otherwise
-
-    @classmethod
-    def of(cls, settings: Settings) -> FinalizeSettings:
-        return cls(settings.max_line_bytes, settings.file_retention_seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,22 +76,12 @@ class LoopSettings:
     stale_temp_seconds: float  # scratch files untouched this long were left by a crash
     scratch_folder: Path
 
-    @classmethod
-    def of(cls, settings: Settings) -> LoopSettings:
-        return cls(
-            settings.worker_shards,
-            settings.max_shards_per_batch,
-            settings.retention_interval_seconds,
-            settings.stale_temp_seconds,
-            scratch_folder(settings),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class ValidateSettings:
     """What the validating stage reads: validate.py, and cutting the shards as it goes (batch_run.py).
 
-    The first four are LineLimits' own, so LineLimits.of takes this slice as it takes Settings.
+    Four of them are LineLimits' own, so LineLimits.of takes this slice as it takes Settings.
     """
 
     max_lines: int
@@ -92,28 +92,12 @@ class ValidateSettings:
     max_shards_per_batch: int
     scratch_folder: Path  # where the custom_id ledger lives
 
-    @classmethod
-    def of(cls, settings: Settings) -> ValidateSettings:
-        return cls(
-            settings.max_lines,
-            settings.max_line_bytes,
-            settings.shard_lines,
-            settings.max_json_depth,
-            settings.max_reported_errors,
-            settings.max_shards_per_batch,
-            scratch_folder(settings),
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class ReadSettings:
     """What reading a batch's input file reads: inputs.py, for every stage."""
 
     max_line_bytes: int  # a longer line is handed out as None
-
-    @classmethod
-    def of(cls, settings: Settings) -> ReadSettings:
-        return cls(settings.max_line_bytes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,19 +112,6 @@ class CourierSettings:
     webhook_concurrency: int  # attempts in flight at once
     lease_seconds: float  # a delivery's lease: one attempt's timeout and this
     poll_interval_seconds: float
-
-    @classmethod
-    def of(cls, settings: Settings) -> CourierSettings:
-        return cls(
-            settings.webhooks_allow_private,
-            settings.webhook_timeout_seconds,
-            settings.webhook_retry_base_seconds,
-            settings.webhook_retry_max_seconds,
-            settings.webhook_retry_window_seconds,
-            settings.webhook_concurrency,
-            settings.lease_seconds,
-            settings.poll_interval_seconds,
-        )
 
 
 @dataclass(frozen=True)
@@ -161,13 +132,20 @@ class WorkerContext:
     courier: CourierSettings = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "leases", LeaseTimes.of(self.settings))
-        object.__setattr__(self, "execution", ExecuteSettings.of(self.settings))
-        object.__setattr__(self, "finalizing", FinalizeSettings.of(self.settings))
-        object.__setattr__(self, "worker_loop", LoopSettings.of(self.settings))
-        object.__setattr__(self, "validation", ValidateSettings.of(self.settings))
-        object.__setattr__(self, "reading", ReadSettings.of(self.settings))
-        object.__setattr__(self, "courier", CourierSettings.of(self.settings))
+        for name, part in PARTS.items():
+            object.__setattr__(self, name, slice_of(part, self.settings))
 
     def now(self) -> int:
         return int(self.clock())
+
+
+# Each slice of the context, by the attribute it is kept under.
+PARTS: dict[str, type[DataclassInstance]] = {
+    "leases": LeaseTimes,
+    "execution": ExecuteSettings,
+    "finalizing": FinalizeSettings,
+    "worker_loop": LoopSettings,
+    "validation": ValidateSettings,
+    "reading": ReadSettings,
+    "courier": CourierSettings,
+}

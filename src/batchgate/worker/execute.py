@@ -8,25 +8,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 
 from batchgate import ids, metrics
 from batchgate.domain.duplicates import duplicate_key, wants_deduplication
 from batchgate.domain.fairness import Flow
-from batchgate.domain.lines import RequestLine, parse_line
+from batchgate.domain.lines import RequestLine, is_blank, parse_line
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import Outcome, result_line, usage_of
+from batchgate.domain.splitting import Located
 from batchgate.errors import Abandoned
 from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.duplicates import Flights
-from batchgate.worker.inputs import input_lines
+from batchgate.worker.inputs import located_input_chunks
 from batchgate.worker.lane import Lane
 from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
+NO_USAGE = Usage()
 
 
 async def execute(
@@ -112,7 +114,8 @@ class _Unsent:
     ):
         self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, max_line_bytes, sent_all
         self._last_line = shard.last_line
-        self._lines = input_lines(ctx, batch, shard)
+        self._chunks = located_input_chunks(ctx, batch, shard)
+        self._at_hand: Iterator[Located] = iter(())  # the rest of the chunk read last
         self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
         self._next_done: int | None = 0  # the next line with a result; 0 before the first is read
         self._ahead: RequestLine | None = None
@@ -142,18 +145,32 @@ class _Unsent:
             return request
 
     async def _read(self) -> RequestLine | None:
+        """The next unanswered line. A chunk's lines are taken one by one without an await: the file is
+        read (and the results read back) only when they run out."""
         try:
-            async for line, raw in self._lines:
-                if self._next_done == 0:
-                    self._next_done = await anext(self._done, None)
-                while self._next_done is not None and self._next_done < line:
-                    self._next_done = await anext(self._done, None)
-                if self._next_done != line:
+            while True:
+                for line, _, raw in self._at_hand:
+                    if raw is not None and is_blank(raw):
+                        continue
+                    if self._next_done is not None and self._next_done <= line and await self._answered(line):
+                        continue
                     assert raw is not None  # validation refused any batch with a line over the size limit
                     return parse_line(raw, line, self._endpoint, self._max_line_bytes)
+                chunk = await anext(self._chunks, None)
+                if chunk is None:
+                    return None
+                self._at_hand = iter(chunk)
         except Exception as exc:
             self.failure = exc
         return None
+
+    async def _answered(self, line: int) -> bool:
+        """Whether `line` has a recorded result: the lines with one are read back in order, beside the file."""
+        if self._next_done == 0:
+            self._next_done = await anext(self._done, None)
+        while self._next_done is not None and self._next_done < line:
+            self._next_done = await anext(self._done, None)
+        return self._next_done == line
 
     def _end(self) -> None:
         self.ended = True
@@ -161,7 +178,7 @@ class _Unsent:
             self._sent_all()
 
     async def close(self) -> None:
-        await self._lines.aclose()
+        await self._chunks.aclose()
 
 
 async def _outcome(
@@ -212,13 +229,21 @@ class _Answers:
 
     def record(self) -> None:
         waiting, self._waiting = self._waiting, []
+        succeeded = saved = 0
         for request, outcome, copied in waiting:
-            row = ResultRow(request.line, outcome.ok, result_line(ids.request_id(), request.custom_id, outcome))
-            spent = usage_of(outcome.body) if outcome.ok and not copied else Usage()  # a copy cost nothing
+            ok = outcome.ok
+            row = ResultRow(request.line, ok, result_line(ids.request_id(), request.custom_id, outcome))
+            spent = usage_of(outcome.body) if ok and not copied else NO_USAGE  # a copy cost nothing
             self._writer.add(row, spent, copied)
-            (self._succeeded if outcome.ok else self._failed).inc()
-            if copied:
-                self._saved.inc()
+            succeeded += ok
+            saved += copied
+        # Counted once per turn, not per line: each count takes the metric's lock.
+        if succeeded:
+            self._succeeded.inc(succeeded)
+        if failed := len(waiting) - succeeded:
+            self._failed.inc(failed)
+        if saved:
+            self._saved.inc(saved)
 
 
 async def _drain(inflight: set[asyncio.Task], stop: StopSignal, grace: float) -> None:
