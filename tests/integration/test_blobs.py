@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from itertools import islice
+import os
+from itertools import accumulate, islice
 
 import pytest
 
 from batchgate.blobs import open_blobs
 from batchgate.blobs.base import chunk_sizes
-from batchgate.blobs.local import LocalBlobStore
+from batchgate.blobs.local import LocalBlobStore, WritebackWriter
 from batchgate.blobs.s3 import PART_BYTES, parse_url
 from batchgate.errors import ConfigError
 
@@ -115,3 +116,25 @@ def test_an_s3_url_must_name_a_bucket():
     assert parse_url("s3://bucket") == ("bucket", "")
     with pytest.raises(ConfigError, match="names no bucket"):
         parse_url("s3:///prefix")
+
+
+def test_a_local_blob_is_handed_to_the_disk_range_after_range_as_it_is_written(tmp_path, monkeypatch):
+    """Each range goes to the disk once, in order and without a gap, and the file stays intact."""
+    handed: list[tuple[int, int]] = []
+    advise = os.posix_fadvise
+
+    def recorded(fd: int, offset: int, length: int, advice: int) -> None:
+        handed.append((offset, length))
+        advise(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recorded)
+    pieces = [bytes([i]) * (MIB // 3 + i) for i in range(20)]  # odd sizes, so a range ends inside a piece
+    with (tmp_path / "blob").open("wb") as handle:
+        writer = WritebackWriter(handle, every=MIB)
+        for piece in pieces:
+            writer.write(piece)
+    assert (tmp_path / "blob").read_bytes() == b"".join(pieces)
+    starts = [offset for offset, _ in handed]
+    assert starts == [0, *accumulate(length for _, length in handed[:-1])], "each range starts where the last ended"
+    assert all(length >= MIB for _, length in handed)
+    assert sum(length for _, length in handed) > sum(map(len, pieces)) - MIB, "all but the tail is handed on"

@@ -12,7 +12,9 @@ import base64
 import gc
 import os
 import sys
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import orjson
@@ -22,8 +24,9 @@ from batchgate.domain.lines import LineError
 from batchgate.domain.splitting import LineSplitter
 from batchgate.scratch_ids import UniqueIds
 
-READ_BYTES = 1 << 18  # per read from stdin: fewer, bigger chunks cost less time, more memory
+READ_BYTES = 1 << 18  # per read from stdin: a chunk and its lines stay in the core's cache (1 MiB was slower)
 IDS_AT_ONCE = 10_000  # custom_ids inserted into the on-disk set at once
+IDS_IN_FLIGHT = 2  # groups of them waiting for the inserting thread
 
 
 def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: Path) -> FileSummary | LineError | None:
@@ -37,29 +40,74 @@ def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: 
     if (chunk := take()) is None:  # a spare checker waits here, before it makes a scratch file
         check.end()
         return check.error
-    seen = UniqueIds(scratch)
+    seen = RepeatCheck(UniqueIds(scratch))
     try:
         pending: list[str] = []
         while chunk is not None:
             if not check.stopped:  # a stopped check's remaining chunks are only taken
                 pending += check.feed(splitter.feed(chunk)).custom_ids
                 if len(pending) >= IDS_AT_ONCE or check.stopped:
-                    _add_unique(seen, pending, check)
+                    seen.add(pending)
                     pending = []
+                _note_repeat(seen.repeated(), check)
             chunk = take()
         if not check.stopped:
             pending += check.feed(splitter.end()).custom_ids
-            _add_unique(seen, pending, check)
             check.end()
+        seen.add(pending)
+        _note_repeat(seen.finish(), check)
         return check.summary() or check.error
     finally:
         seen.close()
 
 
-def _add_unique(seen: UniqueIds, custom_ids: list[str], check: FileCheck) -> None:
-    """Add the ids to the set; the check learns it if one of them was there already."""
-    if not seen.add(custom_ids):
+def _note_repeat(repeated: bool, check: FileCheck) -> None:
+    """Tell the check of a repeat, once: it comes before any line error the check kept, which it drops."""
+    if repeated and (check.error is not None or not check.stopped):
         check.repeats_somewhere()
+
+
+class RepeatCheck:
+    """Adds custom_ids to the on-disk set on a thread of its own, beside the line checks.
+
+    SQLite runs without the GIL, so its B-tree inserts (a good part of the check) overlap the parsing
+    of the next lines. The ids go in the order they were added; at most IDS_IN_FLIGHT groups wait,
+    so memory stays flat. What a repeat changes is only known a little later: the check may go on
+    a few chunks past it, which changes no verdict (a repeat makes the file one to validate again).
+    """
+
+    def __init__(self, ids: UniqueIds):
+        self._ids = ids
+        self._inserts = ThreadPoolExecutor(1, thread_name_prefix="custom-ids")
+        self._in_flight: deque[Future[bool]] = deque()
+        self._repeated = False
+
+    def add(self, custom_ids: list[str]) -> None:
+        if self._repeated or not custom_ids:
+            return
+        while len(self._in_flight) >= IDS_IN_FLIGHT:
+            self._settle(self._in_flight.popleft())
+        self._in_flight.append(self._inserts.submit(self._ids.add, custom_ids))
+
+    def repeated(self) -> bool:
+        """Whether a group inserted so far held a repeat (without waiting for those still going in)."""
+        while self._in_flight and self._in_flight[0].done():
+            self._settle(self._in_flight.popleft())
+        return self._repeated
+
+    def finish(self) -> bool:
+        """Wait for every group: whether any custom_id repeats."""
+        while self._in_flight:
+            self._settle(self._in_flight.popleft())
+        return self._repeated
+
+    def close(self) -> None:
+        self._inserts.shutdown(wait=True, cancel_futures=True)
+        self._ids.close()
+
+    def _settle(self, insert: Future[bool]) -> None:
+        if not insert.result():
+            self._repeated = True
 
 
 def arguments(limits: LineLimits, scratch: Path) -> list[str]:

@@ -9,6 +9,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
+from typing import BinaryIO
 
 from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
 from batchgate.errors import ConfigError
@@ -38,9 +39,10 @@ class LocalBlobStore:
         with space_errors():
             handle = await asyncio.to_thread(open, partial, "wb")
             try:
+                writer = WritebackWriter(handle)
                 async for chunk in chunks:
                     size += len(chunk)
-                    await asyncio.to_thread(handle.write, chunk)
+                    await asyncio.to_thread(writer.write, chunk)
                 await asyncio.to_thread(_sync_close, handle)
                 final.parent.mkdir(exist_ok=True)
                 await asyncio.to_thread(os.replace, partial, final)
@@ -69,6 +71,31 @@ class LocalBlobStore:
 
     async def close(self) -> None:
         return None
+
+
+WRITEBACK_BYTES = 32 * 1024 * 1024  # bytes handed to the disk at once while a blob is written
+
+
+class WritebackWriter:
+    """Writes a file's chunks, and has the disk start on every WRITEBACK_BYTES of them as they are written.
+
+    Left alone, the kernel keeps a new file's pages dirty in memory (for 30 s, or until gigabytes are
+    dirty), so the fsync that closes the blob would write the whole file after its last byte arrived:
+    over a second for 1 GB. POSIX_FADV_DONTNEED on the range just written starts its writeback without
+    waiting for it (dirty pages and pages being written stay cached), so the fsync waits for the tail alone.
+    """
+
+    def __init__(self, handle: BinaryIO, every: int = WRITEBACK_BYTES):
+        self._handle, self._every = handle, every
+        self._written = self._handed = 0
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+        self._written += len(chunk)
+        if self._written - self._handed >= self._every and hasattr(os, "posix_fadvise"):
+            self._handle.flush()
+            os.posix_fadvise(self._handle.fileno(), self._handed, self._written - self._handed, os.POSIX_FADV_DONTNEED)
+            self._handed = self._written
 
 
 def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
