@@ -122,6 +122,8 @@ class Settings:
     # of a pool while its load stays within affinity_load_factor of the pool's mean (bounded-load hashing)
     cache_aware: bool = True
     affinity_load_factor: float = 1.25
+    # The first line of a group goes ahead; its siblings wait for its answer at most this long
+    cache_warm_wait_seconds: float = 0.5
 
     # Sharing work between workers: a running batch is cut into shards of lines, each leased by one worker
     shard_lines: int = 500  # requests per shard
@@ -219,6 +221,8 @@ class Settings:
             raise ConfigError(f"setting metrics_port must be a port number (1-65535), got {self.metrics_port!r}")
         if self.log_format not in LOG_FORMATS:
             raise ConfigError(f"setting log_format must be one of {', '.join(LOG_FORMATS)}, got {self.log_format!r}")
+        if self.cache_warm_wait_seconds < 0:
+            raise ConfigError("setting cache_warm_wait_seconds must be 0 (no wait) or positive")
         if self.ramp_seconds < 0:
             raise ConfigError("setting ramp_seconds must be 0 (open at once) or positive")
         for name in ("rate_limit_share", "adaptive_refusal_share"):

@@ -101,6 +101,8 @@ REFERENCE = {
             "lease_expires_at": "float?",
             "sealed": "int",
             "served_at": "float",
+            "duplicates_saved": "int",
+            "dispatch_key": "text?",
         },
         {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("status",), False)},
     ),

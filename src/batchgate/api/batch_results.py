@@ -94,7 +94,7 @@ async def _recorded(
         rows = await svc.store.result_page(batch.id, next_line - 1, asked)
         for row in rows:
             if contiguous and row.line > next_line and row.line - 1 > settled:
-                if not await svc.store.lines_settled(batch.id, next_line, row.line - 1):
+                if not await svc.store.lines_settled(batch.id, *_spanned(batch, next_line, row.line - 1)):
                     return
                 settled = row.line - 1
                 break
@@ -103,6 +103,12 @@ async def _recorded(
         else:
             if len(rows) < asked:
                 return
+
+
+def _spanned(batch: BatchRecord, first: int, last: int) -> tuple[int, int]:
+    """The shard positions that may hold lines first..last: a planned batch's shards count in its dispatch
+    copy, where any shard may hold any line, so a gap is settled there once every shard has finished."""
+    return (first, last) if batch.dispatch_key is None else (1, 2**62)
 
 
 def add_routes(app: web.Application, prefix: str) -> None:

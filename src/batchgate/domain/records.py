@@ -109,6 +109,7 @@ class BatchRecord:
     usage: Usage = field(default_factory=Usage)
     model: str | None = None  # the one model all lines name, once validated
     duplicates_saved: int = 0  # lines answered by a repeat's answer, not sent (domain/duplicates.py)
+    dispatch_key: str | None = None  # the blob of its lines in dispatch order, when planned by prefix group
 
     def to_wire(self, now: int | None = None) -> dict[str, Any]:
         """The batch object; `estimated_completion_at` needs the time it is answered at (`now`), else null."""

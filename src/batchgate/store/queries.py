@@ -171,6 +171,8 @@ QUERIES: dict[str, str] = {
     "WHERE id = :batch_id AND sealed = 0",
     "done_lines": "SELECT line FROM results WHERE batch_id = :batch_id AND line > :after AND line <= :last "
     "ORDER BY line LIMIT :limit",
+    # Which of some lines (an IN list) have a result: a shard of a planned batch holds lines from all over the file.
+    "done_among": "SELECT line FROM results WHERE batch_id = :batch_id AND line IN ({lines})",
     # An unfinished shard holding one of the lines first..last: one of them may still get a result.
     "unfinished_between": "SELECT 1 FROM shards WHERE batch_id = :batch_id AND done = 0 "
     "AND first_line <= :last AND last_line >= :first LIMIT 1",

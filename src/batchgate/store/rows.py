@@ -70,6 +70,7 @@ BATCH_COLUMNS = (
     *USAGE_COLUMNS,
     "model",
     "duplicates_saved",
+    "dispatch_key",
 )
 LIMIT_COLUMNS = ("max_lines", "max_line_bytes", "shard_lines")
 SUMMARY_COLUMNS = ("file_id", "endpoint", "requests", "last_line", "model", "grains", *LIMIT_COLUMNS)
@@ -79,7 +80,9 @@ RESULT_COLUMNS = ("batch_id", "line", "ok", "record")
 RESULT_ROW_COLUMNS = ("line", "ok", "record")  # ResultRow's fields, in order
 # Columns a status transition may set besides the status and its timestamp.
 WEBHOOK_COLUMNS = ("id", "owner", "on_behalf_of", "url", "events", "secret", "created_at")
-TRANSITION_COLUMNS = frozenset({"total", "failed", "errors", "output_file_id", "error_file_id", "model"})
+TRANSITION_COLUMNS = frozenset(
+    {"total", "failed", "errors", "output_file_id", "error_file_id", "model", "dispatch_key"}
+)
 
 
 def _json(value: Any) -> str | None:

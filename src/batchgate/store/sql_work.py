@@ -17,6 +17,7 @@ from batchgate.store.queries import Catalogue
 from batchgate.store.rows import USAGE_COLUMNS, result_of, result_params, shard_lease_of
 
 PAGE_ROWS = 2000
+DONE_AMONG_LINES = 500  # lines asked about per statement: well under every driver's parameter limit
 T = TypeVar("T")
 
 
@@ -248,6 +249,14 @@ class WorkQueries(SqlBase):
             if len(rows) < PAGE_ROWS:
                 return
             params = {**params, "after": rows[-1][0]}
+
+    async def done_among(self, batch_id: str, lines: Sequence[int]) -> set[int]:
+        done: set[int] = set()
+        for start in range(0, len(lines), DONE_AMONG_LINES):
+            marks, params = self.Q.in_list("line", lines[start : start + DONE_AMONG_LINES])
+            rows = await self._all(self.Q.compose("done_among", lines=marks), {**params, "batch_id": batch_id})
+            done.update(line for (line,) in rows)
+        return done
 
     async def result_page(self, batch_id: str, after: int, limit: int) -> list[ResultRow]:
         """Up to `limit` recorded results of `batch_id` after line `after`, in line order."""

@@ -19,6 +19,7 @@ from batchgate.domain.shards import ShardCutter
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.dispatch_plan import plan_dispatch
 from batchgate.worker.finalize import fail_without_input, finalize
 from batchgate.worker.heartbeat import EXPIRABLE, credit, heartbeat, interval
 from batchgate.worker.stop import StopReason, StopSignal
@@ -80,17 +81,22 @@ class BatchRun:
 
 async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     settings = run.ctx.validation
-    cutter = ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
+
+    def new_cutter() -> ShardCutter:
+        return ShardCutter(settings.shard_lines, min(batch.max_concurrency, settings.max_shards_per_batch))
+
+    cutter = new_cutter()
     report = await validate_input(run.ctx, batch, cutter)
     if report.ok:
-        await run.ctx.store.transition(
-            batch.id,
-            S.VALIDATING,
-            S.IN_PROGRESS,
-            run.ctx.now(),
-            {"total": report.request_count, "model": report.model},
-            shards=cutter.spans(),
+        changes: dict = {"total": report.request_count, "model": report.model}
+        spans = cutter.spans()
+        if settings.cache_aware and (planned := await plan_dispatch(run.ctx, batch, new_cutter)) is not None:
+            changes["dispatch_key"], spans = planned.key, planned.spans
+        moved = await run.ctx.store.transition(
+            batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(), changes, shards=spans
         )
+        if not moved and "dispatch_key" in changes:  # cancelled meanwhile: the copy will never be read
+            await run.ctx.blobs.delete(changes["dispatch_key"])
     else:
         await run.ctx.store.transition(batch.id, S.VALIDATING, S.FAILED, run.ctx.now(), {"errors": report.to_wire()})
 

@@ -56,6 +56,8 @@ class ExecuteSettings:
     commit_interval_seconds: float  # how long results gather before one grouped commit
     cancel_grace_seconds: float  # how long in-flight lines may finish after a cancel
     max_line_bytes: int
+    cache_aware: bool  # a prefix group's first line goes ahead of its siblings
+    cache_warm_wait_seconds: float  # how long the siblings wait for its answer at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class ValidateSettings:
     max_reported_errors: int
     max_shards_per_batch: int
     scratch_folder: Path  # where the custom_id ledger lives
+    cache_aware: bool  # plan the dispatch order by prefix group (dispatch_plan.py)
 
 
 @dataclass(frozen=True, slots=True)

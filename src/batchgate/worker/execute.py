@@ -7,22 +7,25 @@ picks up exactly where it stopped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import nullcontext
+from typing import NamedTuple
 
 from batchgate import ids, metrics
+from batchgate.domain.dispatch_order import CopyLine
 from batchgate.domain.duplicates import duplicate_key, wants_deduplication
 from batchgate.domain.fairness import Flow
 from batchgate.domain.lines import RequestLine, is_blank, parse_line
+from batchgate.domain.prefix import prefix_key
 from batchgate.domain.records import BatchRecord, Usage
 from batchgate.domain.results import Outcome, result_line, usage_of
-from batchgate.domain.splitting import Located
 from batchgate.errors import Abandoned
 from batchgate.store import ResultRow, ShardLease
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.duplicates import Flights
-from batchgate.worker.inputs import located_input_chunks
+from batchgate.worker.inputs import dispatch_copy_lines, located_input_chunks
 from batchgate.worker.lane import Lane
 from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
@@ -50,7 +53,7 @@ async def execute(
     settings = ctx.execution
     writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
     answers = _Answers(writer, batch.endpoint)
-    lines = _Unsent(ctx, batch, shard, settings.max_line_bytes, sent_all)
+    lines = _Unsent(ctx, batch, shard, sent_all)
     senders: set[asyncio.Task] = set()
     flights: Flights | None = None  # set while the batch asks for repeats to be sent once
 
@@ -59,11 +62,16 @@ async def execute(
 
     async def sender() -> None:
         try:
-            while may_send() and (request := await lines.take(may_send)) is not None:
-                if flights is None:
-                    outcome, copied = await _outcome(ctx, batch.endpoint, request, stop, flow), False
-                else:
-                    outcome, copied = await _answer_once(flights, ctx, batch.endpoint, request, stop, flow)
+            while may_send() and (taken := await lines.take(may_send)) is not None:
+                request, leads = taken
+                try:
+                    if flights is None:
+                        outcome, copied = await _outcome(ctx, batch.endpoint, request, stop, flow), False
+                    else:
+                        outcome, copied = await _answer_once(flights, ctx, batch.endpoint, request, stop, flow)
+                finally:
+                    if leads is not None:
+                        leads.set()  # its siblings go now: the upstream has its prefix
                 if outcome is not None:
                     answers.put(request, outcome, copied)
                     if not outcome.ok and log.isEnabledFor(logging.DEBUG):
@@ -101,24 +109,32 @@ class _Unsent:
     """The shard's lines that have no recorded result yet (I3), parsed, taken by the senders one at a time.
 
     The first line is read ahead (prime), while the lines of the shard before this one in the lane
-    are still out: its senders then start the moment those answers free their slots.
+    are still out: its senders then start the moment those answers free their slots. A planned batch's
+    shard reads its dispatch copy (docs/caching.md): positions there, line numbers in the results.
+
+    With cache_aware, the first line of each prefix group is a leader: the lines of its group after it
+    wait for its answer (at most cache_warm_wait_seconds), so they find the upstream's cache warm.
     """
 
-    def __init__(
-        self,
-        ctx: WorkerContext,
-        batch: BatchRecord,
-        shard: ShardLease,
-        max_line_bytes: int,
-        sent_all: Callable[[], None],
-    ):
-        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, max_line_bytes, sent_all
-        self._last_line = shard.last_line
-        self._chunks = located_input_chunks(ctx, batch, shard)
-        self._at_hand: Iterator[Located] = iter(())  # the rest of the chunk read last
+    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
+        settings = ctx.execution
+        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, settings.max_line_bytes, sent_all
+        self._grouped, self._warm_wait = settings.cache_aware, settings.cache_warm_wait_seconds
+        self._store, self._batch_id = ctx.store, batch.id
+        self._last = shard.last_line
+        self._chunks: AsyncGenerator[list, None]
+        if batch.dispatch_key is None:
+            self._chunks, self._next = located_input_chunks(ctx, batch, shard), self._next_in_file
+        else:
+            self._chunks, self._next = dispatch_copy_lines(ctx, batch, shard), self._next_in_copy
+        self._at_hand: Iterator = iter(())  # the rest of the chunk read last
         self._done = aiter(ctx.store.done_lines(batch.id, shard.first_line, shard.last_line))
         self._next_done: int | None = 0  # the next line with a result; 0 before the first is read
-        self._ahead: RequestLine | None = None
+        self._done_at_hand: set[int] = set()  # in a copy's chunk, the lines with a result
+        self._position = shard.first_line - 1  # in a copy, where the last line read was
+        self._ahead: _Line | None = None
+        self._group: object = None  # the group of the last line handed out, and its leader's answer
+        self._leader: asyncio.Event | None = None
         self._lock = asyncio.Lock()  # a read of the file may pause a taker: the next one waits its turn
         self.ended = False
         self.failure: Exception | None = None  # reading failed: the run fails with it
@@ -128,40 +144,73 @@ class _Unsent:
             if self._ahead is None and not self.ended:
                 self._ahead = await self._read()
 
-    async def take(self, may_send: Callable[[], bool]) -> RequestLine | None:
-        """The next line to send; None when there is none (then `ended`), or when `may_send()` turned
-        false while the line was read (a stop, a lease that may have lapsed): the line is kept for later."""
+    async def take(self, may_send: Callable[[], bool]) -> tuple[RequestLine, asyncio.Event | None] | None:
+        """The next line to send, and the event to set once it is answered if it leads its group; None when
+        there is none (then `ended`), or when `may_send()` turned false while the line was read (a stop, a
+        lease that may have lapsed): the line is kept for later."""
         async with self._lock:
             if self.ended:
                 return None
-            request, self._ahead = self._ahead, None
-            if request is None:
-                request = await self._read()
-            if request is not None and not may_send():
-                self._ahead = request
+            taken, self._ahead = self._ahead, None
+            if taken is None:
+                taken = await self._read()
+            if taken is not None:
+                await self._warm(taken)
+            if taken is not None and not may_send():
+                self._ahead = taken
                 return None
-            if request is None or request.line >= self._last_line:
+            if taken is None or taken.position >= self._last:
                 self._end()  # known at once at the last line, so the next shard starts while its answer is out
-            return request
+            return None if taken is None else (taken.request, self._lead(taken))
 
-    async def _read(self) -> RequestLine | None:
+    async def _warm(self, taken: _Line) -> None:
+        """A sibling of a leader still out waits for its answer (the cache entry), a bounded time."""
+        leader = self._leader
+        if taken.group is not None and taken.group == self._group and leader is not None and not leader.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(leader.wait(), self._warm_wait)
+
+    def _lead(self, taken: _Line) -> asyncio.Event | None:
+        if taken.group is None or taken.group == self._group:
+            return None
+        self._group, self._leader = taken.group, asyncio.Event()
+        return self._leader
+
+    async def _read(self) -> _Line | None:
         """The next unanswered line. A chunk's lines are taken one by one without an await: the file is
         read (and the results read back) only when they run out."""
         try:
             while True:
-                for line, _, raw in self._at_hand:
-                    if raw is not None and is_blank(raw):
-                        continue
-                    if self._next_done is not None and self._next_done <= line and await self._answered(line):
-                        continue
-                    assert raw is not None  # validation refused any batch with a line over the size limit
-                    return parse_line(raw, line, self._endpoint, self._max_line_bytes)
+                if (found := await self._next()) is not None:
+                    return found
                 chunk = await anext(self._chunks, None)
                 if chunk is None:
                     return None
+                if self._next == self._next_in_copy:
+                    self._done_at_hand = await self._store.done_among(self._batch_id, [c.line for c in chunk])
                 self._at_hand = iter(chunk)
         except Exception as exc:
             self.failure = exc
+        return None
+
+    async def _next_in_file(self) -> _Line | None:
+        for line, _, raw in self._at_hand:
+            if raw is not None and is_blank(raw):
+                continue
+            if self._next_done is not None and self._next_done <= line and await self._answered(line):
+                continue
+            assert raw is not None  # validation refused any batch with a line over the size limit
+            request = parse_line(raw, line, self._endpoint, self._max_line_bytes)
+            return _Line(line, request, prefix_key(self._endpoint, request.body) if self._grouped else None)
+        return None
+
+    async def _next_in_copy(self) -> _Line | None:
+        copied: CopyLine
+        for copied in self._at_hand:
+            self._position += 1
+            if copied.line not in self._done_at_hand:
+                request = parse_line(copied.raw, copied.line, self._endpoint, self._max_line_bytes)
+                return _Line(self._position, request, copied.group if self._grouped else None)
         return None
 
     async def _answered(self, line: int) -> bool:
@@ -179,6 +228,12 @@ class _Unsent:
 
     async def close(self) -> None:
         await self._chunks.aclose()
+
+
+class _Line(NamedTuple):
+    position: int  # where the shard counts it: its line in the file, or its place in the dispatch copy
+    request: RequestLine
+    group: object  # its prefix group (None: it leads nothing and waits for nothing)
 
 
 async def _outcome(

@@ -78,6 +78,8 @@ async def _commit(
         raise
     if not moved:
         await _discard(ctx, output, errors)
+    elif batch.dispatch_key is not None:
+        await ctx.blobs.delete(batch.dispatch_key)  # scratch state: the batch will send nothing more
     return moved
 
 

@@ -8,6 +8,7 @@ from contextlib import aclosing
 from batchgate.blobs import CHUNK
 from batchgate.blobs.base import read_ahead
 from batchgate.blobs.lines import located_line_chunks
+from batchgate.domain.dispatch_order import HEADER_ROOM, CopyLine, decode
 from batchgate.domain.lines import is_blank
 from batchgate.domain.records import BatchRecord
 from batchgate.domain.splitting import Located
@@ -41,13 +42,34 @@ async def located_input_chunks(
     file = await ctx.store.get_file(batch.scope, batch.input_file_id)
     if file is None:
         raise InputMissing(f"The input file {batch.input_file_id} no longer exists.")
+    missing = f"The bytes of input file {batch.input_file_id} are missing from storage."
+    async with aclosing(_stored_chunks(ctx, file.storage_key, missing, shard, ctx.reading.max_line_bytes)) as chunks:
+        async for located in chunks:
+            yield located
+
+
+async def dispatch_copy_lines(
+    ctx: WorkerContext, batch: BatchRecord, shard: ShardLease
+) -> AsyncGenerator[list[CopyLine], None]:
+    """The lines of a shard of a planned batch, read from its dispatch copy (domain/dispatch_order.py)."""
+    assert batch.dispatch_key is not None  # only a planned batch has a copy
+    missing = f"The dispatch copy of batch {batch.id} is missing from storage."
+    room = ctx.reading.max_line_bytes + HEADER_ROOM
+    async with aclosing(_stored_chunks(ctx, batch.dispatch_key, missing, shard, room)) as chunks:
+        async for located in chunks:
+            yield [decode(item.raw) for item in located if item.raw]
+
+
+async def _stored_chunks(
+    ctx: WorkerContext, key: str, missing: str, shard: ShardLease | None, max_line_bytes: int
+) -> AsyncGenerator[list[Located], None]:
     first_line, offset, last_line = (shard.first_line, shard.offset, shard.last_line) if shard else (1, 0, None)
     first_chunk = SHARD_FIRST_CHUNK if shard else CHUNK
     try:
         # Closed explicitly: a shard stops reading mid-file, and an open S3 body holds a connection.
         async with (
-            aclosing(read_ahead(ctx.blobs.read(file.storage_key, offset, first_chunk))) as chunks,
-            aclosing(located_line_chunks(chunks, ctx.reading.max_line_bytes, first_line, offset)) as lines,
+            aclosing(read_ahead(ctx.blobs.read(key, offset, first_chunk))) as chunks,
+            aclosing(located_line_chunks(chunks, max_line_bytes, first_line, offset)) as lines,
         ):
             async for located in lines:
                 if last_line is not None and located[-1].line > last_line:
@@ -56,7 +78,7 @@ async def located_input_chunks(
                     return
                 yield located
     except FileNotFoundError:
-        raise InputMissing(f"The bytes of input file {batch.input_file_id} are missing from storage.") from None
+        raise InputMissing(missing) from None
 
 
 async def input_lines(

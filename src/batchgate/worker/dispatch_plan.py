@@ -1,0 +1,127 @@
+"""Planning a batch's dispatch order by prefix group (domain/dispatch_order.py), with memory flat in its size.
+
+One pass over the validated input gives each line its prefix key (domain/prefix.py) and counts the runs
+of keys. If the groups already lie in runs the file order is kept and nothing is written. Otherwise the
+lines go into a scratch SQLite table and come out ordered by group into the dispatch copy, a blob that
+lives while the batch runs; its shards are cut over the copy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Generator
+from contextlib import aclosing
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from batchgate.blobs import CHUNK
+from batchgate.domain.dispatch_order import CopyLine, RunCount, encode, lone_key
+from batchgate.domain.lines import is_blank
+from batchgate.domain.prefix import prefix_key
+from batchgate.domain.records import BatchRecord
+from batchgate.domain.shards import ShardCutter, ShardSpan
+from batchgate.domain.splitting import Located
+from batchgate.scratch_ids import ScratchIds
+from batchgate.worker.context import WorkerContext
+from batchgate.worker.inputs import located_input_chunks
+
+FETCH_ROWS = 2_000
+
+
+def copy_key(batch_id: str) -> str:
+    """The dispatch copy's blob key: one per batch, so a planning pass that is run again overwrites it."""
+    return f"dispatch-{batch_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchCopy:
+    key: str
+    spans: list[ShardSpan]
+
+
+class GroupLedger(ScratchIds):
+    """The lines of a batch with their group keys, kept on disk, read back ordered by group."""
+
+    def __init__(self, folder: Path):
+        super().__init__(
+            folder,
+            "CREATE TABLE lines (line INTEGER PRIMARY KEY, key BLOB NOT NULL, raw BLOB NOT NULL)",
+        )
+
+    def add(self, rows: list[tuple[int, bytes, bytes]]) -> None:
+        self._db.executemany("INSERT INTO lines VALUES (?, ?, ?)", rows).close()
+
+    def ordered(self) -> Generator[list[CopyLine], None, None]:
+        """Every line as a CopyLine, groups by their first line, lines in order within a group; a list at a time."""
+        self._db.execute("CREATE INDEX lines_by_key ON lines (key, line)").close()
+        cursor = self._db.execute(
+            "WITH firsts AS (SELECT key, MIN(line) AS first FROM lines GROUP BY key) "
+            "SELECT l.line, f.first, l.raw FROM lines l JOIN firsts f ON f.key = l.key ORDER BY f.first, l.line"
+        )
+        try:
+            while rows := cursor.fetchmany(FETCH_ROWS):
+                yield [CopyLine(*row) for row in rows]
+        finally:
+            cursor.close()
+
+    def groups(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(DISTINCT key) FROM lines").fetchone()
+        return int(count)
+
+
+async def plan_dispatch(
+    ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]
+) -> DispatchCopy | None:
+    """The dispatch copy of a validated batch and its shards; None when the file order is group order already."""
+    ledger = GroupLedger(ctx.validation.scratch_folder)
+    try:
+        runs = RunCount()
+        async with aclosing(located_input_chunks(ctx, batch)) as chunks:
+            async for located in chunks:
+                rows = _keyed(batch.endpoint, located)
+                runs.feed(key for _, key, _ in rows)
+                await asyncio.to_thread(ledger.add, rows)
+        if runs.in_runs(await asyncio.to_thread(ledger.groups)):
+            return None
+        cutter = new_cutter()
+        key = copy_key(batch.id)
+        await ctx.blobs.write(key, _copy(ledger, cutter))
+        return DispatchCopy(key, cutter.spans())
+    finally:
+        ledger.close()
+
+
+def _keyed(endpoint: str, located: list[Located]) -> list[tuple[int, bytes, bytes]]:
+    rows = []
+    for line, _, raw in located:
+        if raw is None or is_blank(raw):
+            continue  # validation refused over-long lines; blank ones are not requests
+        body = orjson.loads(raw).get("body")
+        key = prefix_key(endpoint, body) if isinstance(body, dict) else None
+        rows.append((line, key or lone_key(line), raw))
+    return rows
+
+
+async def _copy(ledger: GroupLedger, cutter: ShardCutter) -> AsyncIterator[bytes]:
+    """The copy's bytes a chunk at a time, each line noted in `cutter` at its position and offset in the copy."""
+    buffer = bytearray()
+    position = offset = 0
+    rows = ledger.ordered()
+    try:
+        while (lines := await asyncio.to_thread(next, rows, None)) is not None:
+            for line, group, raw in lines:
+                position += 1
+                cutter.add(position, offset)
+                copied = encode(line, group, raw)
+                buffer += copied
+                buffer += b"\n"
+                offset += len(copied) + 1
+            if len(buffer) >= CHUNK:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
+    finally:
+        rows.close()
