@@ -40,20 +40,19 @@ def lone_key(line: int) -> bytes:
 
 
 class RunCount:
-    """Counts the runs of equal keys in a stream: the groups lie in runs when there are as many runs as groups."""
+    """Finds where runs of equal keys start in a stream: the groups lie in runs when no key starts two."""
 
     def __init__(self) -> None:
-        self.runs = 0
         self._last: bytes | None = None
 
-    def feed(self, keys: Iterable[bytes]) -> None:
+    def heads(self, keys: Iterable[bytes]) -> list[bytes]:
+        """The keys that start a run, in order (the stream goes on from the last call)."""
+        started = []
         for key in keys:
             if key != self._last:
-                self.runs += 1
+                started.append(key)
                 self._last = key
-
-    def in_runs(self, groups: int) -> bool:
-        return self.runs <= groups
+        return started
 
 
 def grouped_order(keys: Sequence[bytes]) -> list[CopyLine]:

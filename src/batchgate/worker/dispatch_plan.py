@@ -42,13 +42,22 @@ class DispatchCopy:
 
 
 class GroupLedger(ScratchIds):
-    """The lines of a batch with their group keys, kept on disk, read back ordered by group."""
+    """The runs of prefix keys of a batch, then, if a key comes back after its run, its lines, kept on disk."""
 
     def __init__(self, folder: Path):
         super().__init__(
             folder,
+            "CREATE TABLE runs (key BLOB NOT NULL)",
             "CREATE TABLE lines (line INTEGER PRIMARY KEY, key BLOB NOT NULL, raw BLOB NOT NULL)",
         )
+
+    def add_runs(self, keys: list[bytes]) -> None:
+        self._db.executemany("INSERT INTO runs VALUES (?)", ((key,) for key in keys)).close()
+
+    def in_runs(self) -> bool:
+        """No key starts two runs: each group's lines already lie together."""
+        (repeats,) = self._db.execute("SELECT COUNT(*) - COUNT(DISTINCT key) FROM runs").fetchone()
+        return not repeats
 
     def add(self, rows: list[tuple[int, bytes, bytes]]) -> None:
         self._db.executemany("INSERT INTO lines VALUES (?, ?, ?)", rows).close()
@@ -66,31 +75,37 @@ class GroupLedger(ScratchIds):
         finally:
             cursor.close()
 
-    def groups(self) -> int:
-        (count,) = self._db.execute("SELECT COUNT(DISTINCT key) FROM lines").fetchone()
-        return int(count)
-
 
 async def plan_dispatch(
     ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]
 ) -> DispatchCopy | None:
-    """The dispatch copy of a validated batch and its shards; None when the file order is group order already."""
+    """The dispatch copy of a validated batch and its shards; None when the file order is group order already.
+
+    The first pass keeps only where each run of keys starts, so a batch whose groups lie in runs pays
+    a read of its file and no more; only a shuffled one is read again into the scratch table.
+    """
     ledger = GroupLedger(ctx.validation.scratch_folder)
     try:
         runs = RunCount()
-        async with aclosing(located_input_chunks(ctx, batch)) as chunks:
-            async for located in chunks:
-                rows = _keyed(batch.endpoint, located)
-                runs.feed(key for _, key, _ in rows)
-                await asyncio.to_thread(ledger.add, rows)
-        if runs.in_runs(await asyncio.to_thread(ledger.groups)):
+        async for rows in _keyed_chunks(ctx, batch):
+            await asyncio.to_thread(ledger.add_runs, runs.heads(key for _, key, _ in rows))
+        if await asyncio.to_thread(ledger.in_runs):
             return None
+        async for rows in _keyed_chunks(ctx, batch):
+            await asyncio.to_thread(ledger.add, rows)
         cutter = new_cutter()
         key = copy_key(batch.id)
         await ctx.blobs.write(key, _copy(ledger, cutter))
         return DispatchCopy(key, cutter.spans())
     finally:
         ledger.close()
+
+
+async def _keyed_chunks(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator[list[tuple[int, bytes, bytes]]]:
+    """(line, group key, raw) of each request of the input, a chunk at a time."""
+    async with aclosing(located_input_chunks(ctx, batch)) as chunks:
+        async for located in chunks:
+            yield _keyed(batch.endpoint, located)
 
 
 def _keyed(endpoint: str, located: list[Located]) -> list[tuple[int, bytes, bytes]]:
