@@ -40,7 +40,8 @@ class ResultRow:
 
 @dataclass(frozen=True, slots=True)
 class ShardLease:
-    """A worker's claim on one shard: lines first_line..last_line of a batch, starting at byte `offset`."""
+    """A worker's claim on one shard: lines first_line..last_line of a batch, starting at byte `offset`
+    (of its dispatch copy, if the batch has one: then positions in the copy, not line numbers)."""
 
     batch_id: str
     shard: int
