@@ -57,6 +57,20 @@ def dispatch_copies(gw) -> list:
 
 
 @pytest.fixture
+def connect():
+    """connect(gateway) → an SDK client, closed at the end: a socket left to the collector is a warning."""
+    made = []
+
+    def make(gateway):
+        made.append(client(gateway))
+        return made[-1]
+
+    yield make
+    for api in made:
+        api.close()
+
+
+@pytest.fixture
 def mock(tmp_path):
     upstream = MockUpstream(tmp_path, latency=0.01)
     yield upstream
@@ -74,9 +88,9 @@ SMALL_SHARDS = {"BATCHGATE_SHARD_LINES": "16"}
 
 
 @pytest.mark.parametrize("checked_at_upload", [True, False], ids=["upload-summary", "full-validation"])
-def test_lines_go_out_group_by_group_and_come_back_in_input_order(make_gateway, mock, checked_at_upload):
+def test_lines_go_out_group_by_group_and_come_back_in_input_order(make_gateway, connect, mock, checked_at_upload):
     gw = make_gateway(config({"name": "mock", "base_url": mock.base_url}), env=SMALL_SHARDS)
-    api = client(gw)
+    api = connect(gw)
     lines = shuffled(96)
     requests = [grouped_line(c, g, t) for c, g, t in lines]
     if checked_at_upload:
@@ -99,22 +113,22 @@ def test_lines_go_out_group_by_group_and_come_back_in_input_order(make_gateway, 
     assert dispatch_copies(gw) == [], "the dispatch copy is deleted once the batch ends"
 
 
-def test_with_cache_aware_off_lines_go_out_in_file_order(make_gateway, mock):
+def test_with_cache_aware_off_lines_go_out_in_file_order(make_gateway, connect, mock):
     gw = make_gateway(
         config({"name": "mock", "base_url": mock.base_url}), env={**SMALL_SHARDS, "BATCHGATE_CACHE_AWARE": "false"}
     )
-    api = client(gw)
+    api = connect(gw)
     lines = shuffled(48)
     _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=1)
     assert wait_status(api, batch.id).status == "completed"
     assert texts_of(mock.requests()) == [t for _, _, t in lines]
 
 
-def test_a_groups_first_line_is_answered_before_its_siblings_are_sent(make_gateway, mock):
+def test_a_groups_first_line_is_answered_before_its_siblings_are_sent(make_gateway, connect, mock):
     gw = make_gateway(
         config({"name": "mock", "base_url": mock.base_url}), env={"BATCHGATE_CACHE_WARM_WAIT_SECONDS": "30"}
     )
-    api = client(gw)
+    api = connect(gw)
     texts = ["leader [sleep:1]"] + [f"sibling {n}" for n in range(15)]
     _, batch = start_batch(api, [grouped_line(f"s{n}", 0, t) for n, t in enumerate(texts)], max_concurrency=8)
     assert wait_status(api, batch.id).status == "completed"
@@ -123,11 +137,11 @@ def test_a_groups_first_line_is_answered_before_its_siblings_are_sent(make_gatew
     assert all(arrivals[t] >= answered for t in texts[1:]), "a sibling went out before its leader's answer"
 
 
-def test_siblings_wait_for_a_slow_leader_only_a_bounded_time(make_gateway, mock):
+def test_siblings_wait_for_a_slow_leader_only_a_bounded_time(make_gateway, connect, mock):
     gw = make_gateway(
         config({"name": "mock", "base_url": mock.base_url}), env={"BATCHGATE_CACHE_WARM_WAIT_SECONDS": "0.1"}
     )
-    api = client(gw)
+    api = connect(gw)
     texts = ["leader [sleep:5]"] + [f"sibling {n}" for n in range(7)]
     _, batch = start_batch(api, [grouped_line(f"s{n}", 0, t) for n, t in enumerate(texts)], max_concurrency=8)
     wait_until(
@@ -136,9 +150,9 @@ def test_siblings_wait_for_a_slow_leader_only_a_bounded_time(make_gateway, mock)
     assert wait_status(api, batch.id).status == "completed"
 
 
-def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make_gateway, slow_mock):
+def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make_gateway, connect, slow_mock):
     gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_SHARD_LINES": "40"})
-    api = client(gw)
+    api = connect(gw)
     db = gw.data_dir / "batchgate.db"
     lines = shuffled(240)
     line_of = {text: n for n, (_, _, text) in enumerate(lines, 1)}
@@ -164,9 +178,9 @@ def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make
     assert dispatch_copies(gw) == []
 
 
-def test_cancelling_a_planned_batch_writes_every_line_once(make_gateway, slow_mock):
+def test_cancelling_a_planned_batch_writes_every_line_once(make_gateway, connect, slow_mock):
     gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_SHARD_LINES": "20"})
-    api = client(gw)
+    api = connect(gw)
     lines = shuffled(200)
     _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=4)
     wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 12, timeout=20, what="12 answers")
@@ -184,12 +198,12 @@ def test_cancelling_a_planned_batch_writes_every_line_once(make_gateway, slow_mo
     assert dispatch_copies(gw) == []
 
 
-def test_a_planned_batch_expires_with_every_line_once(make_gateway, slow_mock):
+def test_a_planned_batch_expires_with_every_line_once(make_gateway, connect, slow_mock):
     gw = make_gateway(
         config({"name": "mock", "base_url": slow_mock.base_url}),
         env={"BATCHGATE_SHARD_LINES": "20", "BATCHGATE_COMPLETION_WINDOW_SECONDS": "3"},
     )
-    api = client(gw)
+    api = connect(gw)
     lines = shuffled(400)
     _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=2)
     done = wait_status(api, batch.id, timeout=30)
@@ -202,10 +216,10 @@ def test_a_planned_batch_expires_with_every_line_once(make_gateway, slow_mock):
     assert dispatch_copies(gw) == []
 
 
-def test_results_of_a_running_planned_batch_come_in_input_order_without_gaps(make_gateway, slow_mock):
+def test_results_of_a_running_planned_batch_come_in_input_order_without_gaps(make_gateway, connect, slow_mock):
     """Any shard of a planned batch may hold any line: a line not recorded yet ends the page until all have finished."""
     gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_SHARD_LINES": "20"})
-    api = client(gw)
+    api = connect(gw)
     lines = shuffled(120)
     _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=4)
     wait_until(lambda: api.batches.retrieve(batch.id).request_counts.completed >= 20, timeout=20, what="20 answers")
