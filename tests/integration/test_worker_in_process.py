@@ -290,9 +290,9 @@ async def test_a_batch_whose_shards_keep_failing_rests_alone(parts):
     """A failing shard run makes its batch wait (here 2 × 2 s) before the worker claims it again,
     while the worker's other batches are claimed at once."""
     blobs = BrokenAfterValidation(parts.blobs, "file-batch_broken")
-    ctx = dataclasses.replace(
-        parts, blobs=blobs, settings=dataclasses.replace(parts.settings, shard_lines=2, poll_interval_seconds=2.0)
-    )
+    # cache_aware off: validation then reads the file once (no pass for the dispatch plan)
+    settings = dataclasses.replace(parts.settings, shard_lines=2, poll_interval_seconds=2.0, cache_aware=False)
+    ctx = dataclasses.replace(parts, blobs=blobs, settings=settings)
     await add_batch(ctx, [f"broken {i}" for i in range(6)], batch_id="batch_broken")
     worker = Worker(ctx)
     running = asyncio.create_task(worker.run())
@@ -390,11 +390,11 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
     gate = asyncio.Event()
     ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), ctx.execution.max_line_bytes, lambda: None)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), lambda: None)
     sending = True
     try:
         await source.prime()
-        assert (await source.take(lambda: sending)).line == 1
+        assert (await source.take(lambda: sending))[0].line == 1
         second = asyncio.create_task(source.take(lambda: sending))
         await asyncio.sleep(0.05)
         assert not second.done(), "line 2 waits for the next chunk"
@@ -402,8 +402,8 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
         gate.set()
         assert await second is None and not source.ended
         sending = True
-        assert (await source.take(lambda: sending)).line == 2
-        assert (await source.take(lambda: sending)).line == 3 and source.ended
+        assert (await source.take(lambda: sending))[0].line == 2
+        assert (await source.take(lambda: sending))[0].line == 3 and source.ended
     finally:
         await source.close()
 
@@ -429,12 +429,12 @@ async def test_a_resumed_shard_hands_out_only_its_unanswered_lines_and_skips_bla
     batch_id = await add_batch(parts, [], lines)
     ctx = dataclasses.replace(parts, store=Answered(parts.store, {2, 4, 8}))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), ctx.execution.max_line_bytes, lambda: None)
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), lambda: None)
     try:
         await source.prime()
         handed = []
-        while (request := await source.take(lambda: True)) is not None:
-            handed.append((request.line, request.custom_id))
+        while (taken := await source.take(lambda: True)) is not None:
+            handed.append((taken[0].line, taken[0].custom_id))
     finally:
         await source.close()
     assert handed == [(1, "c1"), (5, "c5"), (7, "c7")]
