@@ -230,3 +230,16 @@ def test_results_of_a_running_planned_batch_come_in_input_order_without_gaps(mak
     assert wait_status(api, batch.id).status == "completed"
     reply = http(gw, "GET", f"/v1/batches/{batch.id}/results?limit=200")
     assert [json.loads(row)["line"] for row in reply.body.splitlines() if row.strip()] == list(range(1, 121))
+
+
+def test_the_plan_marks_a_batch_grouped_only_when_some_group_has_two_lines(make_gateway, connect, mock):
+    gw = make_gateway(config({"name": "mock", "base_url": mock.base_url}))
+    api = connect(gw)
+    db = gw.data_dir / "batchgate.db"
+    distinct = [grouped_line(f"d{n}", n, f"alone {n}") for n in range(6)]  # a system prompt each: no group
+    one_group = [grouped_line(f"o{n}", 0, f"together {n}") for n in range(6)]  # already in one run: no copy
+    for lines, grouped in ((distinct, 0), (one_group, 1)):
+        _, batch = start_batch(api, lines)
+        assert wait_status(api, batch.id).status == "completed"
+        row = db_batch(db, batch.id)
+        assert (row["grouped"], row["dispatch_key"]) == (grouped, None)

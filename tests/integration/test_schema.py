@@ -103,6 +103,7 @@ REFERENCE = {
             "served_at": "float",
             "duplicates_saved": "int",
             "dispatch_key": "text?",
+            "grouped": "int",
         },
         {(("id",), True), (("owner", "on_behalf_of", "seq"), False), (("status",), False)},
     ),

@@ -110,6 +110,7 @@ class BatchRecord:
     model: str | None = None  # the one model all lines name, once validated
     duplicates_saved: int = 0  # lines answered by a repeat's answer, not sent (domain/duplicates.py)
     dispatch_key: str | None = None  # the blob of its lines in dispatch order, when planned by prefix group
+    grouped: bool = False  # some prefix group has two lines or more: each group's first line goes ahead
 
     def to_wire(self, now: int | None = None) -> dict[str, Any]:
         """The batch object; `estimated_completion_at` needs the time it is answered at (`now`), else null."""

@@ -71,6 +71,7 @@ BATCH_COLUMNS = (
     "model",
     "duplicates_saved",
     "dispatch_key",
+    "grouped",
 )
 LIMIT_COLUMNS = ("max_lines", "max_line_bytes", "shard_lines")
 SUMMARY_COLUMNS = ("file_id", "endpoint", "requests", "last_line", "model", "grains", *LIMIT_COLUMNS)
@@ -81,7 +82,7 @@ RESULT_ROW_COLUMNS = ("line", "ok", "record")  # ResultRow's fields, in order
 # Columns a status transition may set besides the status and its timestamp.
 WEBHOOK_COLUMNS = ("id", "owner", "on_behalf_of", "url", "events", "secret", "created_at")
 TRANSITION_COLUMNS = frozenset(
-    {"total", "failed", "errors", "output_file_id", "error_file_id", "model", "dispatch_key"}
+    {"total", "failed", "errors", "output_file_id", "error_file_id", "model", "dispatch_key", "grouped"}
 )
 
 
@@ -117,7 +118,10 @@ def batch_of(row: Sequence) -> BatchRecord:
     scope = Scope(fields.pop("owner"), fields.pop("on_behalf_of"))
     usage = Usage(**{column: fields.pop(column) for column in USAGE_COLUMNS})
     fields.update(
-        status=BatchStatus(fields["status"]), metadata=_unjson(fields["metadata"]), errors=_unjson(fields["errors"])
+        status=BatchStatus(fields["status"]),
+        metadata=_unjson(fields["metadata"]),
+        errors=_unjson(fields["errors"]),
+        grouped=bool(fields["grouped"]),
     )
     return BatchRecord(scope=scope, usage=usage, **fields)
 

@@ -90,8 +90,11 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     if report.ok:
         changes: dict = {"total": report.request_count, "model": report.model}
         spans = cutter.spans()
-        if settings.cache_aware and (planned := await plan_dispatch(run.ctx, batch, new_cutter)) is not None:
-            changes["dispatch_key"], spans = planned.key, planned.spans
+        if settings.cache_aware:
+            plan = await plan_dispatch(run.ctx, batch, new_cutter)
+            changes["grouped"] = int(plan.grouped)
+            if plan.key is not None and plan.spans is not None:
+                changes["dispatch_key"], spans = plan.key, plan.spans
         moved = await run.ctx.store.transition(
             batch.id, S.VALIDATING, S.IN_PROGRESS, run.ctx.now(), changes, shards=spans
         )

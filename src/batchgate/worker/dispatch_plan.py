@@ -36,9 +36,12 @@ def copy_key(batch_id: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class DispatchCopy:
-    key: str
-    spans: list[ShardSpan]
+class DispatchPlan:
+    """How a batch's lines go out: from its dispatch copy (`key`, shards over it) or in file order (None)."""
+
+    grouped: bool  # some group has two lines or more; else no line needs its prefix key when sent
+    key: str | None = None
+    spans: list[ShardSpan] | None = None
 
 
 class GroupLedger(ScratchIds):
@@ -76,27 +79,27 @@ class GroupLedger(ScratchIds):
             cursor.close()
 
 
-async def plan_dispatch(
-    ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]
-) -> DispatchCopy | None:
-    """The dispatch copy of a validated batch and its shards; None when the file order is group order already.
+async def plan_dispatch(ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]) -> DispatchPlan:
+    """The dispatch copy of a validated batch and its shards, unless the file order is group order already.
 
     The first pass keeps only where each run of keys starts, so a batch whose groups lie in runs pays
     a read of its file and no more; only a shuffled one is read again into the scratch table.
     """
     ledger = GroupLedger(ctx.validation.scratch_folder)
     try:
-        runs = RunCount()
+        runs, lines, heads = RunCount(), 0, 0
         async for rows in _keyed_chunks(ctx, batch):
-            await asyncio.to_thread(ledger.add_runs, runs.heads(key for _, key, _ in rows))
+            started = runs.heads(key for _, key, _ in rows)
+            lines, heads = lines + len(rows), heads + len(started)
+            await asyncio.to_thread(ledger.add_runs, started)
         if await asyncio.to_thread(ledger.in_runs):
-            return None
+            return DispatchPlan(grouped=heads < lines)  # a run of two lines or more is a group
         async for rows in _keyed_chunks(ctx, batch):
             await asyncio.to_thread(ledger.add, rows)
         cutter = new_cutter()
         key = copy_key(batch.id)
         await ctx.blobs.write(key, _copy(ledger, cutter))
-        return DispatchCopy(key, cutter.spans())
+        return DispatchPlan(True, key, cutter.spans())
     finally:
         ledger.close()
 

@@ -119,7 +119,8 @@ class _Unsent:
     def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
         settings = ctx.execution
         self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, settings.max_line_bytes, sent_all
-        self._grouped, self._warm_wait = settings.cache_aware, settings.cache_warm_wait_seconds
+        # Prefix keys only for a batch with groups: one of single lines pays nothing per line for them.
+        self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
         self._store, self._batch_id = ctx.store, batch.id
         self._last = shard.last_line
         self._chunks: AsyncGenerator[list, None]
