@@ -9,7 +9,7 @@ lives while the batch runs; its shards are cut over the copy.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +28,9 @@ from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import located_input_chunks
 
 FETCH_ROWS = 2_000
+# The lines looked at first: if no two of them share a prefix, the batch is taken for one without groups
+# and sent as it is, without a pass over the whole file (docs/caching.md says when that guess is wrong).
+SAMPLE_LINES = 4_096
 
 
 def copy_key(batch_id: str) -> str:
@@ -82,9 +85,12 @@ class GroupLedger(ScratchIds):
 async def plan_dispatch(ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]) -> DispatchPlan:
     """The dispatch copy of a validated batch and its shards, unless the file order is group order already.
 
-    The first pass keeps only where each run of keys starts, so a batch whose groups lie in runs pays
-    a read of its file and no more; only a shuffled one is read again into the scratch table.
+    A batch whose first SAMPLE_LINES share no prefix is sent as it is. Otherwise the first pass keeps
+    only where each run of keys starts, so a batch whose groups lie in runs pays a read of its file and
+    no more; only a shuffled one is read again into the scratch table.
     """
+    if not await _groups_among_first_lines(ctx, batch):
+        return DispatchPlan(grouped=False)
     ledger = GroupLedger(ctx.validation.scratch_folder)
     try:
         runs, lines, heads = RunCount(), 0, 0
@@ -104,7 +110,23 @@ async def plan_dispatch(ctx: WorkerContext, batch: BatchRecord, new_cutter: Call
         ledger.close()
 
 
-async def _keyed_chunks(ctx: WorkerContext, batch: BatchRecord) -> AsyncIterator[list[tuple[int, bytes, bytes]]]:
+async def _groups_among_first_lines(ctx: WorkerContext, batch: BatchRecord) -> bool:
+    """Whether two of the first SAMPLE_LINES requests share a prefix key (a sample costs milliseconds)."""
+    seen: set[bytes] = set()
+    looked = 0
+    async with aclosing(_keyed_chunks(ctx, batch)) as chunks:
+        async for rows in chunks:
+            for _, key, _ in rows[: SAMPLE_LINES - looked]:
+                if key in seen:
+                    return True
+                seen.add(key)
+            looked += len(rows)
+            if looked >= SAMPLE_LINES:
+                break
+    return False
+
+
+async def _keyed_chunks(ctx: WorkerContext, batch: BatchRecord) -> AsyncGenerator[list[tuple[int, bytes, bytes]], None]:
     """(line, group key, raw) of each request of the input, a chunk at a time."""
     async with aclosing(located_input_chunks(ctx, batch)) as chunks:
         async for located in chunks:
