@@ -29,6 +29,8 @@ ALICE = Scope("alice")
 class ExplodingUpstream:
     """Answers every request at once, except that a request mentioning "boom" raises: a bug inside batchgate."""
 
+    shared_prefix_cache = True
+
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
 
@@ -185,6 +187,7 @@ class HoldingUpstream:
     release: asyncio.Event
     sent: list[str]
     in_flight = peak = 0
+    shared_prefix_cache = True
 
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name

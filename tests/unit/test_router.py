@@ -203,3 +203,12 @@ async def test_a_local_upstream_with_a_name_no_engine_has_is_model_not_found(rou
     router = router_factory(Settings(upstreams=(UpstreamConfig(name="builtin", kind="local", models=("*",)),)))
     outcome = await router.send("/v1/embeddings", {"model": "bge-m3", "input": "x"})
     assert outcome.error_code == "model_not_found" and "'bge-m3' is not a built-in local model" in outcome.error_message
+
+
+async def test_prefix_groups_are_sent_together_only_to_shared_prefix_caches(router_factory):
+    served = router_factory(settings(("vllm", ["*"])))
+    assert served.sends_groups_together("/v1/chat/completions", "m")
+    assert served.sends_groups_together("/v1/chat/completions", None), "a mix of models is taken as shared"
+    built_in = router_factory(Settings())  # llama.cpp: a prompt cache per slot
+    assert not built_in.sends_groups_together("/v1/chat/completions", "auto")
+    assert not built_in.sends_groups_together("/v1/chat/completions", "not-served")

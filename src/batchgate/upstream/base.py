@@ -23,6 +23,10 @@ RetryGate = Callable[[], Awaitable[bool]]
 
 class Upstream(Protocol):
     name: str
+    # Its prefix cache serves every request it runs (vLLM, SGLang): a prefix group sent together finds it
+    # warm. False for a cache kept per slot (llama.cpp keeps each slot's last prompt): there a group sent
+    # at once spreads over the slots and each computes the prefix, so its lines are better left shuffled.
+    shared_prefix_cache: bool
 
     async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
         """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window).

@@ -30,6 +30,8 @@ MODELS_TTL = 30.0
 
 
 class HttpUpstream:
+    shared_prefix_cache = True  # as vLLM and SGLang keep it; a llama.cpp server behind one may set cache_aware off
+
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
         self._config = config

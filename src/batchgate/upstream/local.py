@@ -28,6 +28,8 @@ log = logging.getLogger("batchgate.local")
 
 
 class LocalUpstream:
+    shared_prefix_cache = False  # the built-in chat model is llama.cpp: a prompt cache per slot
+
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
         self._settings = settings

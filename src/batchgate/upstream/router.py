@@ -55,6 +55,14 @@ class Router:
         pool = self.pool(model)
         return None if pool is None else pool.members[0].upstream
 
+    def sends_groups_together(self, endpoint: str, model: str | None) -> bool:
+        """Whether sending a batch's prefix groups together helps the upstreams of `model` (None: a mix of
+        models, taken to be served by shared caches): only if each member's prefix cache serves all it runs."""
+        if model is None:
+            return True
+        pool = self.pool(resolve_model(endpoint, {"model": model})["model"])
+        return pool is not None and all(member.upstream.shared_prefix_cache for member in pool.members)
+
     def pool(self, model: str) -> Pool | None:
         try:
             return self._by_model[model]

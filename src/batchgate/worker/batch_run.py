@@ -90,7 +90,7 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     if report.ok:
         changes: dict = {"total": report.request_count, "model": report.model}
         spans = cutter.spans()
-        if settings.cache_aware:
+        if settings.cache_aware and run.ctx.router.sends_groups_together(batch.endpoint, report.model):
             plan = await plan_dispatch(run.ctx, batch, new_cutter)
             changes["grouped"] = int(plan.grouped)
             if plan.key is not None and plan.spans is not None:
