@@ -1,13 +1,20 @@
-"""Finding duplicate custom_ids without holding every id in memory (a scratch SQLite file)."""
+"""Finding duplicate custom_ids without holding every id in memory (a scratch SQLite file), and the pass
+over a file's chunks that feeds a FileCheck and the ledger together (validation and the dry run)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import aclosing
 from pathlib import Path
 
 import orjson
 
+from batchgate.domain.file_check import FileCheck, Requests
+from batchgate.domain.splitting import Located
 from batchgate.scratch_ids import ScratchIds
+
+LEDGER_CHUNK = 10_000  # custom_ids inserted into the scratch table at once
 
 
 class CustomIdLedger(ScratchIds):
@@ -55,3 +62,31 @@ class CustomIdLedger(ScratchIds):
             ).fetchall()
 
         return [(orjson.loads(custom_id), first, line) for custom_id, first, line in await asyncio.to_thread(query)]
+
+
+async def check_chunks(
+    chunks: AsyncGenerator[list[Located], None],
+    check: FileCheck,
+    ledger: CustomIdLedger,
+    max_reported: int,
+    on_good: Callable[[Sequence[Located], Requests], None] | None = None,
+) -> None:
+    """Feed every chunk to `check` and its requests' custom_ids to `ledger`, then the repeats back to `check`.
+
+    `on_good` sees each chunk's good requests while the file is still clean. `chunks` is closed at the end.
+    """
+    pairs: list[tuple[str, int]] = []
+    async with aclosing(chunks):
+        async for located in chunks:
+            requests = check.feed(located)
+            if on_good is not None and check.clean and requests.lines:
+                on_good(located, requests)
+            pairs += zip(requests.custom_ids, requests.lines, strict=True)
+            if check.stopped:
+                break
+            if len(pairs) >= LEDGER_CHUNK:
+                await ledger.add(pairs)
+                pairs = []
+    await ledger.add(pairs)
+    check.repeated(await ledger.duplicates(max_reported))
+    check.end()

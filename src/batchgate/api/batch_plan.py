@@ -9,20 +9,20 @@ with, line numbers and all.
 
 from __future__ import annotations
 
-from contextlib import aclosing
+from collections.abc import Sequence
 from operator import attrgetter
 
 from batchgate.api.services import Services
 from batchgate.blobs.lines import located_line_chunks
-from batchgate.domain.file_check import FileCheck, LineLimits, good_lines
+from batchgate.domain.file_check import FileCheck, LineLimits, Requests, good_lines
 from batchgate.domain.lines import LineError, ValidationReport
 from batchgate.domain.plan import Plan, PlanTally
 from batchgate.domain.records import FileRecord
+from batchgate.domain.splitting import Located
 from batchgate.errors import InvalidRequest
-from batchgate.ledger import CustomIdLedger
+from batchgate.ledger import CustomIdLedger, check_chunks
 from batchgate.scratch_ids import scratch_folder
 
-LEDGER_CHUNK = 10_000  # custom_ids inserted into the scratch table at once
 LISTED_ERRORS = 10  # in the error's one-line message; the envelope has no room for a list
 
 
@@ -59,19 +59,8 @@ def _refusal(file: FileRecord, report: ValidationReport) -> InvalidRequest:
 
 
 async def _check(svc: Services, file: FileRecord, check: FileCheck, ledger: CustomIdLedger, tally: PlanTally) -> None:
-    pairs: list[tuple[str, int]] = []
+    def plan(located: Sequence[Located], requests: Requests) -> None:  # once the file fails, no plan matters
+        tally.add_lines(good_lines(located, requests.lines))
+
     chunks = located_line_chunks(svc.blobs.read(file.storage_key), check.limits.max_line_bytes)
-    async with aclosing(chunks):
-        async for located in chunks:
-            requests = check.feed(located)
-            if check.clean and requests.lines:  # once the file has failed, its plan no longer matters
-                tally.add_lines(good_lines(located, requests.lines))
-            pairs += zip(requests.custom_ids, requests.lines, strict=True)
-            if check.stopped:
-                break
-            if len(pairs) >= LEDGER_CHUNK:
-                await ledger.add(pairs)
-                pairs = []
-    await ledger.add(pairs)
-    check.repeated(await ledger.duplicates(svc.settings.max_reported_errors))
-    check.end()
+    await check_chunks(chunks, check, ledger, svc.settings.max_reported_errors, plan)

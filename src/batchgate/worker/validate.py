@@ -9,11 +9,9 @@ from batchgate.domain.lines import LineError, ValidationReport
 from batchgate.domain.records import BatchRecord, FileRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.errors import InputMissing
-from batchgate.ledger import CustomIdLedger
+from batchgate.ledger import CustomIdLedger, check_chunks
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.inputs import located_input_chunks
-
-LEDGER_CHUNK = 10_000
 
 
 async def validate_input(ctx: WorkerContext, batch: BatchRecord, cutter: ShardCutter | None = None) -> ValidationReport:
@@ -60,20 +58,8 @@ async def _check_lines(
     ctx: WorkerContext, batch: BatchRecord, report: ValidationReport, ledger: CustomIdLedger, cutter: ShardCutter | None
 ) -> None:
     check = FileCheck(LineLimits.of(ctx.validation), batch.endpoint, report.add_error, cutter)
-    pairs: list[tuple[str, int]] = []
     try:
-        async with aclosing(located_input_chunks(ctx, batch)) as chunks:
-            async for located in chunks:
-                requests = check.feed(located)
-                pairs += zip(requests.custom_ids, requests.lines, strict=True)
-                if check.stopped:
-                    break
-                if len(pairs) >= LEDGER_CHUNK:
-                    await ledger.add(pairs)
-                    pairs = []
-        await ledger.add(pairs)
-        check.repeated(await ledger.duplicates(ctx.validation.max_reported_errors))
-        check.end()
+        await check_chunks(located_input_chunks(ctx, batch), check, ledger, ctx.validation.max_reported_errors)
     finally:
         report.request_count = check.requests
         for model in check.models:
