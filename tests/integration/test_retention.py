@@ -215,3 +215,31 @@ async def test_scratch_files_left_by_a_crash_are_swept_once_stale(parts):
     assert await worker.sweep_stale_scratch() == 2
     assert not any(p.exists() for p in old)
     assert all(p.exists() for p in fresh), "files still being written must stay"
+
+
+async def test_the_dispatch_copy_an_ended_batch_left_behind_is_swept_and_a_running_ones_kept(parts):
+    """A crash between a planned batch's end and the delete of its dispatch copy leaves the copy behind."""
+    settings, store, blobs, router = parts
+    now = int(time.time())
+
+    async def copied():
+        yield b"1 1 " + LINE
+
+    for batch_id, ended in (("batch_ended", True), ("batch_running", False)):
+        await store.insert_batch(
+            BatchRecord(batch_id, ALICE, "/v1/chat/completions", "file-swept", "24h", S.VALIDATING, now, now + 60, 4)
+        )
+        await blobs.write(f"dispatch-{batch_id}", copied())
+        changes = {"total": 1, "dispatch_key": f"dispatch-{batch_id}"}
+        assert await store.transition(batch_id, S.VALIDATING, S.IN_PROGRESS, now, changes)
+        if ended:
+            assert await store.transition(batch_id, S.IN_PROGRESS, S.CANCELLING, now)
+            assert await store.transition(batch_id, S.CANCELLING, S.CANCELLED, now)
+
+    worker = Worker(WorkerContext(settings, store, blobs, router, "w1"))
+    assert await worker.sweep_dispatch_copies() == 1
+    assert (await store.get_batch("batch_ended")).dispatch_key is None
+    assert (await store.get_batch("batch_running")).dispatch_key == "dispatch-batch_running"
+    assert not list(blobs.root.rglob("dispatch-batch_ended")), "the ended batch's copy was not deleted"
+    assert list(blobs.root.rglob("dispatch-batch_running")), "a running batch's copy must stay"
+    assert await worker.sweep_dispatch_copies() == 0

@@ -84,6 +84,14 @@ class Store(Protocol):
     async def expired_files(self, now: int, limit: int) -> list[FileRecord]: ...
 
     # batches
+    async def ended_dispatch_copies(self, limit: int) -> list[tuple[str, str]]:
+        """(batch id, blob key) of ended batches that still name a dispatch copy (docs/caching.md)."""
+        ...
+
+    async def forget_dispatch_copy(self, batch_id: str) -> None:
+        """The batch's dispatch copy is deleted: it names none any more."""
+        ...
+
     async def insert_batch(self, batch: BatchRecord) -> bool:
         """Insert the batch if its input file exists in its scope; False if it does not (it was just deleted)."""
         ...

@@ -93,6 +93,10 @@ QUERIES: dict[str, str] = {
     f"AND expires_at <= :now AND NOT EXISTS (SELECT 1 FROM batches b WHERE b.status IN ({_ACTIVE}) "
     "AND f.id IN (b.input_file_id, b.output_file_id, b.error_file_id)) LIMIT :limit",
     # batches --------------------------------------------------------------------------------
+    # Dispatch copies of ended batches: finalize deletes each, a crash just before may leave one.
+    "ended_dispatch_copies": f"SELECT id, dispatch_key FROM batches WHERE dispatch_key IS NOT NULL "
+    f"AND status NOT IN ({_ACTIVE}) LIMIT :limit",
+    "forget_dispatch_copy": "UPDATE batches SET dispatch_key = NULL WHERE id = :batch_id",
     # Inserted only while its input file exists in the batch's scope, holding that file's row lock
     # until the commit, so a concurrent delete of the file either comes first (no batch) or fails.
     "insert_batch_if_file": f"INSERT INTO batches ({_columns(NEW_BATCH_COLUMNS)}) "

@@ -108,6 +108,13 @@ class SqlStore(WorkQueries, WebhookQueries):
 
     # batches ------------------------------------------------------------------------------
 
+    async def ended_dispatch_copies(self, limit: int) -> list[tuple[str, str]]:
+        rows = await self._all(self.Q["ended_dispatch_copies"], {"limit": limit})
+        return [(batch_id, key) for batch_id, key in rows]
+
+    async def forget_dispatch_copy(self, batch_id: str) -> None:
+        await self._write(lambda db: db.execute(self.Q["forget_dispatch_copy"], {"batch_id": batch_id}))
+
     async def insert_batch(self, batch: BatchRecord) -> bool:
         params = r.new_batch_params(batch)
         return await self._write(lambda db: db.execute(self.Q["insert_batch_if_file"], params).rowcount == 1)

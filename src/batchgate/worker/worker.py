@@ -217,6 +217,7 @@ class Worker:
             try:
                 await self.sweep_expired_files()
                 await self.sweep_stale_scratch()
+                await self.sweep_dispatch_copies()
             except Exception as exc:
                 log_failure("file retention sweep failed; retrying later", exc)
             await asyncio.sleep(self.ctx.worker_loop.retention_interval_seconds)
@@ -227,6 +228,18 @@ class Worker:
         age = loop.stale_temp_seconds
         ledgers = await asyncio.to_thread(remove_stale, loop.scratch_folder, "ids-*.db", age)
         return ledgers + await self.ctx.blobs.sweep_partial(age)
+
+    async def sweep_dispatch_copies(self) -> int:
+        """Delete the dispatch copies of ended batches (a crash between a batch's end and the copy's delete)."""
+        swept = 0
+        while copies := await self.ctx.store.ended_dispatch_copies(SWEEP_PAGE):
+            for batch_id, key in copies:
+                await self.ctx.blobs.delete(key)
+                await self.ctx.store.forget_dispatch_copy(batch_id)
+            swept += len(copies)
+            if len(copies) < SWEEP_PAGE:
+                break
+        return swept
 
     async def sweep_expired_files(self) -> int:
         """Delete files past their expires_at (unless an unfinished batch uses them). Returns how many."""
