@@ -130,6 +130,38 @@ def test_a_200_line_mixed_batch_completes_on_the_builtin_models_with_no_upstream
     assert {len(l["response"]["body"]["data"][0]["embedding"]) for l in output} == {384}
 
 
+def test_prefix_groups_on_the_builtin_chat_model_take_turns_and_are_served_from_its_cache(bare):
+    """Three groups with a long shared system prompt, shuffled: behind llama.cpp's per-slot cache the groups
+    take turns, so each later line of a group finds its prefix cached (docs/caching.md)."""
+    rules = "Label the review as positive, negative or mixed, and answer with one word. "
+    order = [0, 1, 2, 1, 0, 2, 2, 0, 1, 0, 1, 2]
+    lines = [
+        {
+            "custom_id": f"p{n}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": SMOL,
+                "temperature": 0,
+                "max_tokens": 2,
+                "messages": [
+                    {"role": "system", "content": f"You are labeller number {group}. " + rules * 8},
+                    {"role": "user", "content": f"Review {n}: it was fine."},
+                ],
+            },
+        }
+        for n, group in enumerate(order)
+    ]
+    batch = wait_terminal(bare, start(bare, lines, "/v1/chat/completions"))
+    assert batch["status"] == "completed" and batch["request_counts"]["completed"] == len(lines), batch
+    output, _ = results(bare, batch)
+    assert [line["custom_id"] for line in output] == [f"p{n}" for n in range(len(lines))], "input order"
+    prompt = min(line["response"]["body"]["usage"]["prompt_tokens"] for line in output)
+    cached = batch["usage"]["input_tokens_details"]["cached_tokens"]
+    # Each group's first line computes its prefix; the nine others find most of their prompt cached.
+    assert cached >= 9 * prompt * 0.8, (cached, prompt)
+
+
 def test_a_batch_of_image_lines_fails_each_with_model_not_found(bare):
     lines = [
         {

@@ -18,6 +18,7 @@ from batchgate.domain.status import BatchStatus as S
 from batchgate.settings import Settings, UpstreamConfig
 from batchgate.store import ShardLease
 from batchgate.upstream import router as router_module
+from batchgate.upstream.base import SHARED_CACHE
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.execute import _Unsent
@@ -29,7 +30,7 @@ ALICE = Scope("alice")
 class ExplodingUpstream:
     """Answers every request at once, except that a request mentioning "boom" raises: a bug inside batchgate."""
 
-    shared_prefix_cache = True
+    prefix_cache = staticmethod(lambda endpoint: SHARED_CACHE)
 
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
@@ -187,7 +188,7 @@ class HoldingUpstream:
     release: asyncio.Event
     sent: list[str]
     in_flight = peak = 0
-    shared_prefix_cache = True
+    prefix_cache = staticmethod(lambda endpoint: SHARED_CACHE)
 
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name

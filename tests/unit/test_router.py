@@ -9,6 +9,7 @@ from batchgate.domain.lines import ENDPOINTS
 from batchgate.domain.results import result_line
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
+from batchgate.upstream.base import NO_CACHE, SHARED_CACHE, PrefixCache
 from batchgate.upstream.engines import resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import LocalUpstream
@@ -205,10 +206,12 @@ async def test_a_local_upstream_with_a_name_no_engine_has_is_model_not_found(rou
     assert outcome.error_code == "model_not_found" and "'bge-m3' is not a built-in local model" in outcome.error_message
 
 
-async def test_prefix_groups_are_sent_together_only_to_shared_prefix_caches(router_factory):
+async def test_a_pool_names_its_prefix_cache_shared_per_slot_or_none(router_factory):
     served = router_factory(settings(("vllm", ["*"])))
-    assert served.sends_groups_together("/v1/chat/completions", "m")
-    assert served.sends_groups_together("/v1/chat/completions", None), "a mix of models is taken as shared"
-    built_in = router_factory(Settings())  # llama.cpp: a prompt cache per slot
-    assert not built_in.sends_groups_together("/v1/chat/completions", "auto")
-    assert not built_in.sends_groups_together("/v1/chat/completions", "not-served")
+    assert served.prefix_cache("/v1/chat/completions", "m") == SHARED_CACHE
+    assert served.prefix_cache("/v1/chat/completions", None) == SHARED_CACHE, "a mix of models is taken as shared"
+    built_in = router_factory(Settings(local_chat_slots=3))  # llama.cpp: a prompt cache per slot
+    assert built_in.prefix_cache("/v1/chat/completions", "auto") == PrefixCache(3)
+    assert built_in.prefix_cache("/v1/responses", "smollm2-135m-instruct") == PrefixCache(3)
+    assert built_in.prefix_cache("/v1/embeddings", "auto") == NO_CACHE, "the embedding model keeps none"
+    assert built_in.prefix_cache("/v1/chat/completions", "not-served") == NO_CACHE

@@ -21,12 +21,33 @@ log = logging.getLogger("batchgate.upstream")
 RetryGate = Callable[[], Awaitable[bool]]
 
 
+@dataclass(frozen=True, slots=True)
+class PrefixCache:
+    """How an upstream reuses the computed start of a prompt, which decides how prefix groups are sent.
+
+    `slots` None: one cache serves every request it runs (vLLM, SGLang), so a group sent together, its
+    first line ahead, finds it warm. A number: a cache per slot, that many (llama.cpp keeps each slot's
+    last prompt), where two lines of a group running at once each compute the prefix, so groups take
+    turns. 0: no cache at all (an embedding model), so groups are not looked for.
+    """
+
+    slots: int | None
+
+    @property
+    def shared(self) -> bool:
+        return self.slots is None
+
+
+SHARED_CACHE = PrefixCache(None)
+NO_CACHE = PrefixCache(0)
+
+
 class Upstream(Protocol):
     name: str
-    # Its prefix cache serves every request it runs (vLLM, SGLang): a prefix group sent together finds it
-    # warm. False for a cache kept per slot (llama.cpp keeps each slot's last prompt): there a group sent
-    # at once spreads over the slots and each computes the prefix, so its lines are better left shuffled.
-    shared_prefix_cache: bool
+
+    def prefix_cache(self, endpoint: str) -> PrefixCache:
+        """How it reuses the start of prompts on `endpoint`."""
+        ...
 
     async def attempt(self, endpoint: str, body: dict, payload: bytes) -> tuple[Outcome, Asked | None]:
         """One try, no retry: the outcome and what the upstream asked of us (Retry-After, a spent rate window).

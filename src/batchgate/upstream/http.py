@@ -20,7 +20,7 @@ from batchgate.domain.sse import answer_as_events, looks_like_events
 from batchgate.domain.throttle import Asked, window_spent
 from batchgate.errors import UpstreamFailure
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream, send_with_retries
+from batchgate.upstream.base import SHARED_CACHE, PrefixCache, RetryGate, Stream, send_with_retries
 from batchgate.upstream.http1 import Http1Pool, Origin
 
 # A listing is a courtesy: an upstream that is slow to give one is left out rather than waited for,
@@ -30,8 +30,6 @@ MODELS_TTL = 30.0
 
 
 class HttpUpstream:
-    shared_prefix_cache = True  # as vLLM and SGLang keep it; a llama.cpp server behind one may set cache_aware off
-
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
         self._config = config
@@ -153,6 +151,9 @@ class HttpUpstream:
                 f"neither events nor a {endpoint} answer.",
             ), retry_after
         return Stream(_replay(events)), None
+
+    def prefix_cache(self, endpoint: str) -> PrefixCache:
+        return SHARED_CACHE  # as vLLM and SGLang keep it; a llama.cpp server behind one may set cache_aware off
 
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists (none if it does not answer one), kept MODELS_TTL seconds."""

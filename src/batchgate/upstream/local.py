@@ -18,18 +18,18 @@ from batchgate.domain.results import Outcome
 from batchgate.domain.throttle import Asked
 from batchgate.errors import EngineMissing, InvalidRequest
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream
+from batchgate.upstream.base import NO_CACHE, PrefixCache, RetryGate, Stream
 from batchgate.upstream.engines import DEFAULTS, ENGINES, Engine
+from batchgate.upstream.engines.smollm import SmolLMEngine
 
 # What `serve` runs when no [[upstreams]] are configured.
 DEFAULT_LOCAL = UpstreamConfig(name="local", kind="local", models=tuple(ENGINES))
 _END = object()
+CHAT_ENDPOINTS = SmolLMEngine.endpoints
 log = logging.getLogger("batchgate.local")
 
 
 class LocalUpstream:
-    shared_prefix_cache = False  # the built-in chat model is llama.cpp: a prompt cache per slot
-
     def __init__(self, config: UpstreamConfig, settings: Settings):
         self.name = config.name
         self._settings = settings
@@ -37,6 +37,10 @@ class LocalUpstream:
 
     async def models(self) -> list[str]:
         return list(ENGINES)
+
+    def prefix_cache(self, endpoint: str) -> PrefixCache:
+        """The chat model is llama.cpp, a prompt cache per slot; the embedding model keeps none."""
+        return PrefixCache(self._settings.local_chat_slots) if endpoint in CHAT_ENDPOINTS else NO_CACHE
 
     def _engine(self, endpoint: str, model: str) -> tuple[Engine, ThreadPoolExecutor] | Outcome:
         if model not in self._engines:

@@ -19,7 +19,7 @@ from batchgate.domain.results import Outcome
 from batchgate.domain.retry import RetryPolicy
 from batchgate.errors import ConfigError
 from batchgate.settings import Settings, UpstreamConfig
-from batchgate.upstream.base import RetryGate, Stream, StreamingUpstream, Upstream
+from batchgate.upstream.base import NO_CACHE, SHARED_CACHE, PrefixCache, RetryGate, Stream, StreamingUpstream, Upstream
 from batchgate.upstream.engines import AUTO, resolve_model
 from batchgate.upstream.http import HttpUpstream
 from batchgate.upstream.local import DEFAULT_LOCAL, LocalUpstream, not_served
@@ -55,13 +55,19 @@ class Router:
         pool = self.pool(model)
         return None if pool is None else pool.members[0].upstream
 
-    def sends_groups_together(self, endpoint: str, model: str | None) -> bool:
-        """Whether sending a batch's prefix groups together helps the upstreams of `model` (None: a mix of
-        models, taken to be served by shared caches): only if each member's prefix cache serves all it runs."""
+    def prefix_cache(self, endpoint: str, model: str | None) -> PrefixCache:
+        """How the upstreams of `model` reuse prompt starts (None: a mix of models, taken to be served by
+        shared caches). A pool is taken for a shared cache only if every member has one; for caches per
+        slot, its slots are all its members' (a pool mixing the two kinds is taken to have none)."""
         if model is None:
-            return True
+            return SHARED_CACHE
         pool = self.pool(resolve_model(endpoint, {"model": model})["model"])
-        return pool is not None and all(member.upstream.shared_prefix_cache for member in pool.members)
+        caches = [member.upstream.prefix_cache(endpoint) for member in pool.members] if pool else []
+        if caches and all(cache.shared for cache in caches):
+            return SHARED_CACHE
+        if caches and all(cache.slots for cache in caches):
+            return PrefixCache(sum(cache.slots or 0 for cache in caches))
+        return NO_CACHE
 
     def pool(self, model: str) -> Pool | None:
         try:

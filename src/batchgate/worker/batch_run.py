@@ -18,6 +18,7 @@ from batchgate.domain.records import BatchRecord
 from batchgate.domain.shards import ShardCutter
 from batchgate.domain.status import BatchStatus
 from batchgate.errors import InputMissing, LeaseLost
+from batchgate.upstream.base import NO_CACHE
 from batchgate.worker.context import WorkerContext
 from batchgate.worker.dispatch_plan import plan_dispatch
 from batchgate.worker.finalize import fail_without_input, finalize
@@ -90,8 +91,10 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     if report.ok:
         changes: dict = {"total": report.request_count, "model": report.model}
         spans = cutter.spans()
-        if settings.cache_aware and run.ctx.router.sends_groups_together(batch.endpoint, report.model):
-            plan = await plan_dispatch(run.ctx, batch, new_cutter)
+        cache = run.ctx.router.prefix_cache(batch.endpoint, report.model)
+        if settings.cache_aware and cache != NO_CACHE:
+            # Behind caches per slot groups take turns in file order: no dispatch copy (execute.py).
+            plan = await plan_dispatch(run.ctx, batch, new_cutter, copy=cache.shared)
             changes["grouped"] = int(plan.grouped)
             if plan.key is not None and plan.spans is not None:
                 changes["dispatch_key"], spans = plan.key, plan.spans

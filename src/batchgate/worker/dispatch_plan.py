@@ -82,8 +82,11 @@ class GroupLedger(ScratchIds):
             cursor.close()
 
 
-async def plan_dispatch(ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter]) -> DispatchPlan:
-    """The dispatch copy of a validated batch and its shards, unless the file order is group order already.
+async def plan_dispatch(
+    ctx: WorkerContext, batch: BatchRecord, new_cutter: Callable[[], ShardCutter], copy: bool = True
+) -> DispatchPlan:
+    """The dispatch copy of a validated batch and its shards, unless the file order is group order already
+    (or `copy` is false: then only whether the batch has groups).
 
     A batch whose first SAMPLE_LINES share no prefix is sent as it is. Otherwise the first pass keeps
     only where each run of keys starts, so a batch whose groups lie in runs pays a read of its file and
@@ -91,6 +94,8 @@ async def plan_dispatch(ctx: WorkerContext, batch: BatchRecord, new_cutter: Call
     """
     if not await _groups_among_first_lines(ctx, batch):
         return DispatchPlan(grouped=False)
+    if not copy:
+        return DispatchPlan(grouped=True)
     ledger = GroupLedger(ctx.validation.scratch_folder)
     try:
         runs, lines, heads = RunCount(), 0, 0

@@ -11,12 +11,14 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import nullcontext
+from functools import partial
 from typing import NamedTuple
 
 from batchgate import ids, metrics
 from batchgate.domain.dispatch_order import CopyLine
 from batchgate.domain.duplicates import duplicate_key, wants_deduplication
 from batchgate.domain.fairness import Flow
+from batchgate.domain.group_turns import GroupTurns
 from batchgate.domain.lines import RequestLine, is_blank, parse_line
 from batchgate.domain.prefix import prefix_key
 from batchgate.domain.records import BatchRecord, Usage
@@ -32,6 +34,8 @@ from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
 NO_USAGE = Usage()
+# Lines a shard reads ahead, taking turns, to find one whose group has none out.
+LOOK_AHEAD = 1_024
 
 
 async def execute(
@@ -63,15 +67,15 @@ async def execute(
     async def sender() -> None:
         try:
             while may_send() and (taken := await lines.take(may_send)) is not None:
-                request, leads = taken
+                request, answered = taken
                 try:
                     if flights is None:
                         outcome, copied = await _outcome(ctx, batch.endpoint, request, stop, flow), False
                     else:
                         outcome, copied = await _answer_once(flights, ctx, batch.endpoint, request, stop, flow)
                 finally:
-                    if leads is not None:
-                        leads.set()  # its siblings go now: the upstream has its prefix
+                    if answered is not None:
+                        answered()  # its group's next lines may go: the upstream has its prefix
                 if outcome is not None:
                     answers.put(request, outcome, copied)
                     if not outcome.ok and log.isEnabledFor(logging.DEBUG):
@@ -112,8 +116,11 @@ class _Unsent:
     are still out: its senders then start the moment those answers free their slots. A planned batch's
     shard reads its dispatch copy (docs/caching.md): positions there, line numbers in the results.
 
-    With cache_aware, the first line of each prefix group is a leader: the lines of its group after it
-    wait for its answer (at most cache_warm_wait_seconds), so they find the upstream's cache warm.
+    With cache_aware, lines of a prefix group wait for their group so they find the upstream's cache warm.
+    Behind a shared prefix cache (vLLM, SGLang) the first line of each group is a leader: the lines of its
+    group after it wait for its answer, at most cache_warm_wait_seconds. Behind a cache per slot (the
+    built-in llama.cpp model) the groups take turns (domain/group_turns.py): a group has one line out while
+    another group's line, read ahead, can go instead.
     """
 
     def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
@@ -121,6 +128,10 @@ class _Unsent:
         self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, settings.max_line_bytes, sent_all
         # Prefix keys only for a batch with groups: one of single lines pays nothing per line for them.
         self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
+        self._slots = ctx.router.prefix_cache(batch.endpoint, batch.model).slots if self._grouped else None
+        self._turns: GroupTurns[_Line] | None = GroupTurns() if self._slots else None
+        self._read_all = False  # taking turns: the last line is read (the rest wait their turn)
+        self._turn_ended = asyncio.Event()  # taking turns: a line was answered, so its group may go again
         self._store, self._batch_id = ctx.store, batch.id
         self._last = shard.last_line
         self._chunks: AsyncGenerator[list, None]
@@ -145,13 +156,15 @@ class _Unsent:
             if self._ahead is None and not self.ended:
                 self._ahead = await self._read()
 
-    async def take(self, may_send: Callable[[], bool]) -> tuple[RequestLine, asyncio.Event | None] | None:
-        """The next line to send, and the event to set once it is answered if it leads its group; None when
+    async def take(self, may_send: Callable[[], bool]) -> tuple[RequestLine, Callable[[], None] | None] | None:
+        """The next line to send, and what to call once it is answered if its group waits for it; None when
         there is none (then `ended`), or when `may_send()` turned false while the line was read (a stop, a
         lease that may have lapsed): the line is kept for later."""
         async with self._lock:
             if self.ended:
                 return None
+            if self._turns is not None:
+                return await self._take_turn(self._turns, may_send)
             taken, self._ahead = self._ahead, None
             if taken is None:
                 taken = await self._read()
@@ -164,6 +177,42 @@ class _Unsent:
                 self._end()  # known at once at the last line, so the next shard starts while its answer is out
             return None if taken is None else (taken.request, self._lead(taken))
 
+    async def _take_turn(
+        self, turns: GroupTurns[_Line], may_send: Callable[[], bool]
+    ) -> tuple[RequestLine, Callable[[], None]] | None:
+        """The first line read whose group has none out, reading ahead up to LOOK_AHEAD lines for one.
+        With none, a line of a busy group goes only while fewer of the shard's lines are out than the
+        upstream has slots (a slot would idle); else the take waits for an answer to free a group."""
+        while True:
+            taken = turns.take_free()
+            while taken is None and not self._read_all and turns.waiting < LOOK_AHEAD:
+                line, self._ahead = self._ahead or await self._read(), None
+                if line is None or line.position >= self._last:
+                    self._read_all = True
+                if line is not None:
+                    turns.put(line.position if line.group is None else line.group, line)  # no group: its own
+                    taken = turns.take_free()
+            if taken is None and turns.out < (self._slots or 1):
+                taken = turns.take_any()
+            if taken is not None or not turns.waiting:
+                break
+            self._turn_ended.clear()
+            await self._turn_ended.wait()  # some line is out (turns.out >= 1): its answer ends the wait
+        if taken is None:
+            self._end()
+            return None
+        group, line = taken
+        if not may_send():
+            turns.give_back(group, line)
+            return None
+        if self._read_all and not turns.waiting:
+            self._end()
+        return line.request, partial(self._turn_over, turns, group)
+
+    def _turn_over(self, turns: GroupTurns[_Line], group: object) -> None:
+        turns.finished(group)
+        self._turn_ended.set()
+
     async def _warm(self, taken: _Line) -> None:
         """A sibling of a leader still out waits for its answer (the cache entry), a bounded time."""
         leader = self._leader
@@ -171,11 +220,11 @@ class _Unsent:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(leader.wait(), self._warm_wait)
 
-    def _lead(self, taken: _Line) -> asyncio.Event | None:
+    def _lead(self, taken: _Line) -> Callable[[], None] | None:
         if taken.group is None or taken.group == self._group:
             return None
         self._group, self._leader = taken.group, asyncio.Event()
-        return self._leader
+        return self._leader.set
 
     async def _read(self) -> _Line | None:
         """The next unanswered line. A chunk's lines are taken one by one without an await: the file is
