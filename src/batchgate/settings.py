@@ -40,6 +40,9 @@ class UpstreamConfig:
     tpm: float | None = None
     min_concurrency: int = 4
     adaptive: bool = True
+    # A server whose prompt cache is per slot (llama.cpp's --parallel, Ollama): that many slots, so prefix
+    # groups take turns there (docs/caching.md). Unset: a cache shared by all it runs (vLLM, SGLang).
+    prompt_cache_slots: int | None = None
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,10 @@ def _upstream(index: int, table: Any, path: Path, env: Mapping[str, str]) -> Ups
             f"such as http://localhost:8000/v1 (got {table['base_url']!r})"
         )
     _check_numbers(
-        where, table, integers=("max_concurrency", "min_concurrency"), numbers=("timeout_seconds", "rpm", "tpm")
+        where,
+        table,
+        integers=("max_concurrency", "min_concurrency", "prompt_cache_slots"),
+        numbers=("timeout_seconds", "rpm", "tpm"),
     )
     if not isinstance(table.get("adaptive", True), bool):
         raise ConfigError(f"{where}: 'adaptive' must be true or false")

@@ -1,8 +1,10 @@
-"""Cache-aware dispatch: the lines of a prefix group are sent together, their first one ahead, and the
-output keeps input order (docs/caching.md), also across cancel, expiry and kill -9 (I1–I3)."""
+"""Cache-aware dispatch: the lines of a prefix group are sent together, their first one ahead (a shared
+prefix cache), or take turns (a cache per slot), and the output keeps input order (docs/caching.md), also
+across cancel, expiry and kill -9 (I1–I3)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -85,6 +87,8 @@ def slow_mock(tmp_path):
 
 
 SMALL_SHARDS = {"BATCHGATE_SHARD_LINES": "16"}
+# The upstream's prefix cache: shared (vLLM, SGLang; the default) or per slot (llama.cpp), as its table says.
+CACHES = pytest.mark.parametrize("cache", [{}, {"prompt_cache_slots": 2}], ids=["shared", "per-slot"])
 
 
 @pytest.mark.parametrize("checked_at_upload", [True, False], ids=["upload-summary", "full-validation"])
@@ -150,8 +154,10 @@ def test_siblings_wait_for_a_slow_leader_only_a_bounded_time(make_gateway, conne
     assert wait_status(api, batch.id).status == "completed"
 
 
-def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make_gateway, connect, slow_mock):
-    gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_SHARD_LINES": "40"})
+@CACHES
+def test_kill_9_of_a_grouped_batch_resumes_without_resending_recorded_lines(make_gateway, connect, slow_mock, cache):
+    upstream = {"name": "mock", "base_url": slow_mock.base_url, **cache}
+    gw = make_gateway(config(upstream), env={"BATCHGATE_SHARD_LINES": "40"})
     api = connect(gw)
     db = gw.data_dir / "batchgate.db"
     lines = shuffled(240)
@@ -160,7 +166,8 @@ def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make
 
     kill_now(gw, api, batch.id, 60)
     assert db_batch(db, batch.id)["status"] == "in_progress", "the kill should land mid-run"
-    assert db_batch(db, batch.id)["dispatch_key"] is not None, "the batch was planned by group"
+    row = db_batch(db, batch.id)
+    assert row["grouped"] == 1 and (row["dispatch_key"] is None) == bool(cache), "a copy only for a shared cache"
     recorded = set(recorded_lines(db, batch.id))
     restarted_at = time.time()
     gw.start()
@@ -178,8 +185,10 @@ def test_kill_9_of_a_planned_batch_resumes_without_resending_recorded_lines(make
     assert dispatch_copies(gw) == []
 
 
-def test_cancelling_a_planned_batch_writes_every_line_once(make_gateway, connect, slow_mock):
-    gw = make_gateway(config({"name": "mock", "base_url": slow_mock.base_url}), env={"BATCHGATE_SHARD_LINES": "20"})
+@CACHES
+def test_cancelling_a_grouped_batch_writes_every_line_once(make_gateway, connect, slow_mock, cache):
+    upstream = {"name": "mock", "base_url": slow_mock.base_url, **cache}
+    gw = make_gateway(config(upstream), env={"BATCHGATE_SHARD_LINES": "20"})
     api = connect(gw)
     lines = shuffled(200)
     _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=4)
@@ -198,9 +207,10 @@ def test_cancelling_a_planned_batch_writes_every_line_once(make_gateway, connect
     assert dispatch_copies(gw) == []
 
 
-def test_a_planned_batch_expires_with_every_line_once(make_gateway, connect, slow_mock):
+@CACHES
+def test_a_grouped_batch_expires_with_every_line_once(make_gateway, connect, slow_mock, cache):
     gw = make_gateway(
-        config({"name": "mock", "base_url": slow_mock.base_url}),
+        config({"name": "mock", "base_url": slow_mock.base_url, **cache}),
         env={"BATCHGATE_SHARD_LINES": "20", "BATCHGATE_COMPLETION_WINDOW_SECONDS": "3"},
     )
     api = connect(gw)
@@ -243,3 +253,36 @@ def test_the_plan_marks_a_batch_grouped_only_when_some_group_has_two_lines(make_
         assert wait_status(api, batch.id).status == "completed"
         row = db_batch(db, batch.id)
         assert (row["grouped"], row["dispatch_key"]) == (grouped, None)
+
+
+def test_behind_a_cache_per_slot_a_group_waits_for_its_answer_while_other_groups_go(make_gateway, connect, tmp_path):
+    """A llama.cpp server (prompt_cache_slots): no dispatch copy; a group's next line goes only once its
+    previous line is answered, and meanwhile the shard sends the other groups' lines."""
+    mock = MockUpstream(tmp_path, latency=0.05)
+    try:
+        gw = make_gateway(config({"name": "mock", "base_url": mock.base_url, "prompt_cache_slots": 1}))
+        api = connect(gw)
+        lines = shuffled(32)
+        sleeper = next(n for n, (_, group, _) in enumerate(lines) if group == 0)
+        custom_id, _, text = lines[sleeper]
+        lines[sleeper] = (custom_id, 0, text + " [sleep:1]")
+        _, batch = start_batch(api, [grouped_line(c, g, t) for c, g, t in lines], max_concurrency=8)
+        done = wait_status(api, batch.id)
+        requests = mock.requests()
+    finally:
+        stop_mock(mock)
+    assert done.status == "completed"
+    row = db_batch(gw.data_dir / "batchgate.db", batch.id)
+    assert (row["grouped"], row["dispatch_key"]) == (1, None)
+    output, errors = outputs(api, done)
+    assert errors == [] and [line["custom_id"] for line in output] == [c for c, _, _ in lines], "input order"
+    group_of = {t: g for _, g, t in lines}
+    arrivals: dict[int, list[float]] = {}
+    for request in requests:
+        arrivals.setdefault(group_of[request["text"]], []).append(request["t"])
+    for group, times in arrivals.items():
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert min(gaps) >= 0.05, f"group {group}: a line went before the one ahead of it was answered"
+    woke = arrivals[0][0] + 1
+    assert arrivals[0][1] >= woke, "the sleeper's sibling waited for its answer"
+    assert any(arrivals[0][0] < t < woke for g in (1, 2, 3) for t in arrivals[g]), "other groups went meanwhile"

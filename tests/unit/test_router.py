@@ -210,6 +210,8 @@ async def test_a_pool_names_its_prefix_cache_shared_per_slot_or_none(router_fact
     served = router_factory(settings(("vllm", ["*"])))
     assert served.prefix_cache("/v1/chat/completions", "m") == SHARED_CACHE
     assert served.prefix_cache("/v1/chat/completions", None) == SHARED_CACHE, "a mix of models is taken as shared"
+    llama = router_factory(Settings(upstreams=(UpstreamConfig("l", "http://l/v1", prompt_cache_slots=4),)))
+    assert llama.prefix_cache("/v1/chat/completions", "m") == PrefixCache(4), "a llama.cpp server, said so"
     built_in = router_factory(Settings(local_chat_slots=3))  # llama.cpp: a prompt cache per slot
     assert built_in.prefix_cache("/v1/chat/completions", "auto") == PrefixCache(3)
     assert built_in.prefix_cache("/v1/responses", "smollm2-135m-instruct") == PrefixCache(3)

@@ -65,6 +65,7 @@ def test_health_settings_come_from_the_environment_too():
         ('tpm = "lots"', "'tpm' must be a positive number"),
         ('min_concurrency = 1.5', "'min_concurrency' must be a positive integer"),
         ('adaptive = "yes"', "'adaptive' must be true or false"),
+        ('prompt_cache_slots = 0', "'prompt_cache_slots' must be a positive integer"),
         ('max_concurrency = 4\nmin_concurrency = 8', "'min_concurrency' (8) must not exceed 'max_concurrency' (4)"),
     ],
 )

@@ -153,7 +153,9 @@ class HttpUpstream:
         return Stream(_replay(events)), None
 
     def prefix_cache(self, endpoint: str) -> PrefixCache:
-        return SHARED_CACHE  # as vLLM and SGLang keep it; a llama.cpp server behind one may set cache_aware off
+        """Shared, as vLLM and SGLang keep it, unless the table gives the slots of a per-slot cache (llama.cpp)."""
+        slots = self._config.prompt_cache_slots
+        return SHARED_CACHE if slots is None else PrefixCache(slots)
 
     async def models(self) -> list[str]:
         """The ids the upstream's GET /models lists (none if it does not answer one), kept MODELS_TTL seconds."""
