@@ -34,6 +34,7 @@ class SlottedUpstream:
     how many lines of its group were out at that moment."""
 
     sends: list[tuple[str, int]]  # (text, lines of its group already out)
+    crowded: list[str]  # lines sent while one of their group and at least SLOTS lines in all were out
     out: Counter
     peak = 0  # the most lines out at once, all groups
 
@@ -47,6 +48,8 @@ class SlottedUpstream:
         cls, text = SlottedUpstream, body["messages"][-1]["content"]
         group = body["messages"][0]["content"]
         cls.sends.append((text, cls.out[group]))
+        if cls.out[group] and sum(cls.out.values()) >= SLOTS:
+            cls.crowded.append(text)
         cls.out[group] += 1
         cls.peak = max(cls.peak, sum(cls.out.values()))
         try:
@@ -63,13 +66,15 @@ class SlottedUpstream:
 async def slotted(tmp_path, monkeypatch, memory_store):
     monkeypatch.setitem(router_module.KINDS, "slotted", SlottedUpstream)
     SlottedUpstream.sends, SlottedUpstream.out, SlottedUpstream.peak = [], Counter(), 0
+    SlottedUpstream.crowded = []
 
-    async def make(cache_aware: bool) -> WorkerContext:
+    async def make(cache_aware: bool, **more) -> WorkerContext:
         settings = Settings(
             data_dir=tmp_path,
             poll_interval_seconds=0.05,
             lease_seconds=5,
             cache_aware=cache_aware,
+            **more,
             upstreams=(UpstreamConfig("s", "http://unused/v1", kind="slotted"),),
         )
         routers.append(Router(settings))
@@ -136,6 +141,18 @@ async def test_with_cache_aware_off_a_group_runs_twice_at_once_while_others_wait
     assert not batch.grouped
     assert [row["custom_id"] for row in output] == [f"c{n}" for n in range(48)]
     assert doubled_while_others_waited(group_of), "file order overlaps a group's lines"
+
+
+async def test_turns_hold_across_the_shards_of_a_batch(slotted):
+    """Four shards of 12 lines at once, a slot each: a group's line waits while the group has one out in
+    another shard, unless fewer lines than the slots are out in all."""
+    ctx = await slotted(cache_aware=True, shard_lines=12, max_shards_per_batch=4)
+    lines, group_of = grouped_lines(48)
+    batch, output = await run_batch(ctx, lines)
+    assert [row["custom_id"] for row in output] == [f"c{n}" for n in range(48)]
+    assert sorted(text for text, _ in SlottedUpstream.sends) == sorted(group_of)
+    assert SlottedUpstream.crowded == [], "a busy group's line went while the slots were all taken"
+    assert SlottedUpstream.peak >= 2
 
 
 async def test_a_resumed_shard_taking_turns_hands_out_each_unanswered_line_once(slotted):

@@ -6,7 +6,8 @@ import pytest
 
 from batchgate.domain.duplicates import duplicate_key, wants_deduplication
 from batchgate.domain.results import Outcome
-from batchgate.worker.duplicates import Duplicates, Flights
+from batchgate.worker.duplicates import Flights
+from batchgate.worker.per_batch import PerBatch
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "2+2?"}]}
 
@@ -105,7 +106,7 @@ async def test_kept_answers_are_bounded():
 
 
 def test_a_batch_shares_its_flights_between_shards_until_the_last_ends():
-    duplicates = Duplicates()
+    duplicates = PerBatch(Flights)
     with duplicates.of("b1") as one, duplicates.of("b1") as two, duplicates.of("b2") as other:
         assert one is two and one is not other
     with duplicates.of("b1") as fresh:

@@ -20,7 +20,8 @@ from batchgate.scratch_ids import scratch_folder
 from batchgate.settings import Settings
 from batchgate.store import Store
 from batchgate.upstream.router import Router
-from batchgate.worker.duplicates import Duplicates
+from batchgate.worker.duplicates import Flights
+from batchgate.worker.per_batch import PerBatch, SharedTurns
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -125,7 +126,10 @@ class WorkerContext:
     router: Router
     worker_id: str
     clock: Callable[[], float] = field(default=time.time)
-    duplicates: Duplicates = field(default_factory=Duplicates)  # repeats sent once, by batch (worker/duplicates.py)
+    # What a running batch's shards share here: its repeats' answers (worker/duplicates.py) and, behind a
+    # prompt cache per slot, its lines out by prefix group (domain/group_turns.py).
+    duplicates: PerBatch[Flights] = field(default_factory=lambda: PerBatch(Flights))
+    turns: PerBatch[SharedTurns] = field(default_factory=lambda: PerBatch(SharedTurns))
     leases: LeaseTimes = field(init=False)
     execution: ExecuteSettings = field(init=False)
     finalizing: FinalizeSettings = field(init=False)

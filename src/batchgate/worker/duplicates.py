@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 
 from batchgate.domain.results import Outcome
 
@@ -49,24 +48,3 @@ class Flights:
             answer.set_result(outcome)
             if outcome is None and self._answers.get(key) is answer:
                 del self._answers[key]
-
-
-class Duplicates:
-    """Per worker: each running batch's Flights, shared by its shards here, dropped when the last one ends."""
-
-    def __init__(self, keep: int = KEEP):
-        self._keep = keep
-        self._batches: dict[str, tuple[Flights, int]] = {}
-
-    @contextmanager
-    def of(self, batch_id: str) -> Iterator[Flights]:
-        flights, users = self._batches.get(batch_id) or (Flights(self._keep), 0)
-        self._batches[batch_id] = (flights, users + 1)
-        try:
-            yield flights
-        finally:
-            flights, users = self._batches[batch_id]
-            if users == 1:
-                del self._batches[batch_id]
-            else:
-                self._batches[batch_id] = (flights, users - 1)

@@ -29,6 +29,7 @@ from batchgate.worker.context import WorkerContext
 from batchgate.worker.duplicates import Flights
 from batchgate.worker.inputs import dispatch_copy_lines, located_input_chunks
 from batchgate.worker.lane import Lane
+from batchgate.worker.per_batch import SharedTurns
 from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
 
@@ -119,8 +120,8 @@ class _Unsent:
     With cache_aware, lines of a prefix group wait for their group so they find the upstream's cache warm.
     Behind a shared prefix cache (vLLM, SGLang) the first line of each group is a leader: the lines of its
     group after it wait for its answer, at most cache_warm_wait_seconds. Behind a cache per slot (the
-    built-in llama.cpp model) the groups take turns (domain/group_turns.py): a group has one line out while
-    another group's line, read ahead, can go instead.
+    built-in llama.cpp model) the groups take turns (domain/group_turns.py): a group has one line out, counted
+    over the batch's shards on this worker, while another group's line, read ahead, can go instead.
     """
 
     def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
@@ -129,9 +130,10 @@ class _Unsent:
         # Prefix keys only for a batch with groups: one of single lines pays nothing per line for them.
         self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
         self._slots = ctx.router.prefix_cache(batch.endpoint, batch.model).slots if self._grouped else None
-        self._turns: GroupTurns[_Line] | None = GroupTurns() if self._slots else None
+        self._held = contextlib.ExitStack()  # what this shard shares with the batch's others here, until close
+        self._shared = self._held.enter_context(ctx.turns.of(batch.id)) if self._slots else None
+        self._turns = GroupTurns[_Line](self._shared.out) if self._shared else None
         self._read_all = False  # taking turns: the last line is read (the rest wait their turn)
-        self._turn_ended = asyncio.Event()  # taking turns: a line was answered, so its group may go again
         self._store, self._batch_id = ctx.store, batch.id
         self._last = shard.last_line
         self._chunks: AsyncGenerator[list, None]
@@ -163,8 +165,8 @@ class _Unsent:
         async with self._lock:
             if self.ended:
                 return None
-            if self._turns is not None:
-                return await self._take_turn(self._turns, may_send)
+            if self._turns is not None and self._shared is not None:
+                return await self._take_turn(self._turns, self._shared, may_send)
             taken, self._ahead = self._ahead, None
             if taken is None:
                 taken = await self._read()
@@ -178,10 +180,10 @@ class _Unsent:
             return None if taken is None else (taken.request, self._lead(taken))
 
     async def _take_turn(
-        self, turns: GroupTurns[_Line], may_send: Callable[[], bool]
+        self, turns: GroupTurns[_Line], shared: SharedTurns, may_send: Callable[[], bool]
     ) -> tuple[RequestLine, Callable[[], None]] | None:
         """The first line read whose group has none out, reading ahead up to LOOK_AHEAD lines for one.
-        With none, a line of a busy group goes only while fewer of the shard's lines are out than the
+        With none, a line of a busy group goes only while fewer of the batch's lines are out than the
         upstream has slots (a slot would idle); else the take waits for an answer to free a group."""
         while True:
             taken = turns.take_free()
@@ -192,12 +194,12 @@ class _Unsent:
                 if line is not None:
                     turns.put(line.position if line.group is None else line.group, line)  # no group: its own
                     taken = turns.take_free()
-            if taken is None and turns.out < (self._slots or 1):
+            if taken is None and shared.out.total < (self._slots or 1):
                 taken = turns.take_any()
             if taken is not None or not turns.waiting:
                 break
-            self._turn_ended.clear()
-            await self._turn_ended.wait()  # some line is out (turns.out >= 1): its answer ends the wait
+            shared.line_ended.clear()
+            await shared.line_ended.wait()  # some line is out (total >= slots >= 1): its answer ends the wait
         if taken is None:
             self._end()
             return None
@@ -207,11 +209,7 @@ class _Unsent:
             return None
         if self._read_all and not turns.waiting:
             self._end()
-        return line.request, partial(self._turn_over, turns, group)
-
-    def _turn_over(self, turns: GroupTurns[_Line], group: object) -> None:
-        turns.finished(group)
-        self._turn_ended.set()
+        return line.request, partial(shared.end, group)
 
     async def _warm(self, taken: _Line) -> None:
         """A sibling of a leader still out waits for its answer (the cache entry), a bounded time."""
@@ -277,6 +275,7 @@ class _Unsent:
             self._sent_all()
 
     async def close(self) -> None:
+        self._held.close()
         await self._chunks.aclose()
 
 
