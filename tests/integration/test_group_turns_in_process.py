@@ -149,6 +149,7 @@ async def test_turns_hold_across_the_shards_of_a_batch(slotted):
     ctx = await slotted(cache_aware=True, shard_lines=12, max_shards_per_batch=4)
     lines, group_of = grouped_lines(48)
     batch, output = await run_batch(ctx, lines)
+    assert batch.grouped
     assert [row["custom_id"] for row in output] == [f"c{n}" for n in range(48)]
     assert sorted(text for text, _ in SlottedUpstream.sends) == sorted(group_of)
     assert SlottedUpstream.crowded == [], "a busy group's line went while the slots were all taken"

@@ -23,9 +23,9 @@ def test_an_answer_frees_its_group_for_its_next_line_in_file_order():
     for group, item in [("a", "a1"), ("a", "a2"), ("a", "a3"), ("b", "b1"), ("b", "b2")]:
         turns.put(group, item)
     assert [turns.take_free(), turns.take_free(), turns.take_free()] == [("a", "a1"), ("b", "b1"), None]
-    turns.finished("b")
+    turns.out.end("b")
     assert turns.take_free() == ("b", "b2"), "b is free, a is not"
-    turns.finished("a")
+    turns.out.end("a")
     assert [turns.take_free(), turns.take_free()] == [("a", "a2"), None]
 
 
@@ -38,7 +38,7 @@ def test_lines_out_are_shared_between_the_shards_of_a_batch():
     two.put("b", "b8")
     assert one.take_free() == ("a", "a1")
     assert two.take_free() == ("b", "b8"), "a has a line out in the other shard"
-    one.finished("a")
+    one.out.end("a")
     assert two.take_free() == ("a", "a7") and out.total == 2
 
 
@@ -73,7 +73,7 @@ def test_every_line_is_taken_exactly_once_and_a_free_take_never_doubles_a_group(
     for n, (group, finish) in enumerate(script):
         turns.put(group, (group, n))
         if finish and out:
-            turns.finished(out.pop(0))
+            turns.out.end(out.pop(0))
         if (got := turns.take_free()) is not None:
             assert got[0] not in out
         else:

@@ -35,6 +35,7 @@ class LinesOut:
         self.total += 1
 
     def end(self, group: Hashable) -> None:
+        """A line of `group` is answered (or given up): the group's next line may go."""
         self._by_group[group] -= 1
         self.total -= 1
         if self._by_group[group] <= 0:
@@ -66,10 +67,6 @@ class GroupTurns(Generic[T]):
         for group in self._waiting:
             return group, self._take(group)
         return None
-
-    def finished(self, group: Hashable) -> None:
-        """A line of `group` taken earlier is answered (or given up): the group's next line may go."""
-        self.out.end(group)
 
     def give_back(self, group: Hashable, item: T) -> None:
         """A taken line that was not sent after all goes back to the head of its group."""
