@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import selectors
 import signal
 import socket
 import sys
@@ -30,6 +29,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass
 
 import orjson
+
+from fast_upstream import content_length, exact_timers_loop  # run as a script from bench/
 
 CHARS_PER_TOKEN = 4
 # Timers are set this long before an answer is due, then to its due time (see fast_upstream.APPROACH).
@@ -157,14 +158,6 @@ class Replica:
             self.start(*self.queue.popleft())
 
 
-def content_length(head: bytes) -> int:
-    at = head.find(b"\r\ncontent-length:")
-    if at < 0:
-        return 0
-    stop = head.find(b"\r\n", at + 2)
-    return int(head[at + 17 : stop if stop > 0 else None])
-
-
 class Connection(asyncio.Protocol):
     def __init__(self, replica: Replica):
         self.replica = replica
@@ -205,11 +198,6 @@ async def serve(ports: list[int], model: Model) -> None:
             )
         )
     await asyncio.gather(*(server.serve_forever() for server in servers))
-
-
-def exact_timers_loop() -> asyncio.AbstractEventLoop:
-    """select() waits to the microsecond, epoll in whole milliseconds (see fast_upstream.py)."""
-    return asyncio.SelectorEventLoop(selectors.SelectSelector())
 
 
 def main() -> None:
