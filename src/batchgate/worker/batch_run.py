@@ -91,8 +91,8 @@ async def _validate(run: BatchRun, batch: BatchRecord) -> None:
     if report.ok:
         changes: dict = {"total": report.request_count, "model": report.model}
         spans = cutter.spans()
-        cache = run.ctx.router.prefix_cache(batch.endpoint, report.model)
-        if settings.cache_aware and cache != NO_CACHE:
+        cache = run.ctx.router.prefix_cache(batch.endpoint, report.model) if settings.cache_aware else NO_CACHE
+        if cache != NO_CACHE:
             # Behind caches per slot groups take turns in file order: no dispatch copy (execute.py).
             plan = await plan_dispatch(run.ctx, batch, new_cutter, copy=cache.shared)
             changes["grouped"] = int(plan.grouped)
