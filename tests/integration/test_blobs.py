@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
-from itertools import accumulate, islice
+from itertools import islice
 
 import pytest
 
 from batchgate.blobs import open_blobs
 from batchgate.blobs.base import chunk_sizes
-from batchgate.blobs.local import LocalBlobStore, WritebackWriter
+from batchgate.blobs.local import DIRECT_BUFFER, BlobFile, LocalBlobStore
 from batchgate.blobs.s3 import PART_BYTES, parse_url
 from batchgate.errors import ConfigError
 
@@ -118,23 +120,62 @@ def test_an_s3_url_must_name_a_bucket():
         parse_url("s3:///prefix")
 
 
-def test_a_local_blob_is_handed_to_the_disk_range_after_range_as_it_is_written(tmp_path, monkeypatch):
-    """Each range goes to the disk once, in order and without a gap, and the file stays intact."""
-    handed: list[tuple[int, int]] = []
-    advise = os.posix_fadvise
+def written_through(blob_file: BlobFile, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        blob_file.write(piece)
 
-    def recorded(fd: int, offset: int, length: int, advice: int) -> None:
-        handed.append((offset, length))
-        advise(fd, offset, length, advice)
 
-    monkeypatch.setattr(os, "posix_fadvise", recorded)
-    pieces = [bytes([i]) * (MIB // 3 + i) for i in range(20)]  # odd sizes, so a range ends inside a piece
-    with (tmp_path / "blob").open("wb") as handle:
-        writer = WritebackWriter(handle, every=MIB)
-        for piece in pieces:
-            writer.write(piece)
-    assert (tmp_path / "blob").read_bytes() == b"".join(pieces)
-    starts = [offset for offset, _ in handed]
-    assert starts == [0, *accumulate(length for _, length in handed[:-1])], "each range starts where the last ended"
-    assert all(length >= MIB for _, length in handed)
-    assert sum(length for _, length in handed) > sum(map(len, pieces)) - MIB, "all but the tail is handed on"
+PIECES = [bytes([i]) * (MIB // 3 + i) for i in range(20)]  # odd sizes: buffers fill and end inside pieces
+
+
+def direct_writes_work(folder) -> bool:
+    try:
+        os.close(os.open(folder / "probe", os.O_WRONLY | os.O_CREAT | os.O_DIRECT, 0o644))
+    except OSError:
+        return False
+    return True
+
+
+def test_a_local_blob_goes_around_the_page_cache_in_whole_buffers_and_stays_intact(tmp_path):
+    if not direct_writes_work(tmp_path):
+        pytest.skip("this filesystem takes no direct writes")
+    blob = BlobFile(tmp_path / "blob")
+    written_through(blob, PIECES)
+    assert blob.direct, "whole buffers went to the disk directly"
+    assert os.stat(tmp_path / "blob").st_size == sum(map(len, PIECES)) // DIRECT_BUFFER * DIRECT_BUFFER
+    blob.sync_close()
+    assert (tmp_path / "blob").read_bytes() == b"".join(PIECES), "the tail, shorter than a buffer, is written too"
+
+
+@pytest.mark.parametrize("refused_at", ["open", "write"])
+def test_a_filesystem_refusing_direct_writes_gets_the_blob_through_the_page_cache(tmp_path, monkeypatch, refused_at):
+    """Some filesystems refuse O_DIRECT when the file is opened, others at its first write (EINVAL)."""
+    real_open, real_write = os.open, os.write
+
+    def refusing_open(path, flags, *mode):
+        if refused_at == "open" and flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "direct I/O refused")
+        return real_open(path, flags, *mode)
+
+    def refusing_write(fd, data):
+        if refused_at == "write" and fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "direct I/O refused")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "write", refusing_write)
+    blob = BlobFile(tmp_path / "blob")
+    written_through(blob, PIECES)
+    assert not blob.direct
+    blob.sync_close()
+    assert (tmp_path / "blob").read_bytes() == b"".join(PIECES)
+
+
+async def test_a_local_blob_of_any_size_reads_back_as_written(tmp_path):
+    store = LocalBlobStore(tmp_path / "files")
+    for size in (0, 1, 4095, 4096, DIRECT_BUFFER - 1, DIRECT_BUFFER, DIRECT_BUFFER + 1, 2 * DIRECT_BUFFER + 4097):
+        data = os.urandom(size)
+        pieces = [data[at : at + 700_001] for at in range(0, size, 700_001)]
+        key = f"file-{size}"
+        assert await store.write(key, chunks_of(*pieces)) == size
+        assert await read_all(store, key) == data

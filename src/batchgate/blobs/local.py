@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import fcntl
+import mmap
 import os
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterable
 from pathlib import Path
-from typing import BinaryIO
 
 from batchgate.blobs.base import CHUNK, chunk_sizes, space_errors
 from batchgate.errors import ConfigError
@@ -37,17 +39,16 @@ class LocalBlobStore:
         partial = self.root / ".partial" / f"{key}.{secrets.token_hex(4)}"
         size = 0
         with space_errors():
-            handle = await asyncio.to_thread(open, partial, "wb")
+            blob = await asyncio.to_thread(BlobFile, partial)
             try:
-                writer = WritebackWriter(handle)
                 async for chunk in chunks:
                     size += len(chunk)
-                    await asyncio.to_thread(writer.write, chunk)
-                await asyncio.to_thread(_sync_close, handle)
+                    await asyncio.to_thread(blob.write, chunk)
+                await asyncio.to_thread(blob.sync_close)
                 final.parent.mkdir(exist_ok=True)
                 await asyncio.to_thread(os.replace, partial, final)
             except BaseException:
-                _discard(handle, partial)
+                _discard(blob, partial)
                 raise
         return size
 
@@ -73,29 +74,87 @@ class LocalBlobStore:
         return None
 
 
-WRITEBACK_BYTES = 32 * 1024 * 1024  # bytes handed to the disk at once while a blob is written
+DIRECT_BUFFER = 4 * 1024 * 1024  # bytes gathered before each direct write: whole pages, many of them
 
 
-class WritebackWriter:
-    """Writes a file's chunks, and has the disk start on every WRITEBACK_BYTES of them as they are written.
+class BlobFile:
+    """A new blob's file, written around the page cache (O_DIRECT) where the filesystem allows it.
 
-    Left alone, the kernel keeps a new file's pages dirty in memory (for 30 s, or until gigabytes are
-    dirty), so the fsync that closes the blob would write the whole file after its last byte arrived:
-    over a second for 1 GB. POSIX_FADV_DONTNEED on the range just written starts its writeback without
-    waiting for it (dirty pages and pages being written stay cached), so the fsync waits for the tail alone.
+    Copying a blob into the page cache was the largest CPU cost of an upload: 0.3 to 1.5 CPU s per GB
+    (more when the pages are new to the machine), against about 0.1 written directly, and the dirty
+    pages then had to reach the disk before the closing fsync could return. Direct writes need
+    page-aligned memory and whole blocks, so the chunks are gathered in an mmap'd buffer, written a
+    buffer at a time; the tail, shorter than a buffer, goes through the page cache (O_DIRECT turned
+    off), and fsync covers both. A filesystem that refuses direct writes is written through the page
+    cache throughout. Readers see the same bytes either way.
     """
 
-    def __init__(self, handle: BinaryIO, every: int = WRITEBACK_BYTES):
-        self._handle, self._every = handle, every
-        self._written = self._handed = 0
+    def __init__(self, path: Path):
+        self.direct = hasattr(os, "O_DIRECT")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            self._fd = os.open(path, flags | (os.O_DIRECT if self.direct else 0), 0o644)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL or not self.direct:
+                raise
+            self.direct = False
+            self._fd = os.open(path, flags, 0o644)
+        self._buffer = mmap.mmap(-1, DIRECT_BUFFER) if self.direct else None
+        self._view = memoryview(self._buffer) if self._buffer is not None else None
+        self._filled = 0
 
     def write(self, chunk: bytes) -> None:
-        self._handle.write(chunk)
-        self._written += len(chunk)
-        if self._written - self._handed >= self._every and hasattr(os, "posix_fadvise"):
-            self._handle.flush()
-            os.posix_fadvise(self._handle.fileno(), self._handed, self._written - self._handed, os.POSIX_FADV_DONTNEED)
-            self._handed = self._written
+        if self._view is None:
+            self._write_all(memoryview(chunk))
+            return
+        piece = memoryview(chunk)
+        while piece:
+            taken = min(len(piece), DIRECT_BUFFER - self._filled)
+            self._view[self._filled : self._filled + taken] = piece[:taken]
+            self._filled += taken
+            piece = piece[taken:]
+            if self._filled == DIRECT_BUFFER:
+                self._write_buffer()
+
+    def sync_close(self) -> None:
+        """Write what is left, wait for the disk to hold all of it, and close."""
+        if self._filled:
+            self._through_page_cache()  # a tail of any length: direct writes take whole blocks only
+            self._write_buffer()
+        os.fsync(self._fd)
+        self.close()
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1  # closed once: a second close could close a descriptor opened since
+            os.close(fd)
+        view, buffer, self._view, self._buffer = self._view, self._buffer, None, None
+        if view is not None and buffer is not None:
+            # A failed write's traceback may still hold a slice of the buffer: then it goes with that.
+            with contextlib.suppress(BufferError):
+                view.release()
+                buffer.close()
+
+    def _write_buffer(self) -> None:
+        assert self._view is not None
+        self._write_all(self._view[: self._filled])
+        self._filled = 0
+
+    def _write_all(self, data: memoryview) -> None:
+        while data:
+            try:
+                data = data[os.write(self._fd, data) :]
+            except OSError as exc:
+                # A filesystem that took the flag but refuses direct writes, or a short write that left
+                # the file's end off a block boundary: the rest goes through the page cache.
+                if exc.errno != errno.EINVAL or not self.direct:
+                    raise
+                self._through_page_cache()
+
+    def _through_page_cache(self) -> None:
+        if self.direct:
+            fcntl.fcntl(self._fd, fcntl.F_SETFL, fcntl.fcntl(self._fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+            self.direct = False
 
 
 def remove_stale(folder: Path, pattern: str, older_than: float) -> int:
@@ -118,14 +177,7 @@ def unwritable(folder: Path, reason: str | None) -> ConfigError:
     )
 
 
-def _discard(handle, partial: Path) -> None:
-    # On a full disk, closing tries to flush the buffered tail and fails again: the partial goes anyway.
+def _discard(blob: BlobFile, partial: Path) -> None:
     with contextlib.suppress(OSError):
-        handle.close()
+        blob.close()
     partial.unlink(missing_ok=True)
-
-
-def _sync_close(handle) -> None:
-    handle.flush()
-    os.fsync(handle.fileno())
-    handle.close()
