@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import fcntl
 import logging
 import os
 import queue
@@ -34,6 +35,7 @@ from batchgate.settings import Settings
 
 log = logging.getLogger("batchgate.api")
 QUEUED_CHUNKS = 4
+PIPE_BYTES = 1 << 20  # the checker's stdin: the most an unprivileged process may ask for by default
 
 
 class SpareChecker:
@@ -80,7 +82,11 @@ def _start(command: list[str]) -> subprocess.Popen[bytes]:
     # This very copy of batchgate first on the child's import path, whatever the server was started with.
     source = str(Path(batchgate.__file__).parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    child = subprocess.Popen([sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+    # A pipe holds 64 KiB by default: the forwarder and the checker would take turns 16 times per MiB.
+    with contextlib.suppress(OSError, AttributeError):  # a pipe limit set lower, or not Linux: the default
+        fcntl.fcntl(_pipes(child)[0].fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return child
 
 
 def _pipes(child: subprocess.Popen[bytes]) -> tuple[IO[bytes], IO[bytes]]:
