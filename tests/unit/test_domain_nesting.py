@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from batchgate.domain.lines import LineError, parse_line
 from batchgate.domain.nesting import DEPTH_CEILING, depth_exceeds, too_deep
@@ -44,3 +46,34 @@ def test_the_depth_setting_stays_below_what_can_be_sent_on():
     with pytest.raises(ConfigError, match="max_json_depth"):
         Settings.load({"max_json_depth": DEPTH_CEILING + 1}, env={})
     assert Settings.load({"max_json_depth": DEPTH_CEILING}, env={}).max_json_depth == DEPTH_CEILING
+
+
+def depth(value: object) -> int:
+    """The reference: how many levels of arrays and objects `value` nests, by plain recursion."""
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(value=json_values, limit=st.integers(0, 8))
+def test_the_walk_agrees_with_plain_recursion_at_every_limit(value, limit):
+    """The shortcut for shallow objects included: it may only settle what the full walk would."""
+    assert depth_exceeds(value, limit) is (depth(value) > limit)
+
+
+@pytest.mark.parametrize("limit", [2, 3, 4, 5])
+def test_a_body_of_messages_is_settled_at_its_true_depth(limit):
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 16}  # 3 levels
+    parts = {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]}  # 5 levels
+    assert depth_exceeds(body, limit) is (limit < 3)
+    assert depth_exceeds(parts, limit) is (limit < 5)

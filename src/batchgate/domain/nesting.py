@@ -28,7 +28,35 @@ def depth_exceeds(value: object, limit: int) -> bool:
     """Walk `value`, stopping at the first container past `limit` levels (so recursion stays within it)."""
     if type(value) is not dict and type(value) is not list:
         return False
+    if limit >= 3 and type(value) is dict and _within_three(value):
+        return False
     return limit == 0 or _nests_more(value, limit - 1)
+
+
+def _within_three(container: dict[Any, Any]) -> bool:
+    """Whether an object nests at most three levels: a request body's usual shape, such as a list of messages
+    that each hold strings, settled in one call where the walk below makes a call per container.
+
+    False only means "not settled here": the walk decides.
+    """
+    for child in container.values():
+        kind = type(child)
+        if kind is list:
+            for item in child:
+                kind = type(item)
+                if kind is dict:
+                    for leaf in item.values():
+                        kind = type(leaf)
+                        if kind is dict or kind is list:
+                            return False
+                elif kind is list:
+                    return False
+        elif kind is dict:
+            for leaf in child.values():
+                kind = type(leaf)
+                if kind is dict or kind is list:
+                    return False
+    return True
 
 
 def _nests_more(container: dict[Any, Any] | list[Any], levels_left: int) -> bool:
