@@ -8,15 +8,15 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 
-from aiohttp import BodyPartReader, web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from batchgate import ids, metrics
 from batchgate.api.middleware import not_found, unknown_cursor
+from batchgate.api.multipart import FormPart, FormReader
 from batchgate.api.services import services
 from batchgate.api.upload_check import UploadCheck
 from batchgate.api.wire import json_response, scope_of, unreadable_body
-from batchgate.blobs import CHUNK
 from batchgate.domain.file_check import FileSummary
 from batchgate.domain.records import FileRecord, list_page
 from batchgate.domain.requests import (
@@ -89,9 +89,9 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
     fields: dict[str, str] = {}
     stored: StoredPart | None = None
     try:
-        reader = await request.multipart()
+        reader = FormReader(request.content, request.headers.get(hdrs.CONTENT_TYPE, ""))
         while (part := await reader.next()) is not None:
-            if not isinstance(part, BodyPartReader):
+            if part.content_type.lower().startswith("multipart/"):
                 raise InvalidRequest("Nested multipart bodies are not supported.", code="invalid_multipart")
             if part.name == "file":
                 if stored is not None:
@@ -115,7 +115,7 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
     return fields, stored
 
 
-async def _store_part(svc, part: BodyPartReader, limit: int, checked: bool) -> StoredPart:
+async def _store_part(svc, part: FormPart, limit: int, checked: bool) -> StoredPart:
     """Stream the part into storage; if `checked` (a batch input file), check its lines on the way."""
     filename = safe_filename(part.filename)
     key = ids.file_id()
@@ -124,7 +124,7 @@ async def _store_part(svc, part: BodyPartReader, limit: int, checked: bool) -> S
 
     async def chunks():
         seen = 0
-        while chunk := await part.read_chunk(CHUNK):
+        while chunk := await part.read_chunk():
             seen += len(chunk)
             if seen > limit:
                 raise PayloadTooLarge(f"The file is larger than the limit of {limit} bytes.", param="file")
@@ -142,9 +142,9 @@ async def _store_part(svc, part: BodyPartReader, limit: int, checked: bool) -> S
     return StoredPart(key, filename, size, digest.hexdigest(), summary)
 
 
-async def _read_field(part: BodyPartReader) -> str:
-    raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
-    if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
+async def _read_field(part: FormPart) -> str:
+    raw = await part.read_at_most(MAX_FIELD_BYTES)
+    if raw is None:
         raise InvalidRequest(
             f"Form field {part.name!r} is longer than {MAX_FIELD_BYTES} bytes.",
             param=part.name,
