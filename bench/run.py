@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
@@ -25,9 +26,10 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import aiohttp
 import orjson
@@ -127,6 +129,22 @@ INGEST_RATIO = 0.5  # of a bare read-and-parse of the same file in one process, 
 
 
 # --- processes ---------------------------------------------------------------------------------------------
+
+
+class Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Stoppable)
+
+
+@contextlib.contextmanager
+def running(service: S) -> Iterator[S]:
+    """`service` (a mock upstream or a gateway), stopped when the block ends, however it ends."""
+    try:
+        yield service
+    finally:
+        service.stop()
 
 
 class FastUpstream:
@@ -486,9 +504,10 @@ def overhead(cfg: Config, work: Path) -> dict:
     lines, concurrency = cfg.overhead_lines, cfg.concurrency
     path = work / "overhead.jsonl"
     write_input(path, lines)
-    upstream = FastUpstream(processes=cfg.mock_processes)
-    gateway = start_gateway(work / "overhead", upstream.base_url)
-    try:
+    with (
+        running(FastUpstream(processes=cfg.mock_processes)) as upstream,
+        running(start_gateway(work / "overhead", upstream.base_url)) as gateway,
+    ):
         cpu = time.process_time()
         started = time.perf_counter()
         asyncio.run(plain_client(path, upstream.base_url + "/chat/completions", concurrency, work / "plain.out"))
@@ -497,9 +516,6 @@ def overhead(cfg: Config, work: Path) -> dict:
         meter.start()
         gateway_seconds = asyncio.run(run_batch(gateway, path, lines, concurrency))
         _, gateway_cpu = meter.finish()
-    finally:
-        gateway.stop()
-        upstream.stop()
     return {
         "lines": lines,
         "concurrency": concurrency,
@@ -516,20 +532,16 @@ def saturation(cfg: Config, work: Path) -> dict:
     lines, latency, capacity = cfg.saturation_lines, cfg.saturation_latency, cfg.saturation_capacity
     path = work / "saturation.jsonl"
     write_input(path, lines)
-    upstream = FastUpstream(processes=1, latency=latency, capacity=capacity)
-    gateway = start_gateway(work / "saturation", upstream.base_url, f"max_concurrency = {capacity}")
-    try:
+    with (
+        running(FastUpstream(processes=1, latency=latency, capacity=capacity)) as upstream,
+        running(start_gateway(work / "saturation", upstream.base_url, f"max_concurrency = {capacity}")) as gateway,
+    ):
         total = asyncio.run(run_batch(gateway, path, lines, capacity))
         stats = asyncio.run(upstream.stats())
-    finally:
-        gateway.stop()
-        upstream.stop()
-    upstream = FastUpstream(processes=1, latency=latency, capacity=capacity)  # the same job for a plain client
-    try:
+    # The same job for a plain client, against a fresh mock.
+    with running(FastUpstream(processes=1, latency=latency, capacity=capacity)) as upstream:
         asyncio.run(plain_client(path, upstream.base_url + "/chat/completions", capacity, work / "plain.out"))
         plain = asyncio.run(upstream.stats())
-    finally:
-        upstream.stop()
     ideal = lines * latency / capacity
     makespan, plain_makespan = stats["last"] - stats["first"], plain["last"] - plain["first"]
     return {
@@ -552,24 +564,18 @@ def saturation(cfg: Config, work: Path) -> dict:
 
 def memory(cfg: Config, work: Path) -> dict:
     peaks = {}
-    upstream = FastUpstream(processes=cfg.mock_processes)
-    try:
+    with running(FastUpstream(processes=cfg.mock_processes)) as upstream:
         for lines in cfg.memory_sizes:
             path = work / f"memory-{lines}.jsonl"
             write_input(path, lines)
-            gateway = start_gateway(work / f"memory-{lines}", upstream.base_url)
-            try:
+            with running(start_gateway(work / f"memory-{lines}", upstream.base_url)) as gateway:
                 meter = Meter(gateway.process.pid)
                 meter.start()
                 seconds = asyncio.run(run_batch(gateway, path, lines, cfg.concurrency))
                 peak, _ = meter.finish()
-            finally:
-                gateway.stop()
-                path.unlink()
+            path.unlink()
             peaks[str(lines)] = {"peak_mb": round(peak, 1), "lines_per_second": round(lines / seconds)}
             print(f"  memory {lines}: {peaks[str(lines)]}", flush=True)
-    finally:
-        upstream.stop()
     values = [p["peak_mb"] for p in peaks.values()]
     return {"sizes": peaks, "max_over_min": round(max(values) / min(values), 3), "max_mb": max(values)}
 
@@ -577,9 +583,11 @@ def memory(cfg: Config, work: Path) -> dict:
 def ingest(cfg: Config, work: Path) -> dict:
     path = work / "ingest.jsonl"
     size = write_input_of_size(path, cfg.ingest_bytes)
-    upstream = FastUpstream(latency=30.0)  # lines that start before the cancel just wait
-    gateway = start_gateway(work / "ingest", upstream.base_url, env={"BATCHGATE_CANCEL_GRACE_SECONDS": "0"})
-    try:
+    no_grace = {"BATCHGATE_CANCEL_GRACE_SECONDS": "0"}
+    with (
+        running(FastUpstream(latency=30.0)) as upstream,  # lines that start before the cancel just wait
+        running(start_gateway(work / "ingest", upstream.base_url, env=no_grace)) as gateway,
+    ):
         # The baseline just before and just after the upload: on a shared machine the load moves, and
         # their mean is the baseline of the minutes the upload ran in.
         before = parse_speed(path)
@@ -589,10 +597,7 @@ def ingest(cfg: Config, work: Path) -> dict:
         uploaded, validated = asyncio.run(upload_and_validate(gateway, path))
         peak, _ = meter.finish()
         after = parse_speed(path)
-    finally:
-        gateway.stop()
-        upstream.stop()
-        path.unlink()
+    path.unlink()
     speed, reference = size / MB / (uploaded + validated), (before + after) / 2
     return {
         "bytes": size,
@@ -636,17 +641,20 @@ def chaos(cfg: Config, work: Path) -> dict:
     clean_path, chaos_path = work / "clean.jsonl", work / "chaos.jsonl"
     write_input(clean_path, lines, model="clean")
     write_input(chaos_path, lines, model="chaos")
-    clean = FastUpstream(cfg.mock_processes)
-    chaotic = FastUpstream(cfg.mock_processes, 0.0, None, "--chaos", CHAOS, "--seed", "1")
-    # One gateway for both, so they share its process and its warm-up: the model picks the upstream.
-    gateway = start_gateway(
-        work / "gateway",
-        clean.base_url,
-        env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": str(cfg.chaos_timeout), **PRODUCT_RETRIES},
-        more_upstreams=f'[[upstreams]]\nname = "chaos"\nbase_url = "{chaotic.base_url}"\nmodels = ["chaos"]\n',
-    )
     pairs = []
-    try:
+    with (
+        running(FastUpstream(cfg.mock_processes)) as clean,
+        running(FastUpstream(cfg.mock_processes, 0.0, None, "--chaos", CHAOS, "--seed", "1")) as chaotic,
+        # One gateway for both, so they share its process and its warm-up: the model picks the upstream.
+        running(
+            start_gateway(
+                work / "gateway",
+                clean.base_url,
+                env={"BATCHGATE_REQUEST_TIMEOUT_SECONDS": str(cfg.chaos_timeout), **PRODUCT_RETRIES},
+                more_upstreams=f'[[upstreams]]\nname = "chaos"\nbase_url = "{chaotic.base_url}"\nmodels = ["chaos"]\n',
+            )
+        ) as gateway,
+    ):
         for run in range(cfg.chaos_runs):
             clean_seconds, _ = asyncio.run(run_to_the_end(gateway, clean_path, cfg.chaos_concurrency))
             chaos_seconds, batch = asyncio.run(run_to_the_end(gateway, chaos_path, cfg.chaos_concurrency))
@@ -654,10 +662,6 @@ def chaos(cfg: Config, work: Path) -> dict:
             assert batch["status"] == "completed" and counts["completed"] + counts["failed"] == lines, batch
             pairs.append((clean_seconds, chaos_seconds, counts["failed"]))
             print(f"  chaos run {run + 1}: clean {clean_seconds:.2f} s, chaos {chaos_seconds:.2f} s", flush=True)
-    finally:
-        gateway.stop()
-        clean.stop()
-        chaotic.stop()
     ratios = sorted(chaos_seconds / clean_seconds for clean_seconds, chaos_seconds, _ in pairs)
     clean_median = statistics.median(p[0] for p in pairs)
     chaos_median = statistics.median(p[1] for p in pairs)
@@ -690,14 +694,12 @@ def refused_over_capacity(cfg: Config, work: Path, retry_after: str | None = Non
     path = work / "capacity.jsonl"
     write_input(path, lines)
     asked = ["--reject-retry-after", retry_after] if retry_after else []
-    upstream = FastUpstream(1, latency, limit, "--reject-over-capacity", *asked)
-    gateway = start_gateway(work / "gateway", upstream.base_url, env=PRODUCT_RETRIES)
-    try:
+    with (
+        running(FastUpstream(1, latency, limit, "--reject-over-capacity", *asked)) as upstream,
+        running(start_gateway(work / "gateway", upstream.base_url, env=PRODUCT_RETRIES)) as gateway,
+    ):
         total, batch = asyncio.run(run_to_the_end(gateway, path, cfg.capacity_window))
         stats = asyncio.run(upstream.stats())
-    finally:
-        gateway.stop()
-        upstream.stop()
     assert batch["status"] == "completed" and batch["request_counts"]["completed"] == lines, batch
     ideal = lines / limit * latency
     makespan = stats["last"] - stats["first"]
@@ -732,13 +734,12 @@ def interactive(cfg: Config, work: Path) -> dict:
         "callers": cfg.interactive_callers,
     }
     for name, env in (("default", {}), ("no_headroom", {"BATCHGATE_INTERACTIVE_HEADROOM": "0"})):
-        upstream = FastUpstream(1, cfg.interactive_latency)
-        gateway = start_gateway(work / name, upstream.base_url, f"max_concurrency = {cfg.interactive_capacity}", env)
-        try:
+        capacity = f"max_concurrency = {cfg.interactive_capacity}"
+        with (
+            running(FastUpstream(1, cfg.interactive_latency)) as upstream,
+            running(start_gateway(work / name, upstream.base_url, capacity, env)) as gateway,
+        ):
             result[name] = asyncio.run(idle_and_loaded(cfg, gateway, upstream, path))
-        finally:
-            gateway.stop()
-            upstream.stop()
         print(f"  interactive {name}: {result[name]}", flush=True)
     result["ratio"] = result["default"]["ratio"]
     return result
@@ -820,15 +821,13 @@ def prefix_cache(cfg: Config, work: Path) -> dict:
 
 def cache_run(cfg: Config, work: Path, path: Path, aware: bool) -> dict:
     """One run on fresh replicas (cold caches) and a fresh gateway: the replicas' figures summed."""
-    upstream = PrefixCacheUpstream(cfg)
     env = {"BATCHGATE_CACHE_AWARE": "true" if aware else "false"}
-    gateway = gateway_with(work, upstream.pool_config(), env)
-    try:
+    with (
+        running(PrefixCacheUpstream(cfg)) as upstream,
+        running(gateway_with(work, upstream.pool_config(), env)) as gateway,
+    ):
         total, batch = asyncio.run(run_to_the_end(gateway, path, cfg.prefix_window))
         replicas = asyncio.run(upstream.stats())
-    finally:
-        gateway.stop()
-        upstream.stop()
     assert batch["status"] == "completed" and batch["request_counts"]["completed"] == cfg.prefix_lines, batch
     makespan = max(r["last"] for r in replicas) - min(r["first"] for r in replicas if r["first"])
     summed = {k: sum(r[k] for r in replicas) for k in ("requests", "hits", "prompt_tokens", "prefilled_tokens")}
