@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
+import time
 import uuid
 
 import pytest
@@ -20,6 +23,7 @@ from tests.contract.conftest import (
     parse_jsonl,
     request_line,
     upload_raw,
+    wait_batch_raw,
     wait_until,
 )
 from tests.support.servers import upstream_config
@@ -347,6 +351,74 @@ def test_upload_accepts_file_part_before_purpose_and_any_part_type(module_gatewa
     reply = http(module_gateway, "POST", f"{OPENAI}/files", body=body, content_type=ctype, obo=obo)
     assert reply.status == 200, reply.body
     assert reply.json["filename"] == "first.jsonl" and reply.json["bytes"] == len(data)
+
+
+def sent_in_pieces(gateway, obo: str, body: bytes, content_type: str, pieces: int) -> dict:
+    """POST /v1/files over a raw socket, the body in `pieces` writes with pauses, so it arrives cut up."""
+    head = (
+        f"POST {OPENAI}/files HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
+        f"X-On-Behalf-Of: {obo}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.sendall(head)
+        step = -(-len(body) // pieces)
+        for start in range(0, len(body), step):
+            sock.sendall(body[start : start + step])
+            time.sleep(0.01)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    head_bytes, _, answer = raw.partition(b"\r\n\r\n")
+    assert b" 200 " in head_bytes.split(b"\r\n")[0], raw[:500]
+    return json.loads(answer)
+
+
+def test_a_file_with_crlf_lines_and_near_boundaries_arrives_whole_however_it_is_cut(module_gateway, obo):
+    """Lines ending in CRLF and text like the boundary's start: each CR is looked at as a delimiter's start."""
+    boundary = "bgtestboundary"
+    lines = [good(f"c{i}", f"--{boundary[: i % len(boundary)]} \r-- {i}") for i in range(200)]
+    data = b"\r\n".join(lines) + b"\r\n"
+    body, ctype = multipart([("purpose", None, b"batch", None), ("file", "crlf.jsonl", data, None)], boundary)
+    uploaded = sent_in_pieces(module_gateway, obo, body, ctype, pieces=97)
+    assert uploaded["bytes"] == len(data)
+    content = http(module_gateway, "GET", f"{OPENAI}/files/{uploaded['id']}/content", obo=obo)
+    assert content.status == 200 and content.body == data
+    listed = http(module_gateway, "GET", f"{OPENAI}/files?sha256={hashlib.sha256(data).hexdigest()}", obo=obo)
+    assert [f["id"] for f in listed.json["data"]] == [uploaded["id"]], "the digest is of the bytes sent"
+    batch = create_batch_raw(module_gateway, uploaded["id"], obo=obo)
+    assert batch.status == 200, batch.body
+    done = wait_batch_raw(module_gateway, batch.json["id"], obo=obo)
+    assert done["status"] == "completed" and done["request_counts"] == {"total": 200, "completed": 200, "failed": 0}
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"--bgtestboundary\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch", "closing boundary"),
+        (b"--bgtestboundary\r\nno colon here\r\n\r\nx\r\n--bgtestboundary--\r\n", "Name: value"),
+        (b"no boundary anywhere\r\n", "never starts a line"),
+    ],
+    ids=["cut-before-the-end", "bad-header", "no-delimiter"],
+)
+def test_a_malformed_multipart_body_is_a_400_naming_the_fault(module_gateway, obo, body, reason):
+    reply = http(module_gateway, "POST", f"{OPENAI}/files", body=body, content_type=CTYPE_BOUNDARY, obo=obo)
+    error = assert_error_reply(reply, 400)
+    assert error["code"] == "invalid_multipart" and reason in error["message"], error
+    assert_no_files(module_gateway, obo, OPENAI)
+
+
+def test_a_nested_multipart_part_is_refused(module_gateway, obo):
+    body, ctype = multipart(
+        [("purpose", None, b"batch", None), ("file", "in.jsonl", b"{}\n", "multipart/mixed; boundary=inner")]
+    )
+    reply = http(module_gateway, "POST", f"{OPENAI}/files", body=body, content_type=ctype, obo=obo)
+    assert "Nested multipart" in assert_error_reply(reply, 400)["message"]
+    assert_no_files(module_gateway, obo, OPENAI)
+
+
+CTYPE_BOUNDARY = "multipart/form-data; boundary=bgtestboundary"
 
 
 def test_a_batch_whose_input_file_was_deleted_is_not_created(module_gateway, obo):
