@@ -8,7 +8,15 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from batchgate.api.multipart import MAX_HEADER_LINE, MAX_HEADERS, FormReader, find_delimiter
+from batchgate.api.multipart import (
+    CR_PROBES,
+    MAX_HEADER_LINE,
+    MAX_HEADERS,
+    MAX_PARTS,
+    MAX_PREAMBLE,
+    FormReader,
+    find_delimiter,
+)
 from batchgate.errors import InvalidRequest
 
 BOUNDARY = "bgtestboundary"
@@ -82,16 +90,52 @@ def first_delimiter(data: bytes, delimiter: bytes) -> tuple[int, bool]:
     return -1, False
 
 
-@given(data=tricky, delimiter_at=st.integers(0, 40))
-def test_the_delimiter_is_found_where_it_starts_whole_or_cut(data, delimiter_at):
+# Long enough to hold more carriage returns than find_delimiter looks at one by one.
+long_tricky = st.lists(tricky, max_size=8).map(b"".join)
+
+
+@given(data=long_tricky, delimiter_at=st.integers(0, 40), then=long_tricky, start=st.integers(0, 30))
+def test_the_delimiter_is_found_where_it_starts_whole_or_cut(data, delimiter_at, then, start):
     delimiter = b"\r\n--" + BOUNDARY.encode()
-    body = data + delimiter[:delimiter_at]
-    assert find_delimiter(body, delimiter) == first_delimiter(body, delimiter)
+    for body in (data + delimiter[:delimiter_at], data + delimiter + then):
+        start = min(start, len(body))
+        found = first_delimiter(body[start:], delimiter)
+        expected = (found[0] + start, found[1]) if found[0] >= 0 else found
+        assert find_delimiter(body, delimiter, start) == expected
+
+
+def test_a_chunk_of_crlf_lines_is_searched_past_its_first_carriage_returns():
+    delimiter = b"\r\n--" + BOUNDARY.encode()
+    lines = b"{}\r\n" * (CR_PROBES * 4)
+    assert find_delimiter(lines + delimiter + b"--", delimiter) == (len(lines), True)
+    for cut in (1, 9, len(delimiter) - 1):
+        assert find_delimiter(lines + delimiter[:cut], delimiter) == (len(lines), False)
+    assert find_delimiter(lines + b"\r\n--bgtestXX", delimiter) == (-1, False)
+    assert find_delimiter(b"\r" * 1000, delimiter) == (999, False)
 
 
 async def test_a_preamble_is_skipped_and_an_epilogue_is_never_read():
     body = b"this is a preamble\r\n\r\n" + encode([("purpose", None, b"batch")]) + b"epilogue, then junk \xff"
     assert await read_form(Arriving(body)) == [("purpose", None, b"batch")]
+
+
+async def test_a_long_preamble_of_short_lines_arrives_in_one_read_and_is_skipped():
+    """Lines are taken by moving an offset: 65,000 of them in one read are not each a copy of the rest."""
+    body = b"\n" * (MAX_PREAMBLE - 100) + encode([("purpose", None, b"batch")])
+    assert await read_form(Arriving(body)) == [("purpose", None, b"batch")]
+
+
+async def test_a_preamble_longer_than_any_client_sends_is_refused():
+    body = b"x" * 100 + b"\n"
+    with pytest.raises(InvalidRequest, match="before the first boundary"):
+        await read_form(Arriving(body * (MAX_PREAMBLE // len(body) + 2) + encode([("a", None, b"1")])))
+
+
+async def test_a_form_of_more_parts_than_an_upload_has_is_refused():
+    body = encode([(f"f{i}", None, b"x") for i in range(MAX_PARTS)])
+    assert len(await read_form(Arriving(body))) == MAX_PARTS
+    with pytest.raises(InvalidRequest, match=f"more than {MAX_PARTS} parts"):
+        await read_form(Arriving(encode([(f"f{i}", None, b"x") for i in range(MAX_PARTS + 1)])))
 
 
 async def test_an_empty_part_may_have_its_delimiter_right_after_its_headers():

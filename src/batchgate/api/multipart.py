@@ -24,6 +24,9 @@ READ_BYTES = 1024 * 1024  # asked of the stream at once: what is waiting comes, 
 MAX_HEADER_LINE = 8 * 1024  # a part's header line, or a line of the preamble
 MAX_HEADERS = 64  # header lines in one part
 MAX_BOUNDARY = 70  # RFC 2046
+MAX_PARTS = 32  # a form for /files has two to four; a body of thousands of tiny parts is refused
+MAX_PREAMBLE = 64 * 1024  # bytes before the first delimiter (RFC 2046 allows some; clients send none)
+CR_PROBES = 16  # carriage returns looked at one by one in a chunk before one search for the whole delimiter
 
 
 class BodyStream(Protocol):
@@ -48,17 +51,31 @@ def boundary_of(content_type: str) -> bytes:
     return boundary.encode()
 
 
-def find_delimiter(data: bytes, delimiter: bytes) -> tuple[int, bool]:
-    """Where `delimiter` starts in `data`, and whether it is whole there; (-1, False) if it cannot start in it.
+def find_delimiter(data: bytes, delimiter: bytes, start: int = 0) -> tuple[int, bool]:
+    """Where `delimiter` starts in `data` from `start`, and whether it is whole there; (-1, False) if it
+    cannot start in it.
 
     Not whole: `data` ends with the delimiter's first bytes, and the next bytes decide. Every delimiter
-    starts with a carriage return, and find() looks for a single byte with memchr.
+    starts with a carriage return, and find() looks for a single byte with memchr: a file of plain
+    newlines has none. Past CR_PROBES of them (CRLF lines, or a body of carriage returns), one
+    substring search for the whole delimiter takes the rest, so a chunk costs a bounded number of steps.
     """
-    at = data.find(b"\r")
-    while at >= 0:
+    at = data.find(b"\r", start)
+    for _ in range(CR_PROBES):
+        if at < 0:
+            return -1, False
         if data.startswith(delimiter, at):
             return at, True
         if len(data) - at < len(delimiter) and delimiter.startswith(data[at:]):
+            return at, False
+        at = data.find(b"\r", at + 1)
+    if at < 0:
+        return -1, False
+    if (whole := data.find(delimiter, at)) >= 0:
+        return whole, True
+    at = data.find(b"\r", max(at, len(data) - len(delimiter) + 1))  # a cut one can only start this late
+    while at >= 0:
+        if delimiter.startswith(data[at:]):
             return at, False
         at = data.find(b"\r", at + 1)
     return -1, False
@@ -108,8 +125,11 @@ class FormReader:
         self._stream = stream
         self._boundary = boundary_of(content_type)
         self._delimiter = b"\r\n--" + self._boundary
-        self._held = b""  # read from the stream, not yet handed on
+        # What was read from the stream; bytes before `_at` are handed on already. Lines and chunks are
+        # taken by moving `_at`, not by cutting `_held`, which would copy the rest each time.
+        self._held, self._at = b"", 0
         self._part: FormPart | None = None
+        self._parts = 0
         self._started = self._ended = False
 
     async def next(self) -> FormPart | None:
@@ -123,6 +143,9 @@ class FormReader:
         self._started = True
         if self._ended:
             return None
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise malformed(f"it has more than {MAX_PARTS} parts")
         self._part = FormPart(self, await self._headers())
         return self._part
 
@@ -133,20 +156,20 @@ class FormReader:
             if await self._delimiter_without_its_line_break():
                 part.done = True
                 return b""
-        if not self._held and not await self._fill():
+        if self._at == len(self._held) and not await self._fill():
             raise malformed("it ends before its closing boundary")
-        held = self._held
-        at, whole = find_delimiter(held, self._delimiter)
+        held, start = self._held, self._at
+        at, whole = find_delimiter(held, self._delimiter, start)
         if at < 0:
-            self._held = b""
-            return held
+            self._held, self._at = b"", 0
+            return held[start:] if start else held  # the usual chunk: handed on as it came
         if whole:
             part.done = True
-            self._held = held[at + len(self._delimiter) :]
-            return held[:at]
-        if at > 0:
-            self._held = held[at:]
-            return held[:at]
+            self._at = at + len(self._delimiter)
+            return held[start:at]
+        if at > start:
+            self._at = at
+            return held[start:at]
         if not await self._fill():  # the start of a delimiter ends what has arrived: wait for more
             raise malformed("it ends before its closing boundary")
         return b""
@@ -155,46 +178,50 @@ class FormReader:
         """An empty part may have its delimiter right after the blank line that ends its headers, without
         the line break of its own (aiohttp's reader takes that too): then it is taken here."""
         bare = self._delimiter[2:]
-        while len(self._held) < len(bare) and bare.startswith(self._held):
+        while len(self._held) - self._at < len(bare) and bare.startswith(self._held[self._at :]):
             if not await self._fill():
                 return False
-        if not self._held.startswith(bare):
+        if not self._held.startswith(bare, self._at):
             return False
-        self._held = self._held[len(bare) :]
+        self._at += len(bare)
         return True
 
     async def _fill(self) -> bool:
+        """Read more; what was not handed on yet is kept in front of it."""
         data = await self._stream.read(READ_BYTES)
         if not data:
             return False
-        self._held = self._held + data if self._held else data
+        rest = self._held[self._at :] if self._at < len(self._held) else b""
+        self._held, self._at = rest + data if rest else data, 0
         return True
 
     async def _line(self, at_end_ok: bool = False) -> bytes:
         """The next line, without its line break; b"" for a last line without one if `at_end_ok`."""
-        while (end := self._held.find(b"\n", 0, MAX_HEADER_LINE + 1)) < 0:
-            if len(self._held) > MAX_HEADER_LINE:
+        while (end := self._held.find(b"\n", self._at, self._at + MAX_HEADER_LINE + 1)) < 0:
+            if len(self._held) - self._at > MAX_HEADER_LINE:
                 raise malformed(f"a header or boundary line is longer than {MAX_HEADER_LINE} bytes")
             if not await self._fill():
                 if at_end_ok:
-                    line, self._held = self._held, b""
+                    line, self._held, self._at = self._held[self._at :], b"", 0
                     return line
                 raise malformed("it ends in the middle of a part's headers")
-        line, self._held = self._held[:end], self._held[end + 1 :]
+        line, self._at = self._held[self._at : end], end + 1
         return line.removesuffix(b"\r")
 
     async def _skip_preamble(self) -> None:
         """Lines before the first delimiter are the preamble: skipped (RFC 2046)."""
-        dash = b"--" + self._boundary
-        while True:
-            if not self._held and not await self._fill():
+        dash, skipped = b"--" + self._boundary, 0
+        while skipped <= MAX_PREAMBLE:
+            if self._at == len(self._held) and not await self._fill():
                 raise malformed(f"the boundary {self._boundary.decode()!r} never starts a line")
-            line = (await self._line(at_end_ok=True)).rstrip(b" \t")
-            if line == dash:
+            line = await self._line(at_end_ok=True)
+            skipped += len(line) + 1
+            if (line := line.rstrip(b" \t")) == dash:
                 return
             if line == dash + b"--":
                 self._ended = True
                 return
+        raise malformed(f"more than {MAX_PREAMBLE} bytes come before the first boundary")
 
     async def _after_delimiter(self) -> None:
         """The rest of a delimiter's line: "--" for the last one, then only padding."""
