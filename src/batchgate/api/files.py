@@ -13,7 +13,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from batchgate import ids, metrics
 from batchgate.api.middleware import not_found, unknown_cursor
-from batchgate.api.multipart import FormPart, FormReader
+from batchgate.api.multipart import FormPart, FormReader, malformed
 from batchgate.api.services import services
 from batchgate.api.upload_check import UploadCheck
 from batchgate.api.wire import json_response, scope_of, unreadable_body
@@ -109,8 +109,8 @@ async def _receive_form(svc, request: web.Request, limit: int) -> tuple[dict[str
             await svc.blobs.delete(stored.key)
         if isinstance(exc, web.RequestPayloadError):
             raise unreadable_body(exc) from None
-        if isinstance(exc, (ValueError, AssertionError, HttpProcessingError)):
-            raise InvalidRequest(f"The multipart body is malformed: {exc}.", code="invalid_multipart") from None
+        if isinstance(exc, (ValueError, HttpProcessingError)):  # the body stream's own faults
+            raise malformed(str(exc)) from None
         raise
     return fields, stored
 
