@@ -324,3 +324,18 @@ def test_a_chunk_taken_at_once_is_judged_as_its_lines_one_by_one(raws, endpoint)
     run = list(itertools.takewhile(lambda verdict: isinstance(verdict, Request), verdicts))
     good = good_requests(raws, endpoint, LIMITS.max_line_bytes, LIMITS.max_json_depth)
     assert good == GoodRequests([v.custom_id for v in run], [v.model for v in run])
+
+
+@EXAMPLES
+@given(
+    raws=st.lists(st.one_of(lines, good_objects().map(raw_of)), min_size=1, max_size=12),
+    ending=st.sampled_from([b"\n", b"\r\n"]),
+    endpoint=st.sampled_from([CHAT, "/v1/embeddings"]),
+)
+@example(raws=[ANCHOR, ANCHOR + b" \r"], ending=b"\r\n", endpoint=CHAT)
+def test_lines_taken_with_their_line_breaks_are_judged_as_without(raws, ending, endpoint):
+    """What FileCheck.feed_block hands good_requests: each line with its break, the size limit two bytes more."""
+    raws = [raw.replace(b"\n", b" ") for raw in raws if len(raw) <= LIMITS.max_line_bytes]
+    limit, depth = LIMITS.max_line_bytes, LIMITS.max_json_depth
+    with_breaks = good_requests([raw + ending for raw in raws], endpoint, limit + 2, depth)
+    assert with_breaks == good_requests(raws, endpoint, limit, depth)

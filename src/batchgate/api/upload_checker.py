@@ -45,7 +45,7 @@ def check_chunks(take: Callable[[], bytes | None], limits: LineLimits, scratch: 
         pending: list[str] = []
         while chunk is not None:
             if not check.stopped:  # a stopped check's remaining chunks are only taken
-                pending += check.feed(splitter.feed(chunk)).custom_ids
+                pending += check.feed_block(splitter.feed_block(chunk)).custom_ids
                 if len(pending) >= IDS_AT_ONCE or check.stopped:
                     seen.add(pending)
                     pending = []

@@ -22,7 +22,7 @@ from typing import NamedTuple, Protocol
 from batchgate.domain.lines import ENDPOINTS, GoodRequests, LineError, Request, check_line, good_requests
 from batchgate.domain.nesting import DEPTH_CEILING
 from batchgate.domain.shards import ShardCutter
-from batchgate.domain.splitting import LineSplitter, Located
+from batchgate.domain.splitting import Block, LineSplitter, Located
 
 
 class LimitSettings(Protocol):
@@ -146,6 +146,31 @@ class FileCheck:
             return head
         return _joined(head, self._feed_runs(rest))
 
+    def feed_block(self, lines: Block | list[Located]) -> Requests:
+        """feed() for what LineSplitter.feed_block gives. A Block's leading run of good requests is taken
+        whole: no Located per line, line numbers and offsets worked out only where a shard may start.
+        The rest of it (a bad line on) goes through feed(), line by line as far as it must.
+        """
+        if isinstance(lines, list):
+            return self.feed(lines)
+        if self.endpoint is None or self.stopped:
+            return self.feed(lines.located())
+        limits, raws = self.limits, lines.raws
+        # Every raw is within max_line_bytes without its line break ("\r\n" at most): the splitter saw to it.
+        good = good_requests(raws, self.endpoint, limits.max_line_bytes + 2, limits.max_json_depth)
+        taken = len(good.custom_ids)
+        if self.requests + taken > limits.max_lines:  # line by line, to name the line past the limit
+            return self.feed(lines.located())
+        requests = Requests([], [])
+        if taken:
+            first = lines.first_line
+            self._take_good(good, first + taken - 1)
+            self._cutter.add_lines(first, lines.first_offset, raws[:taken])
+            requests = Requests(good.custom_ids, list(range(first, first + taken)))
+        if taken < len(raws):
+            requests = _joined(requests, self.feed(lines.located(taken)))
+        return requests
+
     def _feed_runs(self, located: Sequence[Located]) -> Requests:
         """Runs of good lines judged at once by good_requests, each line that ends a run by check_line."""
         assert self.endpoint is not None
@@ -165,15 +190,19 @@ class FileCheck:
         return requests
 
     def _take_run(self, run: Sequence[Located], good: GoodRequests) -> Requests:
-        self.requests += len(run)
+        self._take_good(good, run[-1].line)
+        self._cutter.add_run(run)
+        return Requests(good.custom_ids, list(map(_line_of, run)))
+
+    def _take_good(self, good: GoodRequests, last_line: int) -> None:
+        """Count a run of good requests that ends on `last_line`, and note their models."""
+        self.requests += len(good.custom_ids)
         if len(self.models) < self._keep_models:
             self.models.update(good.models)
             while len(self.models) > self._keep_models:
                 self.models.pop()
         self._last_model = good.models[-1]
-        self._cutter.add_run(run)
-        self._last_line = run[-1].line
-        return Requests(good.custom_ids, list(map(_line_of, run)))
+        self._last_line = last_line
 
     def _feed_lines(self, located: Iterable[Located]) -> Requests:
         """check_line for each line in turn. A plain loop with everything it needs in locals."""

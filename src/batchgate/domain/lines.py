@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
 
-from batchgate.domain.nesting import depth_exceeds, too_deep, too_deep_message
+from batchgate.domain.nesting import depth_exceeds, too_deep, too_deep_message, within_three
 
 ENDPOINTS = ("/v1/chat/completions", "/v1/responses", "/v1/embeddings", "/v1/images/generations")
 MAX_CUSTOM_ID_CHARS = 512
@@ -107,6 +108,9 @@ def _shape(obj: dict[str, Any], endpoint: str | None) -> Request | None:
     return None
 
 
+_ENVELOPE = itemgetter("custom_id", "method", "url", "body")  # a good line's four fields, in one call
+
+
 class GoodRequests(NamedTuple):
     """The requests of the leading good lines of a chunk: check_line's Requests, column by column."""
 
@@ -119,16 +123,21 @@ def good_requests(raws: Sequence[bytes | None], endpoint: str, max_line_bytes: i
 
     The Requests of the longest run of good lines that starts the chunk; the line after that run
     (blank, refused, over a limit) is check_line's to judge, for its error and its line number, and
-    the lines after it may go through here again. One parse and a few lookups a line, with no call
-    or object per line but the parse's own. The depth is found by walking the parsed line, not by
-    counting brackets in its bytes as too_deep does: a line holds few containers and many bytes,
-    and the count scans every byte twice. A line of the four fields alone is as deep as its body
-    and one more, so only the body is walked. The tests hold this to accept exactly the lines
-    check_line accepts, with the same Requests.
+    the lines after it may go through here again. A raw may keep its line break ("\n" or "\r\n"): the
+    parse reads it as whitespace, so only the size limit must allow for it (FileCheck.feed_block).
+
+    One parse, one lookup of the four fields and a few checks a line. The depth is found by walking
+    the parsed line, not by counting brackets in its bytes as too_deep does: a line holds few
+    containers and many bytes, and the count scans every byte twice. A line of the four fields alone
+    is as deep as its body and one more, and a body of at most three levels (the usual chat request)
+    is settled in one call. The tests hold this to accept exactly the lines check_line accepts, with
+    the same Requests.
     """
     custom_ids: list[str] = []
     models: list[str] = []
-    loads = orjson.loads
+    loads, fields, shallow = orjson.loads, _ENVELOPE, within_three
+    take_id, take_model = custom_ids.append, models.append
+    walk_body = max_depth > 3  # a body within three levels is settled by one call; the line is one more
     # _shape, inlined. Each parsed line is dropped before the next is parsed: its memory, still in
     # the cache, is reused, where a list of every line parsed first would cost twice as much.
     for raw in raws:
@@ -136,26 +145,23 @@ def good_requests(raws: Sequence[bytes | None], endpoint: str, max_line_bytes: i
             break
         try:
             obj = loads(raw)
-            custom_id, body = obj.get("custom_id"), obj.get("body")  # AttributeError: not an object
-        except (orjson.JSONDecodeError, AttributeError):
+            custom_id, method, url, body = fields(obj)  # KeyError: a field is missing; TypeError: not an object
+            model = body["model"]  # only an object (a dict) has a "model"
+        except (orjson.JSONDecodeError, KeyError, TypeError):
             break
         if (
             type(custom_id) is not str
             or not 0 < len(custom_id) <= MAX_CUSTOM_ID_CHARS
-            or obj.get("method") != "POST"
-            or obj.get("url") != endpoint
-            or type(body) is not dict
+            or method != "POST"
+            or url != endpoint
+            or type(model) is not str
+            or not model
             or body.get("stream") is True
-            or (
-                depth_exceeds(body, max_depth - 1) if len(obj) == 4 and max_depth > 1 else depth_exceeds(obj, max_depth)
-            )
+            or not ((walk_body and len(obj) == 4 and shallow(body)) or not depth_exceeds(obj, max_depth))
         ):
             break
-        model = body.get("model")
-        if type(model) is not str or not model:
-            break
-        custom_ids.append(custom_id)
-        models.append(model)
+        take_id(custom_id)
+        take_model(model)
     return GoodRequests(custom_ids, models)
 
 

@@ -28,12 +28,12 @@ def depth_exceeds(value: object, limit: int) -> bool:
     """Walk `value`, stopping at the first container past `limit` levels (so recursion stays within it)."""
     if type(value) is not dict and type(value) is not list:
         return False
-    if limit >= 3 and type(value) is dict and _within_three(value):
+    if limit >= 3 and type(value) is dict and within_three(value):
         return False
     return limit == 0 or _nests_more(value, limit - 1)
 
 
-def _within_three(container: dict[Any, Any]) -> bool:
+def within_three(container: dict[Any, Any]) -> bool:
     """Whether an object nests at most three levels: a request body's usual shape, such as a list of messages
     that each hold strings, settled in one call where the walk below makes a call per container.
 

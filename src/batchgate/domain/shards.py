@@ -54,6 +54,20 @@ class ShardCutter:
         self._count += len(located)
         self._last_line = located[-1][0]
 
+    def add_lines(self, first_line: int, first_offset: int, raws: Sequence[bytes]) -> None:
+        """add() for consecutive lines from `first_line`, starting at `first_offset`, each raw with its line break."""
+        if not raws:
+            return
+        skip = -self._count % self._grain
+        if skip < len(raws):
+            offset = first_offset + sum(map(len, raws[:skip]))
+            for at in range(skip, len(raws), self._grain):
+                self._lines.append(first_line + at)
+                self._offsets.append(offset)
+                offset += sum(map(len, raws[at : at + self._grain]))
+        self._count += len(raws)
+        self._last_line = first_line + len(raws) - 1
+
     def grains(self) -> bytes:
         """The grains noted so far, for restore(): first lines then offsets, as little-endian int64."""
         both = array("q", self._lines)

@@ -16,6 +16,26 @@ class Located(NamedTuple):
     raw: bytes | None  # the line without its newline (nor a trailing \r); None when over the size limit
 
 
+class Block(NamedTuple):
+    """Consecutive whole lines, each with its line break, all within the size limit: what feed_block gives for a
+    chunk whose lines are all of a size to check. A run of good lines is judged from it without a Located
+    per line, nor a copy of each line without its newline (a JSON parse reads the line break as whitespace).
+    """
+
+    first_line: int  # the line number of raws[0]
+    first_offset: int  # where raws[0] starts in the file
+    raws: list[bytes]  # each line with its "\n" (and any "\r" before it)
+
+    def located(self, start: int = 0) -> list[Located]:
+        """Located lines from raws[start], as LineSplitter.feed gives them."""
+        offset = self.first_offset + sum(map(len, self.raws[:start]))
+        located = []
+        for line, raw in enumerate(self.raws[start:], self.first_line + start):
+            located.append(Located(line, offset, raw[:-1].removesuffix(b"\r")))
+            offset += len(raw)
+        return located
+
+
 class LineSplitter:
     """Cuts chunks into located lines; the bytes after the last newline wait for the next chunk."""
 
@@ -55,6 +75,25 @@ class LineSplitter:
             if len(self.pending) > self.max_line_bytes + 1:
                 self.pending, self.skipping = b"", True
         return located
+
+    def feed_block(self, chunk: bytes) -> Block | list[Located]:
+        """feed(), as a Block when the chunk completes lines and every one is within the size limit (the usual
+        chunk); otherwise as feed() gives it."""
+        parts = BytesIO(chunk).readlines()
+        tail = parts.pop() if parts and not parts[-1].endswith(b"\n") else b""
+        if self.skipping or not parts:
+            return self.feed(chunk)
+        if self.pending:
+            parts[0] = self.pending + parts[0]
+        limit = self.max_line_bytes
+        if max(map(len, parts)) > limit + 1 and any(len(raw[:-1].removesuffix(b"\r")) > limit for raw in parts):
+            return self.feed(chunk)  # it reads the chunk again, for the None of each line over the limit
+        block = Block(self.line_no + 1, self.line_at, parts)
+        self.line_no += len(parts)
+        self.chunk_at += len(chunk)
+        self.line_at = self.chunk_at - len(tail)
+        self.pending, self.skipping = (b"", True) if len(tail) > limit + 1 else (tail, False)
+        return block
 
     def end(self) -> list[Located]:
         """The last line, when the file does not end with a newline."""
