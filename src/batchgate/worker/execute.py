@@ -131,8 +131,10 @@ class _Unsent:
         self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
         self._slots = ctx.router.prefix_cache(batch.endpoint, batch.model).slots if self._grouped else None
         self._held = contextlib.ExitStack()  # what this shard shares with the batch's others here, until close
-        self._shared = self._held.enter_context(ctx.turns.of(batch.id)) if self._slots else None
-        self._turns = GroupTurns[_Line](self._shared.out) if self._shared else None
+        self._taking_turns: _TakingTurns | None = None
+        if self._slots:
+            shared = self._held.enter_context(ctx.turns.of(batch.id))
+            self._taking_turns = _TakingTurns(shared, GroupTurns[_Line](shared.out))
         self._read_all = False  # taking turns: the last line is read (the rest wait their turn)
         self._store, self._batch_id = ctx.store, batch.id
         self._last = shard.last_line
@@ -165,8 +167,8 @@ class _Unsent:
         async with self._lock:
             if self.ended:
                 return None
-            if self._turns is not None and self._shared is not None:
-                return await self._take_turn(self._turns, self._shared, may_send)
+            if self._taking_turns is not None:
+                return await self._take_turn(self._taking_turns, may_send)
             taken, self._ahead = self._ahead, None
             if taken is None:
                 taken = await self._read()
@@ -180,11 +182,12 @@ class _Unsent:
             return None if taken is None else (taken.request, self._lead(taken))
 
     async def _take_turn(
-        self, turns: GroupTurns[_Line], shared: SharedTurns, may_send: Callable[[], bool]
+        self, taking: _TakingTurns, may_send: Callable[[], bool]
     ) -> tuple[RequestLine, Callable[[], None]] | None:
         """The first line read whose group has none out, reading ahead up to LOOK_AHEAD lines for one.
         With none, a line of a busy group goes only while fewer of the batch's lines are out than the
         upstream has slots (a slot would idle); else the take waits for an answer to free a group."""
+        shared, turns = taking
         while True:
             taken = turns.take_free()
             while taken is None and not self._read_all and turns.waiting < LOOK_AHEAD:
@@ -277,6 +280,13 @@ class _Unsent:
     async def close(self) -> None:
         self._held.close()
         await self._chunks.aclose()
+
+
+class _TakingTurns(NamedTuple):
+    """Behind a cache per slot: the batch's lines out on this worker, and this shard's lines waiting their turn."""
+
+    shared: SharedTurns
+    turns: GroupTurns[_Line]
 
 
 class _Line(NamedTuple):
