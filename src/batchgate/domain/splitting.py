@@ -79,9 +79,11 @@ class LineSplitter:
     def feed_block(self, chunk: bytes) -> Block | list[Located]:
         """feed(), as a Block when the chunk completes lines and every one is within the size limit (the usual
         chunk); otherwise as feed() gives it."""
+        if self.skipping:  # a line over the limit goes on: feed() drops its bytes
+            return self.feed(chunk)
         parts = BytesIO(chunk).readlines()
         tail = parts.pop() if parts and not parts[-1].endswith(b"\n") else b""
-        if self.skipping or not parts:
+        if not parts:
             return self.feed(chunk)
         if self.pending:
             parts[0] = self.pending + parts[0]
