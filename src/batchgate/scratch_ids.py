@@ -1,7 +1,7 @@
 """Sets of custom_ids kept on disk (a throw-away SQLite file each), so a million ids cost no memory.
 
-Imports nothing but the standard library and orjson: the upload check's own small process uses it, and so
-does the worker's validation; it lives outside both so that api/ need not depend on worker/.
+Imports nothing but the standard library, orjson and pure logic of domain/: the upload check's own small
+process uses it, and so does the worker's validation; it lives outside both so that api/ need not depend on worker/.
 """
 
 from __future__ import annotations
@@ -13,8 +13,13 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from batchgate.domain.id_runs import Taken, counted_run
+
 if TYPE_CHECKING:
     from batchgate.settings import Settings
+
+MAX_RANGES = 10_000  # runs kept as numbers, at most: past it (ids that count up, with gaps), the set takes over
+RUN_IDS_AT_ONCE = 10_000  # ids of a run written into the set at once
 
 
 def scratch_folder(settings: Settings) -> Path:
@@ -49,14 +54,36 @@ class ScratchIds:
 class UniqueIds(ScratchIds):
     """Whether any custom_id repeats, for a check that needs no more (an upload's); kept on disk like the ledger.
 
-    The key refuses a repeat, so one B-tree insert per id answers the question as the ids arrive.
+    The key refuses a repeat, so one B-tree insert per id answers the question as the ids arrive. Groups
+    of ids that count up (request-1, request-2, …: domain/id_runs.py) are counted() instead, as ranges
+    of numbers: a few bytes and no insert each, until a group does not count up. From then on add()
+    takes every group, after it has put the runs so far into the set.
     """
 
     def __init__(self, folder: Path):
         super().__init__(folder, "CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._taken: Taken | None = Taken()  # None once the ids go into the set
+
+    def counted(self, custom_ids: list[str]) -> bool | None:
+        """Take ids that count up as a run of numbers, with no insert: False if one was taken before.
+
+        None when they do not count up (or too many runs are kept): add() takes them and every id after.
+        """
+        run = counted_run(custom_ids) if self._taken is not None and self._taken.ranges < MAX_RANGES else None
+        return None if run is None or self._taken is None else self._taken.take(run)
 
     def add(self, custom_ids: list[str]) -> bool:
-        """Insert on the caller's thread (SQLite runs without the GIL); False if an id was there already.
+        """Insert on the caller's thread (SQLite runs without the GIL), after the runs counted so far; False if
+        an id was there already."""
+        if self._taken is not None:
+            taken, self._taken = self._taken, None
+            for run in taken:  # runs never share an id: their numbers never meet
+                for start in range(run.first, run.end, RUN_IDS_AT_ONCE):
+                    self._insert(run.ids(start, min(start + RUN_IDS_AT_ONCE, run.end)))
+        return self._insert(custom_ids)
+
+    def _insert(self, custom_ids: list[str]) -> bool:
+        """False if an id was there already.
 
         json_each cuts a text at a NUL byte, so ids that differ only after one look alike here: such a
         file merely counts as having a repeat, and its batch's own validation (whole ids) decides.

@@ -70,10 +70,12 @@ def _note_repeat(repeated: bool, check: FileCheck) -> None:
 class RepeatCheck:
     """Adds custom_ids to the on-disk set on a thread of its own, beside the line checks.
 
-    SQLite runs without the GIL, so its B-tree inserts (a good part of the check) overlap the parsing
-    of the next lines. The ids go in the order they were added; at most IDS_IN_FLIGHT groups wait,
-    so memory stays flat. What a repeat changes is only known a little later: the check may go on
-    a few chunks past it, which changes no verdict (a repeat makes the file one to validate again).
+    Groups of ids that count up, as most files' do, are only counted, here: no thread, no insert
+    (UniqueIds.counted). SQLite runs without the GIL, so its B-tree inserts (a good part of the check)
+    overlap the parsing of the next lines. The ids go in the order they were added; at most
+    IDS_IN_FLIGHT groups wait, so memory stays flat. What a repeat changes is only known a little
+    later: the check may go on a few chunks past it, which changes no verdict (a repeat makes the
+    file one to validate again).
     """
 
     def __init__(self, ids: UniqueIds):
@@ -81,10 +83,17 @@ class RepeatCheck:
         self._inserts = ThreadPoolExecutor(1, thread_name_prefix="custom-ids")
         self._in_flight: deque[Future[bool]] = deque()
         self._repeated = False
+        self._counting = True  # the ids so far count up: they are counted here, with no insert (UniqueIds)
 
     def add(self, custom_ids: list[str]) -> None:
         if self._repeated or not custom_ids:
             return
+        if self._counting:
+            counted = self._ids.counted(custom_ids)
+            if counted is not None:
+                self._repeated = not counted
+                return
+            self._counting = False
         while len(self._in_flight) >= IDS_IN_FLIGHT:
             self._settle(self._in_flight.popleft())
         self._in_flight.append(self._inserts.submit(self._ids.add, custom_ids))
