@@ -46,9 +46,12 @@ async def execute(
     shard: ShardLease,
     lane: Lane,
     sent_all: Callable[[], None] = lambda: None,
+    nearly_sent: Callable[[], None] = lambda: None,
 ) -> None:
     """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
-    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited.
+    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited;
+    `nearly_sent` before it, once a window of the lane's size is left to send (or at the latest with
+    `sent_all`): time for the next shard to get ready to take the lane's slots as they free up.
 
     Each slot of the lane is a sender that goes from one line to the next: an answer's slot sends the
     next line in the same turn of the event loop, and the answer becomes a result row in the next
@@ -58,7 +61,7 @@ async def execute(
     settings = ctx.execution
     writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
     answers = _Answers(writer, batch.endpoint)
-    lines = _Unsent(ctx, batch, shard, sent_all)
+    lines = _Unsent(ctx, batch, shard, _Ending(nearly_sent, sent_all, lane.size))
     senders: set[asyncio.Task] = set()
     flights: Flights | None = None  # set while the batch asks for repeats to be sent once
 
@@ -124,9 +127,10 @@ class _Unsent:
     over the batch's shards on this worker, while another group's line, read ahead, can go instead.
     """
 
-    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, sent_all: Callable[[], None]):
+    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, ending: _Ending):
         settings = ctx.execution
-        self._endpoint, self._max_line_bytes, self._sent_all = batch.endpoint, settings.max_line_bytes, sent_all
+        self._endpoint, self._max_line_bytes, self._ending = batch.endpoint, settings.max_line_bytes, ending
+        self._near_end = shard.last_line - ending.lead  # from the line past it, the end is near
         # Prefix keys only for a batch with groups: one of single lines pays nothing per line for them.
         self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
         self._slots = ctx.router.prefix_cache(batch.endpoint, batch.model).slots if self._grouped else None
@@ -177,6 +181,8 @@ class _Unsent:
             if taken is not None and not may_send():
                 self._ahead = taken
                 return None
+            if taken is not None and taken.position > self._near_end:
+                self._ending.near()
             if taken is None or taken.position >= self._last:
                 self._end()  # known at once at the last line, so the next shard starts while its answer is out
             return None if taken is None else (taken.request, self._lead(taken))
@@ -210,6 +216,8 @@ class _Unsent:
         if not may_send():
             turns.give_back(group, line)
             return None
+        if line.position > self._near_end:
+            self._ending.near()
         if self._read_all and not turns.waiting:
             self._end()
         return line.request, partial(shared.end, group)
@@ -275,11 +283,25 @@ class _Unsent:
     def _end(self) -> None:
         self.ended = True
         if self.failure is None:
-            self._sent_all()
+            self._ending.near()
+            self._ending.sent_all()
 
     async def close(self) -> None:
         self._held.close()
         await self._chunks.aclose()
+
+
+class _Ending:
+    """What a shard tells its worker as its last lines go out: once, that the end is near; then that all are sent."""
+
+    def __init__(self, nearly_sent: Callable[[], None], sent_all: Callable[[], None], lead: int):
+        self._nearly_sent, self.sent_all, self.lead = nearly_sent, sent_all, lead
+        self._told = False
+
+    def near(self) -> None:
+        if not self._told:
+            self._told = True
+            self._nearly_sent()
 
 
 class _TakingTurns(NamedTuple):

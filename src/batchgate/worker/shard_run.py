@@ -27,7 +27,12 @@ log = logging.getLogger("batchgate.worker")
 
 
 async def run_shard(
-    ctx: WorkerContext, lease: ShardLease, claimed_at: float, lane: Lane, sent_all: Callable[[], None] = lambda: None
+    ctx: WorkerContext,
+    lease: ShardLease,
+    claimed_at: float,
+    lane: Lane,
+    sent_all: Callable[[], None] = lambda: None,
+    nearly_sent: Callable[[], None] = lambda: None,
 ) -> bool:
     """Send the shard's unanswered lines through `lane`; True if this finished the batch's last shard."""
     batch = await ctx.store.get_batch(lease.batch_id)
@@ -40,7 +45,7 @@ async def run_shard(
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         with log_context(batch_id=batch.id, shard=lease.shard):
-            await execute(ctx, batch, stop, lease, lane, sent_all)
+            await execute(ctx, batch, stop, lease, lane, sent_all, nearly_sent)
         if stop.reason is None:
             return await ctx.store.finish_shard(lease, ctx.now())
     except InputMissing as missing:

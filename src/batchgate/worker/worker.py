@@ -2,8 +2,9 @@
 
 A worker runs up to `worker_shards` shards at once, claimed one by one from the least
 recently served batch, so many small batches share the workers fairly and one big batch
-is spread over all of them. A shard that has sent its last line hands its lane (its window)
-on to the next shard of its batch, so the batch's concurrency stays in use across shards.
+is spread over all of them. A shard with a window of lines left to send hands its lane (its window)
+on to the next shard of its batch, which gets ready beside it and takes each slot as it frees up,
+so the batch's concurrency stays in use across shards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+from collections import Counter
 
 from batchgate.blobs.local import remove_stale
 from batchgate.domain.retry import Backoffs
@@ -38,7 +40,9 @@ class Worker:
         self._run_failures = Backoffs(ctx.leases.poll_interval_seconds, MAX_RETRY_DELAY)  # batch runs
         self._shards: set[asyncio.Task] = set()
         self._shard_failures = Backoffs(ctx.leases.poll_interval_seconds, MAX_RETRY_DELAY)  # their shards' runs
-        self._sending: dict[str, set[Lane]] = {}  # batch id → its lanes whose shard is still sending lines
+        # Batch id → its lanes that have a shard still sending lines, with how many (one, or two while the
+        # next shard gets ready in the lane beside the one sending its last window).
+        self._sending: dict[str, Counter[Lane]] = {}
         self._wake = asyncio.Event()
         # Seen ended for longer than an owner's proof lasts, plus one heartbeat for it to notice.
         self._takeover = Takeover(ctx.store, session_grace(ctx) + interval(ctx))
@@ -155,17 +159,19 @@ class Worker:
                 )
                 self._shards.add(task)
 
-    def _hand_on(self, lease: ShardLease, lane: Lane) -> None:
-        """`lease`'s shard has sent its last line: let the next shard of its batch use the lane's free slots.
+    def _hand_on(self, lease: ShardLease, lane: Lane, sent_all: asyncio.Event) -> None:
+        """`lease`'s shard has a window of lines left to send: let the next shard of its batch get ready to
+        take the lane's slots as they free up, so none waits for its claim, its first read or its start.
 
         Only while this worker runs fewer than `worker_shards` shards, so handing on never keeps other
         batches from its slots, and not while the batch rests after failed shard runs.
         """
         resting = self._shard_failures.resting(lease.batch_id, self.ctx.clock())
         if len(self._shards) < self.ctx.worker_loop.worker_shards and not resting:
-            self._shards.add(asyncio.create_task(self._run_successor(lease, lane), name=f"successor-{lease.batch_id}"))
+            successor = self._run_successor(lease, lane, sent_all)
+            self._shards.add(asyncio.create_task(successor, name=f"successor-{lease.batch_id}"))
 
-    async def _run_successor(self, lease: ShardLease, lane: Lane) -> None:
+    async def _run_successor(self, lease: ShardLease, lane: Lane, sent_all: asyncio.Event) -> None:
         claimed_at = self.ctx.clock()
         try:
             successor = await self.ctx.store.claim_successor(
@@ -175,24 +181,33 @@ class Worker:
             log_failure(f"batch {lease.batch_id}: could not claim the shard after {lease.shard}", exc)
             successor = None
         if successor is None:
-            # No shard left to hand on to: the slots go to a lane of the batch that still sends lines.
+            # No shard left to hand on to: once this one has sent all, the slots go to a lane of the batch
+            # that still sends lines.
+            await sent_all.wait()
             heir = next(iter(self._sending.get(lease.batch_id, ())), None)
-            if heir is not None:
+            if heir is not None and heir is not lane:
                 lane.retire(heir)
             self._shards.discard(asyncio.current_task())
             return
         await self._run_shard(successor, claimed_at, lane)
 
     async def _run_shard(self, lease: ShardLease, claimed_at: float, lane: Lane) -> None:
-        sending = self._sending.setdefault(lease.batch_id, set())
-        sending.add(lane)
+        sending = self._sending.setdefault(lease.batch_id, Counter())
+        sending[lane] += 1
+        all_sent = asyncio.Event()  # set however the run ends: a successor that found none waits for it
+
+        def nearly_sent() -> None:
+            self._hand_on(lease, lane, all_sent)
 
         def sent_all() -> None:
-            sending.discard(lane)
-            self._hand_on(lease, lane)
+            if not all_sent.is_set():
+                all_sent.set()
+                sending[lane] -= 1
+                if not sending[lane]:
+                    del sending[lane]
 
         try:
-            if await run_shard(self.ctx, lease, claimed_at, lane, sent_all):
+            if await run_shard(self.ctx, lease, claimed_at, lane, sent_all, nearly_sent):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
             self._shard_failures.succeeded(lease.batch_id)
         except asyncio.CancelledError:
@@ -206,7 +221,7 @@ class Worker:
                 exc,
             )
         finally:
-            sending.discard(lane)
+            sent_all()
             if not sending and self._sending.get(lease.batch_id) is sending:
                 del self._sending[lease.batch_id]
             self._shards.discard(asyncio.current_task())
