@@ -7,6 +7,7 @@ and a real folder of blobs; uploads are real multipart requests.
 from __future__ import annotations
 
 import dataclasses
+import io
 import sqlite3
 import time
 
@@ -71,7 +72,7 @@ async def app(request, tmp_path):
 HEADERS = {"Authorization": f"Bearer {SECRET}"}
 
 
-async def upload(client, data: bytes, purpose_first: bool = True) -> str:
+async def upload(client, data: bytes | io.BytesIO, purpose_first: bool = True) -> str:
     form = FormData()
     if purpose_first:
         form.add_field("purpose", "batch")
@@ -172,3 +173,23 @@ async def test_a_checked_file_whose_bytes_are_gone_fails_its_batch_as_before(app
     (tmp_path / "files" / file.storage_key[-2:] / file.storage_key).unlink()
     batch = await validate(client, settings, store, file_id)
     assert batch.status is S.FAILED and [e["code"] for e in batch.errors["data"]] == ["input_file_not_found"]
+
+
+async def test_ids_that_count_up_are_checked_for_repeats_across_groups_and_after_they_stop(app):
+    """The upload counts request-1, request-2, … as ranges (domain/id_runs.py), 10,000 ids at a time: a clean
+    file gets its summary, and an id used again far from its first use, or after ids that do not count up,
+    still sends the batch to its own pass, which names both lines."""
+    client, settings, store, _ = app
+    counting = [line(f"request-{n}") for n in range(1, 25_001)]
+    clean = await upload(client, io.BytesIO(b"\n".join(counting)))  # aiohttp's form takes 1 MB of bytes at most
+    assert (await store.file_summary(clean)).requests == 25_000
+    for tail, repeat_at in (
+        ([line("request-7")], 25_001),
+        ([line("uuid-a"), line("uuid-b"), line("request-7")], 25_003),
+    ):
+        file_id = await upload(client, io.BytesIO(b"\n".join(counting + tail)))
+        assert await store.file_summary(file_id) is None
+        batch = await validate(client, settings, store, file_id)
+        assert batch.status is S.FAILED
+        assert [(e["code"], e["line"]) for e in batch.errors["data"]] == [("duplicate_custom_id", repeat_at)]
+        assert batch.errors["data"][0]["message"].endswith("was already used on line 7.")
