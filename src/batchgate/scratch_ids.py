@@ -62,24 +62,29 @@ class UniqueIds(ScratchIds):
 
     def __init__(self, folder: Path):
         super().__init__(folder, "CREATE TABLE ids (custom_id TEXT PRIMARY KEY) WITHOUT ROWID")
-        self._taken: Taken | None = Taken()  # None once the ids go into the set
+        self._taken = Taken()  # the runs counted, not yet in the set
+        self._counting = True  # until a group does not count up: then every group goes to add()
 
     def counted(self, custom_ids: list[str]) -> bool | None:
         """Take ids that count up as a run of numbers, with no insert: False if one was taken before.
 
-        None when they do not count up (or too many runs are kept): add() takes them and every id after.
+        None when they do not count up (or too many runs are kept): add() takes them and every group after,
+        on a thread of the caller's if it likes, since this then reads nothing add() writes.
         """
-        run = counted_run(custom_ids) if self._taken is not None and self._taken.ranges < MAX_RANGES else None
-        return None if run is None or self._taken is None else self._taken.take(run)
+        run = counted_run(custom_ids) if self._counting and self._taken.ranges < MAX_RANGES else None
+        if run is None:
+            self._counting = False
+            return None
+        return self._taken.take(run)
 
     def add(self, custom_ids: list[str]) -> bool:
         """Insert on the caller's thread (SQLite runs without the GIL), after the runs counted so far; False if
         an id was there already."""
-        if self._taken is not None:
-            taken, self._taken = self._taken, None
-            for run in taken:  # runs never share an id: their numbers never meet
-                for start in range(run.first, run.end, RUN_IDS_AT_ONCE):
-                    self._insert(run.ids(start, min(start + RUN_IDS_AT_ONCE, run.end)))
+        self._counting = False
+        taken, self._taken = self._taken, Taken()
+        for run in taken:  # runs never share an id: their numbers never meet
+            for start in range(run.first, run.end, RUN_IDS_AT_ONCE):
+                self._insert(run.ids(start, min(start + RUN_IDS_AT_ONCE, run.end)))
         return self._insert(custom_ids)
 
     def _insert(self, custom_ids: list[str]) -> bool:

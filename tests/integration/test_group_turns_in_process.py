@@ -22,7 +22,7 @@ from batchgate.upstream import router as router_module
 from batchgate.upstream.base import PrefixCache
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import _Ending, _Unsent
+from batchgate.worker.execute import ShardEnding, _Unsent
 from tests.integration.test_worker_in_process import Answered, add_batch, read_file, run_to_the_end
 
 SLOTS = 2
@@ -165,7 +165,7 @@ async def test_a_resumed_shard_taking_turns_hands_out_each_unanswered_line_once(
     done = {2, 3, 5, 11, 17, 24}
     ctx = dataclasses.replace(ctx, store=Answered(ctx.store, done))
     batch = dataclasses.replace(await ctx.store.get_batch(batch_id), grouped=True, model="m")
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 24, 0, 1), _Ending(lambda: None, lambda: None, 1))
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 24, 0, 1), ShardEnding(), 1)
     handed: list[int] = []
     try:
         await source.prime()

@@ -21,7 +21,7 @@ from batchgate.upstream import router as router_module
 from batchgate.upstream.base import SHARED_CACHE
 from batchgate.upstream.router import Router
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import _Ending, _Unsent
+from batchgate.worker.execute import ShardEnding, _Unsent
 from batchgate.worker.worker import Worker
 
 ALICE = Scope("alice")
@@ -394,7 +394,7 @@ async def test_a_line_read_while_nothing_may_be_sent_is_kept_for_later(parts):
     gate = asyncio.Event()
     ctx = dataclasses.replace(parts, blobs=GatedReads(parts.blobs, gate))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), _Ending(lambda: None, lambda: None, 1))
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 3, 0, 1), ShardEnding(), 1)
     sending = True
     try:
         await source.prime()
@@ -433,7 +433,7 @@ async def test_a_resumed_shard_hands_out_only_its_unanswered_lines_and_skips_bla
     batch_id = await add_batch(parts, [], lines)
     ctx = dataclasses.replace(parts, store=Answered(parts.store, {2, 4, 8}))
     batch = await ctx.store.get_batch(batch_id)
-    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), _Ending(lambda: None, lambda: None, 1))
+    source = _Unsent(ctx, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), ShardEnding(), 1)
     try:
         await source.prime()
         handed = []
@@ -454,8 +454,8 @@ async def test_a_shard_says_its_end_is_near_a_window_before_it_has_sent_all(part
     batch = await parts.store.get_batch(batch_id)
     told: list[tuple[str, int]] = []
     taken: list[int] = []
-    ending = _Ending(lambda: told.append(("near", len(taken))), lambda: told.append(("all", len(taken))), lead)
-    source = _Unsent(parts, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), ending)
+    ending = ShardEnding(lambda: told.append(("near", len(taken))), lambda: told.append(("all", len(taken))))
+    source = _Unsent(parts, batch, ShardLease(batch_id, 0, "w1", 1, 8, 0, 1), ending, lead)
     try:
         await source.prime()
         while (line := await source.take(lambda: True)) is not None:

@@ -83,17 +83,13 @@ class RepeatCheck:
         self._inserts = ThreadPoolExecutor(1, thread_name_prefix="custom-ids")
         self._in_flight: deque[Future[bool]] = deque()
         self._repeated = False
-        self._counting = True  # the ids so far count up: they are counted here, with no insert (UniqueIds)
 
     def add(self, custom_ids: list[str]) -> None:
         if self._repeated or not custom_ids:
             return
-        if self._counting:
-            counted = self._ids.counted(custom_ids)
-            if counted is not None:
-                self._repeated = not counted
-                return
-            self._counting = False
+        if (counted := self._ids.counted(custom_ids)) is not None:  # the ids so far count up: no insert
+            self._repeated = not counted
+            return
         while len(self._in_flight) >= IDS_IN_FLIGHT:
             self._settle(self._in_flight.popleft())
         self._in_flight.append(self._inserts.submit(self._ids.add, custom_ids))

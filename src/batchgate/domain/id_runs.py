@@ -53,7 +53,11 @@ class Taken:
 
     def __init__(self) -> None:
         self._by_prefix: dict[str, list[Run]] = {}
-        self.ranges = 0  # how many are kept: the caller bounds it
+
+    @property
+    def ranges(self) -> int:
+        """How many are kept: the caller bounds it."""
+        return sum(map(len, self._by_prefix.values()))
 
     def take(self, run: Run) -> bool:
         """Add `run`'s numbers; False, adding nothing, if its prefix has any of them already."""
@@ -66,12 +70,9 @@ class Taken:
         if before is not None and before.end == run.first and before.width == run.width:
             run = runs.pop(at - 1)._replace(end=run.end)
             at -= 1
-            self.ranges -= 1
         if after is not None and after.first == run.end and after.width == run.width:
             run = run._replace(end=runs.pop(at).end)
-            self.ranges -= 1
         runs.insert(at, run)
-        self.ranges += 1
         return True
 
     def __iter__(self) -> Iterator[Run]:

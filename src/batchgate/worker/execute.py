@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import nullcontext
 from functools import partial
@@ -34,6 +35,25 @@ from batchgate.worker.stop import StopReason, StopSignal
 from batchgate.worker.writer import ResultWriter
 
 log = logging.getLogger("batchgate.worker")
+
+
+def _nothing() -> None:
+    pass
+
+
+class ShardEnding(NamedTuple):
+    """What a shard tells its worker as its last lines go out (worker.py hands the lane on by them):
+    `nearly_sent` once a window of the lane's size is left to send (at the latest with the last line),
+    time for the next shard to get ready to take the lane's slots as they free up; then `sent_all` once
+    the last line is on its way, while answers are awaited."""
+
+    nearly_sent: Callable[[], None] = _nothing
+    sent_all: Callable[[], None] = _nothing
+
+
+UNHEARD = ShardEnding()  # a shard whose worker hands nothing on (tests, a lone run)
+
+
 NO_USAGE = Usage()
 # Lines a shard reads ahead, taking turns, to find one whose group has none out.
 LOOK_AHEAD = 1_024
@@ -45,13 +65,10 @@ async def execute(
     stop: StopSignal,
     shard: ShardLease,
     lane: Lane,
-    sent_all: Callable[[], None] = lambda: None,
-    nearly_sent: Callable[[], None] = lambda: None,
+    ending: ShardEnding = UNHEARD,
 ) -> None:
     """Send every unanswered line of one shard of `batch` through `lane`; return when all are recorded
-    or `stop` fires. `sent_all` is called once the last line is on its way, while answers are awaited;
-    `nearly_sent` before it, once a window of the lane's size is left to send (or at the latest with
-    `sent_all`): time for the next shard to get ready to take the lane's slots as they free up.
+    or `stop` fires, telling `ending` as the last lines go out.
 
     Each slot of the lane is a sender that goes from one line to the next: an answer's slot sends the
     next line in the same turn of the event loop, and the answer becomes a result row in the next
@@ -61,7 +78,7 @@ async def execute(
     settings = ctx.execution
     writer = ResultWriter(ctx.store, shard, settings.commit_interval_seconds)
     answers = _Answers(writer, batch.endpoint)
-    lines = _Unsent(ctx, batch, shard, _Ending(nearly_sent, sent_all, lane.size))
+    lines = _Unsent(ctx, batch, shard, ending, lane.size)
     senders: set[asyncio.Task] = set()
     flights: Flights | None = None  # set while the batch asks for repeats to be sent once
 
@@ -127,10 +144,10 @@ class _Unsent:
     over the batch's shards on this worker, while another group's line, read ahead, can go instead.
     """
 
-    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, ending: _Ending):
+    def __init__(self, ctx: WorkerContext, batch: BatchRecord, shard: ShardLease, ending: ShardEnding, lead: int):
         settings = ctx.execution
         self._endpoint, self._max_line_bytes, self._ending = batch.endpoint, settings.max_line_bytes, ending
-        self._near_end = shard.last_line - ending.lead  # from the line past it, the end is near
+        self._near_end: float = shard.last_line - lead  # past this line the end is near (inf once told)
         # Prefix keys only for a batch with groups: one of single lines pays nothing per line for them.
         self._grouped, self._warm_wait = settings.cache_aware and batch.grouped, settings.cache_warm_wait_seconds
         self._slots = ctx.router.prefix_cache(batch.endpoint, batch.model).slots if self._grouped else None
@@ -182,7 +199,7 @@ class _Unsent:
                 self._ahead = taken
                 return None
             if taken is not None and taken.position > self._near_end:
-                self._ending.near()
+                self._near()
             if taken is None or taken.position >= self._last:
                 self._end()  # known at once at the last line, so the next shard starts while its answer is out
             return None if taken is None else (taken.request, self._lead(taken))
@@ -217,7 +234,7 @@ class _Unsent:
             turns.give_back(group, line)
             return None
         if line.position > self._near_end:
-            self._ending.near()
+            self._near()
         if self._read_all and not turns.waiting:
             self._end()
         return line.request, partial(shared.end, group)
@@ -280,28 +297,20 @@ class _Unsent:
             self._next_done = await anext(self._done, None)
         return self._next_done == line
 
+    def _near(self) -> None:
+        if self._near_end != math.inf:
+            self._near_end = math.inf  # told once
+            self._ending.nearly_sent()
+
     def _end(self) -> None:
         self.ended = True
         if self.failure is None:
-            self._ending.near()
+            self._near()
             self._ending.sent_all()
 
     async def close(self) -> None:
         self._held.close()
         await self._chunks.aclose()
-
-
-class _Ending:
-    """What a shard tells its worker as its last lines go out: once, that the end is near; then that all are sent."""
-
-    def __init__(self, nearly_sent: Callable[[], None], sent_all: Callable[[], None], lead: int):
-        self._nearly_sent, self.sent_all, self.lead = nearly_sent, sent_all, lead
-        self._told = False
-
-    def near(self) -> None:
-        if not self._told:
-            self._told = True
-            self._nearly_sent()
 
 
 class _TakingTurns(NamedTuple):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from functools import partial
 
 from batchgate.domain.status import BatchStatus
@@ -17,7 +16,7 @@ from batchgate.errors import InputMissing, LeaseLost
 from batchgate.logs import log_context
 from batchgate.store import ShardLease
 from batchgate.worker.context import WorkerContext
-from batchgate.worker.execute import execute
+from batchgate.worker.execute import UNHEARD, ShardEnding, execute
 from batchgate.worker.finalize import fail_without_input
 from batchgate.worker.heartbeat import credit, heartbeat
 from batchgate.worker.lane import Lane
@@ -31,8 +30,7 @@ async def run_shard(
     lease: ShardLease,
     claimed_at: float,
     lane: Lane,
-    sent_all: Callable[[], None] = lambda: None,
-    nearly_sent: Callable[[], None] = lambda: None,
+    ending: ShardEnding = UNHEARD,
 ) -> bool:
     """Send the shard's unanswered lines through `lane`; True if this finished the batch's last shard."""
     batch = await ctx.store.get_batch(lease.batch_id)
@@ -45,7 +43,7 @@ async def run_shard(
     beat = asyncio.create_task(heartbeat(ctx, f"batch {batch.id} shard {lease.shard}", renew, stop, batch.expires_at))
     try:
         with log_context(batch_id=batch.id, shard=lease.shard):
-            await execute(ctx, batch, stop, lease, lane, sent_all, nearly_sent)
+            await execute(ctx, batch, stop, lease, lane, ending)
         if stop.reason is None:
             return await ctx.store.finish_shard(lease, ctx.now())
     except InputMissing as missing:

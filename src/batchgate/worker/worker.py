@@ -22,6 +22,7 @@ from batchgate.store import ShardLease
 from batchgate.webhooks.courier import Courier
 from batchgate.worker.batch_run import BatchRun
 from batchgate.worker.context import WorkerContext
+from batchgate.worker.execute import ShardEnding
 from batchgate.worker.heartbeat import interval, log_failure, session_grace
 from batchgate.worker.identity import new_worker_id
 from batchgate.worker.lane import Lane
@@ -207,7 +208,7 @@ class Worker:
                     del sending[lane]
 
         try:
-            if await run_shard(self.ctx, lease, claimed_at, lane, sent_all, nearly_sent):
+            if await run_shard(self.ctx, lease, claimed_at, lane, ShardEnding(nearly_sent, sent_all)):
                 log.info("batch %s: last shard done; finalizing", lease.batch_id)
             self._shard_failures.succeeded(lease.batch_id)
         except asyncio.CancelledError:
